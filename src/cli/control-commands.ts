@@ -1,0 +1,56 @@
+import { GraftError } from '../errors.js';
+import { sendControl } from '../supervisor/control-client.js';
+import type { MasterStatus } from '../supervisor/master.js';
+import { integer, parse } from './args.js';
+import { locateMaster } from './locate.js';
+import { formatStatus } from './status-table.js';
+
+/**
+ * The commands that talk to a running master. Each waits for the outcome and
+ * exits non-zero when the master reports a failure.
+ */
+const common = { socket: { type: 'string' } } as const;
+
+function target(values: { socket?: string | undefined }, entry: string | undefined) {
+  return locateMaster({ socket: values.socket, entry });
+}
+
+export async function reload(argv: string[]): Promise<number> {
+  const { values, positionals } = parse('reload', argv, common, 1);
+  const result = (await sendControl(target(values, positionals[0]).socket, { cmd: 'reload' })) as { generation: number; previous?: number };
+  console.log(`reloaded: generation ${result.generation} serves${result.previous ? ` (generation ${result.previous} draining)` : ''}`);
+  return 0;
+}
+
+export async function stop(argv: string[]): Promise<number> {
+  const { values, positionals } = parse('stop', argv, { ...common, fast: { type: 'boolean' } }, 1);
+  const result = (await sendControl(target(values, positionals[0]).socket, { cmd: 'stop', fast: values.fast === true })) as { pid: number };
+  console.log(`stopped master ${result.pid}`);
+  return 0;
+}
+
+export async function scale(argv: string[]): Promise<number> {
+  const { values, positionals } = parse('scale', argv, common, 2);
+  // `graft scale N` or `graft scale <entry> N`
+  const countArg = positionals.length === 2 ? positionals[1] : positionals[0];
+  const entry = positionals.length === 2 ? positionals[0] : undefined;
+  if (countArg === undefined) throw new GraftError('GRAFT_BAD_ARGUMENT', 'graft scale needs a worker count, e.g. `graft scale 4`');
+  const workers = integer('worker count', countArg, 1, 1024)!;
+  const result = (await sendControl(target(values, entry).socket, { cmd: 'scale', workers })) as { from: number; to: number };
+  console.log(`scaled from ${result.from} to ${result.to} workers`);
+  return 0;
+}
+
+export async function upgrade(argv: string[]): Promise<number> {
+  const { values, positionals } = parse('upgrade', argv, common, 1);
+  const result = (await sendControl(target(values, positionals[0]).socket, { cmd: 'upgrade' }, 1500)) as { pid: number };
+  console.log(`upgraded: master ${result.pid} serves; the previous master is draining`);
+  return 0;
+}
+
+export async function status(argv: string[]): Promise<number> {
+  const { values, positionals } = parse('status', argv, { ...common, json: { type: 'boolean' } }, 1);
+  const result = (await sendControl(target(values, positionals[0]).socket, { cmd: 'status' })) as MasterStatus;
+  console.log(values.json ? JSON.stringify(result, null, 2) : formatStatus(result));
+  return 0;
+}

@@ -1,0 +1,69 @@
+import { accessSync, constants, statSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { dirname, relative, resolve } from 'node:path';
+import { GraftError } from '../errors.js';
+import { Master } from '../supervisor/master.js';
+import { defaultPaths, pathsForSocket } from '../supervisor/paths.js';
+import { integer, parse, seconds } from './args.js';
+
+export const startHelp = `graft start <entry> [options]
+  Run <entry> (.ts or .js) under a master with a pool of workers, in the foreground.
+
+  -w, --workers N            worker processes (default: available cores)
+  -p, --port P               port given to the app as PORT (default: $PORT or 3000)
+      --socket PATH          control socket (default: derived from cwd and entry)
+      --timeout S            boot readiness and heartbeat limit in seconds (default 30)
+      --graceful-timeout S   how long a retired worker may drain (default 30)
+      --watch                reload when the app's files change`;
+
+export async function start(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(
+    'start',
+    argv,
+    {
+      workers: { type: 'string', short: 'w' },
+      port: { type: 'string', short: 'p' },
+      socket: { type: 'string' },
+      timeout: { type: 'string' },
+      'graceful-timeout': { type: 'string' },
+      watch: { type: 'boolean' },
+    },
+    1,
+  );
+  const cwd = process.cwd();
+  const entryArg = positionals[0];
+  if (!entryArg) throw new GraftError('GRAFT_BAD_ARGUMENT', 'graft start needs an entry module, e.g. `graft start server.ts`');
+  const entry = resolve(cwd, entryArg);
+  checkEntry(entryArg, entry);
+  const port = integer('--port', values.port ?? process.env.PORT ?? '3000', 0, 65535)!;
+  const workers = integer('--workers', values.workers, 1, 1024) ?? availableParallelism();
+  const paths = values.socket ? pathsForSocket(resolve(cwd, values.socket)) : defaultPaths(cwd, entryArg);
+  const master = new Master({
+    entry,
+    cwd,
+    workers,
+    port,
+    paths,
+    timeoutMs: seconds('--timeout', values.timeout) ?? 30_000,
+    gracefulTimeoutMs: seconds('--graceful-timeout', values['graceful-timeout']) ?? 30_000,
+    idleCloseMs: 1000,
+    lingerMs: 2000,
+    watch: values.watch ? dirname(entry) : undefined,
+  });
+  return master.run();
+}
+
+function checkEntry(given: string, entry: string): void {
+  let isFile: boolean;
+  try {
+    isFile = statSync(entry).isFile();
+  } catch {
+    throw new GraftError('GRAFT_ENTRY_NOT_FOUND', `entry ${given} not found (looked for ${entry}); pass the path of the app's main module`);
+  }
+  if (!isFile) throw new GraftError('GRAFT_ENTRY_NOT_FOUND', `entry ${given} is not a file (${entry}); pass the path of the app's main module`);
+  try {
+    accessSync(entry, constants.R_OK);
+  } catch {
+    throw new GraftError('GRAFT_ENTRY_UNREADABLE', `entry ${relative(process.cwd(), entry) || entry} cannot be read (permission denied); fix its permissions`);
+  }
+}

@@ -1,0 +1,46 @@
+import type { MasterStatus } from '../supervisor/master.js';
+
+function duration(ms: number): string {
+  const s = Math.floor(ms / 1000);
+  if (s < 60) return `${s}s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m}m${String(s % 60).padStart(2, '0')}s`;
+  return `${Math.floor(m / 60)}h${String(m % 60).padStart(2, '0')}m`;
+}
+
+function megabytes(bytes: number): string {
+  return bytes > 0 ? `${(bytes / 1048576).toFixed(1)} MB` : '-';
+}
+
+export function formatStatus(status: MasterStatus): string {
+  const m = status.master;
+  const lines = [
+    `master ${m.pid}  ${m.state}  up ${duration(m.uptimeMs)}  generation ${m.generation ?? '-'}  workers ${m.desired}  port ${m.port}`,
+    `entry ${m.entry}`,
+  ];
+  if (m.reloading) lines.push('a reload is in progress');
+  if (m.crashLoop) lines.push('WARNING: workers are crash-looping (GRAFT_CRASH_LOOP); see the master log');
+  if (m.lastReload) {
+    lines.push(
+      m.lastReload.ok
+        ? `last reload ${m.lastReload.at}: ok, generation ${m.lastReload.generation}`
+        : `last reload ${m.lastReload.at}: FAILED ${m.lastReload.code ?? ''} ${m.lastReload.error ?? ''}`,
+    );
+  }
+  const header = ['PID', 'GEN', 'WORKER', 'STATE', 'UPTIME', 'RSS', 'IN-FLIGHT', 'SERVED', 'RESTARTS'];
+  const rows = status.workers.map((w) => [
+    String(w.pid),
+    String(w.generation),
+    String(w.index),
+    w.state,
+    duration(w.uptimeMs),
+    megabytes(w.rss),
+    String(w.inFlight),
+    String(w.served),
+    String(w.restarts),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const fmt = (r: string[]) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+  lines.push('', fmt(header), ...rows.map(fmt));
+  return lines.join('\n');
+}

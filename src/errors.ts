@@ -1,0 +1,64 @@
+/**
+ * Every failure graft reports carries a stable code a user can search for and a
+ * sentence that says what to do. Codes never change meaning once published.
+ */
+export const ErrorCodes = {
+  GRAFT_UNKNOWN_COMMAND: 'unknown command',
+  GRAFT_UNKNOWN_FLAG: 'unknown or malformed flag',
+  GRAFT_BAD_ARGUMENT: 'invalid argument value',
+  GRAFT_ENTRY_NOT_FOUND: 'entry module not found',
+  GRAFT_ENTRY_UNREADABLE: 'entry module not readable',
+  GRAFT_PORT_IN_USE: 'port already in use',
+  GRAFT_BOOT_FAILED: 'the application threw while booting',
+  GRAFT_WORKER_EXITED: 'a worker exited before it was ready',
+  GRAFT_READY_TIMEOUT: 'a worker was not ready in time',
+  GRAFT_NO_MASTER: 'no running master found',
+  GRAFT_AMBIGUOUS_MASTER: 'several masters match',
+  GRAFT_ALREADY_RUNNING: 'a master already runs for this entry',
+  GRAFT_STOPPING: 'the master is stopping',
+  GRAFT_UPGRADE_FAILED: 'master upgrade failed',
+  GRAFT_CONTROL_FAILED: 'control socket request failed',
+  GRAFT_SWAP_ABORTED: 'swap aborted',
+  GRAFT_CRASH_LOOP: 'worker crash loop',
+  GRAFT_WORKER_BLOCKED: 'worker event loop blocked',
+  GRAFT_NOT_BUILT: 'the graft package was not built',
+} as const;
+
+export type ErrorCode = keyof typeof ErrorCodes;
+
+export interface SerializedError {
+  code: string;
+  message: string;
+  detail?: string;
+}
+
+export class GraftError extends Error {
+  readonly code: ErrorCode;
+  /** Extra text for humans, e.g. the worker's stack trace. */
+  readonly detail: string | undefined;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; detail?: string }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'GraftError';
+    this.code = code;
+    this.detail = options?.detail;
+  }
+
+  toJSON(): SerializedError {
+    return { code: this.code, message: this.message, ...(this.detail ? { detail: this.detail } : {}) };
+  }
+
+  static from(value: SerializedError): GraftError {
+    const code = (value.code in ErrorCodes ? value.code : 'GRAFT_CONTROL_FAILED') as ErrorCode;
+    return new GraftError(code, value.message, value.detail ? { detail: value.detail } : undefined);
+  }
+}
+
+export function isGraftError(value: unknown): value is GraftError {
+  return value instanceof GraftError;
+}
+
+export function errorMessage(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  return String(err);
+}

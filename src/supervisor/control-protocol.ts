@@ -1,0 +1,16 @@
+import type { SerializedError } from '../errors.js';
+
+/**
+ * The control socket speaks one JSON line each way per connection: a request,
+ * then the outcome once the master has acted on it.
+ */
+export type ControlRequest =
+  | { cmd: 'status' }
+  | { cmd: 'reload' }
+  | { cmd: 'stop'; fast?: boolean }
+  | { cmd: 'scale'; workers?: number; delta?: number }
+  | { cmd: 'upgrade' };
+
+export type ControlResponse = { ok: true; result: unknown } | { ok: false; error: SerializedError };
+
+export const CONTROL_COMMANDS = ['status', 'reload', 'stop', 'scale', 'upgrade'] as const;

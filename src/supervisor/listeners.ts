@@ -1,0 +1,108 @@
+import { closeSync } from 'node:fs';
+import net from 'node:net';
+
+/**
+ * The listening sockets the master holds for its workers (node:cluster's
+ * round-robin handles), so that a master can hand them to its successor on
+ * `graft upgrade` and the successor can serve on them without ever closing
+ * the port.
+ *
+ * The master runs no app code, so the one net.Server.listen() call it sees
+ * for a port is cluster's. Wrapping it lets the master (a) learn the handle
+ * (fd) behind each listening socket and (b) on a successor, listen on the
+ * inherited fd instead of binding the port again.
+ */
+interface NativeHandle {
+  fd: number;
+  close(): void;
+}
+
+export interface InheritedListener {
+  key: string;
+  fd: number;
+}
+
+interface Held {
+  key: string;
+  handle: NativeHandle;
+}
+
+const own = new WeakSet<net.Server>();
+
+/** The master's own servers (the control socket) are not worker listeners. */
+export function markOwnServer(server: net.Server): void {
+  own.add(server);
+}
+
+function keyOf(args: unknown[]): string | undefined {
+  const first = args[0];
+  if (typeof first === 'string') return `unix:${first}`;
+  if (first && typeof first === 'object') {
+    const o = first as { port?: unknown; host?: unknown; path?: unknown };
+    if (typeof o.port === 'number' || typeof o.port === 'string') return `tcp:${o.host ?? '*'}:${o.port}`;
+    if (typeof o.path === 'string') return `unix:${o.path}`;
+  }
+  return undefined;
+}
+
+export class ListenerRegistry {
+  private readonly held: Held[] = [];
+  private readonly inherited = new Map<string, InheritedListener & { claimed: boolean }>();
+
+  constructor(inherited: InheritedListener[] = []) {
+    for (const l of inherited) this.inherited.set(l.key, { ...l, claimed: false });
+  }
+
+  install(): void {
+    const registry = this;
+    const listen = net.Server.prototype.listen;
+    net.Server.prototype.listen = function (this: net.Server, ...args: unknown[]) {
+      if (own.has(this)) return (listen as (...a: unknown[]) => net.Server).apply(this, args);
+      const key = keyOf(args);
+      const inherited = key ? registry.inherited.get(key) : undefined;
+      if (inherited && !inherited.claimed) {
+        inherited.claimed = true;
+        const backlog = (args[0] as { backlog?: number }).backlog;
+        args = [{ fd: inherited.fd, ...(backlog ? { backlog } : {}) }];
+      }
+      // Registered before cluster's own 'listening' listener, which takes the handle away.
+      this.once('listening', () => {
+        const handle = (this as unknown as { _handle?: NativeHandle })._handle;
+        if (key && handle && typeof handle.fd === 'number' && handle.fd >= 0) registry.held.push({ key, handle });
+      });
+      return (listen as (...a: unknown[]) => net.Server).apply(this, args);
+    } as typeof listen;
+  }
+
+  /** The sockets to pass to a successor. */
+  list(): Array<{ key: string; fd: number }> {
+    return this.held.map((h) => ({ key: h.key, fd: h.handle.fd }));
+  }
+
+  /** Stop accepting in this process; a successor holding the same sockets keeps accepting. */
+  stopAccepting(): void {
+    for (const h of this.held.splice(0)) {
+      try {
+        h.handle.close();
+      } catch {
+        // already closed
+      }
+    }
+  }
+
+  /** Close inherited sockets no worker asked for (the new code listens elsewhere). */
+  closeUnclaimed(): string[] {
+    const closed: string[] = [];
+    for (const l of this.inherited.values()) {
+      if (l.claimed) continue;
+      l.claimed = true;
+      try {
+        closeSync(l.fd);
+        closed.push(l.key);
+      } catch {
+        // not open
+      }
+    }
+    return closed;
+  }
+}

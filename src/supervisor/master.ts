@@ -1,0 +1,307 @@
+import { existsSync, mkdirSync, unlinkSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { GraftError, errorMessage } from '../errors.js';
+import { createLogger } from '../log.js';
+import { CodeWatcher } from './code-watcher.js';
+import { sendControl } from './control-client.js';
+import type { ControlRequest } from './control-protocol.js';
+import { ControlServer } from './control-server.js';
+import { ListenerRegistry } from './listeners.js';
+import type { MasterPaths } from './paths.js';
+import { removeMasterFiles, writeMasterFiles } from './pidfile.js';
+import { installSignals, type MasterEvent } from './signals.js';
+import { awaitHandover, reportInControl, reportUpgradeFailed, startSuccessor, takeUpgradeState, type UpgradeState } from './upgrade.js';
+import { WorkerPool, type PoolStatus } from './worker-pool.js';
+
+export interface MasterOptions {
+  entry: string;
+  cwd: string;
+  workers: number;
+  port: number;
+  paths: MasterPaths;
+  timeoutMs: number;
+  gracefulTimeoutMs: number;
+  /** A draining worker closes a keep-alive connection idle this long. */
+  idleCloseMs: number;
+  /** How long a closing connection keeps reading before it is released. */
+  lingerMs: number;
+  watch: string | undefined;
+}
+
+export interface MasterStatus {
+  master: {
+    pid: number;
+    uptimeMs: number;
+    entry: string;
+    port: number;
+    socket: string;
+    state: 'starting' | 'running' | 'stopping';
+    lastReload: ReloadRecord | undefined;
+  } & Omit<PoolStatus, 'workers'>;
+  workers: PoolStatus['workers'];
+}
+
+interface ReloadRecord {
+  at: string;
+  ok: boolean;
+  generation?: number;
+  error?: string;
+  code?: string;
+}
+
+/**
+ * The arbiter: owns the listening sockets (through node:cluster), the control
+ * socket and the pidfile, and runs no application code. Signals and control
+ * requests become events handled by one loop.
+ */
+export class Master {
+  private readonly log = createLogger({ role: 'master' });
+  private readonly startedAt = Date.now();
+  private readonly upgradeState: UpgradeState | undefined;
+  private readonly listeners: ListenerRegistry;
+  private readonly pool: WorkerPool;
+  private readonly control: ControlServer;
+  private readonly events: Array<{ event: MasterEvent; signal: NodeJS.Signals }> = [];
+  private state: 'starting' | 'running' | 'stopping' = 'starting';
+  private lastReload: ReloadRecord | undefined;
+  private watcher: CodeWatcher | undefined;
+  private upgrading: Promise<{ pid: number }> | undefined;
+  private stopping: Promise<void> | undefined;
+  private handedOver = false;
+  private ownsControl = false;
+  private uninstallSignals: (() => void) | undefined;
+  private resolveExit!: (code: number) => void;
+  private readonly exit = new Promise<number>((resolve) => (this.resolveExit = resolve));
+
+  constructor(private readonly options: MasterOptions) {
+    this.upgradeState = takeUpgradeState();
+    this.listeners = new ListenerRegistry(this.upgradeState?.listeners);
+    this.pool = new WorkerPool(
+      {
+        entry: options.entry,
+        workers: this.upgradeState?.workers ?? options.workers,
+        port: options.port,
+        timeoutMs: options.timeoutMs,
+        gracefulTimeoutMs: options.gracefulTimeoutMs,
+        idleCloseMs: options.idleCloseMs,
+        lingerMs: options.lingerMs,
+        firstGeneration: this.upgradeState?.firstGeneration ?? 1,
+      },
+      this.log,
+    );
+    this.control = new ControlServer(options.paths.socket, (req) => this.handle(req), this.log);
+  }
+
+  /** Run until stopped; resolves with the process exit code. Rejects if the service cannot start. */
+  async run(): Promise<number> {
+    this.listeners.install();
+    if (!this.upgradeState) await this.takeControl();
+    this.uninstallSignals = installSignals((event, signal) => this.enqueue(event, signal));
+    try {
+      await this.pool.start();
+    } catch (err) {
+      const error = err instanceof GraftError ? err : new GraftError('GRAFT_BOOT_FAILED', errorMessage(err));
+      await this.pool.stop(true);
+      await reportUpgradeFailed(error);
+      this.releaseControl();
+      this.uninstallSignals();
+      throw error;
+    }
+    if (this.upgradeState) {
+      await awaitHandover();
+      await this.takeControl();
+      reportInControl();
+      const closed = this.listeners.closeUnclaimed();
+      this.log.info('upgrade: in control', { from: this.upgradeState.from, generation: this.pool.generation, closedListeners: closed });
+    }
+    this.state = 'running';
+    if (this.options.watch) await this.startWatching(this.options.watch);
+    this.log.info('master running', {
+      generation: this.pool.generation,
+      workers: this.pool.workerCount,
+      port: this.options.port,
+      entry: this.options.entry,
+      socket: this.options.paths.socket,
+    });
+    return this.exit;
+  }
+
+  private enqueue(event: MasterEvent, signal: NodeJS.Signals): void {
+    this.log.info('signal received', { signal, event });
+    this.events.push({ event, signal });
+    queueMicrotask(() => this.loop());
+  }
+
+  /** The one loop: take each queued event and start what it asks for. */
+  private loop(): void {
+    for (let next = this.events.shift(); next; next = this.events.shift()) {
+      const { event } = next;
+      const report = (p: Promise<unknown>) => p.catch((err) => this.log.error(`${event} failed`, { code: (err as GraftError).code, error: errorMessage(err) }));
+      switch (event) {
+        case 'reload':
+          void report(this.reload('signal'));
+          break;
+        case 'stop':
+          void report(this.stop(this.stopping !== undefined));
+          break;
+        case 'fast-stop':
+          void report(this.stop(true));
+          break;
+        case 'scale-up':
+          void report(this.pool.scale(this.pool.workerCount + 1));
+          break;
+        case 'scale-down':
+          if (this.pool.workerCount > 1) void report(this.pool.scale(this.pool.workerCount - 1));
+          else this.log.warn('scale-down ignored: a pool keeps at least one worker', { workers: 1 });
+          break;
+        case 'upgrade':
+          void report(this.upgrade());
+          break;
+      }
+    }
+  }
+
+  private async handle(request: ControlRequest): Promise<unknown> {
+    switch (request.cmd) {
+      case 'status':
+        return this.status();
+      case 'reload':
+        return this.reload('control');
+      case 'stop':
+        await this.stop(request.fast === true);
+        return { stopped: true, pid: process.pid };
+      case 'scale': {
+        const target = request.workers ?? this.pool.workerCount + (request.delta ?? 0);
+        return this.pool.scale(target);
+      }
+      case 'upgrade':
+        return this.upgrade();
+    }
+  }
+
+  async reload(reason: 'signal' | 'control' | 'watch', files?: string[]): Promise<{ generation: number; previous: number | undefined }> {
+    if (this.state !== 'running') throw new GraftError('GRAFT_STOPPING', `the master is ${this.state}; reload refused`);
+    this.log.info('reload requested', { reason, generation: this.pool.generation, ...(files ? { files } : {}) });
+    try {
+      const result = await this.pool.reload();
+      this.lastReload = { at: new Date().toISOString(), ok: true, generation: result.generation };
+      return result;
+    } catch (err) {
+      this.lastReload = { at: new Date().toISOString(), ok: false, error: errorMessage(err), code: (err as GraftError).code };
+      throw err;
+    }
+  }
+
+  status(): MasterStatus {
+    const { workers, ...pool } = this.pool.status();
+    return {
+      master: {
+        pid: process.pid,
+        uptimeMs: Date.now() - this.startedAt,
+        entry: this.options.entry,
+        port: this.options.port,
+        socket: this.options.paths.socket,
+        state: this.state,
+        lastReload: this.lastReload,
+        ...pool,
+      },
+      workers,
+    };
+  }
+
+  stop(fast: boolean): Promise<void> {
+    if (this.stopping) {
+      if (fast) {
+        this.log.warn('fast stop: killing workers');
+        void this.pool.stop(true);
+      }
+      return this.stopping;
+    }
+    this.state = 'stopping';
+    this.log.info(fast ? 'fast stop' : 'graceful stop', { generation: this.pool.generation });
+    this.stopping = (async () => {
+      await this.watcher?.close();
+      await this.pool.stop(fast);
+      this.log.info('master stopped', { handedOver: this.handedOver });
+      this.uninstallSignals?.();
+      this.releaseControl();
+    })();
+    // Exit only after every control client (the `graft stop` waiting on us) has its answer.
+    void this.stopping.then(() => this.control.settled()).then(() => this.resolveExit(0));
+    return this.stopping;
+  }
+
+  upgrade(): Promise<{ pid: number }> {
+    if (this.state !== 'running') return Promise.reject(new GraftError('GRAFT_STOPPING', `the master is ${this.state}; upgrade refused`));
+    this.upgrading ??= this.replaceSelf().finally(() => {
+      this.upgrading = undefined;
+    });
+    return this.upgrading;
+  }
+
+  private async replaceSelf(): Promise<{ pid: number }> {
+    const listeners = this.listeners.list();
+    this.log.info('upgrade: starting a new master', { listeners: listeners.map((l) => l.key), generation: this.pool.generation });
+    const successor = await startSuccessor({
+      listeners,
+      workers: this.pool.workerCount,
+      firstGeneration: (this.pool.generation ?? 0) + 1,
+      timeoutMs: this.options.timeoutMs * 2 + 5000,
+    }).catch((err) => {
+      this.log.error('upgrade failed; this master keeps serving', { code: (err as GraftError).code, error: errorMessage(err) });
+      throw err;
+    });
+    // From here on the successor serves: stop accepting, hand over control, drain, exit.
+    this.listeners.stopAccepting();
+    this.control.close();
+    this.ownsControl = false;
+    await successor.handOver();
+    this.handedOver = true;
+    this.log.info('upgrade: handed over; draining this master', { successor: successor.pid, generation: this.pool.generation });
+    void this.stop(false);
+    return { pid: successor.pid };
+  }
+
+  private async takeControl(): Promise<void> {
+    const { socket } = this.options.paths;
+    mkdirSync(dirname(socket), { recursive: true, mode: 0o700 });
+    if (existsSync(socket)) {
+      const running = await sendControl(socket, { cmd: 'status' }, 0).then(
+        (s) => s as MasterStatus,
+        () => undefined,
+      );
+      if (running && running.master.pid !== this.upgradeState?.from) {
+        throw new GraftError(
+          'GRAFT_ALREADY_RUNNING',
+          `a graft master (pid ${running.master.pid}) already runs ${running.master.entry} on ${socket}; use \`graft reload\` or stop it first`,
+        );
+      }
+      try {
+        unlinkSync(socket); // stale socket of a master that died
+      } catch {
+        // gone already
+      }
+    }
+    await this.control.listen();
+    this.ownsControl = true;
+    writeMasterFiles(this.options.paths, { cwd: this.options.cwd, entry: this.options.entry, pid: process.pid, socket });
+  }
+
+  private releaseControl(): void {
+    if (this.ownsControl) {
+      this.control.close();
+      this.ownsControl = false;
+    }
+    if (!this.handedOver) removeMasterFiles(this.options.paths, process.pid);
+  }
+
+  private async startWatching(root: string): Promise<void> {
+    this.watcher = new CodeWatcher(root, (files) => {
+      this.reload('watch', files).catch(() => {
+        // already logged by the pool; the live generation keeps serving
+      });
+    });
+    await this.watcher.start();
+    this.log.info('watching for code changes', { root });
+  }
+}

@@ -1,0 +1,74 @@
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+/**
+ * Where a master keeps its control socket and pidfile when --socket is not
+ * given: a per-user runtime directory, named from the working directory and the
+ * entry, so `graft reload` typed in the project directory finds its master.
+ */
+export function runtimeDir(): string {
+  if (process.env.GRAFT_RUNTIME_DIR) return resolve(process.env.GRAFT_RUNTIME_DIR);
+  const uid = typeof process.getuid === 'function' ? process.getuid() : 'user';
+  return join(tmpdir(), `graft-${uid}`);
+}
+
+function hash(text: string): string {
+  return createHash('sha256').update(text).digest('hex').slice(0, 12);
+}
+
+export interface MasterPaths {
+  socket: string;
+  pidfile: string;
+  /** Describes the master for lookups: cwd, entry, pid. */
+  meta: string;
+}
+
+export function pathsForSocket(socket: string): MasterPaths {
+  const base = socket.endsWith('.sock') ? socket.slice(0, -5) : socket;
+  return { socket, pidfile: `${base}.pid`, meta: `${base}.json` };
+}
+
+export function defaultPaths(cwd: string, entry: string): MasterPaths {
+  return pathsForSocket(join(runtimeDir(), `${hash(resolve(cwd))}-${hash(resolve(cwd, entry))}.sock`));
+}
+
+export interface MasterMeta {
+  cwd: string;
+  entry: string;
+  pid: number;
+  socket: string;
+}
+
+/** Masters started from this working directory with default paths. */
+export function mastersIn(cwd: string): MasterMeta[] {
+  const dir = runtimeDir();
+  const prefix = `${hash(resolve(cwd))}-`;
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const found: MasterMeta[] = [];
+  for (const name of names) {
+    if (!name.startsWith(prefix) || !name.endsWith('.json')) continue;
+    try {
+      const meta = JSON.parse(readFileSync(join(dir, name), 'utf8')) as MasterMeta;
+      if (isAlive(meta.pid)) found.push(meta);
+    } catch {
+      // a half-written or foreign file is not a master
+    }
+  }
+  return found;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

@@ -1,0 +1,166 @@
+import type { Worker } from 'node:cluster';
+import { GraftError, type SerializedError } from '../errors.js';
+import { isWorkerMessage, type MasterMessage, type WorkerStats } from '../ipc.js';
+
+export type WorkerState = 'starting' | 'ready' | 'draining' | 'exited';
+
+export interface WorkerExit {
+  code: number | null;
+  signal: string | null;
+}
+
+export interface WorkerStatus extends WorkerStats {
+  pid: number;
+  generation: number;
+  index: number;
+  state: WorkerState;
+  uptimeMs: number;
+  restarts: number;
+}
+
+/**
+ * The master's view of one worker process: its state, its last heartbeat,
+ * and promises for its readiness and its exit.
+ */
+export class WorkerProcess {
+  state: WorkerState = 'starting';
+  readonly startedAt = Date.now();
+  lastHeartbeat = Date.now();
+  listening = false;
+  stats: WorkerStats = { inFlight: 0, served: 0, connections: 0, rss: 0 };
+  bootError: SerializedError | undefined;
+  /** Set by the pool when it retires this worker on purpose. */
+  retiring = false;
+  readonly ready: Promise<void>;
+  readonly exited: Promise<WorkerExit>;
+  private resolveReady!: () => void;
+  private rejectReady!: (err: GraftError) => void;
+
+  constructor(
+    readonly worker: Worker,
+    readonly generation: number,
+    readonly index: number,
+    readonly restarts: number,
+    readyTimeoutMs: number,
+    entry: string,
+  ) {
+    this.ready = new Promise<void>((resolve, reject) => {
+      this.resolveReady = resolve;
+      this.rejectReady = reject;
+    });
+    this.ready.catch(() => {});
+    const timer = setTimeout(() => {
+      this.rejectReady(
+        new GraftError(
+          'GRAFT_READY_TIMEOUT',
+          `worker ${this.pid} (generation ${generation}) was not ready within ${readyTimeoutMs} ms: ${entry} ${this.listening ? 'listens but its ready() did not resolve' : 'never started listening'}; raise --timeout or fix the entry`,
+        ),
+      );
+    }, readyTimeoutMs);
+    timer.unref();
+    this.ready.then(
+      () => clearTimeout(timer),
+      () => clearTimeout(timer),
+    );
+
+    worker.on('message', (message: unknown) => {
+      if (!isWorkerMessage(message)) return;
+      switch (message.graft) {
+        case 'listening':
+          this.listening = true;
+          break;
+        case 'ready':
+          this.state = this.state === 'starting' ? 'ready' : this.state;
+          this.lastHeartbeat = Date.now();
+          this.resolveReady();
+          break;
+        case 'boot-error':
+          this.bootError = message.error;
+          break;
+        case 'heartbeat': {
+          const { graft: _g, ...stats } = message;
+          this.stats = stats;
+          this.lastHeartbeat = Date.now();
+          break;
+        }
+        case 'drained':
+          this.stats = { ...this.stats, served: message.served, inFlight: 0, connections: 0 };
+          break;
+      }
+    });
+
+    this.exited = new Promise((resolve) => {
+      worker.once('exit', (code: number | null, signal: string | null) => {
+        this.state = 'exited';
+        const reason = this.bootError
+          ? GraftError.from(this.bootError)
+          : new GraftError(
+              'GRAFT_WORKER_EXITED',
+              `worker ${this.pid} (generation ${generation}) exited before it was ready (${signal ? `signal ${signal}` : `code ${code}`}); see its output above`,
+            );
+        this.rejectReady(reason);
+        resolve({ code, signal });
+      });
+    });
+  }
+
+  get pid(): number {
+    return this.worker.process.pid ?? -1;
+  }
+
+  get alive(): boolean {
+    return this.state !== 'exited';
+  }
+
+  /** Stop taking connections, finish what is in flight, exit. */
+  drain(options: { idleCloseMs: number; lingerMs: number }): void {
+    if (!this.alive || this.state === 'draining') return;
+    this.state = 'draining';
+    this.retiring = true;
+    const message: MasterMessage = { graft: 'drain', ...options };
+    try {
+      this.worker.send(message);
+    } catch {
+      this.kill();
+    }
+  }
+
+  kill(signal: NodeJS.Signals = 'SIGKILL'): void {
+    if (!this.alive) return;
+    try {
+      this.worker.process.kill(signal);
+    } catch {
+      // already gone
+    }
+  }
+
+  /** Drain, and kill whatever is left after timeoutMs. Resolves when the process is gone. */
+  async retire(options: { idleCloseMs: number; lingerMs: number; timeoutMs: number }): Promise<boolean> {
+    this.retiring = true;
+    if (!this.alive) return false;
+    // A worker that never listened has no connections to finish.
+    if (!this.listening) this.kill();
+    else this.drain(options);
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      this.kill();
+    }, options.timeoutMs);
+    timer.unref();
+    await this.exited;
+    clearTimeout(timer);
+    return timedOut;
+  }
+
+  status(): WorkerStatus {
+    return {
+      pid: this.pid,
+      generation: this.generation,
+      index: this.index,
+      state: this.state,
+      uptimeMs: Date.now() - this.startedAt,
+      restarts: this.restarts,
+      ...this.stats,
+    };
+  }
+}

@@ -1,0 +1,96 @@
+import net from 'node:net';
+import { HttpDrain, type DrainOptions } from './http-drain.js';
+
+/**
+ * Finds the servers an app creates, without the app importing graft: every
+ * net.Server (http, https, Express, Fastify, Koa, Hono) goes through
+ * net.Server.prototype.listen, so the worker wraps it before loading the app.
+ */
+export interface ListenFailure {
+  error: NodeJS.ErrnoException;
+  /** True when the app has no 'error' listener of its own, so nobody handles it. */
+  unhandled: boolean;
+}
+
+export class ServerRegistry {
+  private readonly drains = new Map<net.Server, HttpDrain>();
+  private listeningWaiters: Array<() => void> = [];
+  private pendingListens = 0;
+
+  constructor(private readonly onListenError: (failure: ListenFailure) => void) {}
+
+  install(): void {
+    const registry = this;
+    const listen = net.Server.prototype.listen;
+    net.Server.prototype.listen = function (this: net.Server, ...args: unknown[]) {
+      registry.track(this);
+      return (listen as (...a: unknown[]) => net.Server).apply(this, args);
+    } as typeof listen;
+  }
+
+  /** Adopt a server (a defineService start() result). Idempotent. */
+  track(server: net.Server): void {
+    if (this.drains.has(server)) return;
+    this.drains.set(server, new HttpDrain(server));
+    this.pendingListens++;
+    const onListening = () => {
+      server.off('error', onError);
+      this.pendingListens--;
+      this.wake();
+    };
+    const onError = (error: NodeJS.ErrnoException) => {
+      if (error.syscall !== 'listen') return;
+      server.off('listening', onListening);
+      this.pendingListens--;
+      this.onListenError({ error, unhandled: server.listenerCount('error') === 1 });
+    };
+    server.once('listening', onListening);
+    server.on('error', onError);
+  }
+
+  get servers(): net.Server[] {
+    return [...this.drains.keys()];
+  }
+
+  /** True once some server listens and no listen() call is still pending. */
+  get settledListening(): boolean {
+    return this.pendingListens === 0 && this.servers.some((s) => s.listening);
+  }
+
+  /** Resolves when at least one server listens and every listen() call has completed. */
+  whenListening(): Promise<void> {
+    if (this.settledListening) return Promise.resolve();
+    return new Promise((resolve) => this.listeningWaiters.push(resolve));
+  }
+
+  addresses(): string[] {
+    return this.servers.flatMap((s) => {
+      const a = s.address();
+      if (!a) return [];
+      return [typeof a === 'string' ? a : `${a.address}:${a.port}`];
+    });
+  }
+
+  stats(): { inFlight: number; served: number; connections: number } {
+    let inFlight = 0;
+    let served = 0;
+    let connections = 0;
+    for (const d of this.drains.values()) {
+      inFlight += d.inFlight;
+      served += d.served;
+      connections += d.openConnections;
+    }
+    return { inFlight, served, connections };
+  }
+
+  async drain(options: DrainOptions): Promise<void> {
+    await Promise.all([...this.drains.values()].map((d) => d.drain(options)));
+  }
+
+  private wake(): void {
+    if (!this.settledListening) return;
+    const waiters = this.listeningWaiters;
+    this.listeningWaiters = [];
+    for (const w of waiters) w();
+  }
+}
