@@ -1,0 +1,185 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const root = fileURLToPath(new URL('../../', import.meta.url));
+export const cliPath = join(root, 'src/cli/main.ts');
+export const fixture = (name: string) => join(root, 'test/fixtures', name);
+
+export interface LogRecord {
+  msg: string;
+  level: string;
+  pid: number;
+  [key: string]: unknown;
+}
+
+/** A free TCP port on loopback (bind to 0, read it, close). */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export function tempDir(prefix = 'graft-test-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/** A real `graft start` process, its JSON log, and helpers to wait on it. */
+export class GraftProcess {
+  readonly logs: LogRecord[] = [];
+  readonly output: string[] = [];
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  private waiters: Array<() => void> = [];
+
+  constructor(
+    readonly child: ChildProcess,
+    readonly port: number,
+    readonly socket: string,
+  ) {
+    let buffer = '';
+    child.stderr!.setEncoding('utf8');
+    child.stderr!.on('data', (chunk: string) => {
+      buffer += chunk;
+      let nl: number;
+      while ((nl = buffer.indexOf('\n')) >= 0) {
+        const line = buffer.slice(0, nl);
+        buffer = buffer.slice(nl + 1);
+        this.output.push(line);
+        try {
+          this.logs.push(JSON.parse(line) as LogRecord);
+        } catch {
+          // app output or a CLI error line
+        }
+        for (const w of this.waiters.splice(0)) w();
+      }
+    });
+    child.stdout!.setEncoding('utf8');
+    child.stdout!.on('data', (chunk: string) => this.output.push(chunk));
+    this.exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+    void this.exited.then(() => {
+      for (const w of this.waiters.splice(0)) w();
+    });
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  /** Wait until a log record matches (checks records already received too). */
+  async waitForLog(match: (r: LogRecord) => boolean, timeoutMs = 20_000, from = 0): Promise<LogRecord> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const found = this.logs.slice(from).find(match);
+      if (found) return found;
+      if (Date.now() > deadline) throw new Error(`timed out waiting for a log record; last lines:\n${this.output.slice(-15).join('\n')}`);
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, 200);
+        this.waiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+  }
+
+  waitRunning(): Promise<LogRecord> {
+    return this.waitForLog((r) => r.msg === 'master running');
+  }
+
+  cli(...args: string[]): Promise<CliResult> {
+    return graftCli([...args, '--socket', this.socket]);
+  }
+
+  async status(): Promise<StatusJson> {
+    const r = await this.cli('status', '--json');
+    if (r.code !== 0) throw new Error(`graft status failed: ${r.stderr}`);
+    return JSON.parse(r.stdout) as StatusJson;
+  }
+
+  /** Stop it (graceful), and make sure nothing is left behind. */
+  async stop(): Promise<void> {
+    if (this.child.exitCode === null && this.child.signalCode === null) {
+      this.child.kill('SIGTERM');
+      const timer = setTimeout(() => this.child.kill('SIGKILL'), 15_000);
+      await this.exited;
+      clearTimeout(timer);
+    }
+  }
+}
+
+export interface StatusJson {
+  master: { pid: number; generation: number; desired: number; state: string; crashLoop: boolean; reloading: boolean };
+  workers: Array<{ pid: number; generation: number; index: number; state: string; restarts: number; served: number; inFlight: number; rss: number }>;
+}
+
+export interface StartOptions {
+  workers?: number;
+  args?: string[];
+  env?: Record<string, string>;
+  cwd?: string;
+}
+
+export function startGraft(entry: string, options: StartOptions = {}): Promise<GraftProcess> {
+  return (async () => {
+    const port = await freePort();
+    const socket = join(tempDir('graft-sock-'), 'control.sock');
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', cliPath, 'start', entry, '-w', String(options.workers ?? 2), '-p', String(port), '--socket', socket, ...(options.args ?? [])],
+      { cwd: options.cwd ?? root, env: { ...process.env, GRAFT_LOG_FORMAT: 'json', ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    return new GraftProcess(child, port, socket);
+  })();
+}
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export function graftCli(args: string[], options: { cwd?: string; env?: Record<string, string> } = {}): Promise<CliResult> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', cliPath, ...args], {
+      cwd: options.cwd ?? root,
+      env: { ...process.env, GRAFT_LOG_FORMAT: 'json', ...options.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+    child.once('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export async function waitFor<T>(check: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 15_000, what = 'condition'): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
