@@ -1,0 +1,145 @@
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { fixture, isAlive, startGraft, tempDir, waitFor } from './helpers/graft.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function modeFile(mode = 'ok'): string {
+  const file = join(tempDir(), 'mode');
+  writeFileSync(file, mode);
+  return file;
+}
+
+describe('worker lifecycle', () => {
+  test('a killed worker is replaced', async () => {
+    const g = await startGraft(fixture('mode-app.ts'), { workers: 2, env: { MODE_FILE: modeFile() } });
+    try {
+      await g.waitRunning();
+      const before = await g.status();
+      const victim = before.workers[0]!;
+      process.kill(victim.pid, 'SIGKILL');
+      const after = await waitFor(async () => {
+        const s = await g.status();
+        const ready = s.workers.filter((w) => w.state === 'ready');
+        return ready.length === 2 && !ready.some((w) => w.pid === victim.pid) ? s : undefined;
+      }, 15_000, 'a replacement worker');
+      const replacement = after.workers.find((w) => w.index === victim.index)!;
+      assert.equal(replacement.restarts, 1);
+      assert.equal(replacement.generation, before.master.generation);
+      const exit = g.logs.find((l) => l.msg === 'worker died; replacing it');
+      assert.equal(exit?.signal, 'SIGKILL');
+      assert.equal(exit?.generation, before.master.generation);
+      assert.equal((await fetch(g.url)).status, 200);
+    } finally {
+      await g.stop();
+    }
+  });
+
+  test('a worker whose event loop is blocked longer than --timeout is killed and replaced', async () => {
+    const g = await startGraft(fixture('mode-app.ts'), { workers: 2, env: { MODE_FILE: modeFile() }, args: ['--timeout', '1'] });
+    try {
+      await g.waitRunning();
+      const before = await g.status();
+      // The request never gets an answer: the worker that takes it spins forever.
+      const blocked = fetch(`${g.url}/block`, { signal: AbortSignal.timeout(8000) }).catch(() => undefined);
+      const record = await g.waitForLog((l) => l.msg === 'worker event loop blocked; killing it', 10_000);
+      assert.equal(record.code, 'GRAFT_WORKER_BLOCKED');
+      const blockedPid = record.workerPid as number;
+      assert.ok(before.workers.some((w) => w.pid === blockedPid));
+      await waitFor(() => !isAlive(blockedPid), 5000, 'the blocked worker to die');
+      await waitFor(async () => {
+        const s = await g.status();
+        return s.workers.filter((w) => w.state === 'ready' && w.pid !== blockedPid).length === 2;
+      }, 10_000, 'a replacement for the blocked worker');
+      assert.equal((await fetch(g.url)).status, 200);
+      await blocked;
+    } finally {
+      await g.stop();
+    }
+  });
+
+  test('workers exit on their own when the master is killed', async () => {
+    const g = await startGraft(fixture('mode-app.ts'), { workers: 2, env: { MODE_FILE: modeFile() } });
+    await g.waitRunning();
+    const pids = (await g.status()).workers.map((w) => w.pid);
+    assert.equal(pids.length, 2);
+    g.child.kill('SIGKILL');
+    await g.exited;
+    await waitFor(() => pids.every((pid) => !isAlive(pid)), 10_000, 'orphaned workers to exit');
+  });
+
+  test('scale with the CLI and with TTIN/TTOU', async () => {
+    const g = await startGraft(fixture('mode-app.ts'), { workers: 1, env: { MODE_FILE: modeFile() } });
+    try {
+      await g.waitRunning();
+      const up = await g.cli('scale', '3');
+      assert.equal(up.code, 0, up.stderr);
+      let s = await g.status();
+      assert.equal(s.workers.filter((w) => w.state === 'ready').length, 3);
+      process.kill(g.pid, 'SIGTTOU');
+      await waitFor(async () => (await g.status()).workers.length === 2, 10_000, 'scale down by TTOU');
+      process.kill(g.pid, 'SIGTTIN');
+      await waitFor(async () => (await g.status()).workers.filter((w) => w.state === 'ready').length === 3, 10_000, 'scale up by TTIN');
+      const bad = await g.cli('scale', '0');
+      assert.notEqual(bad.code, 0);
+      assert.match(bad.stderr, /GRAFT_BAD_ARGUMENT/);
+      s = await g.status();
+      assert.equal(s.master.desired, 3);
+      const r = await g.cli('reload');
+      assert.equal(r.code, 0, r.stderr);
+      s = await waitFor(async () => {
+        const st = await g.status();
+        return st.workers.length === 3 ? st : undefined;
+      }, 15_000, 'old generation gone');
+      assert.ok(s.workers.every((w) => w.generation === 2));
+    } finally {
+      await g.stop();
+    }
+  });
+
+  test('graceful stop lets an in-flight request finish', async () => {
+    const g = await startGraft(fixture('mode-app.ts'), { workers: 1, env: { MODE_FILE: modeFile() } });
+    await g.waitRunning();
+    const slow = fetch(`${g.url}/slow`);
+    await sleep(300);
+    const stopped = await g.cli('stop');
+    assert.equal(stopped.code, 0, stopped.stderr);
+    const res = await slow;
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('connection'), 'close');
+    assert.match(await res.text(), /^1 /);
+    const exit = await g.exited;
+    assert.equal(exit.code, 0);
+  });
+
+  test('SIGQUIT stops at once', async () => {
+    const g = await startGraft(fixture('mode-app.ts'), { workers: 2, env: { MODE_FILE: modeFile() } });
+    await g.waitRunning();
+    const pids = (await g.status()).workers.map((w) => w.pid);
+    g.child.kill('SIGQUIT');
+    const exit = await g.exited;
+    assert.equal(exit.code, 0);
+    assert.ok(pids.every((pid) => !isAlive(pid)));
+  });
+
+  test('a worker that keeps crashing is reported as a crash loop, not spun', async () => {
+    const g = await startGraft(fixture('mode-app.ts'), { workers: 1, env: { MODE_FILE: modeFile() } });
+    try {
+      await g.waitRunning();
+      for (let i = 0; i < 5; i++) {
+        await fetch(`${g.url}/crash`).catch(() => undefined);
+        await waitFor(async () => (await g.status()).workers.some((w) => w.state === 'ready' && w.restarts === i + 1), 15_000, `restart ${i + 1}`);
+      }
+      const loop = await g.waitForLog((l) => l.code === 'GRAFT_CRASH_LOOP', 5000);
+      assert.equal(loop.level, 'error');
+      const s = await g.status();
+      assert.equal(s.master.crashLoop, true);
+      const delays = g.logs.filter((l) => l.msg === 'worker died; replacing it').map((l) => l.delayMs as number);
+      assert.deepEqual(delays, [0, 100, 200, 400, 800]);
+    } finally {
+      await g.stop();
+    }
+  });
+});

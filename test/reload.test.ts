@@ -1,0 +1,109 @@
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { fixture, startGraft, tempDir, type GraftProcess } from './helpers/graft.js';
+import { load } from './helpers/load.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('reload under keep-alive load', () => {
+  test('10 reloads, 64 connections: no request fails and every worker moves on', async () => {
+    const g = await startGraft(fixture('slow-app.ts'), { workers: 2 });
+    try {
+      await g.waitRunning();
+      const l = load(g.url, { connections: 64, durationS: 14 });
+      await sleep(1000);
+      for (let i = 0; i < 10; i++) {
+        const r = await g.cli('reload');
+        assert.equal(r.code, 0, r.stderr);
+        await sleep(1000);
+      }
+      const result = await l.result;
+      assert.ok(result.requests > 1000, `only ${result.requests} requests were made`);
+      assert.equal(result.errors, 0, `failed requests: ${JSON.stringify(result)}`);
+      assert.equal(result.timeouts, 0);
+      assert.equal(result.non2xx, 0);
+      const status = await g.status();
+      assert.equal(status.master.generation, 11);
+      // The old generations drain and exit; only generation 11 remains.
+      for (let i = 0; i < 50 && status.workers.some((w) => w.generation !== 11); i++) {
+        await sleep(200);
+        Object.assign(status, await g.status());
+      }
+      assert.deepEqual(
+        status.workers.map((w) => [w.generation, w.state]),
+        [
+          [11, 'ready'],
+          [11, 'ready'],
+        ],
+      );
+    } finally {
+      await g.stop();
+    }
+  });
+});
+
+describe('a broken new version does not take the service down', () => {
+  let g: GraftProcess;
+  let modeFile: string;
+  before(async () => {
+    modeFile = join(tempDir(), 'mode');
+    writeFileSync(modeFile, 'ok');
+    g = await startGraft(fixture('mode-app.ts'), { workers: 2, env: { MODE_FILE: modeFile }, args: ['--timeout', '3'] });
+    await g.waitRunning();
+  });
+  after(() => g.stop());
+
+  for (const [mode, expected] of [
+    ['throw', /GRAFT_BOOT_FAILED.*boom: the new version is broken/],
+    ['exit', /GRAFT_WORKER_EXITED.*code 3/],
+    ['never', /GRAFT_READY_TIMEOUT.*never started listening/],
+  ] as const) {
+    test(`new version that does "${mode}": reload fails with the reason, the old generation keeps serving`, async () => {
+      const before = await g.status();
+      const pids = before.workers.map((w) => w.pid).sort();
+      writeFileSync(modeFile, mode);
+      const l = load(g.url, { connections: 16, durationS: 4 });
+      const r = await g.cli('reload');
+      const result = await l.result;
+      writeFileSync(modeFile, 'ok');
+      assert.notEqual(r.code, 0, 'graft reload must exit non-zero');
+      assert.match(r.stderr, expected);
+      assert.equal(r.stderr.trim().split('\n')[0]!.startsWith('graft: GRAFT_'), true, r.stderr);
+      assert.equal(result.errors, 0, JSON.stringify(result));
+      assert.equal(result.non2xx, 0);
+      assert.ok(result.requests > 0);
+      const after = await g.status();
+      assert.equal(after.master.generation, before.master.generation);
+      assert.deepEqual(after.workers.filter((w) => w.state === 'ready').map((w) => w.pid).sort(), pids);
+      const body = await (await fetch(g.url)).text();
+      assert.equal(body.split(' ')[0], String(before.master.generation));
+    });
+  }
+
+  test('after the rejections, a good version reloads', async () => {
+    const r = await g.cli('reload');
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /generation \d+ serves/);
+    const rejected = g.logs.filter((l) => l.msg.startsWith('reload: generation rejected'));
+    assert.equal(rejected.length, 3);
+    for (const rec of rejected) assert.equal(typeof rec.generation, 'number');
+  });
+});
+
+describe('reloads that arrive during a reload coalesce', () => {
+  test('five reload requests at once produce at most two new generations', async () => {
+    const g = await startGraft(fixture('slow-app.ts'), { workers: 1 });
+    try {
+      await g.waitRunning();
+      const results = await Promise.all([1, 2, 3, 4, 5].map(() => g.cli('reload')));
+      for (const r of results) assert.equal(r.code, 0, r.stderr);
+      const status = await g.status();
+      assert.ok(status.master.generation <= 3, `generation ${status.master.generation}: reloads were not coalesced`);
+      assert.ok(status.master.generation >= 2);
+    } finally {
+      await g.stop();
+    }
+  });
+});
