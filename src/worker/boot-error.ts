@@ -3,11 +3,12 @@ import type { SerializedError } from '../errors.js';
 /** Turn whatever the app threw while booting into a message the master can show. */
 export function serializeBootError(err: unknown, entry: string): SerializedError {
   const e = err as NodeJS.ErrnoException | undefined;
-  if (e && e.syscall === 'listen' && e.code === 'EADDRINUSE') {
+  const listening = e?.syscall === 'listen' || e?.syscall === 'bind';
+  if (e && listening && e.code === 'EADDRINUSE') {
     const where = (e as { port?: number }).port ?? (e as { address?: string }).address ?? '';
     return { code: 'GRAFT_PORT_IN_USE', message: `port ${where} is already in use by another process; stop it or start graft with another --port` };
   }
-  if (e && e.syscall === 'listen' && e.code === 'EACCES') {
+  if (e && listening && e.code === 'EACCES') {
     const where = (e as { port?: number }).port ?? '';
     return { code: 'GRAFT_PORT_IN_USE', message: `permission denied listening on port ${where}; use a port above 1023 or grant the capability` };
   }

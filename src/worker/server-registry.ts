@@ -39,7 +39,8 @@ export class ServerRegistry {
       this.wake();
     };
     const onError = (error: NodeJS.ErrnoException) => {
-      if (error.syscall !== 'listen') return;
+      // cluster workers see the primary's bind failure as syscall 'bind'
+      if (error.syscall !== 'listen' && error.syscall !== 'bind') return;
       server.off('listening', onListening);
       this.pendingListens--;
       this.onListenError({ error, unhandled: server.listenerCount('error') === 1 });

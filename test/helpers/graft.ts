@@ -7,6 +7,8 @@ import { fileURLToPath } from 'node:url';
 
 export const root = fileURLToPath(new URL('../../', import.meta.url));
 export const cliPath = join(root, 'src/cli/main.ts');
+/** Absolute, so a test may run graft from any working directory. */
+export const tsxImport = import.meta.resolve('tsx');
 export const fixture = (name: string) => join(root, 'test/fixtures', name);
 
 export interface LogRecord {
@@ -137,7 +139,7 @@ export function startGraft(entry: string, options: StartOptions = {}): Promise<G
     const socket = join(tempDir('graft-sock-'), 'control.sock');
     const child = spawn(
       process.execPath,
-      ['--import', 'tsx', cliPath, 'start', entry, '-w', String(options.workers ?? 2), '-p', String(port), '--socket', socket, ...(options.args ?? [])],
+      ['--import', tsxImport, cliPath, 'start', entry, '-w', String(options.workers ?? 2), '-p', String(port), '--socket', socket, ...(options.args ?? [])],
       { cwd: options.cwd ?? root, env: { ...process.env, GRAFT_LOG_FORMAT: 'json', ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     return new GraftProcess(child, port, socket);
@@ -150,12 +152,13 @@ export interface CliResult {
   stderr: string;
 }
 
-export function graftCli(args: string[], options: { cwd?: string; env?: Record<string, string> } = {}): Promise<CliResult> {
+export function graftCli(args: string[], options: { cwd?: string; env?: Record<string, string>; uid?: number } = {}): Promise<CliResult> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', cliPath, ...args], {
+    const child = spawn(process.execPath, ['--import', tsxImport, cliPath, ...args], {
       cwd: options.cwd ?? root,
       env: { ...process.env, GRAFT_LOG_FORMAT: 'json', ...options.env },
       stdio: ['ignore', 'pipe', 'pipe'],
+      ...(options.uid !== undefined ? { uid: options.uid, gid: options.uid } : {}),
     });
     let stdout = '';
     let stderr = '';
