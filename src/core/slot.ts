@@ -212,7 +212,6 @@ export class Slot<T> {
       timedOut = true;
       timeout.abort(new GraftError('GRAFT_SWAP_ABORTED', `generation ${generation.version} of ${this.name} did not drain within ${this.options.drainTimeoutMs} ms`));
     }, this.options.drainTimeoutMs);
-    timer.unref?.();
     try {
       const drained = this.hooks.drain ? this.hooks.drain(generation, timeout.signal) : generation.idle();
       await Promise.race([
