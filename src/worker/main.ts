@@ -72,10 +72,10 @@ async function boot(): Promise<void> {
   send({ graft: 'listening', address: registry.addresses().join(', ') });
   await service?.ready?.(ctx);
   ready = true;
+  const heartbeat = () => send({ graft: 'heartbeat', ...registry.stats(), rss: process.memoryUsage.rss() });
   send({ graft: 'ready' });
-  const timer = setInterval(() => {
-    send({ graft: 'heartbeat', ...registry.stats(), rss: process.memoryUsage.rss() });
-  }, heartbeatMs);
+  heartbeat();
+  const timer = setInterval(heartbeat, heartbeatMs);
   timer.unref();
 }
 
