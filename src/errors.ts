@@ -22,6 +22,13 @@ export const ErrorCodes = {
   GRAFT_CRASH_LOOP: 'worker crash loop',
   GRAFT_WORKER_BLOCKED: 'worker event loop blocked',
   GRAFT_NOT_BUILT: 'the graft package was not built',
+  GRAFT_CONFIG_PARSE: 'a config file does not parse',
+  GRAFT_CONFIG_UNREADABLE: 'a config file cannot be read',
+  GRAFT_CONFIG_TOO_LARGE: 'a config file is too large',
+  GRAFT_CONFIG_INVALID: 'the config fails the schema',
+  GRAFT_CONFIG_NOT_READY: 'the config is not loaded yet',
+  GRAFT_CONFIG_APPLY_FAILED: 'a worker failed to apply the config',
+  GRAFT_BAD_KEY_PATH: 'a key path is malformed',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;

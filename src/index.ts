@@ -6,3 +6,17 @@ export { Generation } from './core/generation.js';
 export type { Lease } from './core/lease.js';
 export { GraftError, ErrorCodes } from './errors.js';
 export type { ErrorCode } from './errors.js';
+export { config, ConfigStore } from './config/store.js';
+export type { Config, Register } from './config/store.js';
+export type { Snapshot } from './config/snapshot.js';
+export type { ConfigSchema, ConfigIssue } from './config/schema.js';
+export { resource } from './config/resource.js';
+export type { Resource, ResourceOptions } from './config/resource.js';
+export { loop } from './config/loop.js';
+export type { LoopContext, LoopOptions, LoopHandle } from './config/loop.js';
+
+import { enableStandalone } from './config/standalone.js';
+import { config as store } from './config/store.js';
+import { WorkerEnv } from './ipc.js';
+// Without a graft master, the process loads and watches its own config.
+if (!process.env[WorkerEnv.entry]) enableStandalone(store as never);

@@ -10,17 +10,52 @@ export interface WorkerStats {
   served: number;
   connections: number;
   rss: number;
+  /** Config version the worker runs (0 before its first snapshot). */
+  configVersion: number;
 }
 
+/** A config snapshot as the master sends it: merged sources, not yet validated. */
+export interface ConfigPayload {
+  version: number;
+  hash: string;
+  source: string;
+  data: Record<string, unknown>;
+}
+
+export interface ConfigIssuePayload {
+  path: string;
+  message: string;
+}
+
+/** Requests the master sends and a worker answers with a `reply` carrying the same rid. */
+export type WorkerRequest =
+  | { graft: 'config-prepare'; rid: number; config: ConfigPayload }
+  | { graft: 'config-commit'; rid: number; version: number }
+  | { graft: 'config-apply'; rid: number; config: ConfigPayload }
+  | { graft: 'config-check'; rid: number; config: ConfigPayload }
+  | { graft: 'config-get'; rid: number };
+
+/** A request as the caller writes it; WorkerProcess.request adds the rid. */
+export type WorkerRequestBody = WorkerRequest extends infer R ? (R extends unknown ? Omit<R, 'rid'> : never) : never;
+
+export type WorkerReply =
+  | { graft: 'reply'; rid: number; ok: true; value?: unknown }
+  | { graft: 'reply'; rid: number; ok: false; error: SerializedError; issues?: ConfigIssuePayload[] };
+
 export type WorkerMessage =
+  /** The worker listens for messages now and asks for its config snapshot. */
+  | { graft: 'hello' }
   | { graft: 'listening'; address: string }
-  | { graft: 'ready' }
+  | { graft: 'ready'; configVersion: number; restartOn: string[] }
   | { graft: 'boot-error'; error: SerializedError }
   | ({ graft: 'heartbeat' } & WorkerStats)
-  | { graft: 'drained'; served: number };
+  | { graft: 'drained'; served: number }
+  | WorkerReply;
 
 export type MasterMessage =
-  | { graft: 'drain'; idleCloseMs: number; lingerMs: number };
+  | { graft: 'drain'; idleCloseMs: number; lingerMs: number }
+  | { graft: 'config-init'; config: ConfigPayload }
+  | WorkerRequest;
 
 export function isWorkerMessage(value: unknown): value is WorkerMessage {
   return typeof value === 'object' && value !== null && typeof (value as { graft?: unknown }).graft === 'string';

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { GraftError, errorMessage } from '../errors.js';
 import { reload, scale, status, stop, upgrade } from './control-commands.js';
+import { configCommand, configHelp } from './config-command.js';
 import { start, startHelp } from './start.js';
 
 const help = `graft — change a running Node.js service without anyone noticing
@@ -13,10 +14,12 @@ graft scale [entry] N       change the worker count (SIGTTIN/SIGTTOU: one more/l
 graft stop [entry] [--fast] graceful stop (SIGTERM); --fast kills workers (SIGQUIT)
 graft upgrade [entry]       replace the master process, keeping the port open (SIGUSR2)
 
+${configHelp}
+
 Control commands find the master by --socket PATH, or by the entry, or as the
 only master started from the current directory.`;
 
-const commands: Record<string, (argv: string[]) => Promise<number>> = { start, reload, status, scale, stop, upgrade };
+const commands: Record<string, (argv: string[]) => Promise<number>> = { start, reload, status, scale, stop, upgrade, config: configCommand };
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;

@@ -1,6 +1,7 @@
 import { accessSync, constants, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, relative, resolve } from 'node:path';
+import { defaultConfigFiles } from '../config/default-files.js';
 import { GraftError } from '../errors.js';
 import { Master } from '../supervisor/master.js';
 import { defaultPaths, pathsForSocket } from '../supervisor/paths.js';
@@ -14,7 +15,10 @@ export const startHelp = `graft start <entry> [options]
       --socket PATH          control socket (default: derived from cwd and entry)
       --timeout S            boot readiness and heartbeat limit in seconds (default 30)
       --graceful-timeout S   how long a retired worker may drain (default 30)
-      --watch                reload when the app's files change`;
+      --watch                reload when the app's files change
+  -c, --config FILE          config file (.json .yaml .toml .env), repeatable, later wins
+                             (default: graft.config.{yaml,yml,json,toml} in the working directory)
+      --set KEY=VALUE        override one config key, e.g. --set db.pool.max=20 (repeatable)`;
 
 export async function start(argv: string[]): Promise<number> {
   const { values, positionals } = parse(
@@ -27,6 +31,8 @@ export async function start(argv: string[]): Promise<number> {
       timeout: { type: 'string' },
       'graceful-timeout': { type: 'string' },
       watch: { type: 'boolean' },
+      config: { type: 'string', short: 'c', multiple: true },
+      set: { type: 'string', multiple: true },
     },
     1,
   );
@@ -49,6 +55,9 @@ export async function start(argv: string[]): Promise<number> {
     idleCloseMs: 1000,
     lingerMs: 2000,
     watch: values.watch ? dirname(entry) : undefined,
+    configFiles: values.config ? values.config.map((f) => resolve(cwd, f)) : defaultConfigFiles(cwd),
+    overrides: values.set ?? [],
+    fixed: { port: values.port !== undefined, workers: values.workers !== undefined },
   });
   return master.run();
 }

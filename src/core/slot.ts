@@ -14,6 +14,17 @@ import type { Lease } from './lease.js';
  * - After commit, the previous generation drains (its leases, or the layer's
  *   own notion of in-flight work) bounded by drainTimeoutMs, then is disposed.
  */
+/**
+ * Thrown by a build that finds nothing to change (the same content again):
+ * the swap rejects with it, and its version number is given back.
+ */
+export class Unchanged extends Error {
+  constructor(readonly current: number | undefined) {
+    super('nothing changed');
+    this.name = 'Unchanged';
+  }
+}
+
 export interface BuildContext<T> {
   version: number;
   /** Aborted when the slot is closed while this build runs. */
@@ -177,7 +188,11 @@ export class Slot<T> {
       if (previous) this.retire(previous);
       outcome.resolve(generation);
     } catch (err) {
-      this.emit({ type: 'reject', slot: this.name, version, error: err });
+      if (err instanceof Unchanged) {
+        if (this.nextVersion === version + 1) this.nextVersion = version;
+      } else {
+        this.emit({ type: 'reject', slot: this.name, version, error: err });
+      }
       outcome.reject(err);
     } finally {
       this.running = undefined;

@@ -9,8 +9,11 @@ export type ControlRequest =
   | { cmd: 'reload' }
   | { cmd: 'stop'; fast?: boolean }
   | { cmd: 'scale'; workers?: number; delta?: number }
-  | { cmd: 'upgrade' };
+  | { cmd: 'upgrade' }
+  | { cmd: 'config'; action: 'show' | 'history' }
+  | { cmd: 'config'; action: 'apply'; set?: string[] }
+  | { cmd: 'config'; action: 'check'; file: string };
 
 export type ControlResponse = { ok: true; result: unknown } | { ok: false; error: SerializedError };
 
-export const CONTROL_COMMANDS = ['status', 'reload', 'stop', 'scale', 'upgrade'] as const;
+export const CONTROL_COMMANDS = ['status', 'reload', 'stop', 'scale', 'upgrade', 'config'] as const;

@@ -1,8 +1,13 @@
 import { existsSync, mkdirSync, unlinkSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { ConfigLoader } from '../config/loader.js';
+import { EnvSource } from '../config/sources/env-source.js';
+import { FileSource } from '../config/sources/file-source.js';
+import { OverrideSource } from '../config/sources/override-source.js';
 import { GraftError, errorMessage } from '../errors.js';
 import { createLogger } from '../log.js';
 import { CodeWatcher } from './code-watcher.js';
+import { ConfigCoordinator, type HistoryEntry } from './config-coordinator.js';
 import { sendControl } from './control-client.js';
 import type { ControlRequest } from './control-protocol.js';
 import { ControlServer } from './control-server.js';
@@ -26,6 +31,12 @@ export interface MasterOptions {
   /** How long a closing connection keeps reading before it is released. */
   lingerMs: number;
   watch: string | undefined;
+  /** Config files, lowest layer first. */
+  configFiles: string[];
+  /** `--set key.path=value` overrides from the command line. */
+  overrides: string[];
+  /** Set when -w / -p were given: the config's graft.workers / graft.port do not apply. */
+  fixed: { port: boolean; workers: boolean };
 }
 
 export interface MasterStatus {
@@ -37,6 +48,7 @@ export interface MasterStatus {
     socket: string;
     state: 'starting' | 'running' | 'stopping';
     lastReload: ReloadRecord | undefined;
+    config: { version: number; hash: string; source: string; lastRejected: HistoryEntry | undefined } | undefined;
   } & Omit<PoolStatus, 'workers'>;
   workers: PoolStatus['workers'];
 }
@@ -59,7 +71,9 @@ export class Master {
   private readonly startedAt = Date.now();
   private readonly upgradeState: UpgradeState | undefined;
   private readonly listeners: ListenerRegistry;
-  private readonly pool: WorkerPool;
+  private pool!: WorkerPool;
+  private readonly coordinator: ConfigCoordinator;
+  private readonly applyOverrides = new OverrideSource('apply');
   private readonly control: ControlServer;
   private readonly events: Array<{ event: MasterEvent; signal: NodeJS.Signals }> = [];
   private state: 'starting' | 'running' | 'stopping' = 'starting';
@@ -76,25 +90,41 @@ export class Master {
   constructor(private readonly options: MasterOptions) {
     this.upgradeState = takeUpgradeState();
     this.listeners = new ListenerRegistry(this.upgradeState?.listeners);
-    this.pool = new WorkerPool(
-      {
-        entry: options.entry,
-        workers: this.upgradeState?.workers ?? options.workers,
-        port: options.port,
-        timeoutMs: options.timeoutMs,
-        gracefulTimeoutMs: options.gracefulTimeoutMs,
-        idleCloseMs: options.idleCloseMs,
-        lingerMs: options.lingerMs,
-        firstGeneration: this.upgradeState?.firstGeneration ?? 1,
-      },
-      this.log,
-    );
+    const loader = new ConfigLoader([
+      ...options.configFiles.map((f) => new FileSource(f)),
+      new EnvSource(),
+      new OverrideSource('cli', options.overrides),
+      this.applyOverrides,
+    ]);
+    this.coordinator = new ConfigCoordinator(loader, this.log, {
+      prepareTimeoutMs: 10_000,
+      applyTimeoutMs: 15_000,
+      fixed: options.fixed,
+    });
     this.control = new ControlServer(options.paths.socket, (req) => this.handle(req), this.log);
   }
 
   /** Run until stopped; resolves with the process exit code. Rejects if the service cannot start. */
   async run(): Promise<number> {
     this.listeners.install();
+    const first = await this.coordinator.init();
+    const own = this.coordinator.settings(first);
+    this.pool = new WorkerPool(
+      {
+        entry: this.options.entry,
+        workers: this.upgradeState?.workers ?? own.workers ?? this.options.workers,
+        port: own.port ?? this.options.port,
+        timeoutMs: this.options.timeoutMs,
+        gracefulTimeoutMs: this.options.gracefulTimeoutMs,
+        idleCloseMs: this.options.idleCloseMs,
+        lingerMs: this.options.lingerMs,
+        firstGeneration: this.upgradeState?.firstGeneration ?? 1,
+        config: () => this.coordinator.current,
+        onWorkerReady: (w) => this.coordinator.onWorkerReady(w),
+      },
+      this.log,
+    );
+    this.coordinator.attach(this.pool);
     if (!this.upgradeState) await this.takeControl();
     this.uninstallSignals = installSignals((event, signal) => this.enqueue(event, signal));
     try {
@@ -115,11 +145,13 @@ export class Master {
       this.log.info('upgrade: in control', { from: this.upgradeState.from, generation: this.pool.generation, closedListeners: closed });
     }
     this.state = 'running';
+    this.coordinator.startWatching();
     if (this.options.watch) await this.startWatching(this.options.watch);
     this.log.info('master running', {
       generation: this.pool.generation,
       workers: this.pool.workerCount,
-      port: this.options.port,
+      port: this.pool.currentPort,
+      configVersion: this.coordinator.current.version,
       entry: this.options.entry,
       socket: this.options.paths.socket,
     });
@@ -176,6 +208,23 @@ export class Master {
       }
       case 'upgrade':
         return this.upgrade();
+      case 'config':
+        return this.configCommand(request);
+    }
+  }
+
+  private async configCommand(request: Extract<ControlRequest, { cmd: 'config' }>): Promise<unknown> {
+    switch (request.action) {
+      case 'show':
+        return { master: this.coordinator.current, effective: await this.coordinator.effective().catch(() => undefined) };
+      case 'history':
+        return this.coordinator.recent();
+      case 'check':
+        return this.coordinator.check(new FileSource(request.file));
+      case 'apply':
+        if (this.state !== 'running') throw new GraftError('GRAFT_STOPPING', `the master is ${this.state}; config apply refused`);
+        if (request.set?.length) this.applyOverrides.set(request.set);
+        return this.coordinator.change(request.set?.length ? 'apply --set' : 'apply');
     }
   }
 
@@ -199,14 +248,24 @@ export class Master {
         pid: process.pid,
         uptimeMs: Date.now() - this.startedAt,
         entry: this.options.entry,
-        port: this.options.port,
+        port: this.pool?.currentPort ?? this.options.port,
         socket: this.options.paths.socket,
         state: this.state,
         lastReload: this.lastReload,
+        config: this.configStatus(),
         ...pool,
       },
       workers,
     };
+  }
+
+  private configStatus(): MasterStatus['master']['config'] {
+    try {
+      const { version, hash, source } = this.coordinator.current;
+      return { version, hash, source, lastRejected: this.coordinator.lastRejected };
+    } catch {
+      return undefined;
+    }
   }
 
   stop(fast: boolean): Promise<void> {
@@ -220,6 +279,7 @@ export class Master {
     this.state = 'stopping';
     this.log.info(fast ? 'fast stop' : 'graceful stop', { generation: this.pool.generation });
     this.stopping = (async () => {
+      this.coordinator.close();
       await this.watcher?.close();
       await this.pool.stop(fast);
       this.log.info('master stopped', { handedOver: this.handedOver });

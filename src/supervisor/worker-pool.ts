@@ -3,7 +3,7 @@ import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Slot, type BuildContext, type SlotEvent } from '../core/slot.js';
 import { GraftError, errorMessage } from '../errors.js';
-import { WorkerEnv } from '../ipc.js';
+import { WorkerEnv, type ConfigPayload } from '../ipc.js';
 import type { Logger } from '../log.js';
 import { CrashBackoff } from './crash-backoff.js';
 import { WorkerProcess, type WorkerStatus } from './worker-process.js';
@@ -18,12 +18,24 @@ export interface PoolOptions {
   idleCloseMs: number;
   lingerMs: number;
   firstGeneration: number;
+  /** The config snapshot a worker starts on (the latest committed one). */
+  config: () => ConfigPayload;
+  /** Called when any worker becomes ready (the config layer catches up stragglers). */
+  onWorkerReady?: (worker: WorkerProcess) => void;
+}
+
+/** What a reload may change besides the code: keys that need new processes. */
+export interface ReloadChanges {
+  config?: ConfigPayload;
+  port?: number;
+  workers?: number;
 }
 
 /** The workers of one generation: started together, committed together, retired together. */
 interface WorkerSet {
   generation: number;
   workers: Set<WorkerProcess>;
+  port: number;
 }
 
 export interface PoolStatus {
@@ -65,6 +77,8 @@ export class WorkerPool {
   private readonly replacements = new Set<NodeJS.Timeout>();
   private watchdog: NodeJS.Timeout | undefined;
   private desired: number;
+  private port: number;
+  private pending: ReloadChanges | undefined;
   private stopping = false;
 
   constructor(
@@ -72,6 +86,7 @@ export class WorkerPool {
     private readonly log: Logger,
   ) {
     this.desired = options.workers;
+    this.port = options.port;
     cluster.setupPrimary({ exec: fileURLToPath(workerMain), execArgv: workerExecArgv(), silent: false });
     this.slot = new Slot<WorkerSet>(
       {
@@ -106,13 +121,45 @@ export class WorkerPool {
     this.watchdog.unref();
   }
 
-  /** Zero-downtime reload: resolves with the new generation once it serves. */
-  async reload(): Promise<{ generation: number; previous: number | undefined }> {
+  get currentPort(): number {
+    return this.port;
+  }
+
+  /**
+   * Zero-downtime reload: resolves with the new generation once it serves.
+   * With changes (a config that needs new processes, a new port or count),
+   * the new generation starts with them; if it fails, nothing changes.
+   */
+  async reload(changes?: ReloadChanges): Promise<{ generation: number; previous: number | undefined }> {
     if (this.stopping) throw new GraftError('GRAFT_STOPPING', 'the master is stopping; reload refused');
+    if (changes) this.pending = { ...this.pending, ...changes };
     const previous = this.slot.current?.version;
     const committed = await this.slot.swap();
+    this.port = committed.value.port;
     this.topUp();
     return { generation: committed.version, previous };
+  }
+
+  /** Ready workers of the live generation: the ones a config change must reach. */
+  liveWorkers(): WorkerProcess[] {
+    return [...(this.slot.current?.value.workers ?? [])].filter((w) => w.state === 'ready' && !w.retiring);
+  }
+
+  /** Every worker the master knows, in any state. */
+  allWorkers(): WorkerProcess[] {
+    return [...this.known];
+  }
+
+  /** Start a fresh worker in w's place (on the current config), then retire w. */
+  async replace(w: WorkerProcess, reason: string): Promise<void> {
+    const set = this.slot.current?.value;
+    if (!set || !set.workers.has(w) || this.stopping) return;
+    this.log.warn('replacing worker', { generation: set.generation, worker: w.index, workerPid: w.pid, reason });
+    set.workers.delete(w);
+    const fresh = this.fork(set, w.index, w.restarts + 1);
+    set.workers.add(fresh);
+    await fresh.ready.catch(() => {});
+    await this.retireWorker(w);
   }
 
   /** Change the worker count of the live generation (and of every later one). */
@@ -167,8 +214,11 @@ export class WorkerPool {
   }
 
   private async buildSet(ctx: BuildContext<WorkerSet>): Promise<WorkerSet> {
-    const set: WorkerSet = { generation: ctx.version, workers: new Set() };
-    for (let index = 0; index < this.desired; index++) set.workers.add(this.fork(set, index, 0));
+    const changes = this.pending ?? {};
+    this.pending = undefined;
+    if (changes.workers) this.desired = changes.workers;
+    const set: WorkerSet = { generation: ctx.version, workers: new Set(), port: changes.port ?? this.port };
+    for (let index = 0; index < this.desired; index++) set.workers.add(this.fork(set, index, 0, changes.config));
     const aborted = new Promise<never>((_, reject) => {
       if (ctx.signal.aborted) reject(ctx.signal.reason);
       ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason), { once: true });
@@ -184,10 +234,10 @@ export class WorkerPool {
     return set;
   }
 
-  private fork(set: WorkerSet, index: number, restarts: number): WorkerProcess {
+  private fork(set: WorkerSet, index: number, restarts: number, config?: ConfigPayload): WorkerProcess {
     const heartbeatMs = Math.max(20, Math.min(1000, Math.floor(this.options.timeoutMs / 4)));
     const worker = cluster.fork({
-      PORT: String(this.options.port),
+      PORT: String(set.port),
       [WorkerEnv.entry]: this.options.entry,
       [WorkerEnv.generation]: String(set.generation),
       [WorkerEnv.index]: String(index),
@@ -195,9 +245,14 @@ export class WorkerPool {
     });
     const wp = new WorkerProcess(worker, set.generation, index, restarts, this.options.timeoutMs, this.options.entry);
     this.known.add(wp);
+    // The snapshot answers the worker's hello: it waits for it before loading the app.
+    wp.onHello = () => worker.send({ graft: 'config-init', config: config ?? this.options.config() });
     this.log.info('worker started', { generation: set.generation, worker: index, workerPid: wp.pid, restarts });
     wp.ready.then(
-      () => this.log.info('worker ready', { generation: set.generation, worker: index, workerPid: wp.pid, bootMs: Date.now() - wp.startedAt }),
+      () => {
+        this.log.info('worker ready', { generation: set.generation, worker: index, workerPid: wp.pid, bootMs: Date.now() - wp.startedAt, configVersion: wp.stats.configVersion });
+        this.options.onWorkerReady?.(wp);
+      },
       () => {},
     );
     void wp.exited.then((exit) => this.onExit(wp, set, exit.code, exit.signal));

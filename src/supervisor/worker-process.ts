@@ -1,6 +1,6 @@
 import type { Worker } from 'node:cluster';
 import { GraftError, type SerializedError } from '../errors.js';
-import { isWorkerMessage, type MasterMessage, type WorkerStats } from '../ipc.js';
+import { isWorkerMessage, type MasterMessage, type WorkerReply, type WorkerRequest, type WorkerRequestBody, type WorkerStats } from '../ipc.js';
 
 export type WorkerState = 'starting' | 'ready' | 'draining' | 'exited';
 
@@ -27,13 +27,19 @@ export class WorkerProcess {
   readonly startedAt = Date.now();
   lastHeartbeat = Date.now();
   listening = false;
-  stats: WorkerStats = { inFlight: 0, served: 0, connections: 0, rss: 0 };
+  stats: WorkerStats = { inFlight: 0, served: 0, connections: 0, rss: 0, configVersion: 0 };
+  /** Answers the worker's hello: messages sent before it listens would be lost. */
+  onHello: (() => void) | undefined;
+  /** Key paths the service lists in restartOn (reported when ready). */
+  restartOn: string[] = [];
   bootError: SerializedError | undefined;
   /** Set by the pool when it retires this worker on purpose. */
   retiring = false;
   readonly ready: Promise<void>;
   readonly exited: Promise<WorkerExit>;
   private resolveReady!: () => void;
+  private nextRid = 1;
+  private readonly pendingReplies = new Map<number, (reply: WorkerReply) => void>();
   private rejectReady!: (err: GraftError) => void;
 
   constructor(
@@ -66,11 +72,16 @@ export class WorkerProcess {
     worker.on('message', (message: unknown) => {
       if (!isWorkerMessage(message)) return;
       switch (message.graft) {
+        case 'hello':
+          this.onHello?.();
+          break;
         case 'listening':
           this.listening = true;
           break;
         case 'ready':
           this.state = this.state === 'starting' ? 'ready' : this.state;
+          this.stats = { ...this.stats, configVersion: message.configVersion };
+          this.restartOn = message.restartOn;
           this.lastHeartbeat = Date.now();
           this.resolveReady();
           break;
@@ -81,6 +92,12 @@ export class WorkerProcess {
           const { graft: _g, ...stats } = message;
           this.stats = stats;
           this.lastHeartbeat = Date.now();
+          break;
+        }
+        case 'reply': {
+          const waiter = this.pendingReplies.get(message.rid);
+          this.pendingReplies.delete(message.rid);
+          waiter?.(message);
           break;
         }
         case 'drained':
@@ -123,6 +140,29 @@ export class WorkerProcess {
     } catch {
       this.kill();
     }
+  }
+
+  /** Send a request and wait for its reply; rejects if the worker dies or does not answer in time. */
+  request(message: WorkerRequestBody, timeoutMs: number): Promise<WorkerReply> {
+    const rid = this.nextRid++;
+    return new Promise((resolve, reject) => {
+      const fail = (why: string) => {
+        this.pendingReplies.delete(rid);
+        reject(new GraftError('GRAFT_CONFIG_APPLY_FAILED', `worker ${this.pid} (generation ${this.generation}) ${why}`));
+      };
+      const timer = setTimeout(() => fail(`did not answer ${message.graft} within ${timeoutMs} ms`), timeoutMs);
+      void this.exited.then(() => fail('exited before answering'));
+      this.pendingReplies.set(rid, (reply) => {
+        clearTimeout(timer);
+        resolve(reply);
+      });
+      try {
+        this.worker.send({ ...message, rid } as WorkerRequest);
+      } catch {
+        clearTimeout(timer);
+        fail('cannot be reached');
+      }
+    });
   }
 
   kill(signal: NodeJS.Signals = 'SIGKILL'): void {

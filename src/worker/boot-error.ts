@@ -1,4 +1,4 @@
-import type { SerializedError } from '../errors.js';
+import { GraftError, type SerializedError } from '../errors.js';
 
 /** Turn whatever the app threw while booting into a message the master can show. */
 export function serializeBootError(err: unknown, entry: string): SerializedError {
@@ -12,6 +12,7 @@ export function serializeBootError(err: unknown, entry: string): SerializedError
     const where = (e as { port?: number }).port ?? '';
     return { code: 'GRAFT_PORT_IN_USE', message: `permission denied listening on port ${where}; use a port above 1023 or grant the capability` };
   }
+  if (err instanceof GraftError) return err.toJSON();
   const message = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
   const detail = err instanceof Error ? err.stack : undefined;
   return { code: 'GRAFT_BOOT_FAILED', message: `${entry} failed to boot: ${message}`, ...(detail ? { detail } : {}) };

@@ -1,15 +1,19 @@
 /**
- * Worker process entry (cluster exec). Loads the app, reports ready, sends
- * heartbeats, and drains when its master retires it. Exits on its own when the
+ * Worker process entry (cluster exec). Waits for its config snapshot, loads
+ * the app, reports ready, sends heartbeats, applies config changes the master
+ * sends, and drains when its master retires it. Exits on its own when the
  * master is gone (node:cluster exits a worker whose IPC channel closes).
  */
 import { pathToFileURL } from 'node:url';
-import type { Server } from 'node:net';
+import { runningLoops, whenLoopStarted } from '../config/loop.js';
+import { issuesError, validateConfig } from '../config/schema.js';
+import { config } from '../config/store.js';
+import { GraftError } from '../errors.js';
+import { isMasterMessage, WorkerEnv, type ConfigPayload, type MasterMessage, type WorkerMessage, type WorkerRequest } from '../ipc.js';
 import { createLogger } from '../log.js';
-import { isMasterMessage, WorkerEnv, type MasterMessage, type WorkerMessage } from '../ipc.js';
 import { isService, serverOf, type Service, type ServiceContext } from '../service.js';
-import { ServerRegistry, type ListenFailure } from './server-registry.js';
 import { serializeBootError } from './boot-error.js';
+import { ServerRegistry, type ListenFailure } from './server-registry.js';
 
 const entry = process.env[WorkerEnv.entry];
 const generation = Number(process.env[WorkerEnv.generation] ?? 0);
@@ -18,11 +22,11 @@ const heartbeatMs = Number(process.env[WorkerEnv.heartbeatMs] ?? 1000);
 const port = Number(process.env.PORT ?? 0);
 const log = createLogger({ role: 'worker', generation, worker: workerIndex });
 const drainController = new AbortController();
-const ctx: ServiceContext = { port, generation, workerIndex, signal: drainController.signal };
+const ctx: ServiceContext<unknown> = { port, generation, workerIndex, signal: drainController.signal, config };
 
 let ready = false;
 let draining = false;
-let service: Service | undefined;
+let service: Service<unknown> | undefined;
 
 function send(message: WorkerMessage, done?: () => void): void {
   if (!process.connected) return done?.();
@@ -54,29 +58,105 @@ process.on('SIGHUP', () => {});
 process.on('SIGQUIT', () => {});
 process.on('SIGTERM', () => void drain({ graft: 'drain', idleCloseMs: 1000, lingerMs: 2000 }));
 
+let resolveInit!: (payload: ConfigPayload) => void;
+const initialConfig = new Promise<ConfigPayload>((resolve) => (resolveInit = resolve));
+
 process.on('message', (message: unknown) => {
   if (!isMasterMessage(message)) return;
-  if (message.graft === 'drain') void drain(message);
+  switch (message.graft) {
+    case 'drain':
+      void drain(message);
+      break;
+    case 'config-init':
+      resolveInit(message.config);
+      break;
+    default:
+      void answer(message);
+  }
 });
+
+send({ graft: 'hello' });
+
+async function answer(request: WorkerRequest): Promise<void> {
+  const { rid } = request;
+  try {
+    switch (request.graft) {
+      case 'config-prepare': {
+        const prepared = await config.prepare(request.config.data, { version: request.config.version, source: request.config.source });
+        if (!prepared.ok) {
+          const error = issuesError(prepared.issues, request.config.source).toJSON();
+          return send({ graft: 'reply', rid, ok: false, error, issues: prepared.issues });
+        }
+        return send({ graft: 'reply', rid, ok: true, value: prepared.value });
+      }
+      case 'config-commit':
+        return reportApplied(rid, await config.commit(request.version));
+      case 'config-apply': {
+        const prepared = await config.prepare(request.config.data, { version: request.config.version, source: request.config.source });
+        if (!prepared.ok) {
+          const error = issuesError(prepared.issues, request.config.source).toJSON();
+          return send({ graft: 'reply', rid, ok: false, error, issues: prepared.issues });
+        }
+        return reportApplied(rid, await config.commit(request.config.version));
+      }
+      case 'config-check': {
+        const checked = await validateConfig(config.declaredSchema, request.config.data);
+        if ('issues' in checked) {
+          const error = issuesError(checked.issues, request.config.source).toJSON();
+          return send({ graft: 'reply', rid, ok: false, error, issues: checked.issues });
+        }
+        return send({ graft: 'reply', rid, ok: true, value: checked.value });
+      }
+      case 'config-get':
+        return send({ graft: 'reply', rid, ok: true, value: config.loaded ? config.snapshotInfo : undefined });
+    }
+  } catch (err) {
+    const error = err instanceof GraftError ? err : new GraftError('GRAFT_CONFIG_APPLY_FAILED', (err as Error).message);
+    send({ graft: 'reply', rid, ok: false, error: error.toJSON() });
+  }
+}
+
+function reportApplied(rid: number, failures: Array<{ path: string; error: string }>): void {
+  for (const f of failures) log.error('config listener failed', { configVersion: config.version, path: f.path, error: f.error });
+  log.info('config applied', { configVersion: config.version, changed: config.snapshotInfo.changed });
+  send({ graft: 'reply', rid, ok: true, value: { version: config.version, failures } });
+  heartbeat();
+}
+
+function heartbeat(): void {
+  if (!ready) return;
+  send({ graft: 'heartbeat', ...registry.stats(), rss: process.memoryUsage.rss(), configVersion: config.loaded ? config.version : 0 });
+}
 
 async function boot(): Promise<void> {
   if (!entry) throw new Error(`${WorkerEnv.entry} is not set; workers are started by the graft master`);
+  // The snapshot comes first: an app may read config.current while its modules load.
+  const init = await initialConfig;
+  await config.install({ version: init.version, hash: init.hash, source: init.source, value: init.data });
   const mod = (await import(pathToFileURL(entry).href)) as { default?: unknown };
   service = isService(mod.default) ? mod.default : undefined;
-  if (service) {
-    const server: Server = serverOf(await service.start(ctx));
-    registry.track(server);
-    if (!server.listening) server.listen(port);
+  if (config.declaredSchema) {
+    // Now that the schema is known, the snapshot is validated (defaults applied).
+    const prepared = await config.prepare(init.data, { version: init.version, source: init.source });
+    if (!prepared.ok) throw issuesError(prepared.issues, init.source);
+    await config.commit(init.version);
   }
-  await registry.whenListening();
+  if (service) {
+    const server = serverOf(await service.start(ctx));
+    if (server) {
+      registry.track(server);
+      if (!server.listening) server.listen(port);
+    }
+    if (server || registry.servers.length > 0) await registry.whenListening();
+  } else {
+    await Promise.race([registry.whenListening(), whenLoopStarted()]);
+  }
   send({ graft: 'listening', address: registry.addresses().join(', ') });
   await service?.ready?.(ctx);
   ready = true;
-  const heartbeat = () => send({ graft: 'heartbeat', ...registry.stats(), rss: process.memoryUsage.rss() });
-  send({ graft: 'ready' });
+  send({ graft: 'ready', configVersion: config.version, restartOn: service?.restartOn ?? [] });
   heartbeat();
-  const timer = setInterval(heartbeat, heartbeatMs);
-  timer.unref();
+  setInterval(heartbeat, heartbeatMs).unref();
 }
 
 async function drain(message: Extract<MasterMessage, { graft: 'drain' }>): Promise<void> {
@@ -84,6 +164,7 @@ async function drain(message: Extract<MasterMessage, { graft: 'drain' }>): Promi
   draining = true;
   drainController.abort();
   log.debug('draining', { ...registry.stats() });
+  await Promise.all([...runningLoops()].map((l) => l.stop()));
   await registry.drain({ idleCloseMs: message.idleCloseMs, lingerMs: message.lingerMs });
   try {
     await service?.stop?.(ctx);

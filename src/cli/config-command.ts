@@ -1,0 +1,65 @@
+import { resolve } from 'node:path';
+import { getPath } from '../config/key-path.js';
+import type { Snapshot } from '../config/snapshot.js';
+import { GraftError } from '../errors.js';
+import type { ConfigPayload } from '../ipc.js';
+import type { ApplyOutcome, HistoryEntry } from '../supervisor/config-coordinator.js';
+import { sendControl } from '../supervisor/control-client.js';
+import { parse } from './args.js';
+import { locateMaster } from './locate.js';
+
+export const configHelp = `graft config show [keypath]     what the workers run, with its version
+graft config check FILE         validate FILE against the running service's schema; applies nothing
+graft config apply [--set K=V]  re-read the sources (plus overrides) and move every worker to it
+graft config history [--json]   recent versions: time, source, changed keys, accepted or rejected`;
+
+export async function configCommand(argv: string[]): Promise<number> {
+  const [action, ...rest] = argv;
+  const { values, positionals } = parse(`config ${action ?? ''}`.trim(), rest, { socket: { type: 'string' }, json: { type: 'boolean' }, set: { type: 'string', multiple: true } }, 1);
+  const socket = locateMaster({ socket: values.socket }).socket;
+  switch (action) {
+    case 'show': {
+      const result = (await sendControl(socket, { cmd: 'config', action: 'show' })) as { master: ConfigPayload; effective?: Snapshot };
+      const snapshot = result.effective ?? { version: result.master.version, hash: result.master.hash, data: result.master.data };
+      const keyPath = positionals[0];
+      const value = keyPath ? getPath(snapshot.data, keyPath) : snapshot.data;
+      if (keyPath && value === undefined) throw new GraftError('GRAFT_BAD_KEY_PATH', `config version ${snapshot.version} has no key ${keyPath}`);
+      if (values.json) console.log(JSON.stringify({ version: snapshot.version, hash: snapshot.hash, ...(keyPath ? { key: keyPath } : {}), value }, null, 2));
+      else console.log(`# config version ${snapshot.version} (${snapshot.hash})${keyPath ? ` ${keyPath}` : ''}\n${JSON.stringify(value, null, 2)}`);
+      return 0;
+    }
+    case 'check': {
+      const file = positionals[0];
+      if (!file) throw new GraftError('GRAFT_BAD_ARGUMENT', 'graft config check needs a file, e.g. `graft config check config.yaml`');
+      await sendControl(socket, { cmd: 'config', action: 'check', file: resolve(file) });
+      console.log(`${file}: valid for the running service (nothing applied)`);
+      return 0;
+    }
+    case 'apply': {
+      const outcome = (await sendControl(socket, { cmd: 'config', action: 'apply', set: values.set ?? [] })) as ApplyOutcome;
+      if (values.json) console.log(JSON.stringify(outcome, null, 2));
+      else if (outcome.mode === 'unchanged') console.log(`config unchanged: every worker runs version ${outcome.version}`);
+      else {
+        console.log(`config version ${outcome.version} applied (${outcome.mode}); changed: ${outcome.changed.join(', ') || '-'}`);
+        for (const w of outcome.workers) console.log(`  worker ${w.pid} (generation ${w.generation}) runs version ${w.configVersion}`);
+      }
+      if (outcome.replaced.length > 0) {
+        for (const r of outcome.replaced) console.error(`graft: GRAFT_CONFIG_APPLY_FAILED: worker ${r.pid} failed to apply version ${outcome.version} and was replaced: ${r.error}`);
+        return 1;
+      }
+      return 0;
+    }
+    case 'history': {
+      const history = (await sendControl(socket, { cmd: 'config', action: 'history' })) as HistoryEntry[];
+      if (values.json) console.log(JSON.stringify(history, null, 2));
+      else {
+        for (const h of history) {
+          console.log(`${h.at}  v${h.version}  ${h.accepted ? 'accepted' : 'REJECTED'}  ${h.source}  ${h.changed.join(',') || '-'}${h.error ? `  ${h.code ?? ''} ${h.error}` : ''}`);
+        }
+      }
+      return 0;
+    }
+    default:
+      throw new GraftError('GRAFT_UNKNOWN_COMMAND', `unknown config action ${JSON.stringify(action ?? '')}; expected show, check, apply or history`);
+  }
+}

@@ -1,0 +1,47 @@
+import { contentHash, mergeLayers } from './snapshot.js';
+import type { ConfigSource } from './sources/source.js';
+
+export interface Loaded {
+  data: Record<string, unknown>;
+  hash: string;
+}
+
+/**
+ * Reads every source and merges them, lowest layer first. Watching coalesces
+ * a burst of events (one editor save is often three) into one callback after
+ * a quiet period.
+ */
+export class ConfigLoader {
+  constructor(
+    readonly sources: ConfigSource[],
+    private readonly quietMs = 50,
+  ) {}
+
+  /** Throws the first source's error; nothing is merged from a broken layer. */
+  async load(): Promise<Loaded> {
+    const layers: Array<Record<string, unknown>> = [];
+    for (const source of this.sources) layers.push(await source.load());
+    const data = mergeLayers(layers);
+    return { data, hash: contentHash(data) };
+  }
+
+  watch(onChange: (sources: string[]) => void): () => void {
+    let timer: NodeJS.Timeout | undefined;
+    const touched = new Set<string>();
+    const note = (name: string) => {
+      touched.add(name);
+      if (timer) clearTimeout(timer);
+      timer = setTimeout(() => {
+        timer = undefined;
+        const names = [...touched];
+        touched.clear();
+        onChange(names);
+      }, this.quietMs);
+    };
+    const stops = this.sources.map((s) => s.watch?.(note) ?? (() => {}));
+    return () => {
+      if (timer) clearTimeout(timer);
+      for (const stop of stops) stop();
+    };
+  }
+}

@@ -1,0 +1,30 @@
+import { GraftError } from '../../errors.js';
+import { coerce } from '../formats.js';
+import { setPath, splitPath } from '../key-path.js';
+import type { ConfigSource } from './source.js';
+
+/** `--set db.pool.max=20` on the command line (or on `graft config apply`): the top layer. */
+export class OverrideSource implements ConfigSource {
+  private readonly data: Record<string, unknown> = {};
+
+  constructor(
+    readonly name: string,
+    assignments: string[] = [],
+  ) {
+    this.set(assignments);
+  }
+
+  /** Validates every assignment first, so a bad one changes nothing. */
+  set(assignments: string[]): void {
+    const parsed = assignments.map((a) => {
+      const eq = a.indexOf('=');
+      if (eq <= 0) throw new GraftError('GRAFT_BAD_ARGUMENT', `--set needs key.path=value, got ${JSON.stringify(a)}`);
+      return [splitPath(a.slice(0, eq)), coerce(a.slice(eq + 1))] as const;
+    });
+    for (const [path, value] of parsed) setPath(this.data, path, value);
+  }
+
+  async load(): Promise<Record<string, unknown>> {
+    return structuredClone(this.data);
+  }
+}

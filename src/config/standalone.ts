@@ -1,0 +1,56 @@
+import { errorMessage, GraftError } from '../errors.js';
+import { createLogger } from '../log.js';
+import { defaultConfigFiles } from './default-files.js';
+import { ConfigLoader } from './loader.js';
+import { issuesError, validateConfigSync } from './schema.js';
+import { contentHash, mergeLayers } from './snapshot.js';
+import { EnvSource } from './sources/env-source.js';
+import { FileSource } from './sources/file-source.js';
+import type { ConfigStore } from './store.js';
+
+/**
+ * A process with no graft master (`node app.js` importing graft) loads and
+ * watches its own config on the first read of config.current: the files named
+ * in GRAFT_CONFIG (comma-separated) or the default file, then CONFIG__* env.
+ * A change that fails to parse or validate is logged and not applied.
+ */
+export function enableStandalone(store: ConfigStore<unknown>): void {
+  store.setLoader(() => {
+    store.setLoader(undefined);
+    const files = process.env.GRAFT_CONFIG ? process.env.GRAFT_CONFIG.split(',').filter(Boolean) : defaultConfigFiles(process.cwd());
+    const fileSources = files.map((f) => new FileSource(f));
+    const env = new EnvSource();
+    const data = mergeLayers([...fileSources.map((s) => s.loadSync()), env.loadSync()]);
+    const first = validateConfigSync(store.declaredSchema, data);
+    if ('issues' in first) throw issuesError(first.issues, files.join(', ') || 'the environment');
+    void store.install({ version: 1, hash: contentHash(data), source: files[0] ?? 'env', value: first.value });
+    watch(store, new ConfigLoader([...fileSources, env]));
+  });
+}
+
+function watch(store: ConfigStore<unknown>, loader: ConfigLoader): void {
+  const log = createLogger({ role: 'app' });
+  let hash = store.hash;
+  let busy = Promise.resolve();
+  loader.watch((sources) => {
+    busy = busy.then(async () => {
+      try {
+        const loaded = await loader.load();
+        if (loaded.hash === hash) return;
+        const version = store.version + 1;
+        const prepared = await store.prepare(loaded.data, { version, source: sources.join(',') });
+        if (!prepared.ok) throw issuesError(prepared.issues, sources.join(', '));
+        hash = loaded.hash;
+        const failures = await store.commit(version);
+        log.info('config applied', { version, hash, changed: store.snapshotInfo.changed, source: sources });
+        for (const f of failures) log.error('config listener failed', { version, path: f.path, error: f.error });
+      } catch (err) {
+        log.error('config change rejected; the live config stays', {
+          version: store.version,
+          code: err instanceof GraftError ? err.code : undefined,
+          error: errorMessage(err),
+        });
+      }
+    });
+  });
+}
