@@ -57,7 +57,7 @@ export function parseConfigText(text: string, file: string, format: Format): Rec
       break;
     case 'yaml':
       try {
-        value = parseYaml(text, { prettyErrors: false });
+        value = parseYaml(text);
       } catch (err) {
         if (err instanceof YAMLParseError) {
           const pos = err.linePos?.[0];
@@ -77,6 +77,7 @@ export function parseConfigText(text: string, file: string, format: Format): Rec
       }
       break;
     case 'env': {
+      checkEnvSyntax(text, file);
       const out: Record<string, unknown> = {};
       for (const [key, raw] of Object.entries(parseEnv(text))) if (raw !== undefined) setPath(out, envKeyPath(key), coerce(raw));
       value = out;
@@ -86,7 +87,8 @@ export function parseConfigText(text: string, file: string, format: Format): Rec
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw parseError(file, undefined, undefined, `top level must be a mapping of keys, not ${Array.isArray(value) ? 'a list' : JSON.stringify(value)}`);
   }
-  return value as Record<string, unknown>;
+  // Config crosses IPC as JSON: normalize now (TOML/YAML dates become ISO strings) so every process sees the same data.
+  return JSON.parse(JSON.stringify(value)) as Record<string, unknown>;
 }
 
 /** `DB__POOL_SIZE` → ['db', 'poolSize']: `__` nests, segments become camelCase. */
@@ -109,4 +111,27 @@ export function coerce(raw: string): unknown {
     }
   }
   return raw;
+}
+
+/**
+ * parseEnv skips lines it does not understand; a config file should not. Every
+ * line must be blank, a comment, or KEY=value (a quoted value may span lines).
+ */
+function checkEnvSyntax(text: string, file: string): void {
+  const lines = text.split(/\r?\n/);
+  let openQuote: string | undefined;
+  lines.forEach((line, i) => {
+    if (openQuote) {
+      if (line.includes(openQuote)) openQuote = undefined;
+      return;
+    }
+    const t = line.trim();
+    if (t === '' || t.startsWith('#')) return;
+    const m = /^(?:export\s+)?[A-Za-z_][A-Za-z0-9_.]*\s*=\s*(.*)$/.exec(t);
+    if (!m) throw parseError(file, i + 1, 1, `invalid .env line (expected KEY=value): ${JSON.stringify(t.slice(0, 40))}`);
+    const value = m[1]!;
+    const q = value[0];
+    if ((q === '"' || q === "'" || q === '`') && !value.slice(1).includes(q)) openQuote = q;
+  });
+  if (openQuote) throw parseError(file, lines.length, undefined, `unterminated ${openQuote} quoted value`);
 }

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { chownSync, mkdtempSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -122,11 +122,22 @@ export class GraftProcess {
 }
 
 export interface StatusJson {
-  master: { pid: number; generation: number; desired: number; state: string; crashLoop: boolean; reloading: boolean };
-  workers: Array<{ pid: number; generation: number; index: number; state: string; restarts: number; served: number; inFlight: number; rss: number }>;
+  master: {
+    pid: number;
+    generation: number;
+    desired: number;
+    state: string;
+    crashLoop: boolean;
+    reloading: boolean;
+    config?: { version: number; hash: string; source: string; lastRejected?: { version: number; code?: string; error?: string; source: string } };
+  };
+  workers: Array<{ pid: number; generation: number; index: number; state: string; restarts: number; served: number; inFlight: number; rss: number; configVersion: number }>;
 }
 
 export interface StartOptions {
+  /** Run graft as this user (root tests that need a permission to be denied). */
+  uid?: number;
+  /** Worker count for -w; 0 leaves -w out (the config's graft.workers or the default applies). */
   workers?: number;
   args?: string[];
   env?: Record<string, string>;
@@ -136,11 +147,18 @@ export interface StartOptions {
 export function startGraft(entry: string, options: StartOptions = {}): Promise<GraftProcess> {
   return (async () => {
     const port = await freePort();
-    const socket = join(tempDir('graft-sock-'), 'control.sock');
+    const sockDir = tempDir('graft-sock-');
+    if (options.uid !== undefined) chownSync(sockDir, options.uid, options.uid);
+    const socket = join(sockDir, 'control.sock');
     const child = spawn(
       process.execPath,
-      ['--import', tsxImport, cliPath, 'start', entry, '-w', String(options.workers ?? 2), '-p', String(port), '--socket', socket, ...(options.args ?? [])],
-      { cwd: options.cwd ?? root, env: { ...process.env, GRAFT_LOG_FORMAT: 'json', ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] },
+      ['--import', tsxImport, cliPath, 'start', entry, ...(options.workers === 0 ? [] : ['-w', String(options.workers ?? 2)]), '-p', String(port), '--socket', socket, ...(options.args ?? [])],
+      {
+        cwd: options.cwd ?? root,
+        env: { ...process.env, GRAFT_LOG_FORMAT: 'json', ...options.env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+        ...(options.uid !== undefined ? { uid: options.uid, gid: options.uid } : {}),
+      },
     );
     return new GraftProcess(child, port, socket);
   })();

@@ -1,0 +1,95 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import * as v from 'valibot';
+import { type } from 'arktype';
+import { z } from 'zod';
+import { coerce, envKeyPath, parseConfigText } from '../../src/config/formats.js';
+import { touches } from '../../src/config/key-path.js';
+import { validateConfig } from '../../src/config/schema.js';
+import { changedPaths, contentHash, deepFreeze, mergeLayers } from '../../src/config/snapshot.js';
+
+function parseFails(text: string, file: string, format: 'json' | 'yaml' | 'toml' | 'env', where: RegExp) {
+  assert.throws(
+    () => parseConfigText(text, file, format),
+    (err: { code?: string; message: string }) => {
+      assert.equal(err.code, 'GRAFT_CONFIG_PARSE');
+      assert.match(err.message, where);
+      return true;
+    },
+  );
+}
+
+describe('config formats', () => {
+  test('each format parses into the same object', () => {
+    const want = { db: { host: 'x', pool: 5 }, tags: ['a', 'b'] };
+    assert.deepEqual(parseConfigText('{"db":{"host":"x","pool":5},"tags":["a","b"]}', 'c.json', 'json'), want);
+    assert.deepEqual(parseConfigText('db:\n  host: x\n  pool: 5\ntags: [a, b]\n', 'c.yaml', 'yaml'), want);
+    assert.deepEqual(parseConfigText('tags = ["a", "b"]\n[db]\nhost = "x"\npool = 5\n', 'c.toml', 'toml'), want);
+    assert.deepEqual(parseConfigText('DB__HOST=x\nDB__POOL=5\nTAGS=["a","b"]\n', '.env', 'env'), want);
+  });
+
+  test('a syntax error names the file and the line, in every format', () => {
+    parseFails('{\n  "a": 1,\n  "b": \n}', '/etc/app.json', 'json', /^\/etc\/app\.json:4:1: invalid JSON/);
+    parseFails('a: 1\nb: [1, 2\nc: 3\n', '/etc/app.yaml', 'yaml', /^\/etc\/app\.yaml:\d+:\d+: invalid YAML/);
+    parseFails('a = 1\nb = \n', '/etc/app.toml', 'toml', /^\/etc\/app\.toml:2:\d+: invalid TOML/);
+    parseFails('A=1\nthis is not a pair\n', '/etc/app.env', 'env', /^\/etc\/app\.env:2:1: invalid \.env line/);
+  });
+
+  test('empty files, binary garbage and scalars are refused', () => {
+    parseFails('  \n', 'c.yaml', 'yaml', /is empty/);
+    parseFails('\u0000\u0001\u0002garbage', 'c.json', 'json', /binary data/);
+    parseFails('just a string\n', 'c.yaml', 'yaml', /top level must be a mapping/);
+    parseFails('[1,2]', 'c.json', 'json', /not a list|a list/);
+  });
+
+  test('env names nest with __ and become camelCase; values parse as JSON when they can', () => {
+    assert.deepEqual(envKeyPath('DB__POOL_SIZE'), ['db', 'poolSize']);
+    assert.equal(coerce('20'), 20);
+    assert.equal(coerce('true'), true);
+    assert.equal(coerce('hello world'), 'hello world');
+    assert.equal(coerce('1.2.3'), '1.2.3');
+  });
+});
+
+describe('snapshots', () => {
+  test('changed key paths', () => {
+    assert.deepEqual(changedPaths({ a: 1, db: { pool: 1, host: 'h' } }, { a: 1, db: { pool: 2, host: 'h' }, b: true }), ['b', 'db.pool']);
+    assert.deepEqual(changedPaths({ l: [1, 2] }, { l: [1, 2] }), []);
+    assert.deepEqual(changedPaths({ l: [1, 2] }, { l: [1] }), ['l']);
+  });
+
+  test('the hash ignores key order; layers merge deep, later wins', () => {
+    assert.equal(contentHash({ a: 1, b: { c: 2, d: 3 } }), contentHash({ b: { d: 3, c: 2 }, a: 1 }));
+    assert.deepEqual(mergeLayers([{ db: { host: 'a', pool: 1 }, l: [1] }, { db: { pool: 2 }, l: [2] }]), { db: { host: 'a', pool: 2 }, l: [2] });
+  });
+
+  test('snapshots are deeply frozen', () => {
+    const s = deepFreeze({ db: { pool: 1 } });
+    assert.throws(() => {
+      (s.db as { pool: number }).pool = 2;
+    }, TypeError);
+  });
+
+  test('subscriptions match a key, its children and its parents', () => {
+    assert.equal(touches('db.pool', 'db.pool.max'), true);
+    assert.equal(touches('db.pool', 'db'), true);
+    assert.equal(touches('db.pool', 'db.poolSize'), false);
+    assert.equal(touches('', 'anything'), true);
+  });
+});
+
+describe('Standard Schema validators', () => {
+  const raw = { db: { pool: '5' } };
+  test('zod 4, valibot and arktype all report the key path of a violation', async () => {
+    const zod = z.object({ db: z.object({ pool: z.number() }) });
+    const vali = v.object({ db: v.object({ pool: v.number() }) });
+    const ark = type({ db: { pool: 'number' } });
+    for (const schema of [zod, vali, ark]) {
+      const result = await validateConfig(schema, raw);
+      assert.ok('issues' in result);
+      assert.equal(result.issues[0]!.path, 'db.pool');
+    }
+    const ok = await validateConfig(z.object({ db: z.object({ pool: z.coerce.number(), host: z.string().default('localhost') }) }), raw);
+    assert.deepEqual(ok, { value: { db: { pool: 5, host: 'localhost' } } });
+  });
+});
