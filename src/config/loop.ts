@@ -21,7 +21,7 @@ export interface LoopOptions<C> {
 }
 
 export interface LoopHandle {
-  /** Run no further iteration; the running one finishes (or is aborted if asked). Resolves when it has ended. */
+  /** Run no further iteration; the running one finishes (or is aborted: if asked, or if onChange is 'abort'). Resolves when it has ended. */
   stop(options?: { abort?: boolean }): Promise<void>;
   readonly iterations: number;
 }
@@ -88,7 +88,7 @@ export function loop<C = Config>(body: (ctx: LoopContext<C>) => unknown, options
   })();
   const handle: LoopHandle = {
     async stop(stopOptions) {
-      abortOnStop = stopOptions?.abort === true;
+      abortOnStop = stopOptions?.abort ?? options.onChange === 'abort';
       stopping.abort(new Error('loop stopped'));
       unsubscribe();
       await done;
