@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { describe, test } from 'node:test';
+import { describe, test, type TestContext } from 'node:test';
 import { root, startGraft, type GraftProcess, type LogRecord } from './helpers/graft.js';
 import { load } from './helpers/load.js';
 
@@ -29,7 +29,7 @@ async function onlyGeneration(g: GraftProcess, generation: number) {
  * reload it 3 times during the load, and check that nobody noticed.
  * `check` gets the graft log for further assertions.
  */
-async function reloadUnderLoad(example: string, check?: (logs: LogRecord[]) => void): Promise<void> {
+async function reloadUnderLoad(t: TestContext, example: string, check?: (logs: LogRecord[]) => void): Promise<void> {
   const g = await startGraft(join(root, 'examples', example, 'server.ts'), { workers: 2 });
   try {
     await g.waitRunning();
@@ -54,6 +54,7 @@ async function reloadUnderLoad(example: string, check?: (logs: LogRecord[]) => v
       l.stop();
     }
     const result = await l.result;
+    t.diagnostic(`${result.requests} requests in ${Date.now() - startedAt} ms, p99 ${result.p99} ms: ${JSON.stringify(result)}`);
 
     assert.ok(result.requests > 0, `no requests were made: ${JSON.stringify(result)}`);
     assert.equal(result.errors, 0, `failed requests: ${JSON.stringify(result)}`);
@@ -87,11 +88,11 @@ async function reloadUnderLoad(example: string, check?: (logs: LogRecord[]) => v
 
 describe('examples survive reloads under keep-alive load', () => {
   for (const example of ['http', 'express', 'fastify', 'koa', 'hono']) {
-    test(`${example}: 3 reloads, 32 connections, no request fails`, { timeout: 60_000 }, () => reloadUnderLoad(example));
+    test(`${example}: 3 reloads, 32 connections, no request fails`, { timeout: 60_000 }, (t) => reloadUnderLoad(t, example));
   }
 
-  test('service (defineService): 3 reloads, each commits only after ready() warmed the cache', { timeout: 60_000 }, () =>
-    reloadUnderLoad('service', (logs) => {
+  test('service (defineService): 3 reloads, each commits only after ready() warmed the cache', { timeout: 60_000 }, (t) =>
+    reloadUnderLoad(t, 'service', (logs) => {
       for (const generation of [2, 3, 4]) {
         const commitAt = logs.findIndex((r) => r.msg === 'reload: generation committed' && r.generation === generation);
         assert.ok(commitAt >= 0, `generation ${generation} was never committed`);

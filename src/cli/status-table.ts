@@ -18,6 +18,11 @@ export function formatStatus(status: MasterStatus): string {
     `master ${m.pid}  ${m.state}  up ${duration(m.uptimeMs)}  generation ${m.generation ?? '-'}  workers ${m.desired}  port ${m.port}`,
     `entry ${m.entry}`,
   ];
+  if (m.config) lines.push(`config version ${m.config.version} (${m.config.hash}) from ${m.config.source}`);
+  if (m.config?.lastRejected) {
+    const r = m.config.lastRejected;
+    lines.push(`last rejected config ${r.at} (attempt v${r.version}, ${r.source}): ${r.code ?? ''} ${r.error ?? ''}`);
+  }
   if (m.reloading) lines.push('a reload is in progress');
   if (m.crashLoop) lines.push('WARNING: workers are crash-looping (GRAFT_CRASH_LOOP); see the master log');
   if (m.lastReload) {
@@ -27,7 +32,7 @@ export function formatStatus(status: MasterStatus): string {
         : `last reload ${m.lastReload.at}: FAILED ${m.lastReload.code ?? ''} ${m.lastReload.error ?? ''}`,
     );
   }
-  const header = ['PID', 'GEN', 'WORKER', 'STATE', 'UPTIME', 'RSS', 'IN-FLIGHT', 'SERVED', 'RESTARTS'];
+  const header = ['PID', 'GEN', 'WORKER', 'STATE', 'UPTIME', 'RSS', 'IN-FLIGHT', 'SERVED', 'RESTARTS', 'CONFIG'];
   const rows = status.workers.map((w) => [
     String(w.pid),
     String(w.generation),
@@ -38,6 +43,7 @@ export function formatStatus(status: MasterStatus): string {
     String(w.inFlight),
     String(w.served),
     String(w.restarts),
+    w.configVersion ? `v${w.configVersion}` : '-',
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const fmt = (r: string[]) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();

@@ -7,7 +7,7 @@
 import { pathToFileURL } from 'node:url';
 import { runningLoops, whenLoopStarted } from '../config/loop.js';
 import { issuesError, validateConfig } from '../config/schema.js';
-import { config } from '../config/store.js';
+import { config as typedConfig, type ConfigStore } from '../config/store.js';
 import { GraftError } from '../errors.js';
 import { isMasterMessage, WorkerEnv, type ConfigPayload, type MasterMessage, type WorkerMessage, type WorkerRequest } from '../ipc.js';
 import { createLogger } from '../log.js';
@@ -15,6 +15,8 @@ import { isService, serverOf, type Service, type ServiceContext } from '../servi
 import { serializeBootError } from './boot-error.js';
 import { ServerRegistry, type ListenFailure } from './server-registry.js';
 
+// The runtime handles raw snapshots; only the app sees the declared type.
+const config = typedConfig as unknown as ConfigStore<unknown>;
 const entry = process.env[WorkerEnv.entry];
 const generation = Number(process.env[WorkerEnv.generation] ?? 0);
 const workerIndex = Number(process.env[WorkerEnv.index] ?? 0);
