@@ -88,10 +88,10 @@ async function reloadUnderLoad(t: TestContext, example: string, check?: (logs: L
 
 describe('examples survive reloads under keep-alive load', () => {
   for (const example of ['http', 'express', 'fastify', 'koa', 'hono']) {
-    test(`${example}: 3 reloads, 32 connections, no request fails`, { timeout: 60_000 }, (t) => reloadUnderLoad(t, example));
+    test(`${example}: 3 reloads, 32 connections, no request fails`, { timeout: 120_000 }, (t) => reloadUnderLoad(t, example));
   }
 
-  test('service (defineService): 3 reloads, each commits only after ready() warmed the cache', { timeout: 60_000 }, (t) =>
+  test('service (defineService): 3 reloads, each commits only after ready() warmed the cache', { timeout: 120_000 }, (t) =>
     reloadUnderLoad(t, 'service', (logs) => {
       for (const generation of [2, 3, 4]) {
         const commitAt = logs.findIndex((r) => r.msg === 'reload: generation committed' && r.generation === generation);
