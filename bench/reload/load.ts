@@ -1,0 +1,193 @@
+import { performance } from 'node:perf_hooks';
+import autocannon from 'autocannon';
+
+/**
+ * Keep-alive HTTP load with autocannon (pipelining 1), bounded in time, with
+ * the accounting a reload benchmark needs and autocannon does not do itself:
+ *
+ * - latencies of the responses inside a window (the reloads), not only of the
+ *   whole run, measured here: after the server closes a connection autocannon
+ *   keeps the dropped request in its queue and from then on times every
+ *   response on that client from the previous request's start (about double);
+ * - requests autocannon sent and never saw answered nor failed. autocannon
+ *   reconnects silently when the server closes a connection (FIN), dropping
+ *   the request it had just written on it. For a real client that request
+ *   fails ("socket hang up"), unless the server had announced the close with
+ *   `Connection: close`: a conforming HTTP/1.1 client sends nothing more on
+ *   such a connection, but autocannon does, so those are counted apart.
+ */
+export interface LoadOptions {
+  url: string;
+  connections: number;
+  /** Hard bound on the run; stop() may end it earlier. */
+  durationS: number;
+  /** Per-request timeout (autocannon counts it as an error and a timeout). */
+  timeoutS: number;
+  /** Record every response's latency while the window is open. */
+  recordLatencies: boolean;
+}
+
+export interface LoadFailure {
+  /** performance.now() when the client saw it. */
+  at: number;
+  code: string;
+}
+
+export interface LoadSummary {
+  durationS: number;
+  /** Responses received. */
+  answered: number;
+  /** Requests failed as autocannon counts them (connection errors and timeouts). */
+  errors: number;
+  timeouts: number;
+  resets: number;
+  non2xx: number;
+  /** Sent on a connection the server then closed, no answer, no error, no `Connection: close`. */
+  unanswered: number;
+  /** Sent after the server answered `Connection: close` on that connection (a conforming client would not have). */
+  sentAfterClose: number;
+  /** `Connection: close` responses (a draining server closing keep-alive connections). */
+  closeResponses: number;
+  rps: number;
+  /** Percentiles of the responses inside the recording window, ms (measured here, see above). */
+  window: { count: number; p50: number; p99: number; max: number };
+  failures: LoadFailure[];
+}
+
+interface Outstanding {
+  conn: object;
+  afterClose: boolean;
+  sentAt: number;
+}
+
+/** What the accounting reads from autocannon's client; not in its public types. */
+interface ClientInternals {
+  conn: object;
+}
+
+class Samples {
+  private data = new Float64Array(1 << 16);
+  length = 0;
+  push(v: number): void {
+    if (this.length === this.data.length) {
+      const next = new Float64Array(this.data.length * 2);
+      next.set(this.data);
+      this.data = next;
+    }
+    this.data[this.length++] = v;
+  }
+  summary(): { count: number; p50: number; p99: number; max: number } {
+    const sorted = this.data.slice(0, this.length).sort();
+    const at = (q: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]! : NaN);
+    return { count: sorted.length, p50: at(0.5), p99: at(0.99), max: sorted.length ? sorted[sorted.length - 1]! : NaN };
+  }
+}
+
+export interface LoadRun {
+  result: Promise<LoadSummary>;
+  /** Open or close the latency window. */
+  record(open: boolean): void;
+  stop(): void;
+}
+
+export function startLoad(options: LoadOptions): LoadRun {
+  const samples = new Samples();
+  const failures: LoadFailure[] = [];
+  let recording = options.recordLatencies;
+  let resets = 0;
+  const perClient: Array<{ client: ClientInternals; outstanding: Outstanding[] }> = [];
+  const closing = new WeakSet<object>();
+  let closeResponses = 0;
+
+  let finish!: (r: autocannon.Result) => void;
+  let fail!: (err: unknown) => void;
+  const done = new Promise<autocannon.Result>((resolve, reject) => {
+    finish = resolve;
+    fail = reject;
+  });
+
+  const instance = autocannon(
+    {
+      url: options.url,
+      connections: options.connections,
+      pipelining: 1,
+      duration: options.durationS,
+      timeout: options.timeoutS,
+      setupClient: (client) => {
+        const internals = client as unknown as ClientInternals;
+        // Events the client emits beyond its public typings ('request', 'connError', 'timeout').
+        const events = client as unknown as NodeJS.EventEmitter;
+        const outstanding: Outstanding[] = [];
+        perClient.push({ client: internals, outstanding });
+        let keepAlive = true;
+        // The client emits 'request' just before writing it on client.conn.
+        events.on('request', () => outstanding.push({ conn: internals.conn, afterClose: closing.has(internals.conn), sentAt: performance.now() }));
+        // http-parser-js's header info, whatever the public types say.
+        client.on('headers', (info) => {
+          keepAlive = (info as unknown as { shouldKeepAlive?: boolean }).shouldKeepAlive !== false;
+        });
+        client.on('response', (_status: number, _bytes: number, responseTime: number) => {
+          // With pipelining 1, a response answers the oldest request still open on its connection.
+          const conn = internals.conn;
+          const i = outstanding.findIndex((o) => o.conn === conn);
+          const latency = i >= 0 ? performance.now() - outstanding[i]!.sentAt : responseTime;
+          if (i >= 0) outstanding.splice(i, 1);
+          if (!keepAlive) {
+            closing.add(conn);
+            closeResponses++;
+          }
+          if (recording) samples.push(latency);
+        });
+        // Emitted while client.conn is still the failed connection.
+        events.on('connError', () => {
+          const conn = internals.conn;
+          for (let i = outstanding.length - 1; i >= 0; i--) if (outstanding[i]!.conn === conn) outstanding.splice(i, 1);
+        });
+        // Emitted after the client has replaced the connection that timed out.
+        events.on('timeout', () => {
+          const conn = internals.conn;
+          for (let i = outstanding.length - 1; i >= 0; i--) if (outstanding[i]!.conn !== conn) outstanding.splice(i, 1);
+        });
+      },
+    },
+    (err, r) => (err ? fail(err) : finish(r)),
+  );
+  instance.on('reqError', (err: NodeJS.ErrnoException) => {
+    const code = err?.code ?? err?.message ?? String(err);
+    if (code === 'ECONNRESET') resets++;
+    if (failures.length < 200) failures.push({ at: performance.now(), code });
+  });
+
+  const result = done.then((r): LoadSummary => {
+    let unanswered = 0;
+    let sentAfterClose = 0;
+    for (const { client, outstanding } of perClient) {
+      for (const o of outstanding) {
+        if (o.conn === client.conn) continue; // in flight when the run stopped
+        if (o.afterClose) sentAfterClose++;
+        else unanswered++;
+      }
+    }
+    return {
+      durationS: r.duration,
+      answered: r.requests.total,
+      errors: r.errors,
+      timeouts: r.timeouts,
+      resets,
+      non2xx: r.non2xx,
+      unanswered,
+      sentAfterClose,
+      closeResponses,
+      rps: r.duration > 0 ? r.requests.total / r.duration : 0,
+      window: samples.summary(),
+      failures,
+    };
+  });
+  return {
+    result,
+    record: (open) => {
+      recording = open;
+    },
+    stop: () => instance.stop(),
+  };
+}
