@@ -29,6 +29,11 @@ export const ErrorCodes = {
   GRAFT_CONFIG_NOT_READY: 'the config is not loaded yet',
   GRAFT_CONFIG_APPLY_FAILED: 'a worker failed to apply the config',
   GRAFT_BAD_KEY_PATH: 'a key path is malformed',
+  GRAFT_SWAP_LOAD: 'a new module generation failed to load',
+  GRAFT_SWAP_MIGRATE: 'migrate() of a new module generation failed',
+  GRAFT_SWAP_VERIFY: 'verify() of a new module generation failed',
+  GRAFT_SWAP_NOT_SWAPPABLE: 'the change cannot be swapped in place',
+  GRAFT_SWAP_LEAK: 'a retired module generation is still reachable',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;

@@ -1,0 +1,156 @@
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { fullGc } from '../../src/swap/leak-watch.js';
+import { swappable, type Swappable } from '../../src/swap/swappable.js';
+import type { LeakReport } from '../../src/swap/leak-watch.js';
+import { tempDir } from '../helpers/graft.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface Mod {
+  version: string;
+  slow: (ms: number) => Promise<string>;
+  helperValue: number;
+}
+
+function project(files: Record<string, string>): string {
+  const dir = tempDir('graft-swap-');
+  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
+  return dir;
+}
+
+const moduleText = (version: string, extra = '') => `
+import { helper } from './helper.js';
+export const version: string = ${JSON.stringify(version)};
+export const helperValue = helper();
+export async function slow(ms: number): Promise<string> {
+  await new Promise((r) => setTimeout(r, ms));
+  return version;
+}
+${extra}
+`;
+
+describe('swappable modules', () => {
+  test('calls in flight finish on their generation while new calls reach the new one; local imports swap together', async () => {
+    const dir = project({ 'mod.ts': moduleText('v1'), 'helper.ts': 'export const helper = () => 1;\n' });
+    const h = swappable<Mod>(join(dir, 'mod.ts'));
+    try {
+      await h.ready;
+      assert.equal(h.generation, 1);
+      const inFlight = h.use((m) => m.slow(300));
+      writeFileSync(join(dir, 'mod.ts'), moduleText('v2'));
+      writeFileSync(join(dir, 'helper.ts'), 'export const helper = () => 2;\n');
+      const result = await h.swap();
+      assert.deepEqual(result, { module: h.name, generation: 2, previous: 1 });
+      assert.equal(await h.use((m) => m.version), 'v2');
+      assert.equal(h.current.helperValue, 2, 'the local import is part of the generation');
+      assert.equal(h.draining, 1, 'generation 1 still has a call in flight');
+      assert.equal(await inFlight, 'v1');
+      await sleep(20);
+      assert.equal(h.draining, 0);
+    } finally {
+      await h.close();
+    }
+  });
+
+  for (const [name, text, code, where] of [
+    ['a syntax error', 'export const version = ;\n', 'GRAFT_SWAP_LOAD', /mod\.ts:1:\d+: /],
+    ['a throw at load', 'export const version = "v2";\nthrow new Error("load failed");\n', 'GRAFT_SWAP_LOAD', /mod\.ts:2:\d+: Error: load failed/],
+    ['a failing verify', 'export const version = "v2";\nexport function verify() { throw new Error("self-check failed"); }\n', 'GRAFT_SWAP_VERIFY', /verify\(\) threw: self-check failed/],
+    ['a verify that returns false', 'export const version = "v2";\nexport const verify = () => false;\n', 'GRAFT_SWAP_VERIFY', /verify\(\) returned false/],
+    ['a failing migrate', 'export const version = "v2";\nexport function migrate(prev: unknown) { throw new Error("cannot migrate " + JSON.stringify(prev)); }\n', 'GRAFT_SWAP_MIGRATE', /migrate\(\) of generation 2 threw: cannot migrate \{"n":1\}/],
+  ] as const) {
+    test(`${name} keeps the old generation serving`, async () => {
+      const dir = project({ 'mod.ts': 'export const version = "v1";\nexport const state = { n: 1 };\n' });
+      const reports: LeakReport[] = [];
+      const h = swappable<{ version: string }>(join(dir, 'mod.ts'), undefined, { onLeak: (r) => reports.push(r) });
+      try {
+        await h.ready;
+        writeFileSync(join(dir, 'mod.ts'), text);
+        await assert.rejects(h.swap(), (err: { code?: string; message: string }) => {
+          assert.equal(err.code, code);
+          assert.match(err.message, where);
+          return true;
+        });
+        assert.equal(h.current.version, 'v1');
+        assert.equal(h.generation, 1);
+        assert.equal(await h.use((m) => m.version), 'v1');
+      } finally {
+        await h.close();
+      }
+    });
+  }
+
+  test('migrate carries state; dispose runs exactly once per generation, after its last lease', async () => {
+    const g = globalThis as { disposed?: string[] };
+    g.disposed = [];
+    const text = (v: string) => `
+export const state = { count: 0 };
+export function migrate(prev: { count: number }) { state.count = prev.count; }
+export function bump() { return ++state.count; }
+export function dispose() { (globalThis as any).disposed.push(${JSON.stringify(v)}); }
+`;
+    const dir = project({ 'mod.ts': text('v1') });
+    const h = swappable<{ bump: () => number }>(join(dir, 'mod.ts'));
+    await h.ready;
+    assert.equal(h.current.bump(), 1);
+    assert.equal(h.current.bump(), 2);
+    const held = h.lease();
+    writeFileSync(join(dir, 'mod.ts'), text('v2'));
+    await h.swap();
+    assert.equal(h.current.bump(), 3, 'state migrated');
+    writeFileSync(join(dir, 'mod.ts'), text('v3'));
+    await h.swap();
+    await sleep(20);
+    assert.deepEqual(g.disposed, ['v2'], 'v2 had no lease: disposed at once; v1 is still leased');
+    held.release();
+    held.release();
+    await sleep(20);
+    assert.deepEqual(g.disposed, ['v2', 'v1'], 'v1 disposed once, after its last lease');
+    await h.close();
+    assert.deepEqual(g.disposed, ['v2', 'v1', 'v3']);
+  });
+
+  test('1000 swaps of a module holding 1 MB grow the heap by less than 20 MB', async () => {
+    const dir = project({
+      'big.ts': `
+const data: number[] = new Array(131072).fill(0).map((_, i) => i + Math.random());
+export function sum() { let s = 0; for (let i = 0; i < data.length; i += 4096) s += data[i]!; return s; }
+`,
+    });
+    const h: Swappable<{ sum: () => number }> = swappable(join(dir, 'big.ts'));
+    await h.ready;
+    for (let i = 0; i < 20; i++) await h.swap(); // warm up esbuild and the JIT
+    fullGc();
+    const before = process.memoryUsage().heapUsed;
+    for (let i = 0; i < 1000; i++) {
+      await h.swap();
+      h.current.sum();
+    }
+    await sleep(50);
+    fullGc();
+    const grownMb = (process.memoryUsage().heapUsed - before) / 1048576;
+    await h.close();
+    assert.ok(grownMb < 20, `heap grew ${grownMb.toFixed(1)} MB over 1000 swaps`);
+  });
+
+  test('a generation kept alive by a leftover timer is named in the warning', async () => {
+    const dir = project({ 'leaky.ts': 'const big = new Array(1000).fill(1);\nexport const n = 1;\nsetInterval(() => big.length, 60_000).unref();\n' });
+    const reports: LeakReport[] = [];
+    const h = swappable(join(dir, 'leaky.ts'), undefined, { onLeak: (r) => reports.push(r), leakGraceMs: 300 });
+    try {
+      await h.ready;
+      await h.swap();
+      const deadline = Date.now() + 5000;
+      while (reports.length === 0 && Date.now() < deadline) await sleep(100);
+      assert.equal(reports.length, 1);
+      assert.equal(reports[0]!.generation, 1);
+      assert.match(reports[0]!.module, /leaky\.ts$/);
+      assert.match(reports[0]!.timers[0]!, /^setInterval .*leaky\.ts:3:1$/);
+    } finally {
+      await h.close();
+    }
+  });
+});
