@@ -50,10 +50,14 @@ export type WorkerMessage =
   | { graft: 'boot-error'; error: SerializedError }
   | ({ graft: 'heartbeat' } & WorkerStats)
   | { graft: 'drained'; served: number }
+  /** The worker's last message: everything queued before it has been written. */
+  | { graft: 'bye' }
   | WorkerReply;
 
 export type MasterMessage =
   | { graft: 'drain'; idleCloseMs: number; lingerMs: number }
+  /** Answers 'drained': every connection handoff the master sent before it has been answered, so the worker may exit. */
+  | { graft: 'exit' }
   | { graft: 'config-init'; config: ConfigPayload }
   | WorkerRequest;
 
@@ -71,4 +75,6 @@ export const WorkerEnv = {
   generation: 'GRAFT_GENERATION',
   index: 'GRAFT_WORKER_INDEX',
   heartbeatMs: 'GRAFT_HEARTBEAT_MS',
+  idleCloseMs: 'GRAFT_IDLE_CLOSE_MS',
+  lingerMs: 'GRAFT_LINGER_MS',
 } as const;

@@ -10,12 +10,14 @@ import { locateMaster } from './locate.js';
 
 export const configHelp = `graft config show [keypath]     what the workers run, with its version
 graft config check FILE         validate FILE against the running service's schema; applies nothing
-graft config apply [--set K=V]  re-read the sources (plus overrides) and move every worker to it
+graft config apply [--set K=V] [--unset K] [--reset]
+                                re-read the sources and move every worker to the result; --set
+                                overrides stay on top (over file edits) until --unset K or --reset
 graft config history [--json]   recent versions: time, source, changed keys, accepted or rejected`;
 
 export async function configCommand(argv: string[]): Promise<number> {
   const [action, ...rest] = argv;
-  const { values, positionals } = parse(`config ${action ?? ''}`.trim(), rest, { socket: { type: 'string' }, json: { type: 'boolean' }, set: { type: 'string', multiple: true } }, 1);
+  const { values, positionals } = parse(`config ${action ?? ''}`.trim(), rest, { socket: { type: 'string' }, json: { type: 'boolean' }, set: { type: 'string', multiple: true }, unset: { type: 'string', multiple: true }, reset: { type: 'boolean' } }, 1);
   const socket = locateMaster({ socket: values.socket }).socket;
   switch (action) {
     case 'show': {
@@ -36,7 +38,7 @@ export async function configCommand(argv: string[]): Promise<number> {
       return 0;
     }
     case 'apply': {
-      const outcome = (await sendControl(socket, { cmd: 'config', action: 'apply', set: values.set ?? [] })) as ApplyOutcome;
+      const outcome = (await sendControl(socket, { cmd: 'config', action: 'apply', set: values.set ?? [], unset: values.unset ?? [], reset: values.reset === true })) as ApplyOutcome;
       if (values.json) console.log(JSON.stringify(outcome, null, 2));
       else if (outcome.mode === 'unchanged') console.log(`config unchanged: every worker runs version ${outcome.version}`);
       else {

@@ -26,6 +26,11 @@ export interface Prepared<T> {
  * without a master it loads and watches by itself (see standalone.ts).
  */
 export class ConfigStore<T = Config> {
+  /**
+   * The live snapshot's data: frozen, typed where declared. A plain data
+   * property once loaded, so a hot-path read is a plain property read.
+   */
+  declare current: T;
   private snapshot: Snapshot<T> | undefined;
   private schema: ConfigSchema<T> | undefined;
   private prepared: Prepared<T> | undefined;
@@ -34,9 +39,9 @@ export class ConfigStore<T = Config> {
   private loadOnFirstRead: (() => void) | undefined;
   listenerTimeoutMs = 5000;
 
-  /** The live snapshot's data: frozen, typed where declared. */
-  get current(): T {
-    return this.live().data;
+  constructor() {
+    // Until the first snapshot, reading current loads it (without a master) or explains why it can't.
+    Object.defineProperty(this, 'current', { configurable: true, enumerable: true, get: () => this.live().data });
   }
 
   get version(): number {
@@ -95,7 +100,8 @@ export class ConfigStore<T = Config> {
   /** Install a value as the live snapshot without validation (first snapshot before the schema is known). */
   async install(prepared: Prepared<T>): Promise<ListenerFailure[]> {
     const previous = this.snapshot;
-    const data = deepFreeze(structuredClone(prepared.value));
+    // prepared.value is this process's own copy (from IPC, the schema, or a fresh merge): freeze it in place.
+    const data = deepFreeze(prepared.value);
     const changed = previous ? changedPaths(previous.data, data) : [];
     this.snapshot = Object.freeze({
       version: prepared.version,
@@ -105,6 +111,7 @@ export class ConfigStore<T = Config> {
       source: prepared.source,
       at: new Date().toISOString(),
     });
+    Object.defineProperty(this, 'current', { configurable: true, enumerable: true, writable: false, value: data });
     if (!previous || changed.length === 0) return [];
     return this.subscriptions.notify(changed, data, previous.data, this.listenerTimeoutMs);
   }

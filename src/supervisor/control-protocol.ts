@@ -11,7 +11,7 @@ export type ControlRequest =
   | { cmd: 'scale'; workers?: number; delta?: number }
   | { cmd: 'upgrade' }
   | { cmd: 'config'; action: 'show' | 'history' }
-  | { cmd: 'config'; action: 'apply'; set?: string[] }
+  | { cmd: 'config'; action: 'apply'; set?: string[]; unset?: string[]; reset?: boolean }
   | { cmd: 'config'; action: 'check'; file: string };
 
 export type ControlResponse = { ok: true; result: unknown } | { ok: false; error: SerializedError };

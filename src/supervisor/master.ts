@@ -223,8 +223,11 @@ export class Master {
         return this.coordinator.check(new FileSource(request.file));
       case 'apply':
         if (this.state !== 'running') throw new GraftError('GRAFT_STOPPING', `the master is ${this.state}; config apply refused`);
+        // Overrides stay the top layer until unset: a file edit to the same key does not win over them.
+        if (request.reset) this.applyOverrides.clear();
+        if (request.unset?.length) this.applyOverrides.unset(request.unset);
         if (request.set?.length) this.applyOverrides.set(request.set);
-        return this.coordinator.change(request.set?.length ? 'apply --set' : 'apply');
+        return this.coordinator.change(request.set?.length || request.unset?.length || request.reset ? 'apply (overrides)' : 'apply');
     }
   }
 

@@ -48,7 +48,12 @@ export interface PoolStatus {
 
 const workerMain = new URL(`../worker/main${extname(fileURLToPath(import.meta.url))}`, import.meta.url);
 
-function workerExecArgv(): string[] {
+/** TypeScript needs tsx in the worker: for a .ts entry, or when graft itself runs from source. */
+function needsTsx(entry: string): boolean {
+  return /\.[cm]?tsx?$/.test(entry) || /\.ts$/.test(fileURLToPath(workerMain));
+}
+
+function workerExecArgv(entry: string): string[] {
   const tsx = import.meta.resolve('tsx');
   const inherited: string[] = [];
   const argv = process.execArgv;
@@ -61,7 +66,7 @@ function workerExecArgv(): string[] {
     }
     inherited.push(arg);
   }
-  return [...inherited, '--enable-source-maps', '--import', tsx];
+  return [...inherited, '--enable-source-maps', ...(needsTsx(entry) ? ['--import', tsx] : [])];
 }
 
 /**
@@ -87,7 +92,8 @@ export class WorkerPool {
   ) {
     this.desired = options.workers;
     this.port = options.port;
-    cluster.setupPrimary({ exec: fileURLToPath(workerMain), execArgv: workerExecArgv(), silent: false });
+    // args: [] so the app's process.argv does not carry graft's own flags.
+    cluster.setupPrimary({ exec: fileURLToPath(workerMain), execArgv: workerExecArgv(options.entry), args: [], silent: false });
     this.slot = new Slot<WorkerSet>(
       {
         build: (ctx) => this.buildSet(ctx),
@@ -242,6 +248,8 @@ export class WorkerPool {
       [WorkerEnv.generation]: String(set.generation),
       [WorkerEnv.index]: String(index),
       [WorkerEnv.heartbeatMs]: String(heartbeatMs),
+      [WorkerEnv.idleCloseMs]: String(this.options.idleCloseMs),
+      [WorkerEnv.lingerMs]: String(this.options.lingerMs),
     });
     const wp = new WorkerProcess(worker, set.generation, index, restarts, this.options.timeoutMs, this.options.entry);
     this.known.add(wp);

@@ -102,6 +102,8 @@ export class WorkerProcess {
         }
         case 'drained':
           this.stats = { ...this.stats, served: message.served, inFlight: 0, connections: 0 };
+          // Every handoff sent before this message was answered on the way: the worker may go.
+          this.send({ graft: 'exit' });
           break;
       }
     });
@@ -134,11 +136,15 @@ export class WorkerProcess {
     if (!this.alive || this.state === 'draining') return;
     this.state = 'draining';
     this.retiring = true;
-    const message: MasterMessage = { graft: 'drain', ...options };
+    if (!this.send({ graft: 'drain', ...options })) this.kill();
+  }
+
+  private send(message: MasterMessage): boolean {
     try {
       this.worker.send(message);
+      return true;
     } catch {
-      this.kill();
+      return false;
     }
   }
 

@@ -58,7 +58,9 @@ registry.install();
 process.on('SIGINT', () => {});
 process.on('SIGHUP', () => {});
 process.on('SIGQUIT', () => {});
-process.on('SIGTERM', () => void drain({ graft: 'drain', idleCloseMs: 1000, lingerMs: 2000 }));
+process.on('SIGTERM', () =>
+  void drain({ graft: 'drain', idleCloseMs: Number(process.env[WorkerEnv.idleCloseMs] ?? 1000), lingerMs: Number(process.env[WorkerEnv.lingerMs] ?? 2000) }),
+);
 
 let resolveInit!: (payload: ConfigPayload) => void;
 const initialConfig = new Promise<ConfigPayload>((resolve) => (resolveInit = resolve));
@@ -68,6 +70,10 @@ process.on('message', (message: unknown) => {
   switch (message.graft) {
     case 'drain':
       void drain(message);
+      break;
+    case 'exit':
+      // Flush what is queued (the answers to late connection handoffs) before exiting.
+      send({ graft: 'bye' }, () => process.exit(0));
       break;
     case 'config-init':
       resolveInit(message.config);
@@ -143,18 +149,25 @@ async function boot(): Promise<void> {
     if (!prepared.ok) throw issuesError(prepared.issues, init.source);
     await config.commit(init.version);
   }
+  let readied = false;
   if (service) {
     const server = serverOf(await service.start(ctx));
-    if (server) {
+    if (server && !server.listening && !registry.servers.includes(server)) {
+      // graft listens, so it listens only after ready(): node:cluster hands a
+      // listening worker connections at once, and the gate must hold until then.
+      await service.ready?.(ctx);
+      readied = true;
       registry.track(server);
-      if (!server.listening) server.listen(port);
+      server.listen(port);
+    } else if (server) {
+      registry.track(server);
     }
     if (server || registry.servers.length > 0) await registry.whenListening();
   } else {
     await Promise.race([registry.whenListening(), whenLoopStarted()]);
   }
   send({ graft: 'listening', address: registry.addresses().join(', ') });
-  await service?.ready?.(ctx);
+  if (!readied) await service?.ready?.(ctx);
   ready = true;
   send({ graft: 'ready', configVersion: config.version, restartOn: service?.restartOn ?? [] });
   heartbeat();
@@ -173,8 +186,11 @@ async function drain(message: Extract<MasterMessage, { graft: 'drain' }>): Promi
   } catch (err) {
     log.error('service stop() threw', { err });
   }
-  send({ graft: 'drained', served: registry.stats().served }, () => process.exit(0));
-  setTimeout(() => process.exit(0), 1000).unref();
+  // Wait for the master's word: it may still be handing this worker a connection
+  // it accepted before our close reached it; node:cluster answers those by
+  // passing them on, which needs this process alive.
+  send({ graft: 'drained', served: registry.stats().served });
+  setTimeout(() => process.exit(0), 2000).unref();
 }
 
 boot().catch(failBoot);

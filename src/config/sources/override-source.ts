@@ -24,6 +24,23 @@ export class OverrideSource implements ConfigSource {
     for (const [path, value] of parsed) setPath(this.data, path, value);
   }
 
+  /** Remove overrides again, so the lower layers (the files) decide those keys. */
+  unset(paths: string[]): void {
+    for (const path of paths) {
+      const parts = splitPath(path);
+      let cur: Record<string, unknown> | undefined = this.data;
+      for (const key of parts.slice(0, -1)) {
+        const next: unknown = cur?.[key];
+        cur = next && typeof next === 'object' ? (next as Record<string, unknown>) : undefined;
+      }
+      if (cur) delete cur[parts.at(-1)!];
+    }
+  }
+
+  clear(): void {
+    for (const key of Object.keys(this.data)) delete this.data[key];
+  }
+
   async load(): Promise<Record<string, unknown>> {
     return structuredClone(this.data);
   }
