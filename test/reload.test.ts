@@ -107,3 +107,75 @@ describe('reloads that arrive during a reload coalesce', () => {
     }
   });
 });
+
+describe('reload with a new connection per request', () => {
+  test('no request hangs or fails while workers retire (every connection handoff is answered)', async () => {
+    const http = await import('node:http');
+    const g = await startGraft(fixture('slow-app.ts'), { workers: 2 });
+    try {
+      await g.waitRunning();
+      let ok = 0;
+      const failures: string[] = [];
+      let running = true;
+      const one = () =>
+        new Promise<void>((resolve) => {
+          const req = http.get(`${g.url}/`, { agent: false, timeout: 3000 }, (res) => {
+            res.resume();
+            res.on('end', () => {
+              if (res.statusCode === 200) ok++;
+              else failures.push(`status ${res.statusCode}`);
+              resolve();
+            });
+          });
+          req.on('timeout', () => {
+            failures.push('hung for 3 s');
+            req.destroy();
+          });
+          req.on('error', (err: NodeJS.ErrnoException) => {
+            if (!failures.at(-1)?.startsWith('hung')) failures.push(err.code ?? err.message);
+            resolve();
+          });
+        });
+      const clients = Array.from({ length: 8 }, async () => {
+        while (running) await one();
+      });
+      for (let i = 0; i < 8; i++) {
+        const r = await g.cli('reload');
+        assert.equal(r.code, 0, r.stderr);
+        await sleep(300);
+      }
+      running = false;
+      await Promise.all(clients);
+      assert.ok(ok > 100, `only ${ok} requests`);
+      assert.deepEqual(failures, []);
+    } finally {
+      await g.stop();
+    }
+  });
+});
+
+describe('the readiness gate', () => {
+  test('a defineService worker takes no connection before its ready() resolves', async () => {
+    const g = await startGraft(fixture('gated-service.ts'), { workers: 1 });
+    try {
+      await g.waitRunning();
+      const seen = new Set<string>();
+      let running = true;
+      const poll = (async () => {
+        while (running) {
+          const body = await (await fetch(g.url)).text();
+          seen.add(body);
+        }
+      })();
+      const r = await g.cli('reload');
+      assert.equal(r.code, 0, r.stderr);
+      await sleep(300);
+      running = false;
+      await poll;
+      assert.ok(!seen.has('2 not ready'), `generation 2 served before ready(): ${[...seen].join(', ')}`);
+      assert.ok(seen.has('2 ready'));
+    } finally {
+      await g.stop();
+    }
+  });
+});

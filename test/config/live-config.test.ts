@@ -249,6 +249,14 @@ describe('live configuration under load and at scale', () => {
       assert.match(parse.stderr, /^graft: GRAFT_CONFIG_PARSE: .*broken\.toml:1:\d+/m);
       const history = await g.cli('config', 'history');
       assert.match(history.stdout, /v1\s+accepted/);
+      // --set stays on top of file edits until it is unset
+      assert.equal((await g.cli('config', 'apply', '--set', 'greeting=pinned')).code, 0);
+      writeFileSync(file, 'greeting: from-file\n');
+      await new Promise((r) => setTimeout(r, 400));
+      assert.match(await get(`${g.url}/`), / pinned\n$/);
+      const unset = await g.cli('config', 'apply', '--unset', 'greeting');
+      assert.equal(unset.code, 0, unset.stderr);
+      assert.match(await get(`${g.url}/`), / from-file\n$/);
     } finally {
       await g.stop();
     }
