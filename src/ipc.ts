@@ -33,7 +33,8 @@ export type WorkerRequest =
   | { graft: 'config-commit'; rid: number; version: number }
   | { graft: 'config-apply'; rid: number; config: ConfigPayload }
   | { graft: 'config-check'; rid: number; config: ConfigPayload }
-  | { graft: 'config-get'; rid: number };
+  | { graft: 'config-get'; rid: number }
+  | { graft: 'swap'; rid: number; module?: string; files?: string[] };
 
 /** A request as the caller writes it; WorkerProcess.request adds the rid. */
 export type WorkerRequestBody = WorkerRequest extends infer R ? (R extends unknown ? Omit<R, 'rid'> : never) : never;
@@ -69,6 +70,13 @@ export function isMasterMessage(value: unknown): value is MasterMessage {
   return isWorkerMessage(value);
 }
 
+/** What a worker answers to a swap order. */
+export interface SwapReply {
+  /** Set when the change can't be swapped in place (a package changed, a module is not swappable). */
+  needsReload?: string;
+  modules: Array<{ module: string; generation: number; previous?: number; unchanged?: boolean }>;
+}
+
 /** Environment variables the master sets for each worker. */
 export const WorkerEnv = {
   entry: 'GRAFT_ENTRY',
@@ -77,4 +85,6 @@ export const WorkerEnv = {
   heartbeatMs: 'GRAFT_HEARTBEAT_MS',
   idleCloseMs: 'GRAFT_IDLE_CLOSE_MS',
   lingerMs: 'GRAFT_LINGER_MS',
+  /** Set for `graft start --swap`: the entry is a handler module loaded as swappable generations. */
+  swap: 'GRAFT_SWAP',
 } as const;

@@ -1,5 +1,6 @@
 import { GraftError } from '../errors.js';
 import { sendControl } from '../supervisor/control-client.js';
+import type { SwapOutcome } from '../supervisor/code-swapper.js';
 import type { MasterStatus } from '../supervisor/master.js';
 import { integer, parse } from './args.js';
 import { locateMaster } from './locate.js';
@@ -52,5 +53,22 @@ export async function status(argv: string[]): Promise<number> {
   const { values, positionals } = parse('status', argv, { ...common, json: { type: 'boolean' } }, 1);
   const result = (await sendControl(target(values, positionals[0]).socket, { cmd: 'status' })) as MasterStatus;
   console.log(values.json ? JSON.stringify(result, null, 2) : formatStatus(result));
+  return 0;
+}
+
+export async function swap(argv: string[]): Promise<number> {
+  const { values, positionals } = parse('swap', argv, { ...common, json: { type: 'boolean' } }, 1);
+  const result = (await sendControl(target(values, undefined).socket, { cmd: 'swap', ...(positionals[0] ? { module: positionals[0] } : {}) })) as SwapOutcome;
+  if (values.json) {
+    console.log(JSON.stringify(result, null, 2));
+    return 0;
+  }
+  if (result.mode === 'reload') console.log(`swap could not apply in place (${result.reason}); workers reloaded: generation ${result.generation} serves`);
+  else if (result.mode === 'unchanged') console.log('nothing to swap: every worker already runs the current code');
+  else console.log('swapped in place:');
+  for (const w of result.workers) {
+    const modules = w.modules.map((m) => `${m.module} generation ${m.generation}${m.unchanged ? ' (unchanged)' : ''}`).join(', ');
+    if (modules) console.log(`  worker ${w.pid} (worker generation ${w.generation}): ${modules}`);
+  }
   return 0;
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { GraftError, errorMessage } from '../errors.js';
-import { reload, scale, status, stop, upgrade } from './control-commands.js';
+import { reload, scale, status, stop, swap, upgrade } from './control-commands.js';
 import { configCommand, configHelp } from './config-command.js';
 import { start, startHelp } from './start.js';
 
@@ -13,13 +13,15 @@ graft status [entry] [--json]
 graft scale [entry] N       change the worker count (SIGTTIN/SIGTTOU: one more/less)
 graft stop [entry] [--fast] graceful stop (SIGTERM); --fast kills workers (SIGQUIT)
 graft upgrade [entry]       replace the master process, keeping the port open (SIGUSR2)
+graft swap [module]         swap changed code in place in every worker (with --swap); exits
+                            non-zero with the error when a worker rejects the new generation
 
 ${configHelp}
 
 Control commands find the master by --socket PATH, or by the entry, or as the
 only master started from the current directory.`;
 
-const commands: Record<string, (argv: string[]) => Promise<number>> = { start, reload, status, scale, stop, upgrade, config: configCommand };
+const commands: Record<string, (argv: string[]) => Promise<number>> = { start, reload, status, scale, stop, upgrade, swap, config: configCommand };
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;

@@ -15,7 +15,10 @@ export const startHelp = `graft start <entry> [options]
       --socket PATH          control socket (default: derived from cwd and entry)
       --timeout S            boot readiness and heartbeat limit in seconds (default 30)
       --graceful-timeout S   how long a retired worker may drain (default 30)
-      --watch                reload when the app's files change
+      --watch                reload when the app's files change (with --swap: swap them in place)
+      --swap                 serve the entry's default export (a handler, or an Express, Fastify,
+                             Koa or Hono app) as swappable generations: code changes apply
+                             in every worker without a new process
   -c, --config FILE          config file (.json .yaml .toml .env), repeatable, later wins
                              (default: graft.config.{yaml,yml,json,toml} in the working directory)
       --set KEY=VALUE        override one config key, e.g. --set db.pool.max=20 (repeatable)`;
@@ -31,6 +34,7 @@ export async function start(argv: string[]): Promise<number> {
       timeout: { type: 'string' },
       'graceful-timeout': { type: 'string' },
       watch: { type: 'boolean' },
+      swap: { type: 'boolean' },
       config: { type: 'string', short: 'c', multiple: true },
       set: { type: 'string', multiple: true },
     },
@@ -55,6 +59,7 @@ export async function start(argv: string[]): Promise<number> {
     idleCloseMs: 1000,
     lingerMs: 2000,
     watch: values.watch ? dirname(entry) : undefined,
+    swap: values.swap === true,
     configFiles: values.config ? values.config.map((f) => resolve(cwd, f)) : defaultConfigFiles(cwd),
     overrides: values.set ?? [],
     fixed: { port: values.port !== undefined, workers: values.workers !== undefined },

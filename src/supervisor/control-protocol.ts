@@ -10,10 +10,11 @@ export type ControlRequest =
   | { cmd: 'stop'; fast?: boolean }
   | { cmd: 'scale'; workers?: number; delta?: number }
   | { cmd: 'upgrade' }
+  | { cmd: 'swap'; module?: string }
   | { cmd: 'config'; action: 'show' | 'history' }
   | { cmd: 'config'; action: 'apply'; set?: string[]; unset?: string[]; reset?: boolean }
   | { cmd: 'config'; action: 'check'; file: string };
 
 export type ControlResponse = { ok: true; result: unknown } | { ok: false; error: SerializedError };
 
-export const CONTROL_COMMANDS = ['status', 'reload', 'stop', 'scale', 'upgrade', 'config'] as const;
+export const CONTROL_COMMANDS = ['status', 'reload', 'stop', 'scale', 'upgrade', 'config', 'swap'] as const;

@@ -6,6 +6,7 @@ import { FileSource } from '../config/sources/file-source.js';
 import { OverrideSource } from '../config/sources/override-source.js';
 import { GraftError, errorMessage } from '../errors.js';
 import { createLogger } from '../log.js';
+import { CodeSwapper } from './code-swapper.js';
 import { CodeWatcher } from './code-watcher.js';
 import { ConfigCoordinator, type HistoryEntry } from './config-coordinator.js';
 import { sendControl } from './control-client.js';
@@ -31,6 +32,8 @@ export interface MasterOptions {
   /** How long a closing connection keeps reading before it is released. */
   lingerMs: number;
   watch: string | undefined;
+  /** Serve the entry as a swappable handler; code changes swap in place. */
+  swap: boolean;
   /** Config files, lowest layer first. */
   configFiles: string[];
   /** `--set key.path=value` overrides from the command line. */
@@ -72,6 +75,7 @@ export class Master {
   private readonly upgradeState: UpgradeState | undefined;
   private readonly listeners: ListenerRegistry;
   private pool!: WorkerPool;
+  private swapper!: CodeSwapper;
   private readonly coordinator: ConfigCoordinator;
   private readonly applyOverrides = new OverrideSource('apply');
   private readonly control: ControlServer;
@@ -119,12 +123,14 @@ export class Master {
         idleCloseMs: this.options.idleCloseMs,
         lingerMs: this.options.lingerMs,
         firstGeneration: this.upgradeState?.firstGeneration ?? 1,
+        swap: this.options.swap,
         config: () => this.coordinator.current,
         onWorkerReady: (w) => this.coordinator.onWorkerReady(w),
       },
       this.log,
     );
     this.coordinator.attach(this.pool);
+    this.swapper = new CodeSwapper(this.pool, this.log, this.options.timeoutMs);
     if (!this.upgradeState) await this.takeControl();
     this.uninstallSignals = installSignals((event, signal) => this.enqueue(event, signal));
     try {
@@ -210,6 +216,9 @@ export class Master {
         return this.upgrade();
       case 'config':
         return this.configCommand(request);
+      case 'swap':
+        if (this.state !== 'running') throw new GraftError('GRAFT_STOPPING', `the master is ${this.state}; swap refused`);
+        return this.swapper.swap({ ...(request.module ? { module: request.module } : {}), source: 'control' });
     }
   }
 
@@ -360,8 +369,10 @@ export class Master {
 
   private async startWatching(root: string): Promise<void> {
     this.watcher = new CodeWatcher(root, (files) => {
-      this.reload('watch', files).catch(() => {
-        // already logged by the pool; the live generation keeps serving
+      // With --swap a change swaps in place (or falls back to a reload); otherwise it reloads the workers.
+      const done = this.options.swap ? this.swapper.swap({ files, source: 'watch' }) : this.reload('watch', files);
+      done.catch(() => {
+        // already logged; the live generation keeps serving
       });
     });
     await this.watcher.start();

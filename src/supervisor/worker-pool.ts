@@ -18,6 +18,8 @@ export interface PoolOptions {
   idleCloseMs: number;
   lingerMs: number;
   firstGeneration: number;
+  /** `--swap`: workers serve the entry as a swappable handler. */
+  swap: boolean;
   /** The config snapshot a worker starts on (the latest committed one). */
   config: () => ConfigPayload;
   /** Called when any worker becomes ready (the config layer catches up stragglers). */
@@ -250,6 +252,7 @@ export class WorkerPool {
       [WorkerEnv.heartbeatMs]: String(heartbeatMs),
       [WorkerEnv.idleCloseMs]: String(this.options.idleCloseMs),
       [WorkerEnv.lingerMs]: String(this.options.lingerMs),
+      ...(this.options.swap ? { [WorkerEnv.swap]: '1' } : {}),
     });
     const wp = new WorkerProcess(worker, set.generation, index, restarts, this.options.timeoutMs, this.options.entry);
     this.known.add(wp);

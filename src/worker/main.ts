@@ -12,6 +12,12 @@ import { GraftError } from '../errors.js';
 import { isMasterMessage, WorkerEnv, type ConfigPayload, type MasterMessage, type WorkerMessage, type WorkerRequest } from '../ipc.js';
 import { createLogger } from '../log.js';
 import { isService, serverOf, type Service, type ServiceContext } from '../service.js';
+import { createServer } from 'node:http';
+import { resolve } from 'node:path';
+import { toRequestListener } from '../swap/handler.js';
+import { Swappable, swappables } from '../swap/swappable.js';
+import { needsReload } from '../swap/trigger.js';
+import type { SwapReply } from '../ipc.js';
 import { serializeBootError } from './boot-error.js';
 import { ServerRegistry, type ListenFailure } from './server-registry.js';
 
@@ -115,6 +121,8 @@ async function answer(request: WorkerRequest): Promise<void> {
         }
         return send({ graft: 'reply', rid, ok: true, value: checked.value });
       }
+      case 'swap':
+        return send({ graft: 'reply', rid, ok: true, value: await swapModules(request.module, request.files) });
       case 'config-get':
         return send({ graft: 'reply', rid, ok: true, value: config.loaded ? config.snapshotInfo : undefined });
     }
@@ -136,11 +144,65 @@ function heartbeat(): void {
   send({ graft: 'heartbeat', ...registry.stats(), rss: process.memoryUsage.rss(), configVersion: config.loaded ? config.version : 0 });
 }
 
+/** A swap order from the master: swap the modules it touches, or say a reload is needed. */
+async function swapModules(module: string | undefined, files: string[] | undefined): Promise<SwapReply> {
+  const reason = files ? needsReload(files) : undefined;
+  if (reason) return { needsReload: `${reason} changed: packages are shared, not swapped`, modules: [] };
+  const targets = swappables().filter((h) => {
+    if (module) return h.name === module || h.path === resolve(module);
+    if (files) return files.some((f) => h.inputs.includes(resolve(f)));
+    return true;
+  });
+  if (module && targets.length === 0) {
+    throw new GraftError('GRAFT_SWAP_NOT_SWAPPABLE', `${module} is not a swappable module of this worker (swappable: ${swappables().map((h) => h.name).join(', ') || 'none'})`);
+  }
+  const results: SwapReply['modules'] = [];
+  for (const h of targets) {
+    try {
+      const r = await h.swap();
+      results.push({ module: r.module, generation: r.generation, ...(r.previous !== undefined ? { previous: r.previous } : {}) });
+    } catch (err) {
+      if (err instanceof GraftError && err.code === 'GRAFT_SWAP_NOT_SWAPPABLE') return { needsReload: err.message, modules: results };
+      throw err;
+    }
+  }
+  for (const h of swappables()) {
+    if (!targets.includes(h) && h.generation !== undefined) results.push({ module: h.name, generation: h.generation, unchanged: true });
+  }
+  return { modules: results };
+}
+
+/** `--swap`: serve HTTP from the entry's default export, held as swappable generations. */
+async function bootHandler(file: string): Promise<void> {
+  const handler = new Swappable(file, { adapt: (exports) => toRequestListener(exports, file) });
+  await handler.ready;
+  const server = createServer((req, res) => {
+    const lease = handler.lease();
+    // The request holds its generation until the response is done, not just until the handler returns.
+    res.once('close', lease.release);
+    lease.value(req, res);
+  });
+  registry.track(server);
+  server.listen(port);
+  await registry.whenListening();
+  send({ graft: 'listening', address: registry.addresses().join(', ') });
+}
+
 async function boot(): Promise<void> {
   if (!entry) throw new Error(`${WorkerEnv.entry} is not set; workers are started by the graft master`);
   // The snapshot comes first: an app may read config.current while its modules load.
   const init = await initialConfig;
   await config.install({ version: init.version, hash: init.hash, source: init.source, value: init.data });
+  if (process.env[WorkerEnv.swap]) await bootHandler(entry);
+  else await bootService(entry, init);
+  ready = true;
+  send({ graft: 'ready', configVersion: config.version, restartOn: service?.restartOn ?? [] });
+  heartbeat();
+  setInterval(heartbeat, heartbeatMs).unref();
+}
+
+/** The entry as an app: a module that listens itself, or a defineService default export. */
+async function bootService(entry: string, init: ConfigPayload): Promise<void> {
   const mod = (await import(pathToFileURL(entry).href)) as { default?: unknown };
   service = isService(mod.default) ? mod.default : undefined;
   if (config.declaredSchema) {
@@ -168,10 +230,6 @@ async function boot(): Promise<void> {
   }
   send({ graft: 'listening', address: registry.addresses().join(', ') });
   if (!readied) await service?.ready?.(ctx);
-  ready = true;
-  send({ graft: 'ready', configVersion: config.version, restartOn: service?.restartOn ?? [] });
-  heartbeat();
-  setInterval(heartbeat, heartbeatMs).unref();
 }
 
 async function drain(message: Extract<MasterMessage, { graft: 'drain' }>): Promise<void> {

@@ -1,0 +1,115 @@
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { startGraft, tempDir, waitFor, type GraftProcess } from '../helpers/graft.js';
+import { load } from '../helpers/load.js';
+
+const get = async (url: string) => (await fetch(url)).text();
+
+function handlerProject(version: string): { dir: string; write: (version: string, extra?: string) => void } {
+  const dir = tempDir('swap-app-');
+  const write = (v: string, extra = '') => {
+    writeFileSync(join(dir, 'version.ts'), `export const version: string = ${JSON.stringify(v)};\n`);
+    writeFileSync(
+      join(dir, 'handler.ts'),
+      `import type { IncomingMessage, ServerResponse } from 'node:http';
+import { version } from './version.js';
+${extra}
+export default function handle(req: IncomingMessage, res: ServerResponse): void {
+  const delay = req.url === '/slow' ? 1000 : 1;
+  setTimeout(() => res.end(version + ' ' + process.pid), delay);
+}
+`,
+    );
+  };
+  write(version);
+  return { dir, write };
+}
+
+async function pids(g: GraftProcess): Promise<number[]> {
+  return (await g.status()).workers.map((w) => w.pid).sort();
+}
+
+describe('graft start --swap: code changes apply in place', () => {
+  test('100 swaps under load: no request fails, no new process, new requests see new code', async () => {
+    const app = handlerProject('v0');
+    const g = await startGraft(join(app.dir, 'handler.ts'), { workers: 2, args: ['--swap'], cwd: app.dir });
+    try {
+      await g.waitRunning();
+      const before = await pids(g);
+      const l = load(g.url, { connections: 32, durationS: 60 });
+      for (let i = 1; i <= 100; i++) {
+        app.write(`v${i}`);
+        const r = await g.cli('swap');
+        assert.equal(r.code, 0, r.stderr);
+        assert.match(r.stdout, /swapped in place/);
+      }
+      l.stop();
+      const result = await l.result;
+      assert.ok(result.requests > 100);
+      assert.equal(result.errors, 0, JSON.stringify(result));
+      assert.equal(result.non2xx, 0);
+      assert.deepEqual(await pids(g), before, 'the same processes serve');
+      for (let i = 0; i < 4; i++) assert.match(await get(g.url), /^v100 /);
+      const status = await g.status();
+      assert.equal(status.master.generation, 1, 'no worker reload happened');
+    } finally {
+      await g.stop();
+    }
+  });
+
+  test('a request in flight finishes on the old code; a broken generation is rejected and the old one keeps serving', async () => {
+    const app = handlerProject('old');
+    const g = await startGraft(join(app.dir, 'handler.ts'), { workers: 1, args: ['--swap'], cwd: app.dir });
+    try {
+      await g.waitRunning();
+      const slow = get(`${g.url}/slow`);
+      await new Promise((r) => setTimeout(r, 200));
+      app.write('new');
+      assert.equal((await g.cli('swap')).code, 0);
+      assert.match(await get(g.url), /^new /);
+      assert.match(await slow, /^old /, 'the in-flight request finished on its generation');
+      // a syntax error
+      writeFileSync(join(app.dir, 'version.ts'), 'export const version = ;\n');
+      const broken = await g.cli('swap');
+      assert.notEqual(broken.code, 0);
+      assert.match(broken.stderr, /^graft: GRAFT_SWAP_LOAD: worker \d+ \(generation 1\) rejected the new generation: .*version\.ts:1:\d+/m);
+      assert.match(await get(g.url), /^new /);
+      // a throw at load
+      app.write('thrower', 'throw new Error("cannot start this version");');
+      const thrown = await g.cli('swap');
+      assert.match(thrown.stderr, /handler\.ts:3:\d+: Error: cannot start this version/);
+      assert.match(await get(g.url), /^new /);
+    } finally {
+      await g.stop();
+    }
+  });
+
+  test('a change a swap cannot take falls back to a worker reload, logged', async () => {
+    const app = handlerProject('a');
+    const g = await startGraft(join(app.dir, 'handler.ts'), { workers: 1, args: ['--swap', '--watch'], cwd: app.dir });
+    try {
+      await g.waitRunning();
+      await g.waitForLog((l) => l.msg === 'watching for code changes');
+      const before = await pids(g);
+      // --watch swaps in place
+      app.write('b');
+      await waitFor(async () => (await get(g.url)).startsWith('b '), 10_000, 'the watched change to swap in');
+      assert.deepEqual(await pids(g), before);
+      // a module that declares itself not swappable
+      app.write('c', 'export const swappable = false;');
+      const record = await g.waitForLog((l) => l.msg === 'swap cannot apply in place; falling back to a worker reload', 10_000);
+      assert.match(String(record.reason), /not swappable/);
+      await waitFor(async () => (await get(g.url)).startsWith('c '), 15_000, 'the reloaded workers to serve');
+      assert.notDeepEqual(await pids(g), before, 'new processes serve');
+      // a package change
+      const from = g.logs.length;
+      writeFileSync(join(app.dir, 'package.json'), '{"name":"swap-app","version":"1.0.1"}\n');
+      const pkg = await g.waitForLog((l) => l.msg === 'swap cannot apply in place; falling back to a worker reload', 10_000, from);
+      assert.match(String(pkg.reason), /package\.json changed/);
+    } finally {
+      await g.stop();
+    }
+  });
+});
