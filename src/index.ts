@@ -15,6 +15,11 @@ export type { Resource, ResourceOptions } from './config/resource.js';
 export { loop } from './config/loop.js';
 export type { LoopContext, LoopOptions, LoopHandle } from './config/loop.js';
 
+export { swappable, Swappable } from './swap/swappable.js';
+export type { SwappableOptions, SwappableExports, SwapResult } from './swap/swappable.js';
+export type { SwapTrigger, SwapOrder } from './swap/trigger.js';
+export type { LeakReport } from './swap/leak-watch.js';
+
 import { enableStandalone } from './config/standalone.js';
 import { config as store } from './config/store.js';
 import { WorkerEnv } from './ipc.js';

@@ -93,3 +93,27 @@ describe('Standard Schema validators', () => {
     assert.deepEqual(ok, { value: { db: { pool: 5, host: 'localhost' } } });
   });
 });
+
+describe('subscriptions', () => {
+  test('once per change; async listeners awaited with a timeout; a throwing listener is reported, not fatal', async () => {
+    const { Subscriptions } = await import('../../src/config/subscriptions.js');
+    const subs = new Subscriptions();
+    const calls: unknown[] = [];
+    subs.add('db', (next, prev) => void calls.push([next, prev]));
+    subs.add('db.pool', async () => {
+      await new Promise((r) => setTimeout(r, 10));
+      calls.push('async done');
+    });
+    subs.add('db', () => {
+      throw new Error('listener broke');
+    });
+    subs.add('db', () => new Promise(() => {}));
+    subs.add('other', () => void calls.push('not me'));
+    const failures = await subs.notify(['db.pool', 'db.host'], { db: { pool: 2, host: 'b' } }, { db: { pool: 1, host: 'a' } }, 50);
+    assert.deepEqual(calls, [[{ pool: 2, host: 'b' }, { pool: 1, host: 'a' }], 'async done']);
+    assert.deepEqual(
+      failures.map((f) => f.error),
+      ['listener broke', 'listener did not finish within 50 ms'],
+    );
+  });
+});
