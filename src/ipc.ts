@@ -12,6 +12,8 @@ export interface WorkerStats {
   rss: number;
   /** Config version the worker runs (0 before its first snapshot). */
   configVersion: number;
+  /** Swappable modules and the generation of each that serves, as `name@generation`. */
+  modules?: string[];
 }
 
 /** A config snapshot as the master sends it: merged sources, not yet validated. */

@@ -45,6 +45,10 @@ export function formatStatus(status: MasterStatus): string {
     String(w.restarts),
     w.configVersion ? `v${w.configVersion}` : '-',
   ]);
+  if (status.workers.some((w) => w.modules?.length)) {
+    header.push('CODE');
+    status.workers.forEach((w, i) => rows[i]!.push(w.modules?.join(',') ?? '-'));
+  }
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const fmt = (r: string[]) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
   lines.push('', fmt(header), ...rows.map(fmt));

@@ -141,7 +141,8 @@ function reportApplied(rid: number, failures: Array<{ path: string; error: strin
 
 function heartbeat(): void {
   if (!ready) return;
-  send({ graft: 'heartbeat', ...registry.stats(), rss: process.memoryUsage.rss(), configVersion: config.loaded ? config.version : 0 });
+  const modules = swappables().map((h) => `${h.name}@${h.generation ?? '-'}`);
+  send({ graft: 'heartbeat', ...registry.stats(), rss: process.memoryUsage.rss(), configVersion: config.loaded ? config.version : 0, ...(modules.length ? { modules } : {}) });
 }
 
 /** A swap order from the master: swap the modules it touches, or say a reload is needed. */
@@ -160,6 +161,7 @@ async function swapModules(module: string | undefined, files: string[] | undefin
   for (const h of targets) {
     try {
       const r = await h.swap();
+      heartbeat();
       results.push({ module: r.module, generation: r.generation, ...(r.previous !== undefined ? { previous: r.previous } : {}) });
     } catch (err) {
       if (err instanceof GraftError && err.code === 'GRAFT_SWAP_NOT_SWAPPABLE') return { needsReload: err.message, modules: results };
