@@ -52,6 +52,8 @@ export type WorkerMessage =
   | { graft: 'ready'; configVersion: number; restartOn: string[] }
   | { graft: 'boot-error'; error: SerializedError }
   | ({ graft: 'heartbeat' } & WorkerStats)
+  /** The worker's listeners are closed: node:cluster hands it no new connection from here on. */
+  | { graft: 'closed' }
   | { graft: 'drained'; served: number }
   /** The worker's last message: everything queued before it has been written. */
   | { graft: 'bye' }

@@ -179,3 +179,33 @@ describe('the readiness gate', () => {
     }
   });
 });
+
+describe('commit is atomic for new connections', () => {
+  test('once graft reload answers, every new connection reaches the new generation', async () => {
+    const http = await import('node:http');
+    const g = await startGraft(fixture('slow-app.ts'), { workers: 2 });
+    const get = () =>
+      new Promise<string>((resolve, reject) => {
+        http.get(`${g.url}/`, { agent: false }, (res) => {
+          let body = '';
+          res.setEncoding('utf8').on('data', (c: string) => (body += c));
+          res.on('end', () => resolve(body.trim()));
+        }).on('error', reject);
+      });
+    try {
+      await g.waitRunning();
+      const stale: string[] = [];
+      for (let round = 2; round <= 6; round++) {
+        const r = await g.cli('reload');
+        assert.equal(r.code, 0, r.stderr);
+        for (let i = 0; i < 12; i++) {
+          const body = await get();
+          if (body !== String(round)) stale.push(`after reload to ${round}: ${body}`);
+        }
+      }
+      assert.deepEqual(stale, []);
+    } finally {
+      await g.stop();
+    }
+  });
+});

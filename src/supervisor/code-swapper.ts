@@ -1,3 +1,4 @@
+import { Slot } from '../core/slot.js';
 import { GraftError, errorMessage } from '../errors.js';
 import type { SwapReply } from '../ipc.js';
 import type { Logger } from '../log.js';
@@ -17,22 +18,34 @@ export interface SwapOutcome {
  * The master's side of in-process code swap: it sends a swap order to every
  * live worker and reports, per worker, which module generation runs. A change
  * no swap can take (a package, a module that declares itself not swappable)
- * becomes a zero-downtime worker reload, automatically and logged. Orders run
- * one at a time.
+ * becomes a zero-downtime worker reload, automatically and logged. Orders go
+ * through a generation slot: one runs at a time, and the orders that arrive
+ * meanwhile merge into a single next one (the union of their files).
  */
 export class CodeSwapper {
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly slot: Slot<SwapOutcome>;
+  private pending: SwapOrder | undefined;
 
   constructor(
     private readonly pool: WorkerPool,
     private readonly log: Logger,
     private readonly timeoutMs: number,
-  ) {}
+  ) {
+    this.slot = new Slot<SwapOutcome>(
+      {
+        build: () => {
+          const order = this.pending ?? { source: 'control' };
+          this.pending = undefined;
+          return this.run(order);
+        },
+      },
+      { name: 'swap orders', drainTimeoutMs: 1 },
+    );
+  }
 
   swap(order: SwapOrder): Promise<SwapOutcome> {
-    const next = this.queue.then(() => this.run(order));
-    this.queue = next.catch(() => {});
-    return next;
+    this.pending = this.pending ? merge(this.pending, order) : order;
+    return this.slot.swap().then((g) => g.value);
   }
 
   private async run(order: SwapOrder): Promise<SwapOutcome> {
@@ -76,4 +89,11 @@ export class CodeSwapper {
     const { generation } = await this.pool.reload();
     return { mode: 'reload', reason, generation, workers: this.pool.liveWorkers().map((w) => ({ pid: w.pid, generation: w.generation, modules: [] })) };
   }
+}
+
+/** Two orders as one: every file of both; a module only if both name the same one. */
+function merge(a: SwapOrder, b: SwapOrder): SwapOrder {
+  const files = a.files && b.files ? [...new Set([...a.files, ...b.files])] : undefined;
+  const module = a.module && a.module === b.module ? a.module : undefined;
+  return { source: a.source === b.source ? a.source : `${a.source},${b.source}`, ...(files ? { files } : {}), ...(module ? { module } : {}) };
 }

@@ -17,7 +17,7 @@ export class CodeWatcher {
   constructor(
     private readonly root: string,
     private readonly onChange: (files: string[]) => void,
-    private readonly quietMs = 250,
+    private readonly quietMs = 100,
   ) {}
 
   async start(): Promise<void> {

@@ -141,11 +141,25 @@ export class WorkerPool {
   async reload(changes?: ReloadChanges): Promise<{ generation: number; previous: number | undefined }> {
     if (this.stopping) throw new GraftError('GRAFT_STOPPING', 'the master is stopping; reload refused');
     if (changes) this.pending = { ...this.pending, ...changes };
-    const previous = this.slot.current?.version;
+    const previous = this.slot.current;
     const committed = await this.slot.swap();
     this.port = committed.value.port;
     this.topUp();
-    return { generation: committed.version, previous };
+    // Answer only once the old generation is out of the round-robin: a client that
+    // connects after this reaches the new code.
+    if (previous) await this.listenersClosed([...previous.value.workers]);
+    return { generation: committed.version, previous: previous?.version };
+  }
+
+  private async listenersClosed(workers: WorkerProcess[]): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all(workers.map((w) => w.closed)),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, this.options.timeoutMs);
+      }),
+    ]);
+    clearTimeout(timer);
   }
 
   /** Ready workers of the live generation: the ones a config change must reach. */

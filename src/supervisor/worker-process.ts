@@ -37,6 +37,9 @@ export class WorkerProcess {
   retiring = false;
   readonly ready: Promise<void>;
   readonly exited: Promise<WorkerExit>;
+  /** Resolves once the worker has closed its listeners (or is gone). */
+  readonly closed: Promise<void>;
+  private resolveClosed!: () => void;
   private resolveReady!: () => void;
   private nextRid = 1;
   private readonly pendingReplies = new Map<number, (reply: WorkerReply) => void>();
@@ -69,6 +72,8 @@ export class WorkerProcess {
       () => clearTimeout(timer),
     );
 
+    this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
+
     worker.on('message', (message: unknown) => {
       if (!isWorkerMessage(message)) return;
       switch (message.graft) {
@@ -100,6 +105,9 @@ export class WorkerProcess {
           waiter?.(message);
           break;
         }
+        case 'closed':
+          this.resolveClosed();
+          break;
         case 'drained':
           this.stats = { ...this.stats, served: message.served, inFlight: 0, connections: 0 };
           // Every handoff sent before this message was answered on the way: the worker may go.
@@ -111,6 +119,7 @@ export class WorkerProcess {
     this.exited = new Promise((resolve) => {
       worker.once('exit', (code: number | null, signal: string | null) => {
         this.state = 'exited';
+        this.resolveClosed();
         const reason = this.bootError
           ? GraftError.from(this.bootError)
           : new GraftError(

@@ -50,15 +50,18 @@ export class HttpDrain {
     return this.connections.size;
   }
 
+  /** Stop accepting: net.Server's close, not http.Server's, so open connections are left alone. */
+  stopAccepting(): void {
+    if (!this.server.listening) return;
+    const netClose = Object.getPrototypeOf(http.Server.prototype).close as Server['close'];
+    netClose.call(this.server);
+  }
+
   /** Resolves when every connection of this server is closed. */
   drain(options: DrainOptions): Promise<void> {
     this.draining = options;
     this.lingerMs = options.lingerMs;
-    if (this.server.listening) {
-      // net.Server's close, not http.Server's: stop accepting, leave connections alone.
-      const netClose = Object.getPrototypeOf(http.Server.prototype).close as Server['close'];
-      netClose.call(this.server);
-    }
+    this.stopAccepting();
     for (const res of this.responses) closeAfter(res);
     for (const [socket, state] of this.connections) {
       if (this.isHttp && state.active === 0) this.scheduleIdleClose(socket, state);

@@ -239,6 +239,10 @@ async function drain(message: Extract<MasterMessage, { graft: 'drain' }>): Promi
   draining = true;
   drainController.abort();
   log.debug('draining', { ...registry.stats() });
+  registry.stopAccepting();
+  // Sent after node:cluster's own close message on the same channel, so when the
+  // master reads it this worker is out of the round-robin.
+  send({ graft: 'closed' });
   await Promise.all([...runningLoops()].map((l) => l.stop()));
   await registry.drain({ idleCloseMs: message.idleCloseMs, lingerMs: message.lingerMs });
   try {

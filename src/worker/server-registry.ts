@@ -84,6 +84,11 @@ export class ServerRegistry {
     return { inFlight, served, connections };
   }
 
+  /** Close every listener now (the master is told right after); connections drain afterwards. */
+  stopAccepting(): void {
+    for (const d of this.drains.values()) d.stopAccepting();
+  }
+
   async drain(options: DrainOptions): Promise<void> {
     await Promise.all([...this.drains.values()].map((d) => d.drain(options)));
   }

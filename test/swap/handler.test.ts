@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
+import type { SwapOutcome } from '../../src/supervisor/code-swapper.js';
+import { sendControl } from '../../src/supervisor/control-client.js';
 import { startGraft, tempDir, waitFor, type GraftProcess } from '../helpers/graft.js';
 import { load } from '../helpers/load.js';
 
@@ -81,6 +83,22 @@ describe('graft start --swap: code changes apply in place', () => {
       const thrown = await g.cli('swap');
       assert.match(thrown.stderr, /handler\.ts:3:\d+: Error: cannot start this version/);
       assert.match(await get(g.url), /^new /);
+    } finally {
+      await g.stop();
+    }
+  });
+
+  test('swap orders that arrive during a swap merge into one', async () => {
+    const app = handlerProject('s0');
+    const g = await startGraft(join(app.dir, 'handler.ts'), { workers: 2, args: ['--swap'], cwd: app.dir });
+    try {
+      await g.waitRunning();
+      app.write('s1');
+      // Six orders at once over the control socket (CLI processes would arrive one by one).
+      const results = (await Promise.all(Array.from({ length: 6 }, () => sendControl(g.socket, { cmd: 'swap' })))) as SwapOutcome[];
+      const generations = results.flatMap((r) => r.workers.flatMap((w) => w.modules.map((m) => m.generation)));
+      assert.ok(Math.max(...generations) <= 3, `six concurrent orders made generations ${[...new Set(generations)].join(', ')}`);
+      assert.match(await get(g.url), /^s1 /);
     } finally {
       await g.stop();
     }
