@@ -23,7 +23,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -32,6 +31,7 @@ import { parseArgs } from 'node:util';
 import { stringify as toYaml } from 'yaml';
 import type { ApplyOutcome } from '../../src/supervisor/config-coordinator.js';
 import { sendControl } from '../../src/supervisor/control-client.js';
+import { freePort } from '../../test/helpers/graft.js';
 import { realisticConfig } from './fixture.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -125,16 +125,6 @@ function percentile(values: number[], p: number): number {
 }
 const median = (values: number[]) => percentile(values, 50);
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 function isAlive(pid: number): boolean {
   try {
