@@ -66,6 +66,13 @@ export class CodeSwapper {
       const who = failed.map((f) => `worker ${f.w.pid} (generation ${f.w.generation})`).join(', ');
       const error = GraftError.from(first.error);
       this.log.error('swap rejected; the live generation keeps serving', { code: error.code, workers: failed.map((f) => f.w.pid), error: error.message, source: order.source });
+      const swapped = replies.filter((r) => r.reply.ok && (r.reply.value as SwapReply).modules.some((m) => !m.unchanged));
+      if (swapped.length > 0) {
+        // Some workers took the new code and others refused it: a worker reload
+        // brings every worker to one version (or, if the code is broken, keeps the old one).
+        this.log.warn('swap applied in some workers only; reloading the workers so all run one version', { swapped: swapped.map((r) => r.w.pid), refused: failed.map((f) => f.w.pid) });
+        await this.pool.reload().catch((err: unknown) => this.log.error('converging reload failed', { error: errorMessage(err) }));
+      }
       throw new GraftError(error.code, `${who} rejected the new generation: ${error.message}`, error.detail ? { detail: error.detail } : undefined);
     }
     const answers = replies.map((r) => ({ w: r.w, value: (r.reply as { value: SwapReply }).value }));

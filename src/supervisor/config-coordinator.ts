@@ -122,6 +122,8 @@ export class ConfigCoordinator {
     try {
       live = await this.slot.swap();
     } catch (err) {
+      // A worker that booted while this change ran must still reach the live version.
+      await this.catchUp();
       if (err instanceof Unchanged) {
         return { version: this.current.version, changed: [], mode: 'unchanged', workers: this.workerVersions(), replaced: [] };
       }

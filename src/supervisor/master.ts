@@ -233,10 +233,16 @@ export class Master {
       case 'apply':
         if (this.state !== 'running') throw new GraftError('GRAFT_STOPPING', `the master is ${this.state}; config apply refused`);
         // Overrides stay the top layer until unset: a file edit to the same key does not win over them.
+        const saved = this.applyOverrides.save();
         if (request.reset) this.applyOverrides.clear();
         if (request.unset?.length) this.applyOverrides.unset(request.unset);
         if (request.set?.length) this.applyOverrides.set(request.set);
-        return this.coordinator.change(request.set?.length || request.unset?.length || request.reset ? 'apply (overrides)' : 'apply');
+        try {
+          return await this.coordinator.change(request.set?.length || request.unset?.length || request.reset ? 'apply (overrides)' : 'apply');
+        } catch (err) {
+          this.applyOverrides.restore(saved); // a rejected override must not linger in the top layer
+          throw err;
+        }
     }
   }
 
@@ -299,7 +305,18 @@ export class Master {
       this.releaseControl();
     })();
     // Exit only after every control client (the `graft stop` waiting on us) has its answer.
-    void this.stopping.then(() => this.control.settled()).then(() => this.resolveExit(0));
+    void this.stopping
+      .then(
+        () => 0,
+        (err: unknown) => {
+          this.log.error('stop failed', { error: errorMessage(err) });
+          return 1;
+        },
+      )
+      .then(async (code) => {
+        await this.control.settled();
+        this.resolveExit(code);
+      });
     return this.stopping;
   }
 

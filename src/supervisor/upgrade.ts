@@ -74,6 +74,7 @@ export function startSuccessor(options: {
         clearTimeout(timer);
         child.removeAllListeners('exit');
         child.removeAllListeners('error');
+        child.on('error', () => {}); // a send to a successor that died must not crash this master
         resolve({ pid: message.pid, handOver: () => handOver(child) });
       }
     });

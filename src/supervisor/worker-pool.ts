@@ -217,6 +217,7 @@ export class WorkerPool {
     for (const t of this.replacements) clearTimeout(t);
     this.replacements.clear();
     if (fast) {
+      void this.slot.close(); // no queued reload may start workers now
       for (const w of this.known) w.kill();
     } else {
       await this.slot.close();
@@ -238,8 +239,10 @@ export class WorkerPool {
   private async buildSet(ctx: BuildContext<WorkerSet>): Promise<WorkerSet> {
     const changes = this.pending ?? {};
     this.pending = undefined;
+    const desiredBefore = this.desired;
     if (changes.workers) this.desired = changes.workers;
-    const set: WorkerSet = { generation: ctx.version, workers: new Set(), port: changes.port ?? this.port };
+    // The live generation's port, not this.port: a queued swap runs before reload() has read the last commit.
+    const set: WorkerSet = { generation: ctx.version, workers: new Set(), port: changes.port ?? ctx.previous?.port ?? this.port };
     for (let index = 0; index < this.desired; index++) set.workers.add(this.fork(set, index, 0, changes.config));
     const aborted = new Promise<never>((_, reject) => {
       if (ctx.signal.aborted) reject(ctx.signal.reason);
@@ -249,7 +252,8 @@ export class WorkerPool {
     try {
       await Promise.race([Promise.all([...set.workers].map((w) => w.ready)), aborted]);
     } catch (err) {
-      // Roll back: the live generation keeps serving; the new one goes away.
+      // Roll back: the live generation keeps serving (with its worker count); the new one goes away.
+      if (changes.workers) this.desired = desiredBefore;
       await Promise.all([...set.workers].map((w) => this.retireWorker(w)));
       throw err;
     }

@@ -73,6 +73,9 @@ export class WorkerProcess {
     );
 
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
+    // send() on a channel that just closed reports ERR_IPC_CHANNEL_CLOSED as an
+    // 'error' event; unheard, it would take the master down. 'exit' follows.
+    worker.on('error', () => {});
 
     worker.on('message', (message: unknown) => {
       if (!isWorkerMessage(message)) return;
@@ -149,8 +152,9 @@ export class WorkerProcess {
   }
 
   private send(message: MasterMessage): boolean {
+    if (!this.worker.isConnected()) return false;
     try {
-      this.worker.send(message);
+      this.worker.send(message, undefined, () => {});
       return true;
     } catch {
       return false;
@@ -166,16 +170,26 @@ export class WorkerProcess {
         reject(new GraftError('GRAFT_CONFIG_APPLY_FAILED', `worker ${this.pid} (generation ${this.generation}) ${why}`));
       };
       const timer = setTimeout(() => fail(`did not answer ${message.graft} within ${timeoutMs} ms`), timeoutMs);
-      void this.exited.then(() => fail('exited before answering'));
+      timer.unref();
+      void this.exited.then(() => {
+        clearTimeout(timer);
+        fail('exited before answering');
+      });
       this.pendingReplies.set(rid, (reply) => {
         clearTimeout(timer);
         resolve(reply);
       });
-      try {
-        this.worker.send({ ...message, rid } as WorkerRequest);
-      } catch {
+      const unreachable = () => {
         clearTimeout(timer);
         fail('cannot be reached');
+      };
+      if (!this.worker.isConnected()) return unreachable();
+      try {
+        this.worker.send({ ...message, rid } as WorkerRequest, undefined, (err: Error | null) => {
+          if (err) unreachable();
+        });
+      } catch {
+        unreachable();
       }
     });
   }

@@ -37,6 +37,15 @@ export class OverrideSource implements ConfigSource {
     }
   }
 
+  save(): Record<string, unknown> {
+    return structuredClone(this.data);
+  }
+
+  restore(saved: Record<string, unknown>): void {
+    this.clear();
+    Object.assign(this.data, structuredClone(saved));
+  }
+
   clear(): void {
     for (const key of Object.keys(this.data)) delete this.data[key];
   }
