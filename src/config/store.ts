@@ -33,7 +33,8 @@ export class ConfigStore<T = Config> {
   declare current: T;
   private snapshot: Snapshot<T> | undefined;
   private schema: ConfigSchema<T> | undefined;
-  private prepared: Prepared<T> | undefined;
+  /** By version: a catch-up apply and the next change's prepare may overlap. */
+  private readonly prepared = new Map<number, Prepared<T>>();
   private readonly subscriptions = new Subscriptions();
   /** Set by the standalone loader: loads sources on first read. */
   private loadOnFirstRead: (() => void) | undefined;
@@ -83,17 +84,18 @@ export class ConfigStore<T = Config> {
   async prepare(raw: unknown, meta: { version: number; source: string }): Promise<{ ok: true; value: T } | { ok: false; issues: ConfigIssue[] }> {
     const result = await validateConfig(this.schema, raw);
     if ('issues' in result) return { ok: false, issues: result.issues };
-    this.prepared = { version: meta.version, source: meta.source, hash: contentHash(result.value), value: result.value };
+    this.prepared.set(meta.version, { version: meta.version, source: meta.source, hash: contentHash(result.value), value: result.value });
     return { ok: true, value: result.value };
   }
 
   /** Make the prepared version live and run the subscriptions it touches. */
   async commit(version: number): Promise<ListenerFailure[]> {
-    const prepared = this.prepared;
-    if (!prepared || prepared.version !== version) {
+    const prepared = this.prepared.get(version);
+    if (!prepared) {
       throw new GraftError('GRAFT_CONFIG_APPLY_FAILED', `config version ${version} was committed without being prepared here`);
     }
-    this.prepared = undefined;
+    for (const v of this.prepared.keys()) if (v <= version) this.prepared.delete(v);
+    if (this.snapshot && this.snapshot.version > version) return []; // a newer version is already live
     return this.install(prepared);
   }
 

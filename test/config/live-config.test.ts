@@ -257,6 +257,12 @@ describe('live configuration under load and at scale', () => {
       const unset = await g.cli('config', 'apply', '--unset', 'greeting');
       assert.equal(unset.code, 0, unset.stderr);
       assert.match(await get(`${g.url}/`), / from-file\n$/);
+      // a rejected --set does not stay behind in the override layer
+      const rejected = await g.cli('config', 'apply', '--set', 'db.pool=0');
+      assert.notEqual(rejected.code, 0);
+      assert.match(rejected.stderr, /^graft: GRAFT_CONFIG_INVALID: .*db\.pool/m);
+      writeFileSync(file, 'greeting: after-rejection\n');
+      await waitFor(async () => (await get(`${g.url}/`)).endsWith(' after-rejection\n'), 10_000, 'a file edit after a rejected --set to apply');
     } finally {
       await g.stop();
     }
