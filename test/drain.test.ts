@@ -71,7 +71,7 @@ describe('a draining worker closes keep-alive connections without resetting them
 
   test('a request sent right after a Connection: close response is not answered with a reset', async () => {
     const client = new RawClient(g.port);
-    client.request('/slow');
+    client.request('/slower');
     await new Promise((r) => setTimeout(r, 300));
     const reload = g.cli('reload');
     const [response] = await client.responses(1);

@@ -102,7 +102,7 @@ describe('worker lifecycle', () => {
   test('graceful stop lets an in-flight request finish', async () => {
     const g = await startGraft(fixture('mode-app.ts'), { workers: 1, env: { MODE_FILE: modeFile() } });
     await g.waitRunning();
-    const slow = fetch(`${g.url}/slow`);
+    const slow = fetch(`${g.url}/slower`);
     await sleep(300);
     const stopped = await g.cli('stop');
     assert.equal(stopped.code, 0, stopped.stderr);

@@ -47,7 +47,8 @@ describe('reload triggers', () => {
     const g = await startGraft(fixture('mode-app.ts'), { workers: 1, env: { MODE_FILE: mode }, args: ['--graceful-timeout', '0.5'] });
     try {
       await g.waitRunning();
-      const slow = fetch(`${g.url}/slow`).then(
+      // A request that never ends: only the graceful timeout can retire its worker.
+      const slow = fetch(`${g.url}/hang`).then(
         () => 'answered',
         () => 'failed',
       );
