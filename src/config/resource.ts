@@ -1,5 +1,5 @@
 import { Slot } from '../core/slot.js';
-import { errorMessage } from '../errors.js';
+import { slotEventLogger } from '../core/slot-log.js';
 import { createLogger } from '../log.js';
 import { config as defaultStore, type Config, type ConfigStore } from './store.js';
 
@@ -42,12 +42,16 @@ export function resource<R, C = Config>(
     {
       name,
       drainTimeoutMs: options.drainTimeoutMs ?? 30_000,
-      onEvent: (e) => {
-        if (e.type === 'commit') log.info('resource rebuilt', { version: e.version, configVersion: store.loaded ? store.version : undefined });
-        if (e.type === 'reject') log.error('resource rebuild failed; the previous instance stays in use', { version: e.version, error: errorMessage(e.error) });
-        if (e.type === 'dispose') log.info('resource instance disposed', { version: e.version, drainMs: e.drainMs, timedOut: e.timedOut });
-        if (e.type === 'dispose-error') log.error('resource dispose failed', { version: e.version, error: errorMessage(e.error) });
-      },
+      onEvent: slotEventLogger(
+        log,
+        {
+          commit: 'resource built',
+          reject: 'resource build failed; the previous instance stays in use',
+          dispose: 'resource instance disposed',
+          disposeError: 'resource dispose failed',
+        },
+        () => ({ configVersion: store.loaded ? store.version : undefined }),
+      ),
     },
   );
   let first: Promise<unknown> | undefined;

@@ -1,8 +1,9 @@
 import cluster from 'node:cluster';
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Slot, type BuildContext, type SlotEvent } from '../core/slot.js';
-import { GraftError, errorMessage } from '../errors.js';
+import { Slot, type BuildContext } from '../core/slot.js';
+import { slotEventLogger } from '../core/slot-log.js';
+import { GraftError } from '../errors.js';
 import { WorkerEnv, type ConfigPayload } from '../ipc.js';
 import type { Logger } from '../log.js';
 import { CrashBackoff } from './crash-backoff.js';
@@ -108,7 +109,18 @@ export class WorkerPool {
         name: 'workers',
         drainTimeoutMs: options.gracefulTimeoutMs + 5000,
         firstVersion: options.firstGeneration,
-        onEvent: (e) => this.logSlotEvent(e),
+        onEvent: slotEventLogger(
+          log,
+          {
+            build: 'reload: starting generation',
+            commit: 'reload: generation committed',
+            reject: 'reload: generation rejected; the live generation keeps serving',
+            drain: 'generation draining',
+            dispose: 'generation retired',
+            disposeError: 'generation dispose failed',
+          },
+          (e) => (e.type === 'build' ? { workers: this.desired } : e.type === 'reject' ? { live: this.slot.current?.version } : {}),
+        ),
       },
     );
   }
@@ -372,34 +384,6 @@ export class WorkerPool {
       });
       w.lastHeartbeat = now;
       w.kill();
-    }
-  }
-
-  private logSlotEvent(e: SlotEvent): void {
-    switch (e.type) {
-      case 'build':
-        this.log.info('reload: starting generation', { generation: e.version, workers: this.desired });
-        break;
-      case 'commit':
-        this.log.info('reload: generation committed', { generation: e.version, previous: e.previous, buildMs: e.buildMs });
-        break;
-      case 'reject':
-        this.log.error('reload: generation rejected; the live generation keeps serving', {
-          generation: e.version,
-          live: this.slot.current?.version,
-          code: e.error instanceof GraftError ? e.error.code : undefined,
-          error: errorMessage(e.error),
-        });
-        break;
-      case 'drain':
-        this.log.info('generation draining', { generation: e.version });
-        break;
-      case 'dispose':
-        this.log.info('generation retired', { generation: e.version, drainMs: e.drainMs, timedOut: e.timedOut });
-        break;
-      case 'dispose-error':
-        this.log.error('generation dispose failed', { generation: e.version, error: errorMessage(e.error) });
-        break;
     }
   }
 }

@@ -1,6 +1,7 @@
 import { dirname, isAbsolute, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Slot, type SlotEvent } from '../core/slot.js';
+import { Slot } from '../core/slot.js';
+import { slotEventLogger } from '../core/slot-log.js';
 import type { Lease } from '../core/lease.js';
 import { GraftError, errorMessage } from '../errors.js';
 import { createLogger } from '../log.js';
@@ -91,7 +92,20 @@ export class Swappable<T = Record<string, unknown>> {
         discard: (g) => this.dispose(g, -1),
         dispose: (g, info) => this.dispose(g, info.version),
       },
-      { name: this.name, drainTimeoutMs: options.drainTimeoutMs ?? 30_000, onEvent: (e) => this.logEvent(e) },
+      {
+        name: this.name,
+        drainTimeoutMs: options.drainTimeoutMs ?? 30_000,
+        onEvent: slotEventLogger(
+          this.log,
+          {
+            commit: 'swap: generation committed',
+            reject: 'swap: generation rejected; the live generation keeps serving',
+            dispose: 'swap: generation disposed',
+            disposeError: 'swap: dispose() threw',
+          },
+          (e) => (e.type === 'reject' ? { live: this.slot.current?.version } : {}),
+        ),
+      },
     );
     registry.set(this.path, this as Swappable<unknown>);
     this.ready = this.slot.swap().then(() => undefined);
@@ -204,28 +218,6 @@ export class Swappable<T = Record<string, unknown>> {
       generation: r.generation,
       timers: r.timers,
     });
-  }
-
-  private logEvent(e: SlotEvent): void {
-    switch (e.type) {
-      case 'commit':
-        this.log.info('swap: generation committed', { generation: e.version, previous: e.previous, buildMs: e.buildMs });
-        break;
-      case 'reject':
-        this.log.error('swap: generation rejected; the live generation keeps serving', {
-          generation: e.version,
-          live: this.slot.current?.version,
-          code: e.error instanceof GraftError ? e.error.code : undefined,
-          error: errorMessage(e.error),
-        });
-        break;
-      case 'dispose':
-        this.log.info('swap: generation disposed', { generation: e.version, drainMs: e.drainMs, timedOut: e.timedOut });
-        break;
-      case 'dispose-error':
-        this.log.error('swap: dispose() threw', { generation: e.version, error: errorMessage(e.error) });
-        break;
-    }
   }
 }
 
