@@ -66,10 +66,6 @@ export class GraftError extends Error {
   }
 }
 
-export function isGraftError(value: unknown): value is GraftError {
-  return value instanceof GraftError;
-}
-
 export function errorMessage(err: unknown): string {
   if (err instanceof Error) return err.message;
   return String(err);

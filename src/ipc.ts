@@ -66,12 +66,9 @@ export type MasterMessage =
   | { graft: 'config-init'; config: ConfigPayload }
   | WorkerRequest;
 
-export function isWorkerMessage(value: unknown): value is WorkerMessage {
+/** A graft message (either direction), as opposed to an app's own process.send traffic. */
+export function isGraftMessage<M extends WorkerMessage | MasterMessage>(value: unknown): value is M {
   return typeof value === 'object' && value !== null && typeof (value as { graft?: unknown }).graft === 'string';
-}
-
-export function isMasterMessage(value: unknown): value is MasterMessage {
-  return isWorkerMessage(value);
 }
 
 /** What a worker answers to a swap order. */

@@ -5,7 +5,6 @@ export type GenerationState = 'live' | 'draining' | 'disposed';
 /** One version of whatever a slot holds, with the leases taken on it. */
 export class Generation<T> {
   state: GenerationState = 'live';
-  readonly committedAt = Date.now();
   retiredAt: number | undefined;
   private readonly leases = new LeaseCounter();
 

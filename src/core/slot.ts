@@ -25,17 +25,19 @@ export class Unchanged extends Error {
   }
 }
 
-export interface BuildContext<T> {
+export interface BuildContext<T, R = undefined> {
   version: number;
+  /** What the swap was asked for with; coalesced requests arrive merged. */
+  request: R | undefined;
   /** Aborted when the slot is closed while this build runs. */
   signal: AbortSignal;
   previous: T | undefined;
 }
 
-export interface SlotHooks<T> {
-  build(ctx: BuildContext<T>): Promise<T>;
+export interface SlotHooks<T, R = undefined> {
+  build(ctx: BuildContext<T, R>): Promise<T>;
   /** Must pass before the new generation takes work. */
-  verify?(value: T, ctx: BuildContext<T>): Promise<void> | void;
+  verify?(value: T, ctx: BuildContext<T, R>): Promise<void> | void;
   /** A built generation that failed verify is discarded here (default: dispose). */
   discard?(value: T, reason: unknown): Promise<void> | void;
   /** Resolves when the retired generation's work is done (default: all leases released). */
@@ -51,8 +53,10 @@ export type SlotEvent =
   | { type: 'dispose'; slot: string; version: number; drainMs: number; timedOut: boolean }
   | { type: 'dispose-error'; slot: string; version: number; error: unknown };
 
-export interface SlotOptions {
+export interface SlotOptions<R = undefined> {
   name: string;
+  /** Folds the request of a swap asked for while one runs into the one already waiting (default: the later wins). */
+  merge?: (waiting: R, later: R) => R;
   drainTimeoutMs: number;
   /** Version number of the first generation built (default 1). */
   firstVersion?: number;
@@ -77,19 +81,20 @@ function deferred<T>(): Deferred<T> {
   return { promise, resolve, reject };
 }
 
-export class Slot<T> {
+export class Slot<T, R = undefined> {
   private live: Generation<T> | undefined;
   private readonly retiring = new Set<Generation<T>>();
   private readonly retirements = new Set<Promise<void>>();
   private nextVersion: number;
   private running: Deferred<Generation<T>> | undefined;
   private pending: Deferred<Generation<T>> | undefined;
+  private pendingRequest: R | undefined;
   private abort = new AbortController();
   private closed = false;
 
   constructor(
-    private readonly hooks: SlotHooks<T>,
-    private readonly options: SlotOptions,
+    private readonly hooks: SlotHooks<T, R>,
+    private readonly options: SlotOptions<R>,
   ) {
     this.nextVersion = options.firstVersion ?? 1;
   }
@@ -116,12 +121,16 @@ export class Slot<T> {
    * Build the next generation and commit it. Resolves with the committed
    * generation, rejects with the build or verify error (nothing changed).
    */
-  swap(): Promise<Generation<T>> {
+  swap(request?: R): Promise<Generation<T>> {
     if (this.closed) return Promise.reject(new GraftError('GRAFT_STOPPING', `slot ${this.name} is closed; no further swap is started`));
     if (!this.running) {
       this.running = deferred();
-      void this.run(this.running);
+      void this.run(this.running, request);
       return this.running.promise;
+    }
+    if (request !== undefined) {
+      const waiting = this.pendingRequest;
+      this.pendingRequest = waiting !== undefined && this.options.merge ? this.options.merge(waiting, request) : request;
     }
     this.pending ??= deferred();
     return this.pending.promise;
@@ -166,10 +175,10 @@ export class Slot<T> {
     await this.settled();
   }
 
-  private async run(outcome: Deferred<Generation<T>>): Promise<void> {
+  private async run(outcome: Deferred<Generation<T>>, request: R | undefined): Promise<void> {
     const version = this.nextVersion++;
     const previous = this.live;
-    const ctx: BuildContext<T> = { version, signal: this.abort.signal, previous: previous?.value };
+    const ctx: BuildContext<T, R> = { version, request, signal: this.abort.signal, previous: previous?.value };
     const started = Date.now();
     this.emit({ type: 'build', slot: this.name, version });
     try {
@@ -197,10 +206,12 @@ export class Slot<T> {
     } finally {
       this.running = undefined;
       const next = this.pending;
+      const nextRequest = this.pendingRequest;
       this.pending = undefined;
+      this.pendingRequest = undefined;
       if (next && !this.closed) {
         this.running = next;
-        void this.run(next);
+        void this.run(next, nextRequest);
       }
     }
   }

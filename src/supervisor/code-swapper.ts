@@ -23,29 +23,18 @@ export interface SwapOutcome {
  * meanwhile merge into a single next one (the union of their files).
  */
 export class CodeSwapper {
-  private readonly slot: Slot<SwapOutcome>;
-  private pending: SwapOrder | undefined;
+  private readonly slot: Slot<SwapOutcome, SwapOrder>;
 
   constructor(
     private readonly pool: WorkerPool,
     private readonly log: Logger,
     private readonly timeoutMs: number,
   ) {
-    this.slot = new Slot<SwapOutcome>(
-      {
-        build: () => {
-          const order = this.pending ?? { source: 'control' };
-          this.pending = undefined;
-          return this.run(order);
-        },
-      },
-      { name: 'swap orders', drainTimeoutMs: 1 },
-    );
+    this.slot = new Slot<SwapOutcome, SwapOrder>({ build: (ctx) => this.run(ctx.request ?? { source: 'control' }) }, { name: 'swap orders', drainTimeoutMs: 1, merge });
   }
 
   swap(order: SwapOrder): Promise<SwapOutcome> {
-    this.pending = this.pending ? merge(this.pending, order) : order;
-    return this.slot.swap().then((g) => g.value);
+    return this.slot.swap(order).then((g) => g.value);
   }
 
   private async run(order: SwapOrder): Promise<SwapOutcome> {

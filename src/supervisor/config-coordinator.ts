@@ -49,23 +49,22 @@ const HISTORY = 100;
  * slot, so changes are serialized and bursts coalesce.
  */
 export class ConfigCoordinator {
-  private readonly slot: Slot<Candidate>;
+  private readonly slot: Slot<Candidate, string>;
   private readonly history: HistoryEntry[] = [];
   private pool: WorkerPool | undefined;
   private stopWatching: (() => void) | undefined;
-  private pendingSource = 'startup';
 
   constructor(
     private readonly loader: ConfigLoader,
     private readonly log: Logger,
     private readonly options: { prepareTimeoutMs: number; applyTimeoutMs: number; fixed: { port: boolean; workers: boolean } },
   ) {
-    this.slot = new Slot<Candidate>(
+    this.slot = new Slot<Candidate, string>(
       {
-        build: (ctx) => this.build(ctx.version, ctx.previous),
+        build: (ctx) => this.build(ctx.version, ctx.previous, ctx.request ?? 'startup'),
         verify: (candidate) => this.verify(candidate),
       },
-      { name: 'config', drainTimeoutMs: 1000, onEvent: () => {} },
+      { name: 'config', drainTimeoutMs: 1000, merge: (a, b) => (a === b ? a : `${a},${b}`) },
     );
   }
 
@@ -117,10 +116,9 @@ export class ConfigCoordinator {
 
   /** Re-read every source and move the workers to the result; resolves when they all run it. */
   async change(source: string): Promise<ApplyOutcome> {
-    this.pendingSource = source;
     let live;
     try {
-      live = await this.slot.swap();
+      live = await this.slot.swap(source);
     } catch (err) {
       // A worker that booted while this change ran must still reach the live version.
       await this.catchUp();
@@ -172,8 +170,7 @@ export class ConfigCoordinator {
     void this.applyTo(worker, live);
   }
 
-  private async build(version: number, previous: Candidate | undefined): Promise<Candidate> {
-    const source = this.pendingSource;
+  private async build(version: number, previous: Candidate | undefined, source: string): Promise<Candidate> {
     let loaded;
     try {
       loaded = await this.loader.load();

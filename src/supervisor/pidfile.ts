@@ -25,15 +25,6 @@ export function removeMasterFiles(paths: MasterPaths, pid: number): void {
   }
 }
 
-export function readPid(pidfile: string): number | undefined {
-  try {
-    const pid = Number(readFileSync(pidfile, 'utf8').trim());
-    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 function atomicWrite(file: string, text: string): void {
   const tmp = `${file}.${process.pid}.tmp`;
   writeFileSync(tmp, text, { mode: 0o600 });

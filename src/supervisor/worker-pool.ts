@@ -79,14 +79,13 @@ function workerExecArgv(entry: string): string[] {
  * workers are replaced with backoff and blocked ones are killed.
  */
 export class WorkerPool {
-  private readonly slot: Slot<WorkerSet>;
+  private readonly slot: Slot<WorkerSet, ReloadChanges>;
   private readonly known = new Set<WorkerProcess>();
   private readonly backoff = new CrashBackoff();
   private readonly replacements = new Set<NodeJS.Timeout>();
   private watchdog: NodeJS.Timeout | undefined;
   private desired: number;
   private port: number;
-  private pending: ReloadChanges | undefined;
   private stopping = false;
 
   constructor(
@@ -97,7 +96,7 @@ export class WorkerPool {
     this.port = options.port;
     // args: [] so the app's process.argv does not carry graft's own flags.
     cluster.setupPrimary({ exec: fileURLToPath(workerMain), execArgv: workerExecArgv(options.entry), args: [], silent: false });
-    this.slot = new Slot<WorkerSet>(
+    this.slot = new Slot<WorkerSet, ReloadChanges>(
       {
         build: (ctx) => this.buildSet(ctx),
         drain: (generation) => this.retireSet(generation.value),
@@ -107,6 +106,7 @@ export class WorkerPool {
       },
       {
         name: 'workers',
+        merge: (waiting, later) => ({ ...waiting, ...later }),
         drainTimeoutMs: options.gracefulTimeoutMs + 5000,
         firstVersion: options.firstGeneration,
         onEvent: slotEventLogger(
@@ -152,9 +152,8 @@ export class WorkerPool {
    */
   async reload(changes?: ReloadChanges): Promise<{ generation: number; previous: number | undefined }> {
     if (this.stopping) throw new GraftError('GRAFT_STOPPING', 'the master is stopping; reload refused');
-    if (changes) this.pending = { ...this.pending, ...changes };
     const previous = this.slot.current;
-    const committed = await this.slot.swap();
+    const committed = await this.slot.swap(changes);
     this.port = committed.value.port;
     this.topUp();
     // Answer only once the old generation is out of the round-robin: a client that
@@ -248,9 +247,8 @@ export class WorkerPool {
     };
   }
 
-  private async buildSet(ctx: BuildContext<WorkerSet>): Promise<WorkerSet> {
-    const changes = this.pending ?? {};
-    this.pending = undefined;
+  private async buildSet(ctx: BuildContext<WorkerSet, ReloadChanges>): Promise<WorkerSet> {
+    const changes = ctx.request ?? {};
     const desiredBefore = this.desired;
     if (changes.workers) this.desired = changes.workers;
     // The live generation's port, not this.port: a queued swap runs before reload() has read the last commit.

@@ -1,6 +1,6 @@
 import type { Worker } from 'node:cluster';
 import { GraftError, type SerializedError } from '../errors.js';
-import { isWorkerMessage, type MasterMessage, type WorkerReply, type WorkerRequest, type WorkerRequestBody, type WorkerStats } from '../ipc.js';
+import { isGraftMessage, type MasterMessage, type WorkerReply, type WorkerRequest, type WorkerRequestBody, type WorkerStats, type WorkerMessage } from '../ipc.js';
 
 export type WorkerState = 'starting' | 'ready' | 'draining' | 'exited';
 
@@ -78,7 +78,7 @@ export class WorkerProcess {
     worker.on('error', () => {});
 
     worker.on('message', (message: unknown) => {
-      if (!isWorkerMessage(message)) return;
+      if (!isGraftMessage<WorkerMessage>(message)) return;
       switch (message.graft) {
         case 'hello':
           this.onHello?.();

@@ -49,10 +49,6 @@ export class TimerLedger {
       return `${e.kind} ${mapFrame(frame.trim().replace(/^at\s+/, ''))}`.trim();
     });
   }
-
-  clearAll(): void {
-    this.active.clear();
-  }
 }
 
 export const TIMER_NAMES = ['setTimeout', 'setInterval', 'setImmediate', 'clearTimeout', 'clearInterval', 'clearImmediate'] as const;

@@ -9,7 +9,7 @@ import { runningLoops, whenLoopStarted } from '../config/loop.js';
 import { issuesError, validateConfig } from '../config/schema.js';
 import { config as typedConfig, type ConfigStore } from '../config/store.js';
 import { GraftError } from '../errors.js';
-import { isMasterMessage, WorkerEnv, type ConfigPayload, type MasterMessage, type WorkerMessage, type WorkerRequest } from '../ipc.js';
+import { isGraftMessage, WorkerEnv, type ConfigPayload, type MasterMessage, type WorkerMessage, type WorkerRequest } from '../ipc.js';
 import { createLogger } from '../log.js';
 import { isService, serverOf, type Service, type ServiceContext } from '../service.js';
 import { createServer } from 'node:http';
@@ -72,7 +72,7 @@ let resolveInit!: (payload: ConfigPayload) => void;
 const initialConfig = new Promise<ConfigPayload>((resolve) => (resolveInit = resolve));
 
 process.on('message', (message: unknown) => {
-  if (!isMasterMessage(message)) return;
+  if (!isGraftMessage<MasterMessage>(message)) return;
   switch (message.graft) {
     case 'drain':
       void drain(message);

@@ -72,6 +72,27 @@ describe('generation slot', () => {
     assert.equal(slot.current?.version, 3);
   });
 
+  test('requests of coalesced swaps are merged and reach the one build that serves them', async () => {
+    const seen: Array<string[] | undefined> = [];
+    const slot = new Slot<number, string[]>(
+      {
+        build: async ({ version, request }) => {
+          seen.push(request);
+          await new Promise((r) => setTimeout(r, 10));
+          return version;
+        },
+      },
+      { name: 'merging', drainTimeoutMs: 100, merge: (a, b) => [...a, ...b] },
+    );
+    await slot.swap(['first']);
+    const running = slot.swap(['a']);
+    const merged = [slot.swap(['b']), slot.swap(), slot.swap(['c'])];
+    await running;
+    const after = await Promise.all(merged);
+    assert.deepEqual(after.map((g) => g.version), [3, 3, 3]);
+    assert.deepEqual(seen, [['first'], ['a'], ['b', 'c']]);
+  });
+
   test('the old generation is disposed exactly once, after its last lease', async () => {
     const { slot, disposed } = counterSlot();
     await slot.swap();
