@@ -11,11 +11,16 @@ interface Entry {
 export class TimerLedger {
   private readonly active = new Map<unknown, Entry>();
 
-  /** The replacements, in the order of TIMER_NAMES. */
+  /**
+   * The replacements, in the order of TIMER_NAMES. Request handlers call these
+   * on the hot path, so short one-shot timers (they free themselves when they
+   * fire) go straight to the native functions; only intervals and one-shots of
+   * a second or more are recorded.
+   */
   api(): unknown[] {
     const track = <A extends unknown[], H>(kind: Entry['kind'], create: (cb: (...a: A) => void, ...rest: unknown[]) => H, oneShot: boolean) => {
       return (callback: (...a: A) => void, ...rest: unknown[]): H => {
-        if (typeof callback !== 'function') return (create as (...x: unknown[]) => H)(callback, ...rest);
+        if (typeof callback !== 'function' || (oneShot && !(Number(rest[0]) >= 1000))) return (create as (...x: unknown[]) => H)(callback, ...rest);
         let handle: H;
         const wrapped = oneShot
           ? (...a: A) => {
