@@ -65,6 +65,12 @@ export class CodeSwapper {
       throw new GraftError(error.code, `${who} rejected the new generation: ${error.message}`, error.detail ? { detail: error.detail } : undefined);
     }
     const answers = replies.map((r) => ({ w: r.w, value: (r.reply as { value: SwapReply }).value }));
+    if (answers.length > 0 && answers.every((a) => !a.value.needsReload && a.value.modules.length === 0)) {
+      throw new GraftError(
+        'GRAFT_SWAP_NOT_SWAPPABLE',
+        'no worker has a swappable module: start graft with --swap (or load modules with swappable()); `graft reload` loads new code in new processes',
+      );
+    }
     const refusal = answers.find((a) => a.value.needsReload);
     if (refusal) return this.fallback(refusal.value.needsReload!, order);
     const outcome: SwapOutcome = {

@@ -131,3 +131,21 @@ describe('graft start --swap: code changes apply in place', () => {
     }
   });
 });
+
+describe('graft swap without swappable modules', () => {
+  test('is refused with a clear error, and the service keeps serving', async () => {
+    const app = handlerProject('plain');
+    // Not --swap: handler.ts is not a listening app, so serve a fixture that listens.
+    const { fixture } = await import('../helpers/graft.js');
+    const g = await startGraft(fixture('slow-app.ts'), { workers: 1, cwd: app.dir });
+    try {
+      await g.waitRunning();
+      const r = await g.cli('swap');
+      assert.notEqual(r.code, 0);
+      assert.match(r.stderr, /^graft: GRAFT_SWAP_NOT_SWAPPABLE: no worker has a swappable module: start graft with --swap/m);
+      assert.equal((await fetch(g.url)).status, 200);
+    } finally {
+      await g.stop();
+    }
+  });
+});
