@@ -21,6 +21,7 @@
  * process started here is stopped on the way out (graft: SIGTERM; PM2: pm2 kill).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -261,22 +262,13 @@ class Graft {
     readonly port: number,
     readonly socket: string,
   ) {
-    let buffer = '';
-    child.stderr!.setEncoding('utf8');
-    child.stderr!.on('data', (chunk: string) => {
-      const at = performance.now();
-      buffer += chunk;
-      let nl: number;
-      while ((nl = buffer.indexOf('\n')) >= 0) {
-        const line = buffer.slice(0, nl);
-        buffer = buffer.slice(nl + 1);
-        this.tail.push(line);
-        if (this.tail.length > 30) this.tail.shift();
-        try {
-          this.records.push({ at, record: JSON.parse(line) as LogRecord });
-        } catch {
-          // not a log record
-        }
+    createInterface({ input: child.stderr! }).on('line', (line) => {
+      this.tail.push(line);
+      if (this.tail.length > 30) this.tail.shift();
+      try {
+        this.records.push({ at: performance.now(), record: JSON.parse(line) as LogRecord });
+      } catch {
+        // not a log record
       }
       for (const w of this.waiters.splice(0)) w();
     });

@@ -1,3 +1,4 @@
+import { createInterface } from 'node:readline';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -120,23 +121,15 @@ export interface LogLine {
 function collectLines(child: ChildProcess, onLine: (line: LogLine) => void): void {
   for (const stream of [child.stdout, child.stderr]) {
     if (!stream) continue;
-    let buffer = '';
-    stream.setEncoding('utf8');
-    stream.on('data', (chunk: string) => {
-      buffer += chunk;
-      let nl: number;
-      while ((nl = buffer.indexOf('\n')) >= 0) {
-        const text = buffer.slice(0, nl);
-        buffer = buffer.slice(nl + 1);
-        let record: Record<string, unknown> | undefined;
-        try {
-          const parsed: unknown = JSON.parse(text);
-          if (parsed && typeof parsed === 'object') record = parsed as Record<string, unknown>;
-        } catch {
-          // not a JSON log line
-        }
-        onLine({ at: performance.now(), text, record });
+    createInterface({ input: stream }).on('line', (text) => {
+      let record: Record<string, unknown> | undefined;
+      try {
+        const parsed: unknown = JSON.parse(text);
+        if (parsed && typeof parsed === 'object') record = parsed as Record<string, unknown>;
+      } catch {
+        // not a JSON log line
       }
+      onLine({ at: performance.now(), text, record });
     });
   }
 }

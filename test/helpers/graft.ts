@@ -1,3 +1,4 @@
+import { createInterface } from 'node:readline';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chownSync, mkdtempSync } from 'node:fs';
 import net from 'node:net';
@@ -46,25 +47,16 @@ export class GraftProcess {
     readonly port: number,
     readonly socket: string,
   ) {
-    let buffer = '';
-    child.stderr!.setEncoding('utf8');
-    child.stderr!.on('data', (chunk: string) => {
-      buffer += chunk;
-      let nl: number;
-      while ((nl = buffer.indexOf('\n')) >= 0) {
-        const line = buffer.slice(0, nl);
-        buffer = buffer.slice(nl + 1);
-        this.output.push(line);
-        try {
-          this.logs.push(JSON.parse(line) as LogRecord);
-        } catch {
-          // app output or a CLI error line
-        }
-        for (const w of this.waiters.splice(0)) w();
+    createInterface({ input: child.stderr! }).on('line', (line) => {
+      this.output.push(line);
+      try {
+        this.logs.push(JSON.parse(line) as LogRecord);
+      } catch {
+        // app output or a CLI error line
       }
+      for (const w of this.waiters.splice(0)) w();
     });
-    child.stdout!.setEncoding('utf8');
-    child.stdout!.on('data', (chunk: string) => this.output.push(chunk));
+    createInterface({ input: child.stdout! }).on('line', (line) => this.output.push(line));
     this.exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
     void this.exited.then(() => {
       for (const w of this.waiters.splice(0)) w();
