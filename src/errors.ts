@@ -1,6 +1,8 @@
 /**
  * Every failure graft reports carries a stable code a user can search for and a
- * sentence that says what to do. Codes never change meaning once published.
+ * sentence that says what to do. This table is the one list of codes: a code
+ * never changes meaning once published, and a failure is never reported under
+ * another failure's code (wrap it, keeping the original as the cause).
  */
 export const ErrorCodes = {
   GRAFT_UNKNOWN_COMMAND: 'unknown command',
@@ -12,13 +14,16 @@ export const ErrorCodes = {
   GRAFT_BOOT_FAILED: 'the application threw while booting',
   GRAFT_WORKER_EXITED: 'a worker exited before it was ready',
   GRAFT_READY_TIMEOUT: 'a worker was not ready in time',
+  GRAFT_WORKER_UNREACHABLE: 'a worker did not answer the master',
   GRAFT_NO_MASTER: 'no running master found',
   GRAFT_AMBIGUOUS_MASTER: 'several masters match',
   GRAFT_ALREADY_RUNNING: 'a master already runs for this entry',
-  GRAFT_STOPPING: 'the master is stopping',
+  GRAFT_SOCKET_UNUSABLE: 'the control socket cannot be created',
+  GRAFT_STOPPING: 'stopping: nothing new is started',
   GRAFT_UPGRADE_FAILED: 'master upgrade failed',
   GRAFT_CONTROL_FAILED: 'control socket request failed',
-  GRAFT_SWAP_ABORTED: 'swap aborted',
+  GRAFT_NOT_LIVE: 'nothing is live in this slot yet',
+  GRAFT_DRAIN_TIMEOUT: 'a retired generation did not drain in time',
   GRAFT_CRASH_LOOP: 'worker crash loop',
   GRAFT_WORKER_BLOCKED: 'worker event loop blocked',
   GRAFT_NOT_BUILT: 'the graft package was not built',
@@ -28,18 +33,24 @@ export const ErrorCodes = {
   GRAFT_CONFIG_INVALID: 'the config fails the schema',
   GRAFT_CONFIG_NOT_READY: 'the config is not loaded yet',
   GRAFT_CONFIG_APPLY_FAILED: 'a worker failed to apply the config',
+  GRAFT_CONFIG_ABORTED: 'a prepared config version was dropped',
   GRAFT_BAD_KEY_PATH: 'a key path is malformed',
   GRAFT_SWAP_LOAD: 'a new module generation failed to load',
   GRAFT_SWAP_MIGRATE: 'migrate() of a new module generation failed',
   GRAFT_SWAP_VERIFY: 'verify() of a new module generation failed',
   GRAFT_SWAP_NOT_SWAPPABLE: 'the change cannot be swapped in place',
   GRAFT_SWAP_LEAK: 'a retired module generation is still reachable',
+  GRAFT_INTERNAL: 'an unexpected failure inside graft',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;
 
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && Object.hasOwn(ErrorCodes, value);
+}
+
 export interface SerializedError {
-  code: string;
+  code: ErrorCode;
   message: string;
   detail?: string;
 }
@@ -60,13 +71,25 @@ export class GraftError extends Error {
     return { code: this.code, message: this.message, ...(this.detail ? { detail: this.detail } : {}) };
   }
 
-  static from(value: SerializedError): GraftError {
-    const code = (value.code in ErrorCodes ? value.code : 'GRAFT_CONTROL_FAILED') as ErrorCode;
-    return new GraftError(code, value.message, value.detail ? { detail: value.detail } : undefined);
+  /** An error that crossed IPC or the control socket (possibly from a master of another graft version). */
+  static from(value: { code: string; message: string; detail?: string }): GraftError {
+    if (isErrorCode(value.code)) return new GraftError(value.code, value.message, value.detail ? { detail: value.detail } : undefined);
+    return new GraftError('GRAFT_INTERNAL', `${value.code}: ${value.message}`, value.detail ? { detail: value.detail } : undefined);
+  }
+
+  /** A GraftError as it is, anything else as GRAFT_INTERNAL with the original kept as the cause. */
+  static wrap(err: unknown, context: string): GraftError {
+    if (err instanceof GraftError) return err;
+    return new GraftError('GRAFT_INTERNAL', `${context}: ${errorMessage(err)}`, { cause: err });
   }
 }
 
 export function errorMessage(err: unknown): string {
   if (err instanceof Error) return err.message;
   return String(err);
+}
+
+/** The fields a log record carries for a failure: its code (when graft knows it) and its message. */
+export function errorFields(err: unknown): { code?: ErrorCode; error: string } {
+  return err instanceof GraftError ? { code: err.code, error: err.message } : { error: errorMessage(err) };
 }

@@ -1,12 +1,18 @@
+import type { ErrorCode } from './errors.js';
+
 /**
  * Structured logging: one JSON object per line when stderr is not a TTY (for
  * collectors), a short human line when it is. Every record names the role and
- * pid; callers add the generation or version they act on.
+ * pid; callers add the generation or version they act on, and a failure's code
+ * from the one table in errors.ts.
  */
 export type Level = 'debug' | 'info' | 'warn' | 'error';
 const LEVELS: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
-export type Fields = Record<string, unknown>;
+export interface Fields {
+  code?: ErrorCode | undefined;
+  [key: string]: unknown;
+}
 
 export interface Logger {
   debug(msg: string, fields?: Fields): void;
@@ -19,6 +25,13 @@ export interface Logger {
 const threshold = LEVELS[(process.env.GRAFT_LOG_LEVEL as Level) ?? 'info'] ?? LEVELS.info;
 const pretty = process.env.GRAFT_LOG_FORMAT === 'pretty' || (process.env.GRAFT_LOG_FORMAT !== 'json' && process.stderr.isTTY === true);
 
+let sink: (line: string) => void = (line) => process.stderr.write(line);
+
+/** Where log lines go (stderr unless a test collects them). */
+export function setLogSink(write: (line: string) => void): void {
+  sink = write;
+}
+
 function write(level: Level, base: Fields, msg: string, fields?: Fields): void {
   if (LEVELS[level] < threshold) return;
   const record: Fields = { time: new Date().toISOString(), level, ...base, msg, ...fields };
@@ -27,13 +40,14 @@ function write(level: Level, base: Fields, msg: string, fields?: Fields): void {
   if (pretty) {
     const { time, level: _l, msg: _m, role, pid, ...rest } = record;
     const extra = Object.entries(rest)
+      .filter(([, v]) => v !== undefined)
       .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
       .join(' ');
     line = `${String(time).slice(11, 23)} ${level.toUpperCase().padEnd(5)} [${role ?? 'graft'} ${pid}] ${msg}${extra ? ' ' + extra : ''}\n`;
   } else {
     line = JSON.stringify(record) + '\n';
   }
-  process.stderr.write(line);
+  sink(line);
 }
 
 export function createLogger(base: Fields): Logger {
