@@ -75,15 +75,7 @@ export function loop<C = Config>(body: (ctx: LoopContext<C>) => unknown, options
         iterations++;
       }
       if (iteration.signal.aborted && !stopping.signal.aborted) log.info('loop iteration aborted by a config change', { iteration: iterations - 1, configVersion: snapshot.version });
-      if (options.intervalMs && !stopping.signal.aborted) {
-        await new Promise<void>((resolve) => {
-          const t = setTimeout(resolve, options.intervalMs);
-          stopping.signal.addEventListener('abort', () => {
-            clearTimeout(t);
-            resolve();
-          }, { once: true });
-        });
-      }
+      if (options.intervalMs && !stopping.signal.aborted) await pause(options.intervalMs, stopping.signal);
     }
   })();
   const handle: LoopHandle = {
@@ -101,4 +93,17 @@ export function loop<C = Config>(body: (ctx: LoopContext<C>) => unknown, options
   loops.add(handle);
   announceLoop?.();
   return handle;
+}
+
+/** Wait ms, or less if the signal aborts; leaves no listener behind either way. */
+function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
 }

@@ -56,7 +56,7 @@ export function resource<R, C = Config>(
   );
   let first: Promise<unknown> | undefined;
   const ensure = (): Promise<unknown> => {
-    first ??= slot.swap().catch((err: unknown) => {
+    first ??= slot.replace().catch((err: unknown) => {
       first = undefined; // the next use() tries again
       throw err;
     });
@@ -64,7 +64,7 @@ export function resource<R, C = Config>(
   };
   const unsubscribe = keys.map((key) =>
     store.on(key, () => {
-      if (slot.current) void slot.swap().catch(() => {});
+      if (slot.current) void slot.replace().catch(() => {});
     }),
   );
   return {

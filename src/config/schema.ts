@@ -43,11 +43,18 @@ export function validateConfigSync<T>(schema: ConfigSchema<T> | undefined, raw: 
   return outcome(result);
 }
 
-export function issuesError(issues: ConfigIssue[], where: string): GraftError {
-  const list = issues
-    .slice(0, 5)
-    .map((i) => `${i.path || '(root)'}: ${i.message}`)
-    .join('; ');
-  const more = issues.length > 5 ? ` (and ${issues.length - 5} more)` : '';
-  return new GraftError('GRAFT_CONFIG_INVALID', `config from ${where} fails the schema: ${list}${more}; the live config stays as it was`);
+/** GRAFT_CONFIG_INVALID with the issues, each naming its key path. */
+export class ConfigInvalid extends GraftError {
+  constructor(readonly issues: ConfigIssue[], where: string) {
+    const list = issues
+      .slice(0, 5)
+      .map((i) => `${i.path || '(root)'}: ${i.message}`)
+      .join('; ');
+    const more = issues.length > 5 ? ` (and ${issues.length - 5} more)` : '';
+    super('GRAFT_CONFIG_INVALID', `config from ${where} fails the schema: ${list}${more}; the live config stays as it was`);
+  }
+}
+
+export function issuesError(issues: ConfigIssue[], where: string): ConfigInvalid {
+  return new ConfigInvalid(issues, where);
 }

@@ -1,4 +1,4 @@
-import { errorMessage, GraftError } from '../errors.js';
+import { errorFields } from '../errors.js';
 import { createLogger } from '../log.js';
 import { defaultConfigFiles } from './default-files.js';
 import { ConfigLoader } from './loader.js';
@@ -23,34 +23,23 @@ export function enableStandalone(store: ConfigStore<unknown>): void {
     const data = mergeLayers([...fileSources.map((s) => s.loadSync()), env.loadSync()]);
     const first = validateConfigSync(store.declaredSchema, data);
     if ('issues' in first) throw issuesError(first.issues, files.join(', ') || 'the environment');
-    void store.install({ version: 1, hash: contentHash(data), source: files[0] ?? 'env', value: first.value });
+    store.adopt(first.value, { version: 1, hash: contentHash(data), source: files[0] ?? 'env' });
     watch(store, new ConfigLoader([...fileSources, env]));
   });
 }
 
+/** Changes go through the store's slot: one at a time, and a burst reads the newest files once. */
 function watch(store: ConfigStore<unknown>, loader: ConfigLoader): void {
   const log = createLogger({ role: 'app' });
-  let hash = store.hash;
-  let busy = Promise.resolve();
   loader.watch((sources) => {
-    busy = busy.then(async () => {
-      try {
-        const loaded = await loader.load();
-        if (loaded.hash === hash) return;
-        const version = store.version + 1;
-        const prepared = await store.prepare(loaded.data, { version, source: sources.join(',') });
-        if (!prepared.ok) throw issuesError(prepared.issues, sources.join(', '));
-        hash = loaded.hash;
-        const failures = await store.commit(version);
-        log.info('config applied', { version, hash, changed: store.snapshotInfo.changed, source: sources });
-        for (const f of failures) log.error('config listener failed', { version, path: f.path, error: f.error });
-      } catch (err) {
-        log.error('config change rejected; the live config stays', {
-          version: store.version,
-          code: err instanceof GraftError ? err.code : undefined,
-          error: errorMessage(err),
-        });
-      }
-    });
+    const before = store.version;
+    store.apply({ source: sources.join(','), read: async () => (await loader.load()).data }).then(
+      (failures) => {
+        if (store.version === before) return;
+        log.info('config applied', { configVersion: store.version, hash: store.hash, changed: store.snapshotInfo.changed, source: sources });
+        for (const f of failures) log.error('config listener failed', { configVersion: store.version, path: f.path, error: f.error });
+      },
+      (err: unknown) => log.error('config change rejected; the live config stays', { configVersion: store.version, source: sources, ...errorFields(err) }),
+    );
   });
 }

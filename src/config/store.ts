@@ -1,6 +1,7 @@
 import { GraftError } from '../errors.js';
-import type { ConfigIssue, ConfigSchema } from './schema.js';
-import { validateConfig } from './schema.js';
+import { Slot, Unchanged } from '../core/slot.js';
+import type { ConfigSchema } from './schema.js';
+import { issuesError, validateConfig } from './schema.js';
 import { changedPaths, contentHash, deepFreeze, type Snapshot } from './snapshot.js';
 import { Subscriptions, type ConfigListener, type ListenerFailure } from './subscriptions.js';
 
@@ -13,17 +14,38 @@ import { Subscriptions, type ConfigListener, type ListenerFailure } from './subs
 export interface Register {}
 export type Config = Register extends { config: infer C } ? C : Record<string, unknown>;
 
-export interface Prepared<T> {
-  version: number;
-  hash: string;
+/** A candidate config for this process. */
+export interface Proposal {
+  /** The version it will carry (the master's number); without one, the one after the live version. */
+  version?: number;
   source: string;
-  value: T;
+  /** The merged sources, read when the change runs (of proposals merged while one waits, the newest is read). */
+  read(): Record<string, unknown> | Promise<Record<string, unknown>>;
+  /**
+   * Two-phase: once the data is valid, the change waits for this decision,
+   * true to go live, false to drop it. Without one it goes live once valid.
+   */
+  decision?: Promise<boolean>;
+  /** Told when the data passed the schema, before the decision is awaited. */
+  onValid?(): void;
 }
 
+/** A snapshot with the schema that validated it: the same content under a new schema is a change. */
+interface Validated<T> {
+  snapshot: Snapshot<T>;
+  schema: ConfigSchema<T> | undefined;
+}
+
+/** How long a prepared version waits for the master's decision before it is dropped. */
+const DECISION_TIMEOUT_MS = 30_000;
+
 /**
- * The live snapshot in this process and the subscriptions on it. In a graft
- * worker the master feeds it (prepare, then commit, over IPC); in a process
- * without a master it loads and watches by itself (see standalone.ts).
+ * The live snapshot in this process and the subscriptions on it. Snapshots are
+ * generations of a slot: a change is validated (build), waits for its decision
+ * when the master runs a two-phase change (verify), and goes live with its
+ * subscriptions notified (commit), one change at a time. In a graft worker the
+ * master feeds it over IPC; in a process without a master it loads and watches
+ * by itself (see standalone.ts).
  */
 export class ConfigStore<T = Config> {
   /**
@@ -31,10 +53,8 @@ export class ConfigStore<T = Config> {
    * property once loaded, so a hot-path read is a plain property read.
    */
   declare current: T;
-  private snapshot: Snapshot<T> | undefined;
   private schema: ConfigSchema<T> | undefined;
-  /** By version: a catch-up apply and the next change's prepare may overlap. */
-  private readonly prepared = new Map<number, Prepared<T>>();
+  private readonly slot: Slot<Validated<T>, Proposal, ListenerFailure[]>;
   private readonly subscriptions = new Subscriptions();
   /** Set by the standalone loader: loads sources on first read. */
   private loadOnFirstRead: (() => void) | undefined;
@@ -43,6 +63,15 @@ export class ConfigStore<T = Config> {
   constructor() {
     // Until the first snapshot, reading current loads it (without a master) or explains why it can't.
     Object.defineProperty(this, 'current', { configurable: true, enumerable: true, get: () => this.live().data });
+    this.slot = new Slot<Validated<T>, Proposal, ListenerFailure[]>(
+      {
+        build: ({ request, previous }) => this.validate(request!, previous),
+        verify: (_value, { request }) => this.awaitDecision(request!),
+        commit: (next, previous) => this.install(next.value, previous?.value),
+      },
+      // Snapshots hold no leases: a replaced one is done at once.
+      { name: 'config', drainTimeoutMs: 1000 },
+    );
   }
 
   get version(): number {
@@ -59,7 +88,7 @@ export class ConfigStore<T = Config> {
   }
 
   get loaded(): boolean {
-    return this.snapshot !== undefined;
+    return this.slot.current !== undefined;
   }
 
   get declaredSchema(): ConfigSchema<T> | undefined {
@@ -80,51 +109,83 @@ export class ConfigStore<T = Config> {
     this.loadOnFirstRead = load;
   }
 
-  /** Validate a candidate without applying it. */
-  async prepare(raw: unknown, meta: { version: number; source: string }): Promise<{ ok: true; value: T } | { ok: false; issues: ConfigIssue[] }> {
-    const result = await validateConfig(this.schema, raw);
-    if ('issues' in result) return { ok: false, issues: result.issues };
-    this.prepared.set(meta.version, { version: meta.version, source: meta.source, hash: contentHash(result.value), value: result.value });
-    return { ok: true, value: result.value };
-  }
-
-  /** Make the prepared version live and run the subscriptions it touches. */
-  async commit(version: number): Promise<ListenerFailure[]> {
-    const prepared = this.prepared.get(version);
-    if (!prepared) {
-      throw new GraftError('GRAFT_CONFIG_APPLY_FAILED', `config version ${version} was committed without being prepared here`);
+  /**
+   * Validate a proposal and make it live (at once, or on its decision).
+   * Resolves with the subscriptions that failed; rejects, changing nothing,
+   * when it fails the schema (the error carries the issues) or is dropped.
+   */
+  async apply(proposal: Proposal): Promise<ListenerFailure[]> {
+    try {
+      return (await this.slot.replace(proposal)).result;
+    } catch (err) {
+      if (!(err instanceof Unchanged)) throw err;
+      proposal.onValid?.();
+      return [];
     }
-    for (const v of this.prepared.keys()) if (v <= version) this.prepared.delete(v);
-    if (this.snapshot && this.snapshot.version > version) return []; // a newer version is already live
-    return this.install(prepared);
   }
 
-  /** Install a value as the live snapshot without validation (first snapshot before the schema is known). */
-  async install(prepared: Prepared<T>): Promise<ListenerFailure[]> {
-    const previous = this.snapshot;
-    // prepared.value is this process's own copy (from IPC, the schema, or a fresh merge): freeze it in place.
-    const data = deepFreeze(prepared.value);
-    const changed = previous ? changedPaths(previous.data, data) : [];
-    this.snapshot = Object.freeze({
-      version: prepared.version,
-      hash: prepared.hash,
-      data,
-      changed: Object.freeze(changed),
-      source: prepared.source,
-      at: new Date().toISOString(),
-    });
-    Object.defineProperty(this, 'current', { configurable: true, enumerable: true, writable: false, value: data });
+  /**
+   * The first snapshot, already validated, taken synchronously (a process
+   * without a master reads its files on the first read of config.current).
+   */
+  adopt(data: T, meta: { version: number; hash: string; source: string }): void {
+    const snapshot = freezeSnapshot(meta.version, meta.hash, data, [], meta.source);
+    this.slot.adopt({ snapshot, schema: this.schema });
+    this.expose(snapshot);
+  }
+
+  private async validate(proposal: Proposal, previous: Validated<T> | undefined): Promise<Validated<T>> {
+    const raw = await proposal.read();
+    const hash = contentHash(raw);
+    const schema = this.schema;
+    if (previous && previous.snapshot.hash === hash && previous.schema === schema && (proposal.version ?? previous.snapshot.version) === previous.snapshot.version) {
+      throw new Unchanged(previous.snapshot.version);
+    }
+    const result = await validateConfig(schema, raw);
+    if ('issues' in result) throw issuesError(result.issues, proposal.source);
+    const version = proposal.version ?? (previous ? previous.snapshot.version + 1 : 1);
+    const changed = previous ? changedPaths(previous.snapshot.data, result.value) : [];
+    return { snapshot: freezeSnapshot(version, hash, result.value, changed, proposal.source), schema };
+  }
+
+  private async awaitDecision(proposal: Proposal): Promise<void> {
+    proposal.onValid?.();
+    if (!proposal.decision) return;
+    let timer: NodeJS.Timeout | undefined;
+    const go = await Promise.race([
+      proposal.decision,
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(false), DECISION_TIMEOUT_MS);
+        timer.unref();
+      }),
+    ]).finally(() => clearTimeout(timer));
+    if (!go) throw new GraftError('GRAFT_CONFIG_ABORTED', `config version ${proposal.version ?? '?'} from ${proposal.source} was dropped before it went live: the change did not reach every worker`);
+  }
+
+  private async install(next: Validated<T>, previous: Validated<T> | undefined): Promise<ListenerFailure[]> {
+    this.expose(next.snapshot);
+    const changed = next.snapshot.changed;
     if (!previous || changed.length === 0) return [];
-    return this.subscriptions.notify(changed, data, previous.data, this.listenerTimeoutMs);
+    return this.subscriptions.notify(changed, next.snapshot.data, previous.snapshot.data, this.listenerTimeoutMs);
+  }
+
+  private expose(snapshot: Snapshot<T>): void {
+    Object.defineProperty(this, 'current', { configurable: true, enumerable: true, writable: false, value: snapshot.data });
   }
 
   private live(): Snapshot<T> {
-    if (!this.snapshot && this.loadOnFirstRead) this.loadOnFirstRead();
-    if (!this.snapshot) {
+    if (!this.slot.current && this.loadOnFirstRead) this.loadOnFirstRead();
+    const live = this.slot.current;
+    if (!live) {
       throw new GraftError('GRAFT_CONFIG_NOT_READY', 'config is not loaded yet; read config.current inside start() or a request handler, not while modules load');
     }
-    return this.snapshot;
+    return live.value.snapshot;
   }
+}
+
+function freezeSnapshot<T>(version: number, hash: string, data: T, changed: string[], source: string): Snapshot<T> {
+  // data is this process's own copy (from IPC, the schema, or a fresh merge): freeze it in place.
+  return Object.freeze({ version, hash, data: deepFreeze(data), changed: Object.freeze(changed), source, at: new Date().toISOString() });
 }
 
 /**

@@ -108,7 +108,7 @@ export class Swappable<T = Record<string, unknown>> {
       },
     );
     registry.set(this.path, this as Swappable<unknown>);
-    this.ready = this.slot.swap().then(() => undefined);
+    this.ready = this.slot.replace().then(() => undefined);
     this.ready.catch(() => {});
   }
 
@@ -148,9 +148,8 @@ export class Swappable<T = Record<string, unknown>> {
   /** Load the module again; resolves when the new generation serves, rejects (nothing changed) if it fails. */
   async swap(): Promise<SwapResult> {
     await this.ready.catch(() => {});
-    const previous = this.slot.current?.version;
-    const g = await this.slot.swap();
-    return { module: this.name, generation: g.version, previous };
+    const { generation, previous } = await this.slot.replace();
+    return { module: this.name, generation: generation.version, previous: previous?.version };
   }
 
   /** Retire the live generation (dispose after its last lease) and stop. */
