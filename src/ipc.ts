@@ -33,7 +33,6 @@ export interface ConfigIssuePayload {
 export type WorkerRequest =
   | { graft: 'config-prepare'; rid: number; config: ConfigPayload }
   | { graft: 'config-commit'; rid: number; version: number }
-  | { graft: 'config-apply'; rid: number; config: ConfigPayload }
   | { graft: 'config-check'; rid: number; config: ConfigPayload }
   | { graft: 'config-get'; rid: number }
   | { graft: 'swap'; rid: number; module?: string; files?: string[] };
@@ -61,6 +60,8 @@ export type WorkerMessage =
 
 export type MasterMessage =
   | { graft: 'drain'; idleCloseMs: number; lingerMs: number }
+  /** The prepared version will not be committed (another worker refused it): drop it. */
+  | { graft: 'config-abort'; version: number }
   /** Answers 'drained': every connection handoff the master sent before it has been answered, so the worker may exit. */
   | { graft: 'exit' }
   | { graft: 'config-init'; config: ConfigPayload }

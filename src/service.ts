@@ -48,7 +48,7 @@ export function defineService<C = Config>(definition: ServiceDefinition<C>): Ser
   if (typeof definition?.start !== 'function') {
     throw new TypeError('defineService() needs a start(ctx) function that returns the server');
   }
-  if (definition.config) (store as ConfigStore<C>).declareSchema(definition.config);
+  if (definition.config) (store as unknown as ConfigStore<C>).declareSchema(definition.config);
   return Object.freeze({ ...definition, [kService]: true as const });
 }
 

@@ -2,11 +2,12 @@ import { touches } from '../config/key-path.js';
 import type { ConfigLoader } from '../config/loader.js';
 import { changedPaths, contentHash, mergeLayers } from '../config/snapshot.js';
 import type { ConfigSource } from '../config/sources/source.js';
-import { Slot, Unchanged } from '../core/slot.js';
-import { GraftError, errorMessage } from '../errors.js';
+import { Slot, Unchanged, type BuildContext } from '../core/slot.js';
+import type { Generation } from '../core/generation.js';
+import { GraftError, errorFields, errorMessage } from '../errors.js';
 import type { ConfigPayload } from '../ipc.js';
 import type { Logger } from '../log.js';
-import type { WorkerPool } from './worker-pool.js';
+import type { PoolChange, ReloadOutcome, WorkerPool } from './worker-pool.js';
 import type { WorkerProcess } from './worker-process.js';
 
 /** Keys of graft's own that need new processes when they change. */
@@ -31,11 +32,27 @@ export interface ApplyOutcome {
   replaced: Array<{ pid: number; error: string }>;
 }
 
+/** What a master hands its successor (graft upgrade), so versions and history go on. */
+export interface ConfigInheritance {
+  live: ConfigPayload;
+  history: HistoryEntry[];
+}
+
 interface Candidate {
   payload: ConfigPayload;
   changed: string[];
   mode: 'in-place' | 'reload';
+  /** The workers that validated it (in-place changes), to commit it on. */
   prepared: WorkerProcess[];
+}
+
+export interface CoordinatorOptions {
+  /** How long a worker may take to validate a version, and to apply it. */
+  workerTimeoutMs: number;
+  /** Set when -w / -p were given: the config's graft.workers / graft.port do not apply. */
+  fixed: { port: boolean; workers: boolean };
+  /** A zero-downtime worker reload with the given changes, recorded like every other reload. */
+  reload: (reason: string, change: PoolChange) => Promise<ReloadOutcome>;
 }
 
 const HISTORY = 100;
@@ -43,37 +60,45 @@ const HISTORY = 100;
 /**
  * The one config watcher per host. It loads and merges the sources, then moves
  * every worker to the new snapshot with two phases: each live worker validates
- * it against the service's schema (prepare) and only if all accept does any of
- * them apply it (commit). Keys that need new processes go through a
- * zero-downtime reload instead. The snapshots themselves live in a generation
- * slot, so changes are serialized and bursts coalesce.
+ * it against the service's schema (prepare, the slot's verify) and only if all
+ * accept does any of them make it live (commit, the slot's commit step); if
+ * one refuses, the others drop it. Keys that need new processes go through a
+ * zero-downtime reload instead. A content that was rejected is reported once:
+ * asked for again unchanged, it gets the same answer without a new version or
+ * history entry.
  */
 export class ConfigCoordinator {
-  private readonly slot: Slot<Candidate, string>;
+  private readonly slot: Slot<Candidate, string, ApplyOutcome>;
   private readonly history: HistoryEntry[] = [];
   private pool: WorkerPool | undefined;
   private stopWatching: (() => void) | undefined;
+  /** The last rejected content (a load error, or merged data under a worker generation) and its error. */
+  private lastRejection: { key: string; error: unknown } | undefined;
 
   constructor(
     private readonly loader: ConfigLoader,
     private readonly log: Logger,
-    private readonly options: { prepareTimeoutMs: number; applyTimeoutMs: number; fixed: { port: boolean; workers: boolean } },
+    private readonly options: CoordinatorOptions,
   ) {
-    this.slot = new Slot<Candidate, string>(
+    this.slot = new Slot<Candidate, string, ApplyOutcome>(
       {
-        build: (ctx) => this.build(ctx.version, ctx.previous, ctx.request ?? 'startup'),
-        verify: (candidate) => this.verify(candidate),
+        build: (ctx) => this.build(ctx),
+        verify: (candidate, ctx) => this.verify(candidate, ctx),
+        commit: (next, previous) => this.commit(next, previous),
       },
-      { name: 'config', drainTimeoutMs: 1000, merge: (a, b) => (a === b ? a : `${a},${b}`) },
+      { name: 'config', drainTimeoutMs: 1000, merge: (a, b) => [...new Set([...a.split(','), ...b.split(',')])].join(',') },
     );
   }
 
-  /** Load the first snapshot; throws (and graft start fails) if a source is broken. */
-  async init(): Promise<ConfigPayload> {
-    const first = await this.slot.swap();
-    this.record({ version: first.version, source: first.value.payload.source, changed: [], accepted: true, mode: 'in-place' });
-    this.log.info('config loaded', { configVersion: first.version, hash: first.value.payload.hash, sources: this.loader.sources.map((s) => s.name) });
-    return first.value.payload;
+  /** Load the first snapshot, or take over a predecessor's; throws (and graft start fails) if a source is broken. */
+  async init(inherited?: ConfigInheritance): Promise<ConfigPayload> {
+    if (inherited) {
+      this.history.push(...inherited.history.slice(-HISTORY));
+      this.slot.adopt({ payload: inherited.live, changed: [], mode: 'in-place', prepared: [] }, inherited.live.version);
+      this.log.info('config taken over from the previous master', { configVersion: inherited.live.version, hash: inherited.live.hash });
+      return inherited.live;
+    }
+    return (await this.slot.replace('startup')).generation.value.payload;
   }
 
   attach(pool: WorkerPool): void {
@@ -86,6 +111,10 @@ export class ConfigCoordinator {
     return live.value.payload;
   }
 
+  inheritance(): ConfigInheritance {
+    return { live: this.current, history: this.recent() };
+  }
+
   /** graft's own settings from the config (`graft.port`, `graft.workers`), when valid. */
   settings(payload = this.current): { port?: number; workers?: number } {
     const own = payload.data.graft as { port?: unknown; workers?: unknown } | undefined;
@@ -94,12 +123,9 @@ export class ConfigCoordinator {
     return { ...(port !== undefined && !this.options.fixed.port ? { port } : {}), ...(workers !== undefined && !this.options.fixed.workers ? { workers } : {}) };
   }
 
-  startWatching(): void {
-    this.stopWatching = this.loader.watch((sources) => {
-      this.change(sources.join(',')).catch(() => {
-        // recorded in the history and logged
-      });
-    });
+  /** Call onChange with the names of the sources that changed (a burst is one call). */
+  watch(onChange: (source: string) => void): void {
+    this.stopWatching = this.loader.watch((sources) => onChange(sources.join(',')));
   }
 
   close(): void {
@@ -116,30 +142,13 @@ export class ConfigCoordinator {
 
   /** Re-read every source and move the workers to the result; resolves when they all run it. */
   async change(source: string): Promise<ApplyOutcome> {
-    let live;
     try {
-      live = await this.slot.swap(source);
+      return (await this.slot.replace(source)).result;
     } catch (err) {
-      // A worker that booted while this change ran must still reach the live version.
-      await this.catchUp();
-      if (err instanceof Unchanged) {
-        return { version: this.current.version, changed: [], mode: 'unchanged', workers: this.workerVersions(), replaced: [] };
-      }
-      throw err;
+      if (!(err instanceof Unchanged)) throw err;
+      if (err.repeated) throw err.repeated;
+      return { version: this.current.version, changed: [], mode: 'unchanged', workers: this.workerVersions(), replaced: [] };
     }
-    const candidate = live.value;
-    const replaced = candidate.mode === 'in-place' ? await this.commitInPlace(candidate) : [];
-    await this.catchUp();
-    const outcome: ApplyOutcome = {
-      version: candidate.payload.version,
-      changed: candidate.changed,
-      mode: candidate.mode,
-      workers: this.workerVersions(),
-      replaced,
-    };
-    this.record({ version: candidate.payload.version, source: candidate.payload.source, changed: candidate.changed, accepted: true, mode: candidate.mode });
-    this.log.info('config applied', { configVersion: candidate.payload.version, hash: candidate.payload.hash, changed: candidate.changed, mode: candidate.mode, source: candidate.payload.source });
-    return outcome;
   }
 
   /** Validate a file against the running service's schema without applying it. */
@@ -149,7 +158,7 @@ export class ConfigCoordinator {
     const layers: Array<Record<string, unknown>> = [await file.load()];
     for (const s of this.loader.sources) if (!s.name.startsWith('file:')) layers.push(await s.load());
     const data = mergeLayers(layers);
-    const reply = await worker.request({ graft: 'config-check', config: { version: 0, hash: contentHash(data), source: file.name, data } }, this.options.prepareTimeoutMs);
+    const reply = await worker.request({ graft: 'config-check', config: { version: 0, hash: contentHash(data), source: file.name, data } }, this.options.workerTimeoutMs);
     if (!reply.ok) throw GraftError.from(reply.error);
     return { ok: true, version: this.current.version, worker: worker.pid };
   }
@@ -158,97 +167,105 @@ export class ConfigCoordinator {
   async effective(): Promise<unknown> {
     const worker = this.pool?.liveWorkers()[0];
     if (!worker) throw new GraftError('GRAFT_CONFIG_NOT_READY', 'no ready worker yet');
-    const reply = await worker.request({ graft: 'config-get' }, this.options.prepareTimeoutMs);
+    const reply = await worker.request({ graft: 'config-get' }, this.options.workerTimeoutMs);
     if (!reply.ok) throw GraftError.from(reply.error);
     return reply.value;
   }
 
-  /** A worker that became ready on an older snapshot (it booted during a change) is moved forward. */
-  onWorkerReady(worker: WorkerProcess): void {
-    const live = this.slot.current?.value.payload;
-    if (!live || this.slot.swapping || worker.stats.configVersion >= live.version) return;
-    void this.applyTo(worker, live);
-  }
-
-  private async build(version: number, previous: Candidate | undefined, source: string): Promise<Candidate> {
+  private async build(ctx: BuildContext<Candidate, string>): Promise<Candidate> {
+    const source = ctx.request ?? 'startup';
+    const before = ctx.previous?.payload;
     let loaded;
     try {
       loaded = await this.loader.load();
     } catch (err) {
-      if (previous) this.reject(version, source, [], err);
-      throw err;
+      if (!before) throw err; // graft start fails with it
+      throw this.rejected(ctx.version, source, [], `load:${errorMessage(err)}`, err);
     }
-    const before = previous?.payload;
+    if (this.lastRejection?.key === this.contentKey(loaded.hash)) throw new Unchanged(before?.version, this.lastRejection.error);
+    this.lastRejection = undefined; // the sources hold something else now
     if (before && before.hash === loaded.hash) throw new Unchanged(before.version);
-    const payload: ConfigPayload = { version, hash: loaded.hash, source, data: loaded.data };
+    const payload: ConfigPayload = { version: ctx.version, hash: loaded.hash, source, data: loaded.data };
     const changed = before ? changedPaths(before.data, loaded.data) : [];
     const restartOn = new Set([...RESTART_KEYS, ...(this.pool?.liveWorkers().flatMap((w) => w.restartOn) ?? [])]);
     const needsRestart = changed.some((c) => [...restartOn].some((k) => touches(k, c)));
     return { payload, changed, mode: needsRestart ? 'reload' : 'in-place', prepared: [] };
   }
 
-  private async verify(candidate: Candidate): Promise<void> {
+  private async verify(candidate: Candidate, ctx: BuildContext<Candidate, string>): Promise<void> {
     const pool = this.pool;
-    if (!pool || candidate.changed.length === 0) return;
+    if (!pool || !ctx.previous) return; // the first snapshot: workers start on it
     const { version, source } = candidate.payload;
-    try {
-      if (candidate.mode === 'reload') {
-        this.log.info('config change needs new processes: reloading workers', { configVersion: version, changed: candidate.changed });
-        await pool.reload({ config: candidate.payload, ...this.settings(candidate.payload) });
-        return;
+    const key = this.contentKey(candidate.payload.hash);
+    if (candidate.mode === 'reload') {
+      this.log.info('config change needs new processes: reloading workers', { configVersion: version, changed: candidate.changed });
+      try {
+        await this.options.reload(`config v${version}`, { config: candidate.payload, ...this.settings(candidate.payload) });
+      } catch (err) {
+        // The new processes may have failed for reasons of their own: the same content may be tried again.
+        throw this.rejected(version, source, candidate.changed, undefined, err);
       }
-      const workers = pool.liveWorkers();
-      const replies = await Promise.all(workers.map((w) => w.request({ graft: 'config-prepare', config: candidate.payload }, this.options.prepareTimeoutMs).then((reply) => ({ w, reply }))));
-      const refused = replies.find((r) => !r.reply.ok);
-      if (refused && !refused.reply.ok) {
-        const err = GraftError.from(refused.reply.error);
-        throw new GraftError(err.code, `worker ${refused.w.pid} (generation ${refused.w.generation}) refused config version ${version}: ${err.message}`);
-      }
-      candidate.prepared = workers;
-    } catch (err) {
-      this.reject(version, source, candidate.changed, err);
-      throw err;
+      return;
     }
+    const workers = pool.liveWorkers();
+    const replies = await Promise.all(
+      workers.map((w) =>
+        w.request({ graft: 'config-prepare', config: candidate.payload }, this.options.workerTimeoutMs).then(
+          (reply) => ({ w, error: reply.ok ? undefined : GraftError.from(reply.error) }),
+          (err: unknown) => ({ w, error: err as GraftError }),
+        ),
+      ),
+    );
+    const refused = replies.find((r) => r.error);
+    if (refused?.error) {
+      // The others hold it prepared: tell them it will not go live.
+      for (const w of workers) w.send({ graft: 'config-abort', version });
+      const err = new GraftError(refused.error.code, `worker ${refused.w.pid} (generation ${refused.w.generation}) refused config version ${version}: ${refused.error.message}`, { cause: refused.error });
+      throw this.rejected(version, source, candidate.changed, err.code === 'GRAFT_CONFIG_INVALID' ? key : undefined, err);
+    }
+    candidate.prepared = workers;
+  }
+
+  /** Inside the lock: every prepared worker makes the version live; one that fails is replaced. */
+  private async commit(next: Generation<Candidate>, previous: Generation<Candidate> | undefined): Promise<ApplyOutcome> {
+    const candidate = next.value;
+    const { payload } = candidate;
+    if (!previous) {
+      this.record({ version: payload.version, source: payload.source, changed: [], accepted: true, mode: 'in-place' });
+      this.log.info('config loaded', { configVersion: payload.version, hash: payload.hash, sources: this.loader.sources.map((s) => s.name) });
+      return { version: payload.version, changed: [], mode: 'in-place', workers: [], replaced: [] };
+    }
+    this.lastRejection = undefined;
+    const replaced = candidate.mode === 'in-place' ? await this.commitInPlace(candidate) : [];
+    this.record({ version: payload.version, source: payload.source, changed: candidate.changed, accepted: true, mode: candidate.mode });
+    this.log.info('config applied', { configVersion: payload.version, hash: payload.hash, changed: candidate.changed, mode: candidate.mode, source: payload.source });
+    return { version: payload.version, changed: candidate.changed, mode: candidate.mode, workers: this.workerVersions(), replaced };
   }
 
   private async commitInPlace(candidate: Candidate): Promise<Array<{ pid: number; error: string }>> {
     const { version } = candidate.payload;
-    const failed: Array<{ pid: number; error: string }> = [];
+    const failed: Array<{ w: WorkerProcess; error: string }> = [];
     await Promise.all(
       candidate.prepared.map(async (w) => {
         try {
-          const reply = await w.request({ graft: 'config-commit', version }, this.options.applyTimeoutMs);
+          const reply = await w.request({ graft: 'config-commit', version }, this.options.workerTimeoutMs);
           if (!reply.ok) throw GraftError.from(reply.error);
           w.stats = { ...w.stats, configVersion: version };
         } catch (err) {
-          failed.push({ pid: w.pid, error: errorMessage(err) });
+          failed.push({ w, error: errorMessage(err) });
         }
       }),
     );
-    for (const f of failed) {
-      const w = candidate.prepared.find((x) => x.pid === f.pid)!;
-      this.log.error('worker failed to apply the config; replacing it', { code: 'GRAFT_CONFIG_APPLY_FAILED', configVersion: version, workerPid: f.pid, error: f.error });
+    for (const { w, error } of failed) {
+      this.log.error('worker failed to apply the config; replacing it', { code: 'GRAFT_CONFIG_APPLY_FAILED', configVersion: version, workerPid: w.pid, error });
       await this.pool?.replace(w, `failed to apply config version ${version}`);
     }
-    return failed;
+    return failed.map(({ w, error }) => ({ pid: w.pid, error }));
   }
 
-  /** Workers that booted on an older snapshot while a change ran. */
-  private async catchUp(): Promise<void> {
-    const live = this.current;
-    const stale = (this.pool?.allWorkers() ?? []).filter((w) => w.state === 'ready' && !w.retiring && w.stats.configVersion < live.version);
-    await Promise.all(stale.map((w) => this.applyTo(w, live)));
-  }
-
-  private async applyTo(worker: WorkerProcess, payload: ConfigPayload): Promise<void> {
-    try {
-      const reply = await worker.request({ graft: 'config-apply', config: payload }, this.options.applyTimeoutMs);
-      if (!reply.ok) throw GraftError.from(reply.error);
-      worker.stats = { ...worker.stats, configVersion: payload.version };
-    } catch (err) {
-      this.log.error('worker failed to apply the config; replacing it', { code: 'GRAFT_CONFIG_APPLY_FAILED', configVersion: payload.version, workerPid: worker.pid, error: errorMessage(err) });
-      await this.pool?.replace(worker, `failed to apply config version ${payload.version}`);
-    }
+  /** A content as the workers judge it: the same data may pass under another generation's schema. */
+  private contentKey(hash: string): string {
+    return `${hash}@${this.pool?.generation ?? 0}`;
   }
 
   private workerVersions(): ApplyOutcome['workers'] {
@@ -257,10 +274,17 @@ export class ConfigCoordinator {
       .map((w) => ({ pid: w.pid, generation: w.generation, configVersion: w.stats.configVersion }));
   }
 
-  private reject(version: number, source: string, changed: string[], err: unknown): void {
-    const code = err instanceof GraftError ? err.code : undefined;
-    this.record({ version, source, changed, accepted: false, ...(code ? { code } : {}), error: errorMessage(err) });
-    this.log.error('config change rejected; the live config stays', { configVersion: this.slot.current?.version, attempted: version, source, code, error: errorMessage(err) });
+  /**
+   * Record and log a rejection; returns the error to throw. A rejection of the
+   * content itself (key: what was rejected) is reported once while that content stays.
+   */
+  private rejected(version: number, source: string, changed: string[], key: string | undefined, err: unknown): unknown {
+    if (key !== undefined && this.lastRejection?.key === key) return new Unchanged(this.slot.current?.version, this.lastRejection.error);
+    this.lastRejection = key === undefined ? undefined : { key, error: err };
+    const fields = errorFields(err);
+    this.record({ version, source, changed, accepted: false, ...(fields.code ? { code: fields.code } : {}), error: fields.error });
+    this.log.error('config change rejected; the live config stays', { configVersion: this.slot.current?.version, attempted: version, source, ...fields });
+    return err;
   }
 
   private record(entry: Omit<HistoryEntry, 'at'>): void {

@@ -1,22 +1,24 @@
-import { existsSync, mkdirSync, unlinkSync } from 'node:fs';
-import { dirname } from 'node:path';
 import { ConfigLoader } from '../config/loader.js';
 import { EnvSource } from '../config/sources/env-source.js';
 import { FileSource } from '../config/sources/file-source.js';
 import { OverrideSource } from '../config/sources/override-source.js';
-import { GraftError, errorMessage } from '../errors.js';
+import { deferred } from '../core/deferred.js';
+import { GraftError, errorFields } from '../errors.js';
 import { createLogger } from '../log.js';
+import { Arbiter } from './arbiter.js';
 import { CodeSwapper } from './code-swapper.js';
 import { CodeWatcher } from './code-watcher.js';
-import { ConfigCoordinator, type HistoryEntry } from './config-coordinator.js';
-import { sendControl } from './control-client.js';
-import type { ControlRequest } from './control-protocol.js';
+import { mergeCommands, type Command, type Overrides } from './commands.js';
+import { ConfigCoordinator, type ApplyOutcome, type HistoryEntry } from './config-coordinator.js';
+import { controlHandler } from './control-handlers.js';
 import { ControlServer } from './control-server.js';
 import { ListenerRegistry } from './listeners.js';
+import { MasterFiles } from './master-files.js';
 import type { MasterPaths } from './paths.js';
-import { removeMasterFiles, writeMasterFiles } from './pidfile.js';
-import { installSignals, type MasterEvent } from './signals.js';
-import { awaitHandover, reportInControl, reportUpgradeFailed, startSuccessor, takeUpgradeState, type UpgradeState } from './upgrade.js';
+import { Reloads, type ReloadRecord } from './reloads.js';
+import { installSignals } from './signals.js';
+import { Succession } from './succession.js';
+import { awaitHandover, reportInControl, reportUpgradeFailed, takeUpgradeState, type UpgradeState } from './upgrade.js';
 import { WorkerPool, type PoolStatus } from './worker-pool.js';
 
 export interface MasterOptions {
@@ -25,8 +27,10 @@ export interface MasterOptions {
   workers: number;
   port: number;
   paths: MasterPaths;
-  timeoutMs: number;
-  gracefulTimeoutMs: number;
+  /** How long a new worker may take to become ready; also how long a ready one may go without a heartbeat (--timeout). */
+  readyTimeoutMs: number;
+  /** How long a retired worker may drain before it is killed (--graceful-timeout). */
+  drainTimeoutMs: number;
   /** A draining worker closes a keep-alive connection idle this long. */
   idleCloseMs: number;
   /** How long a closing connection keeps reading before it is released. */
@@ -49,218 +53,237 @@ export interface MasterStatus {
     entry: string;
     port: number;
     socket: string;
-    state: 'starting' | 'running' | 'stopping';
+    state: MasterState;
+    /** This master's place in its line of upgrades (1 for a master started by hand). */
+    masterGeneration: number | undefined;
+    /** The command the arbiter carries out now, and how many wait. */
+    busy: string | undefined;
+    queued: number;
     lastReload: ReloadRecord | undefined;
     config: { version: number; hash: string; source: string; lastRejected: HistoryEntry | undefined } | undefined;
   } & Omit<PoolStatus, 'workers'>;
   workers: PoolStatus['workers'];
 }
 
-interface ReloadRecord {
-  at: string;
-  ok: boolean;
-  generation?: number;
-  error?: string;
-  code?: string;
-}
+type MasterState = 'starting' | 'running' | 'stopping';
+
+/** How long a worker may take to validate or apply a config version, or to swap code. */
+const WORKER_REQUEST_TIMEOUT_MS = 15_000;
 
 /**
  * The arbiter: owns the listening sockets (through node:cluster), the control
- * socket and the pidfile, and runs no application code. Signals and control
- * requests become events handled by one loop.
+ * socket and the pidfile, and runs no application code. Every change to the
+ * running service, whoever asks for it, is a command carried out by one loop,
+ * one at a time; a stop preempts.
  */
 export class Master {
   private readonly log = createLogger({ role: 'master' });
   private readonly startedAt = Date.now();
-  private readonly upgradeState: UpgradeState | undefined;
-  private readonly listeners: ListenerRegistry;
-  private pool!: WorkerPool;
-  private swapper!: CodeSwapper;
-  private readonly coordinator: ConfigCoordinator;
-  private readonly applyOverrides = new OverrideSource('apply');
   private readonly control: ControlServer;
-  private readonly events: Array<{ event: MasterEvent; signal: NodeJS.Signals }> = [];
-  private state: 'starting' | 'running' | 'stopping' = 'starting';
-  private lastReload: ReloadRecord | undefined;
+  private readonly files: MasterFiles;
+  private readonly applyOverrides = new OverrideSource('apply');
+  private readonly arbiter = new Arbiter<Command>({ handle: (c) => this.handle(c), merge: mergeCommands, preempts: (c) => c.kind === 'stop' });
+  private listeners!: ListenerRegistry;
+  private coordinator: ConfigCoordinator | undefined;
+  private pool: WorkerPool | undefined;
+  private reloads: Reloads | undefined;
+  private swapper: CodeSwapper | undefined;
+  private succession: Succession | undefined;
   private watcher: CodeWatcher | undefined;
-  private upgrading: Promise<{ pid: number }> | undefined;
+  private state: MasterState = 'starting';
   private stopping: Promise<void> | undefined;
-  private handedOver = false;
-  private ownsControl = false;
+  private fastStop = false;
+  private successorPid: number | undefined;
   private uninstallSignals: (() => void) | undefined;
-  private resolveExit!: (code: number) => void;
-  private readonly exit = new Promise<number>((resolve) => (this.resolveExit = resolve));
+  private readonly exit = deferred<number>();
+  private exitCode = 0;
 
   constructor(private readonly options: MasterOptions) {
-    this.upgradeState = takeUpgradeState();
-    this.listeners = new ListenerRegistry(this.upgradeState?.listeners);
-    const loader = new ConfigLoader([
-      ...options.configFiles.map((f) => new FileSource(f)),
-      new EnvSource(),
-      new OverrideSource('cli', options.overrides),
-      this.applyOverrides,
-    ]);
-    this.coordinator = new ConfigCoordinator(loader, this.log, {
-      prepareTimeoutMs: 10_000,
-      applyTimeoutMs: 15_000,
-      fixed: options.fixed,
-    });
-    this.control = new ControlServer(options.paths.socket, (req) => this.handle(req), this.log);
+    MasterFiles.check(options.paths.socket);
+    this.control = new ControlServer(options.paths.socket, controlHandler(this), this.log);
+    this.files = new MasterFiles(options.paths, this.control, { cwd: options.cwd, entry: options.entry });
+  }
+
+  get config(): ConfigCoordinator {
+    if (!this.coordinator) throw new GraftError('GRAFT_CONFIG_NOT_READY', 'the master has not loaded its config yet');
+    return this.coordinator;
   }
 
   /** Run until stopped; resolves with the process exit code. Rejects if the service cannot start. */
   async run(): Promise<number> {
+    let inherited: UpgradeState | undefined;
+    try {
+      inherited = await takeUpgradeState();
+      await this.start(inherited);
+    } catch (err) {
+      if (this.stopping) return this.exit.promise; // a stop arrived while starting
+      const error = GraftError.wrap(err, 'the master failed to start');
+      await this.pool?.stop(true);
+      await reportUpgradeFailed(error);
+      this.files.release();
+      this.uninstallSignals?.();
+      throw error;
+    }
+    return this.exit.promise;
+  }
+
+  private async start(inherited: UpgradeState | undefined): Promise<void> {
+    this.listeners = new ListenerRegistry(inherited?.listeners);
     this.listeners.install();
-    const first = await this.coordinator.init();
-    const own = this.coordinator.settings(first);
-    this.pool = new WorkerPool(
+    if (inherited) this.applyOverrides.restore(inherited.overrides);
+    const loader = new ConfigLoader([
+      ...this.options.configFiles.map((f) => new FileSource(f)),
+      new EnvSource(),
+      new OverrideSource('cli', this.options.overrides),
+      this.applyOverrides,
+    ]);
+    const coordinator = new ConfigCoordinator(loader, this.log, {
+      workerTimeoutMs: WORKER_REQUEST_TIMEOUT_MS,
+      fixed: this.options.fixed,
+      reload: (reason, change) => this.reloads!.run(reason, change),
+    });
+    this.coordinator = coordinator;
+    const own = coordinator.settings(await coordinator.init(inherited?.config));
+    const pool = new WorkerPool(
       {
         entry: this.options.entry,
-        workers: this.upgradeState?.workers ?? own.workers ?? this.options.workers,
+        workers: inherited?.workers ?? own.workers ?? this.options.workers,
         port: own.port ?? this.options.port,
-        timeoutMs: this.options.timeoutMs,
-        gracefulTimeoutMs: this.options.gracefulTimeoutMs,
+        readyTimeoutMs: this.options.readyTimeoutMs,
+        heartbeatTimeoutMs: this.options.readyTimeoutMs,
+        drainTimeoutMs: this.options.drainTimeoutMs,
         idleCloseMs: this.options.idleCloseMs,
         lingerMs: this.options.lingerMs,
-        firstGeneration: this.upgradeState?.firstGeneration ?? 1,
+        firstGeneration: inherited?.firstGeneration ?? 1,
         swap: this.options.swap,
-        config: () => this.coordinator.current,
-        onWorkerReady: (w) => this.coordinator.onWorkerReady(w),
+        config: () => coordinator.current,
+        onWorkerLost: (lost) => this.submitQuietly({ kind: 'replace-worker', ...lost }),
       },
       this.log,
     );
-    this.coordinator.attach(this.pool);
-    this.swapper = new CodeSwapper(this.pool, this.log, this.options.timeoutMs);
-    if (!this.upgradeState) await this.takeControl();
-    this.uninstallSignals = installSignals((event, signal) => this.enqueue(event, signal));
-    try {
-      await this.pool.start();
-    } catch (err) {
-      const error = err instanceof GraftError ? err : new GraftError('GRAFT_BOOT_FAILED', errorMessage(err));
-      await this.pool.stop(true);
-      await reportUpgradeFailed(error);
-      this.releaseControl();
-      this.uninstallSignals();
-      throw error;
-    }
-    if (this.upgradeState) {
-      await awaitHandover();
-      await this.takeControl();
+    this.pool = pool;
+    coordinator.attach(pool);
+    this.reloads = new Reloads(pool, this.log);
+    this.swapper = new CodeSwapper(pool, (reason) => this.reloads!.run(reason), this.log, WORKER_REQUEST_TIMEOUT_MS);
+    this.succession = new Succession(
+      {
+        handover: () => ({
+          listeners: this.listeners.list(),
+          state: {
+            workers: pool.desired,
+            firstGeneration: pool.nextGeneration,
+            config: coordinator.inheritance(),
+            overrides: this.applyOverrides.save(),
+          },
+        }),
+        stepDown: (successor) => this.stepDown(successor),
+        shutdown: () => this.shutdown(),
+        readyTimeoutMs: this.options.readyTimeoutMs * 2 + 5000,
+        drainTimeoutMs: this.options.drainTimeoutMs,
+      },
+      this.log,
+      inherited?.masterGeneration ?? 1,
+    );
+    void this.succession.retired.then(async () => {
+      // Exit only after every control client (the `graft stop` waiting on us) has its answer.
+      await this.control.settled();
+      this.exit.resolve(this.exitCode);
+    });
+    if (!inherited) await this.files.take();
+    this.uninstallSignals = installSignals((command, signal) => {
+      this.log.info('signal received', { signal, command: command.kind });
+      this.submitQuietly(command);
+    });
+    await pool.start();
+    if (inherited) {
+      await Promise.race([awaitHandover(), this.exit.promise]);
+      if (this.stopping) return;
+      await this.files.take(inherited.from);
       reportInControl();
       const closed = this.listeners.closeUnclaimed();
-      this.log.info('upgrade: in control', { from: this.upgradeState.from, generation: this.pool.generation, closedListeners: closed });
+      this.log.info('upgrade: in control', { from: inherited.from, generation: pool.generation, configVersion: coordinator.current.version, closedListeners: closed });
     }
+    if (this.stopping) return;
     this.state = 'running';
-    this.coordinator.startWatching();
-    if (this.options.watch) await this.startWatching(this.options.watch);
+    coordinator.watch((source) => this.submitQuietly({ kind: 'config', source }));
+    if (this.options.watch) await this.watchCode(this.options.watch);
+    this.arbiter.open();
+    // Sources may have changed while the masters handed over; unchanged content makes no version.
+    if (inherited) this.submitQuietly({ kind: 'config', source: 'upgrade' });
     this.log.info('master running', {
-      generation: this.pool.generation,
-      workers: this.pool.workerCount,
-      port: this.pool.currentPort,
-      configVersion: this.coordinator.current.version,
+      generation: pool.generation,
+      workers: pool.desired,
+      port: pool.currentPort,
+      configVersion: coordinator.current.version,
+      masterGeneration: this.succession.generation,
       entry: this.options.entry,
       socket: this.options.paths.socket,
     });
-    return this.exit;
   }
 
-  private enqueue(event: MasterEvent, signal: NodeJS.Signals): void {
-    this.log.info('signal received', { signal, event });
-    this.events.push({ event, signal });
-    queueMicrotask(() => this.loop());
+  submit(command: Command): Promise<unknown> {
+    return this.arbiter.submit(command);
   }
 
-  /** The one loop: take each queued event and start what it asks for. */
-  private loop(): void {
-    for (let next = this.events.shift(); next; next = this.events.shift()) {
-      const { event } = next;
-      const report = (p: Promise<unknown>) => p.catch((err) => this.log.error(`${event} failed`, { code: (err as GraftError).code, error: errorMessage(err) }));
-      switch (event) {
-        case 'reload':
-          void report(this.reload('signal'));
-          break;
-        case 'stop':
-          void report(this.stop(this.stopping !== undefined));
-          break;
-        case 'fast-stop':
-          void report(this.stop(true));
-          break;
-        case 'scale-up':
-          void report(this.pool.scale(this.pool.workerCount + 1));
-          break;
-        case 'scale-down':
-          if (this.pool.workerCount > 1) void report(this.pool.scale(this.pool.workerCount - 1));
-          else this.log.warn('scale-down ignored: a pool keeps at least one worker', { workers: 1 });
-          break;
-        case 'upgrade':
-          void report(this.upgrade());
-          break;
-      }
+  /** For commands nobody waits on (signals, watchers, lost workers): each handler logs its own failure. */
+  private submitQuietly(command: Command): void {
+    this.arbiter.submit(command).catch((err: unknown) => this.log.debug('command not carried out', { command: command.kind, ...errorFields(err) }));
+  }
+
+  private async handle(command: Command): Promise<unknown> {
+    if (command.kind === 'stop') return this.stop(command.fast);
+    if (this.state !== 'running') {
+      const why = this.successorPid ? `handed over to master ${this.successorPid}; send it again` : `the master is ${this.state}`;
+      throw new GraftError('GRAFT_STOPPING', `${why}; ${command.kind} refused`);
     }
-  }
-
-  private async handle(request: ControlRequest): Promise<unknown> {
-    switch (request.cmd) {
-      case 'status':
-        return this.status();
+    const pool = this.pool!;
+    switch (command.kind) {
       case 'reload':
-        return this.reload('control');
-      case 'stop':
-        await this.stop(request.fast === true);
-        return { stopped: true, pid: process.pid };
+        return this.reloads!.run(command.reason, {}, command.files);
       case 'scale': {
-        const target = request.workers ?? this.pool.workerCount + (request.delta ?? 0);
-        return this.pool.scale(target);
-      }
-      case 'upgrade':
-        return this.upgrade();
-      case 'config':
-        return this.configCommand(request);
-      case 'swap':
-        if (this.state !== 'running') throw new GraftError('GRAFT_STOPPING', `the master is ${this.state}; swap refused`);
-        return this.swapper.swap({ ...(request.module ? { module: request.module } : {}), source: 'control' });
-    }
-  }
-
-  private async configCommand(request: Extract<ControlRequest, { cmd: 'config' }>): Promise<unknown> {
-    switch (request.action) {
-      case 'show':
-        return { master: this.coordinator.current, effective: await this.coordinator.effective().catch(() => undefined) };
-      case 'history':
-        return this.coordinator.recent();
-      case 'check':
-        return this.coordinator.check(new FileSource(request.file));
-      case 'apply':
-        if (this.state !== 'running') throw new GraftError('GRAFT_STOPPING', `the master is ${this.state}; config apply refused`);
-        // Overrides stay the top layer until unset: a file edit to the same key does not win over them.
-        const saved = this.applyOverrides.save();
-        if (request.reset) this.applyOverrides.clear();
-        if (request.unset?.length) this.applyOverrides.unset(request.unset);
-        if (request.set?.length) this.applyOverrides.set(request.set);
-        try {
-          return await this.coordinator.change(request.set?.length || request.unset?.length || request.reset ? 'apply (overrides)' : 'apply');
-        } catch (err) {
-          this.applyOverrides.restore(saved); // a rejected override must not linger in the top layer
-          throw err;
+        const target = command.workers ?? pool.desired + (command.delta ?? 0);
+        if (command.workers === undefined && target < 1) {
+          this.log.warn('scale-down ignored: a pool keeps at least one worker', { workers: pool.desired });
+          return { from: pool.desired, to: pool.desired };
         }
+        return pool.scale(target).catch((err: unknown) => {
+          this.log.error('scale failed', { workers: target, ...errorFields(err) });
+          throw err;
+        });
+      }
+      case 'config':
+        return this.applyConfig(command.source, command.overrides);
+      case 'swap':
+        return this.swapper!.swap(command.order);
+      case 'upgrade':
+        return this.succession!.upgrade().catch((err: unknown) => {
+          this.log.error('upgrade failed; this master keeps serving', errorFields(err));
+          throw err;
+        });
+      case 'replace-worker':
+        return pool.replaceLost(command);
     }
   }
 
-  async reload(reason: 'signal' | 'control' | 'watch', files?: string[]): Promise<{ generation: number; previous: number | undefined }> {
-    if (this.state !== 'running') throw new GraftError('GRAFT_STOPPING', `the master is ${this.state}; reload refused`);
-    this.log.info('reload requested', { reason, generation: this.pool.generation, ...(files ? { files } : {}) });
+  private async applyConfig(source: string, overrides: Overrides | undefined): Promise<ApplyOutcome> {
+    const coordinator = this.coordinator!;
+    if (!overrides) return coordinator.change(source);
+    // Overrides stay the top layer until unset: a file edit to the same key does not win over them.
+    const saved = this.applyOverrides.save();
     try {
-      const result = await this.pool.reload();
-      this.lastReload = { at: new Date().toISOString(), ok: true, generation: result.generation };
-      return result;
+      if (overrides.reset) this.applyOverrides.clear();
+      if (overrides.unset?.length) this.applyOverrides.unset(overrides.unset);
+      if (overrides.set?.length) this.applyOverrides.set(overrides.set);
+      return await coordinator.change(source);
     } catch (err) {
-      this.lastReload = { at: new Date().toISOString(), ok: false, error: errorMessage(err), code: (err as GraftError).code };
+      this.applyOverrides.restore(saved); // a rejected override must not linger in the top layer
       throw err;
     }
   }
 
   status(): MasterStatus {
-    const { workers, ...pool } = this.pool.status();
+    const { workers, ...pool } = this.pool?.status() ?? { generation: undefined, desired: this.options.workers, actual: 0, reloading: false, crashLoop: false, workers: [] };
+    const live = this.coordinator && this.state !== 'starting' ? this.coordinator.current : undefined;
     return {
       master: {
         pid: process.pid,
@@ -269,128 +292,65 @@ export class Master {
         port: this.pool?.currentPort ?? this.options.port,
         socket: this.options.paths.socket,
         state: this.state,
-        lastReload: this.lastReload,
-        config: this.configStatus(),
+        masterGeneration: this.succession?.generation,
+        busy: this.arbiter.current?.kind,
+        queued: this.arbiter.waiting,
+        lastReload: this.reloads?.last,
+        config: live ? { version: live.version, hash: live.hash, source: live.source, lastRejected: this.coordinator!.lastRejected } : undefined,
         ...pool,
       },
       workers,
     };
   }
 
-  private configStatus(): MasterStatus['master']['config'] {
-    try {
-      const { version, hash, source } = this.coordinator.current;
-      return { version, hash, source, lastRejected: this.coordinator.lastRejected };
-    } catch {
-      return undefined;
-    }
-  }
-
-  stop(fast: boolean): Promise<void> {
+  /** Graceful: every worker drains; fast: they are killed. Resolves once this master has retired. */
+  private stop(fast: boolean): Promise<void> {
     if (this.stopping) {
-      if (fast) {
+      if (fast && !this.fastStop) {
+        this.fastStop = true;
         this.log.warn('fast stop: killing workers');
-        void this.pool.stop(true);
+        this.pool?.killAll();
       }
       return this.stopping;
     }
+    this.fastStop = fast;
     this.state = 'stopping';
-    this.log.info(fast ? 'fast stop' : 'graceful stop', { generation: this.pool.generation });
-    this.stopping = (async () => {
-      this.coordinator.close();
-      await this.watcher?.close();
-      await this.pool.stop(fast);
-      this.log.info('master stopped', { handedOver: this.handedOver });
-      this.uninstallSignals?.();
-      this.releaseControl();
-    })();
-    // Exit only after every control client (the `graft stop` waiting on us) has its answer.
-    void this.stopping
-      .then(
-        () => 0,
-        (err: unknown) => {
-          this.log.error('stop failed', { error: errorMessage(err) });
-          return 1;
-        },
-      )
-      .then(async (code) => {
-        await this.control.settled();
-        this.resolveExit(code);
-      });
+    this.log.info(fast ? 'fast stop' : 'graceful stop', { generation: this.pool?.generation, upgrading: this.succession?.upgrading });
+    const retired = this.succession
+      ? this.succession.close() // an upgrade in flight is aborted: its successor stops too
+      : this.shutdown().then(() => this.exit.resolve(this.exitCode));
+    this.stopping = retired.catch((err: unknown) => {
+      this.exitCode = 1;
+      this.log.error('stop failed', errorFields(err));
+    });
     return this.stopping;
   }
 
-  upgrade(): Promise<{ pid: number }> {
-    if (this.state !== 'running') return Promise.reject(new GraftError('GRAFT_STOPPING', `the master is ${this.state}; upgrade refused`));
-    this.upgrading ??= this.replaceSelf().finally(() => {
-      this.upgrading = undefined;
-    });
-    return this.upgrading;
-  }
-
-  private async replaceSelf(): Promise<{ pid: number }> {
-    const listeners = this.listeners.list();
-    this.log.info('upgrade: starting a new master', { listeners: listeners.map((l) => l.key), generation: this.pool.generation });
-    const successor = await startSuccessor({
-      listeners,
-      workers: this.pool.workerCount,
-      firstGeneration: (this.pool.generation ?? 0) + 1,
-      timeoutMs: this.options.timeoutMs * 2 + 5000,
-    }).catch((err) => {
-      this.log.error('upgrade failed; this master keeps serving', { code: (err as GraftError).code, error: errorMessage(err) });
-      throw err;
-    });
-    // From here on the successor serves: stop accepting, hand over control, drain, exit.
+  /** The successor serves now: this master stops taking connections and commands. */
+  private stepDown(successor: number): void {
+    this.successorPid = successor;
+    this.state = 'stopping';
     this.listeners.stopAccepting();
-    this.control.close();
-    this.ownsControl = false;
-    await successor.handOver();
-    this.handedOver = true;
-    this.log.info('upgrade: handed over; draining this master', { successor: successor.pid, generation: this.pool.generation });
-    void this.stop(false);
-    return { pid: successor.pid };
+    this.files.handOff();
+    this.coordinator?.close();
+    void this.watcher?.close();
   }
 
-  private async takeControl(): Promise<void> {
-    const { socket } = this.options.paths;
-    mkdirSync(dirname(socket), { recursive: true, mode: 0o700 });
-    if (existsSync(socket)) {
-      const running = await sendControl(socket, { cmd: 'status' }, 0).then(
-        (s) => s as MasterStatus,
-        () => undefined,
-      );
-      if (running && running.master.pid !== this.upgradeState?.from) {
-        throw new GraftError(
-          'GRAFT_ALREADY_RUNNING',
-          `a graft master (pid ${running.master.pid}) already runs ${running.master.entry} on ${socket}; use \`graft reload\` or stop it first`,
-        );
-      }
-      try {
-        unlinkSync(socket); // stale socket of a master that died
-      } catch {
-        // gone already
-      }
-    }
-    await this.control.listen();
-    this.ownsControl = true;
-    writeMasterFiles(this.options.paths, { cwd: this.options.cwd, entry: this.options.entry, pid: process.pid, socket });
+  /** This master's retirement: drain (or kill) its workers and release what it holds. */
+  private async shutdown(): Promise<void> {
+    this.state = 'stopping';
+    this.coordinator?.close();
+    await this.watcher?.close();
+    await this.pool?.stop(this.fastStop);
+    this.uninstallSignals?.();
+    this.files.release();
+    this.log.info('master stopped', { handedOver: this.successorPid !== undefined, successor: this.successorPid });
   }
 
-  private releaseControl(): void {
-    if (this.ownsControl) {
-      this.control.close();
-      this.ownsControl = false;
-    }
-    if (!this.handedOver) removeMasterFiles(this.options.paths, process.pid);
-  }
-
-  private async startWatching(root: string): Promise<void> {
+  private async watchCode(root: string): Promise<void> {
     this.watcher = new CodeWatcher(root, (files) => {
       // With --swap a change swaps in place (or falls back to a reload); otherwise it reloads the workers.
-      const done = this.options.swap ? this.swapper.swap({ files, source: 'watch' }) : this.reload('watch', files);
-      done.catch(() => {
-        // already logged; the live generation keeps serving
-      });
+      this.submitQuietly(this.options.swap ? { kind: 'swap', order: { files, source: 'watch' } } : { kind: 'reload', reason: 'watch', files });
     });
     await this.watcher.start();
     this.log.info('watching for code changes', { root });

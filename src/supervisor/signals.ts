@@ -1,22 +1,22 @@
-/**
- * Signals only enqueue an event; the master's loop acts on it (Gunicorn's
- * arbiter does the same), so a handler never runs in the middle of a reload.
- */
-export type MasterEvent = 'reload' | 'stop' | 'fast-stop' | 'scale-up' | 'scale-down' | 'upgrade';
+import type { Command } from './commands.js';
 
-const SIGNAL_EVENTS: Array<[NodeJS.Signals, MasterEvent]> = [
-  ['SIGHUP', 'reload'],
-  ['SIGTERM', 'stop'],
-  ['SIGINT', 'stop'],
-  ['SIGQUIT', 'fast-stop'],
-  ['SIGTTIN', 'scale-up'],
-  ['SIGTTOU', 'scale-down'],
-  ['SIGUSR2', 'upgrade'],
+/**
+ * Signals only submit a command; the master's arbiter carries it out (Gunicorn's
+ * does the same), so a handler never runs in the middle of a reload.
+ */
+const SIGNAL_COMMANDS: Array<[NodeJS.Signals, Command]> = [
+  ['SIGHUP', { kind: 'reload', reason: 'signal' }],
+  ['SIGTERM', { kind: 'stop', fast: false }],
+  ['SIGINT', { kind: 'stop', fast: false }],
+  ['SIGQUIT', { kind: 'stop', fast: true }],
+  ['SIGTTIN', { kind: 'scale', delta: 1 }],
+  ['SIGTTOU', { kind: 'scale', delta: -1 }],
+  ['SIGUSR2', { kind: 'upgrade' }],
 ];
 
-export function installSignals(enqueue: (event: MasterEvent, signal: NodeJS.Signals) => void): () => void {
-  const handlers = SIGNAL_EVENTS.map(([signal, event]) => {
-    const handler = () => enqueue(event, signal);
+export function installSignals(submit: (command: Command, signal: NodeJS.Signals) => void): () => void {
+  const handlers = SIGNAL_COMMANDS.map(([signal, command]) => {
+    const handler = () => submit(command, signal);
     process.on(signal, handler);
     return [signal, handler] as const;
   });

@@ -1,83 +1,127 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { GraftError } from '../errors.js';
+import { GraftError, type SerializedError } from '../errors.js';
+import type { ConfigInheritance } from './config-coordinator.js';
 import type { InheritedListener } from './listeners.js';
 
 /**
- * Master re-exec (`graft upgrade`, SIGUSR2). Node 20 has no execve, so the
- * master starts its successor (same command line, the graft code and Node as
- * they are on disk now) with the listening sockets as inherited fds. Both
- * accept on the same sockets until the successor's workers are ready; then the
- * old master stops accepting, hands over the control socket, drains its
- * workers and exits. The port is never closed.
+ * The handover protocol of a master upgrade (`graft upgrade`, SIGUSR2). Node 20
+ * has no execve, so the master starts its successor (same command line, the
+ * graft code and Node as they are on disk now) with the listening sockets as
+ * inherited fds and what it must carry on (worker count, generation numbers,
+ * config version, history and overrides) over the IPC channel. Both accept on
+ * the same sockets until the successor's workers are ready; then the old
+ * master stops accepting and hands over the control socket. The port is never
+ * closed.
  */
 const ENV = 'GRAFT_UPGRADE';
 const FIRST_FD = 4; // 0-2 stdio, 3 the IPC channel to the predecessor
+const STATE_TIMEOUT_MS = 10_000;
 
 export interface UpgradeState {
   from: number;
   listeners: InheritedListener[];
+  /** The successor's own number as a master generation. */
+  masterGeneration: number;
   workers: number;
   firstGeneration: number;
+  config: ConfigInheritance;
+  /** The `graft config apply --set` layer. */
+  overrides: Record<string, unknown>;
 }
 
 type HandoverMessage =
+  | { graft: 'upgrade-state'; state: UpgradeState }
   | { graft: 'upgrade-ready'; pid: number }
-  | { graft: 'upgrade-failed'; error: { code: string; message: string; detail?: string } }
+  | { graft: 'upgrade-failed'; error: SerializedError }
   | { graft: 'take-control' }
   | { graft: 'in-control' };
 
-/** In a successor: what the predecessor handed over (and clear it from the env workers inherit). */
-export function takeUpgradeState(): UpgradeState | undefined {
-  const raw = process.env[ENV];
-  delete process.env[ENV];
-  if (!raw) return undefined;
-  return JSON.parse(raw) as UpgradeState;
+/** In a successor: what the predecessor hands over (undefined for a master started by hand). */
+export function takeUpgradeState(): Promise<UpgradeState | undefined> {
+  const from = process.env[ENV];
+  delete process.env[ENV]; // workers must not inherit it
+  if (!from || !process.connected) return Promise.resolve(undefined);
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      process.off('message', onMessage);
+      reject(new GraftError('GRAFT_UPGRADE_FAILED', `the previous master (pid ${from}) did not send what to take over within ${STATE_TIMEOUT_MS} ms`));
+    }, STATE_TIMEOUT_MS);
+    const onMessage = (message: HandoverMessage) => {
+      if (message?.graft !== 'upgrade-state') return;
+      clearTimeout(timer);
+      process.off('message', onMessage);
+      resolve(message.state);
+    };
+    process.on('message', onMessage);
+  });
 }
 
 export interface Successor {
   pid: number;
-  /** Tell the successor to take the control socket; resolves once it has. */
+  /** Tell the successor to take the control socket; resolves once it has (or is gone). */
   handOver(): Promise<void>;
 }
 
-/** Start a successor and wait until its workers serve; rejects (and kills it) if they don't. */
+/**
+ * Start a successor and wait until its workers serve; rejects (and kills it)
+ * if they don't. If the signal aborts first (this master is stopping), the
+ * successor is stopped too, gracefully, and awaited.
+ */
 export function startSuccessor(options: {
   listeners: Array<{ key: string; fd: number }>;
-  workers: number;
-  firstGeneration: number;
-  timeoutMs: number;
+  state: Omit<UpgradeState, 'from' | 'listeners'>;
+  readyTimeoutMs: number;
+  /** How long a stopping successor may take to drain before it is killed. */
+  drainTimeoutMs: number;
+  signal: AbortSignal;
 }): Promise<Successor> {
   const state: UpgradeState = {
+    ...options.state,
     from: process.pid,
     listeners: options.listeners.map((l, i) => ({ key: l.key, fd: FIRST_FD + i })),
-    workers: options.workers,
-    firstGeneration: options.firstGeneration,
   };
   const child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc', ...options.listeners.map((l) => l.fd)],
-    env: { ...process.env, [ENV]: JSON.stringify(state) },
+    env: { ...process.env, [ENV]: String(process.pid) },
   });
+  child.on('error', () => {}); // a send to a successor that died must not crash this master
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   return new Promise<Successor>((resolve, reject) => {
-    const fail = (message: string, detail?: string) => {
+    const settle = () => {
       clearTimeout(timer);
-      child.removeAllListeners('message');
+      options.signal.removeEventListener('abort', onAbort);
+      child.off('message', onMessage);
+      child.off('exit', onExit);
+    };
+    const fail = (message: string, detail?: string) => {
+      settle();
       child.kill('SIGKILL');
       reject(new GraftError('GRAFT_UPGRADE_FAILED', `${message}; the current master keeps serving`, detail ? { detail } : undefined));
     };
-    const timer = setTimeout(() => fail(`the new master was not ready within ${options.timeoutMs} ms`), options.timeoutMs);
-    child.once('error', (err) => fail(`could not start the new master: ${err.message}`));
-    child.once('exit', (code, signal) => fail(`the new master exited (${signal ?? `code ${code}`}) before it was ready`));
-    child.on('message', (message: HandoverMessage) => {
+    const onAbort = () => {
+      settle();
+      // Its workers may already serve: it drains them like any stopping master.
+      child.kill('SIGTERM');
+      const kill = setTimeout(() => child.kill('SIGKILL'), options.drainTimeoutMs + 5000);
+      void exited.then(() => {
+        clearTimeout(kill);
+        reject(options.signal.reason);
+      });
+    };
+    const timer = setTimeout(() => fail(`the new master was not ready within ${options.readyTimeoutMs} ms`), options.readyTimeoutMs);
+    options.signal.addEventListener('abort', onAbort, { once: true });
+    child.once('spawn', () => child.send({ graft: 'upgrade-state', state } satisfies HandoverMessage));
+    const onExit = (code: number | null, signal: NodeJS.Signals | null) => fail(`the new master exited (${signal ?? `code ${code}`}) before it was ready`);
+    const onMessage = (message: HandoverMessage) => {
       if (message?.graft === 'upgrade-failed') {
         fail(`the new master failed to start: ${message.error.code}: ${message.error.message}`, message.error.detail);
       } else if (message?.graft === 'upgrade-ready') {
-        clearTimeout(timer);
-        child.removeAllListeners('exit');
-        child.removeAllListeners('error');
-        child.on('error', () => {}); // a send to a successor that died must not crash this master
+        settle();
         resolve({ pid: message.pid, handOver: () => handOver(child) });
       }
-    });
+    };
+    child.once('exit', onExit);
+    child.on('message', onMessage);
   });
 }
 

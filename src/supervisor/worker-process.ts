@@ -18,9 +18,16 @@ export interface WorkerStatus extends WorkerStats {
   restarts: number;
 }
 
+interface PendingRequest {
+  what: string;
+  timer: NodeJS.Timeout;
+  resolve(reply: WorkerReply): void;
+  reject(err: GraftError): void;
+}
+
 /**
  * The master's view of one worker process: its state, its last heartbeat,
- * and promises for its readiness and its exit.
+ * its requests in flight, and promises for its readiness and its exit.
  */
 export class WorkerProcess {
   state: WorkerState = 'starting';
@@ -41,9 +48,9 @@ export class WorkerProcess {
   readonly closed: Promise<void>;
   private resolveClosed!: () => void;
   private resolveReady!: () => void;
-  private nextRid = 1;
-  private readonly pendingReplies = new Map<number, (reply: WorkerReply) => void>();
   private rejectReady!: (err: GraftError) => void;
+  private nextRid = 1;
+  private readonly pending = new Map<number, PendingRequest>();
 
   constructor(
     readonly worker: Worker,
@@ -76,47 +83,8 @@ export class WorkerProcess {
     // send() on a channel that just closed reports ERR_IPC_CHANNEL_CLOSED as an
     // 'error' event; unheard, it would take the master down. 'exit' follows.
     worker.on('error', () => {});
-
     worker.on('message', (message: unknown) => {
-      if (!isGraftMessage<WorkerMessage>(message)) return;
-      switch (message.graft) {
-        case 'hello':
-          this.onHello?.();
-          break;
-        case 'listening':
-          this.listening = true;
-          break;
-        case 'ready':
-          this.state = this.state === 'starting' ? 'ready' : this.state;
-          this.stats = { ...this.stats, configVersion: message.configVersion };
-          this.restartOn = message.restartOn;
-          this.lastHeartbeat = Date.now();
-          this.resolveReady();
-          break;
-        case 'boot-error':
-          this.bootError = message.error;
-          break;
-        case 'heartbeat': {
-          const { graft: _g, ...stats } = message;
-          this.stats = stats;
-          this.lastHeartbeat = Date.now();
-          break;
-        }
-        case 'reply': {
-          const waiter = this.pendingReplies.get(message.rid);
-          this.pendingReplies.delete(message.rid);
-          waiter?.(message);
-          break;
-        }
-        case 'closed':
-          this.resolveClosed();
-          break;
-        case 'drained':
-          this.stats = { ...this.stats, served: message.served, inFlight: 0, connections: 0 };
-          // Every handoff sent before this message was answered on the way: the worker may go.
-          this.send({ graft: 'exit' });
-          break;
-      }
+      if (isGraftMessage<WorkerMessage>(message)) this.receive(message);
     });
 
     this.exited = new Promise((resolve) => {
@@ -130,6 +98,7 @@ export class WorkerProcess {
               `worker ${this.pid} (generation ${generation}) exited before it was ready (${signal ? `signal ${signal}` : `code ${code}`}); see its output above`,
             );
         this.rejectReady(reason);
+        for (const rid of [...this.pending.keys()]) this.fail(rid, 'exited before answering');
         resolve({ code, signal });
       });
     });
@@ -143,15 +112,51 @@ export class WorkerProcess {
     return this.state !== 'exited';
   }
 
-  /** Stop taking connections, finish what is in flight, exit. */
-  drain(options: { idleCloseMs: number; lingerMs: number }): void {
-    if (!this.alive || this.state === 'draining') return;
-    this.state = 'draining';
-    this.retiring = true;
-    if (!this.send({ graft: 'drain', ...options })) this.kill();
+  private receive(message: WorkerMessage): void {
+    switch (message.graft) {
+      case 'hello':
+        this.onHello?.();
+        break;
+      case 'listening':
+        this.listening = true;
+        break;
+      case 'ready':
+        this.state = this.state === 'starting' ? 'ready' : this.state;
+        this.stats = { ...this.stats, configVersion: message.configVersion };
+        this.restartOn = message.restartOn;
+        this.lastHeartbeat = Date.now();
+        this.resolveReady();
+        break;
+      case 'boot-error':
+        this.bootError = message.error;
+        break;
+      case 'heartbeat': {
+        const { graft: _g, ...stats } = message;
+        this.stats = stats;
+        this.lastHeartbeat = Date.now();
+        break;
+      }
+      case 'reply': {
+        const request = this.pending.get(message.rid);
+        if (!request) break;
+        this.pending.delete(message.rid);
+        clearTimeout(request.timer);
+        request.resolve(message);
+        break;
+      }
+      case 'closed':
+        this.resolveClosed();
+        break;
+      case 'drained':
+        this.stats = { ...this.stats, served: message.served, inFlight: 0, connections: 0 };
+        // Every handoff sent before this message was answered on the way: the worker may go.
+        this.send({ graft: 'exit' });
+        break;
+    }
   }
 
-  private send(message: MasterMessage): boolean {
+  /** A message that needs no answer; false if the worker can't be reached. */
+  send(message: MasterMessage): boolean {
     if (!this.worker.isConnected()) return false;
     try {
       this.worker.send(message, undefined, () => {});
@@ -161,37 +166,30 @@ export class WorkerProcess {
     }
   }
 
-  /** Send a request and wait for its reply; rejects if the worker dies or does not answer in time. */
+  /** Send a request and wait for its reply; rejects (GRAFT_WORKER_UNREACHABLE) if the worker dies or does not answer in time. */
   request(message: WorkerRequestBody, timeoutMs: number): Promise<WorkerReply> {
     const rid = this.nextRid++;
     return new Promise((resolve, reject) => {
-      const fail = (why: string) => {
-        this.pendingReplies.delete(rid);
-        reject(new GraftError('GRAFT_CONFIG_APPLY_FAILED', `worker ${this.pid} (generation ${this.generation}) ${why}`));
-      };
-      const timer = setTimeout(() => fail(`did not answer ${message.graft} within ${timeoutMs} ms`), timeoutMs);
+      const timer = setTimeout(() => this.fail(rid, `did not answer ${message.graft} within ${timeoutMs} ms`), timeoutMs);
       timer.unref();
-      void this.exited.then(() => {
-        clearTimeout(timer);
-        fail('exited before answering');
-      });
-      this.pendingReplies.set(rid, (reply) => {
-        clearTimeout(timer);
-        resolve(reply);
-      });
-      const unreachable = () => {
-        clearTimeout(timer);
-        fail('cannot be reached');
-      };
-      if (!this.worker.isConnected()) return unreachable();
+      this.pending.set(rid, { what: message.graft, timer, resolve, reject });
+      if (!this.alive || !this.worker.isConnected()) return this.fail(rid, 'cannot be reached');
       try {
         this.worker.send({ ...message, rid } as WorkerRequest, undefined, (err: Error | null) => {
-          if (err) unreachable();
+          if (err) this.fail(rid, 'cannot be reached');
         });
       } catch {
-        unreachable();
+        this.fail(rid, 'cannot be reached');
       }
     });
+  }
+
+  private fail(rid: number, why: string): void {
+    const request = this.pending.get(rid);
+    if (!request) return;
+    this.pending.delete(rid);
+    clearTimeout(request.timer);
+    request.reject(new GraftError('GRAFT_WORKER_UNREACHABLE', `worker ${this.pid} (generation ${this.generation}) ${why} (${request.what})`));
   }
 
   kill(signal: NodeJS.Signals = 'SIGKILL'): void {
@@ -203,22 +201,29 @@ export class WorkerProcess {
     }
   }
 
-  /** Drain, and kill whatever is left after timeoutMs. Resolves when the process is gone. */
-  async retire(options: { idleCloseMs: number; lingerMs: number; timeoutMs: number }): Promise<boolean> {
+  /**
+   * Stop taking connections, finish what is in flight, exit; killed if the
+   * deadline aborts first. Resolves once the process is gone, true if it was killed.
+   */
+  async retire(deadline: AbortSignal, options: { idleCloseMs: number; lingerMs: number }): Promise<boolean> {
     this.retiring = true;
     if (!this.alive) return false;
     // A worker that never listened has no connections to finish.
     if (!this.listening) this.kill();
-    else this.drain(options);
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
+    else if (this.state !== 'draining') {
+      this.state = 'draining';
+      if (!this.send({ graft: 'drain', ...options })) this.kill();
+    }
+    let killed = false;
+    const onDeadline = () => {
+      killed = true;
       this.kill();
-    }, options.timeoutMs);
-    timer.unref();
+    };
+    if (deadline.aborted) onDeadline();
+    else deadline.addEventListener('abort', onDeadline, { once: true });
     await this.exited;
-    clearTimeout(timer);
-    return timedOut;
+    deadline.removeEventListener('abort', onDeadline);
+    return killed;
   }
 
   status(): WorkerStatus {

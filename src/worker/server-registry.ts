@@ -17,9 +17,11 @@ export class ServerRegistry {
   private listeningWaiters: Array<() => void> = [];
   private pendingListens = 0;
 
-  constructor(private readonly onListenError: (failure: ListenFailure) => void) {}
+  private onListenError: (failure: ListenFailure) => void = () => {};
 
-  install(): void {
+  /** Wrap net.Server#listen before the app loads; a failed listen is reported to onListenError. */
+  install(onListenError: (failure: ListenFailure) => void): void {
+    this.onListenError = onListenError;
     const registry = this;
     const listen = net.Server.prototype.listen;
     net.Server.prototype.listen = function (this: net.Server, ...args: unknown[]) {

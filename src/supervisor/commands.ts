@@ -1,0 +1,45 @@
+import type { SwapOrder } from '../swap/trigger.js';
+import { mergeOrders } from './code-swapper.js';
+
+/**
+ * Everything that changes a running service, whoever asks (a signal, the
+ * control socket, a file watcher, a crashed worker): the master's arbiter
+ * carries them out one at a time.
+ */
+export type Command =
+  | { kind: 'reload'; reason: string; files?: string[] }
+  | { kind: 'scale'; workers?: number; delta?: number }
+  | { kind: 'config'; source: string; overrides?: Overrides }
+  | { kind: 'swap'; order: SwapOrder }
+  | { kind: 'upgrade' }
+  | { kind: 'replace-worker'; generation: number; index: number; restarts: number }
+  | { kind: 'stop'; fast: boolean };
+
+/** `graft config apply --set/--unset/--reset`: changes to the top config layer. */
+export interface Overrides {
+  set?: string[];
+  unset?: string[];
+  reset?: boolean;
+}
+
+/**
+ * What a waiting command absorbs: reloads, re-reads of the config, swap orders
+ * and upgrades bring the service to the newest wanted state, so one run serves
+ * every asker. Scales, override changes and worker replacements each count.
+ */
+export function mergeCommands(waiting: Command, later: Command): Command | undefined {
+  if (waiting.kind === 'reload' && later.kind === 'reload') {
+    const files = waiting.files && later.files ? [...new Set([...waiting.files, ...later.files])] : undefined;
+    return { kind: 'reload', reason: joinNames(waiting.reason, later.reason), ...(files ? { files } : {}) };
+  }
+  if (waiting.kind === 'config' && later.kind === 'config' && !waiting.overrides && !later.overrides) {
+    return { kind: 'config', source: joinNames(waiting.source, later.source) };
+  }
+  if (waiting.kind === 'swap' && later.kind === 'swap') return { kind: 'swap', order: mergeOrders(waiting.order, later.order) };
+  if (waiting.kind === 'upgrade' && later.kind === 'upgrade') return waiting;
+  return undefined;
+}
+
+function joinNames(a: string, b: string): string {
+  return [...new Set([...a.split(','), ...b.split(',')])].join(',');
+}

@@ -1,0 +1,80 @@
+import { createServer } from 'node:http';
+import { pathToFileURL } from 'node:url';
+import { whenLoopStarted } from '../config/loop.js';
+import { WorkerEnv, type ConfigPayload } from '../ipc.js';
+import { isService, serverOf } from '../service.js';
+import { toRequestListener } from '../swap/handler.js';
+import { Swappable } from '../swap/swappable.js';
+import { serializeBootError } from './boot-error.js';
+import { startHeartbeats } from './heartbeat.js';
+import { config, ctx, entry, registry, runtime, send } from './runtime.js';
+
+/** Tell the master why the app could not boot, then exit. */
+export function failBoot(err: unknown): void {
+  send({ graft: 'boot-error', error: serializeBootError(err, entry ?? '') }, () => process.exit(1));
+  // If the channel is gone the callback may never run.
+  setTimeout(() => process.exit(1), 1000).unref();
+}
+
+/**
+ * Boot: install the snapshot the master sent, load the app (a module that
+ * listens itself, a defineService, or with --swap a handler), and report
+ * ready once it listens and its ready() resolved.
+ */
+export async function boot(initial: Promise<ConfigPayload>): Promise<void> {
+  if (!entry) throw new Error(`${WorkerEnv.entry} is not set; workers are started by the graft master`);
+  // The snapshot comes first: an app may read config.current while its modules load.
+  const init = await initial;
+  await config.apply({ version: init.version, source: init.source, read: () => init.data });
+  if (process.env[WorkerEnv.swap]) await bootHandler(entry);
+  else await bootService(entry, init);
+  runtime.ready = true;
+  send({ graft: 'ready', configVersion: config.version, restartOn: runtime.service?.restartOn ?? [] });
+  startHeartbeats();
+}
+
+/** The entry as an app: a module that listens itself, or a defineService default export. */
+async function bootService(entry: string, init: ConfigPayload): Promise<void> {
+  const mod = (await import(pathToFileURL(entry).href)) as { default?: unknown };
+  const service = isService(mod.default) ? mod.default : undefined;
+  runtime.service = service;
+  if (config.declaredSchema) {
+    // Now that the schema is known, the snapshot is validated (defaults applied).
+    await config.apply({ version: init.version, source: init.source, read: () => init.data });
+  }
+  let readied = false;
+  if (service) {
+    const server = serverOf(await service.start(ctx));
+    if (server && !server.listening && !registry.servers.includes(server)) {
+      // graft listens, so it listens only after ready(): node:cluster hands a
+      // listening worker connections at once, and the gate must hold until then.
+      await service.ready?.(ctx);
+      readied = true;
+      registry.track(server);
+      server.listen(ctx.port);
+    } else if (server) {
+      registry.track(server);
+    }
+    if (server || registry.servers.length > 0) await registry.whenListening();
+  } else {
+    await Promise.race([registry.whenListening(), whenLoopStarted()]);
+  }
+  send({ graft: 'listening', address: registry.addresses().join(', ') });
+  if (!readied) await service?.ready?.(ctx);
+}
+
+/** `--swap`: serve HTTP from the entry's default export, held as swappable generations. */
+async function bootHandler(file: string): Promise<void> {
+  const handler = new Swappable(file, { adapt: (exports) => toRequestListener(exports, file) });
+  await handler.ready;
+  const server = createServer((req, res) => {
+    const lease = handler.lease();
+    // The request holds its generation until the response is done, not just until the handler returns.
+    res.once('close', lease.release);
+    lease.value(req, res);
+  });
+  registry.track(server);
+  server.listen(ctx.port);
+  await registry.whenListening();
+  send({ graft: 'listening', address: registry.addresses().join(', ') });
+}
