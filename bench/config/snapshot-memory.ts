@@ -12,7 +12,6 @@
  * takes medians. Prints one JSON line.
  */
 import { ConfigStore } from '../../src/config/store.js';
-import { contentHash } from '../../src/config/snapshot.js';
 import type { Snapshot } from '../../src/config/snapshot.js';
 import { realisticConfig } from './fixture.js';
 
@@ -37,7 +36,7 @@ async function retainSnapshots(): Promise<{ perItem: number; kept: Array<Snapsho
   for (let i = 0; i < count; i++) {
     // A worker gets the JSON over IPC, parses it, then the store validates, clones and freezes.
     const value = JSON.parse(texts[i]!) as Record<string, unknown>;
-    await store.install({ version: i + 1, hash: contentHash(value), source: 'bench', value });
+    await store.apply({ version: i + 1, source: 'bench', read: () => value });
     kept.push(store.snapshotInfo);
   }
   const after = settledHeap();

@@ -1,10 +1,14 @@
 import { createInterface } from 'node:readline';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chownSync, mkdtempSync } from 'node:fs';
+import { chownSync } from 'node:fs';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { sendControl } from '../../src/supervisor/control-client.js';
+import type { ControlRequest } from '../../src/supervisor/control-protocol.js';
+import { record, tempDir } from './output.js';
+
+export { tempDir };
 
 export const root = fileURLToPath(new URL('../../', import.meta.url));
 export const cliPath = join(root, 'src/cli/main.ts');
@@ -31,10 +35,6 @@ export async function freePort(): Promise<number> {
   });
 }
 
-export function tempDir(prefix = 'graft-test-'): string {
-  return mkdtempSync(join(tmpdir(), prefix));
-}
-
 /** A real `graft start` process, its JSON log, and helpers to wait on it. */
 export class GraftProcess {
   readonly logs: LogRecord[] = [];
@@ -47,7 +47,9 @@ export class GraftProcess {
     readonly port: number,
     readonly socket: string,
   ) {
+    const source = `graft ${child.pid}`;
     createInterface({ input: child.stderr! }).on('line', (line) => {
+      record(source, line);
       this.output.push(line);
       try {
         this.logs.push(JSON.parse(line) as LogRecord);
@@ -56,7 +58,10 @@ export class GraftProcess {
       }
       for (const w of this.waiters.splice(0)) w();
     });
-    createInterface({ input: child.stdout! }).on('line', (line) => this.output.push(line));
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      record(source, line);
+      this.output.push(line);
+    });
     this.exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
     void this.exited.then(() => {
       for (const w of this.waiters.splice(0)) w();
@@ -96,6 +101,11 @@ export class GraftProcess {
     return graftCli([...args, '--socket', this.socket]);
   }
 
+  /** One request over the control socket, as the CLI sends it (several may be in flight at once). */
+  control(request: ControlRequest): Promise<unknown> {
+    return sendControl(this.socket, request);
+  }
+
   async status(): Promise<StatusJson> {
     const r = await this.cli('status', '--json');
     if (r.code !== 0) throw new Error(`graft status failed: ${r.stderr}`);
@@ -117,10 +127,15 @@ export interface StatusJson {
   master: {
     pid: number;
     generation: number;
+    masterGeneration: number;
     desired: number;
+    actual: number;
+    busy?: string;
+    queued: number;
     state: string;
     crashLoop: boolean;
     reloading: boolean;
+    lastReload?: { ok: boolean; reason: string; generation?: number; previous?: number; code?: string; error?: string };
     config?: { version: number; hash: string; source: string; lastRejected?: { version: number; code?: string; error?: string; source: string } };
   };
   workers: Array<{ pid: number; generation: number; index: number; state: string; restarts: number; served: number; inFlight: number; rss: number; configVersion: number }>;
@@ -174,7 +189,10 @@ export function graftCli(args: string[], options: { cwd?: string; env?: Record<s
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
     child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-    child.once('exit', (code) => resolve({ code, stdout, stderr }));
+    child.once('exit', (code) => {
+      record(`cli ${args[0] ?? ''}`, `exit ${code}\n${stdout}${stderr}`);
+      resolve({ code, stdout, stderr });
+    });
   });
 }
 

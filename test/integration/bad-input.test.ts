@@ -3,7 +3,7 @@ import { chmodSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { fixture, freePort, graftCli, isAlive, startGraft, tempDir } from './helpers/graft.js';
+import { fixture, freePort, graftCli, isAlive, startGraft, tempDir } from '../helpers/graft.js';
 
 /** One line naming the problem, with a stable code, and a non-zero exit. */
 function assertOneLineError(r: { code: number | null; stderr: string }, code: string, pattern?: RegExp): void {
@@ -110,7 +110,7 @@ describe('bad input', () => {
       // startGraft passes --socket; a second master with default paths shows the lookup.
       const port = await freePort();
       const { spawn } = await import('node:child_process');
-      const { cliPath, tsxImport } = await import('./helpers/graft.js');
+      const { cliPath, tsxImport } = await import('../helpers/graft.js');
       const child = spawn(process.execPath, ['--import', tsxImport, cliPath, 'start', fixture('slow-app.ts'), '-w', '1', '-p', String(port)], {
         cwd: dir,
         env: { ...process.env, GRAFT_RUNTIME_DIR: dir, GRAFT_LOG_FORMAT: 'json' },

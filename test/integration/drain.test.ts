@@ -3,7 +3,7 @@ import { writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { fixture, startGraft, tempDir, type GraftProcess } from './helpers/graft.js';
+import { fixture, startGraft, tempDir, type GraftProcess } from '../helpers/graft.js';
 
 /** A raw keep-alive HTTP/1.1 client that records exactly what the server does to the connection. */
 class RawClient {

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
-import { root, startGraft, type GraftProcess, type LogRecord } from './helpers/graft.js';
-import { load } from './helpers/load.js';
+import { root, startGraft, type GraftProcess, type LogRecord } from '../helpers/graft.js';
+import { load } from '../helpers/load.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { fixture, isAlive, startGraft, tempDir, waitFor } from './helpers/graft.js';
+import { fixture, isAlive, startGraft, tempDir, waitFor } from '../helpers/graft.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { sendControl } from '../src/supervisor/control-client.js';
-import { fixture, startGraft, tempDir, type GraftProcess } from './helpers/graft.js';
-import { load } from './helpers/load.js';
+import { sendControl } from '../../src/supervisor/control-client.js';
+import { fixture, startGraft, tempDir, type GraftProcess } from '../helpers/graft.js';
+import { load } from '../helpers/load.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

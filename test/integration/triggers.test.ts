@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { fixture, startGraft, tempDir, waitFor } from './helpers/graft.js';
+import { fixture, startGraft, tempDir, waitFor } from '../helpers/graft.js';
 
 describe('reload triggers', () => {
   test('SIGHUP reloads', async () => {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { fixture, isAlive, startGraft, waitFor } from './helpers/graft.js';
-import { load } from './helpers/load.js';
+import { fixture, isAlive, startGraft, waitFor } from '../helpers/graft.js';
+import { load } from '../helpers/load.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

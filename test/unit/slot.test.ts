@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { Slot, type SlotEvent } from '../../src/core/slot.js';
+import { Slot, Unchanged, type SlotEvent } from '../../src/core/slot.js';
 
 const tick = () => new Promise((r) => setTimeout(r, 5));
 
@@ -29,11 +29,12 @@ function counterSlot(options: { failOn?: number[]; verifyFailOn?: number[]; buil
 describe('generation slot', () => {
   test('commit makes the new generation current and disposes the old one', async () => {
     const { slot, disposed } = counterSlot();
-    const g1 = await slot.swap();
+    const { generation: g1 } = await slot.replace();
     assert.equal(g1.version, 1);
     assert.equal(slot.current?.value.v, 1);
-    const g2 = await slot.swap();
+    const { generation: g2, previous } = await slot.replace();
     assert.equal(g2.version, 2);
+    assert.equal(previous, g1);
     assert.equal(slot.current?.value.v, 2);
     await slot.settled();
     assert.deepEqual(disposed, [1]);
@@ -42,10 +43,10 @@ describe('generation slot', () => {
 
   test('a failed build or verify changes nothing and reports the error', async () => {
     const { slot, disposed, discarded, events } = counterSlot({ failOn: [2], verifyFailOn: [3] });
-    await slot.swap();
-    await assert.rejects(slot.swap(), /build 2 failed/);
+    await slot.replace();
+    await assert.rejects(slot.replace(), /build 2 failed/);
     assert.equal(slot.current?.version, 1);
-    await assert.rejects(slot.swap(), /verify 3 failed/);
+    await assert.rejects(slot.replace(), /verify 3 failed/);
     assert.equal(slot.current?.version, 1);
     assert.deepEqual(discarded, [3]);
     assert.deepEqual(disposed, []);
@@ -53,20 +54,20 @@ describe('generation slot', () => {
       events.filter((e) => e.type === 'reject').map((e) => e.version),
       [2, 3],
     );
-    const g4 = await slot.swap();
+    const { generation: g4 } = await slot.replace();
     assert.equal(g4.version, 4);
   });
 
   test('swaps asked for during a swap coalesce into one more', async () => {
     const { slot } = counterSlot({ buildMs: 20 });
-    await slot.swap();
-    const first = slot.swap();
-    const coalesced = [slot.swap(), slot.swap(), slot.swap()];
+    await slot.replace();
+    const first = slot.replace();
+    const coalesced = [slot.replace(), slot.replace(), slot.replace()];
     const g = await first;
-    assert.equal(g.version, 2);
+    assert.equal(g.generation.version, 2);
     const after = await Promise.all(coalesced);
     assert.deepEqual(
-      after.map((x) => x.version),
+      after.map((x) => x.generation.version),
       [3, 3, 3],
     );
     assert.equal(slot.current?.version, 3);
@@ -84,21 +85,21 @@ describe('generation slot', () => {
       },
       { name: 'merging', drainTimeoutMs: 100, merge: (a, b) => [...a, ...b] },
     );
-    await slot.swap(['first']);
-    const running = slot.swap(['a']);
-    const merged = [slot.swap(['b']), slot.swap(), slot.swap(['c'])];
+    await slot.replace(['first']);
+    const running = slot.replace(['a']);
+    const merged = [slot.replace(['b']), slot.replace(), slot.replace(['c'])];
     await running;
     const after = await Promise.all(merged);
-    assert.deepEqual(after.map((g) => g.version), [3, 3, 3]);
+    assert.deepEqual(after.map((g) => g.generation.version), [3, 3, 3]);
     assert.deepEqual(seen, [['first'], ['a'], ['b', 'c']]);
   });
 
   test('the old generation is disposed exactly once, after its last lease', async () => {
     const { slot, disposed } = counterSlot();
-    await slot.swap();
+    await slot.replace();
     const lease = slot.lease();
     const second = slot.lease();
-    await slot.swap();
+    await slot.replace();
     await tick();
     assert.deepEqual(disposed, [], 'disposed while leased');
     lease.release();
@@ -113,10 +114,10 @@ describe('generation slot', () => {
 
   test('use() holds a lease for as long as the call runs', async () => {
     const { slot, disposed } = counterSlot();
-    await slot.swap();
+    await slot.replace();
     let release!: () => void;
     const running = slot.use((value) => new Promise<number>((r) => (release = () => r(value.v))));
-    await slot.swap();
+    await slot.replace();
     await tick();
     assert.deepEqual(disposed, []);
     release();
@@ -127,9 +128,9 @@ describe('generation slot', () => {
 
   test('drain is bounded by the drain timeout', async () => {
     const { slot, disposed, events } = counterSlot({ drainTimeoutMs: 50 });
-    await slot.swap();
+    await slot.replace();
     slot.lease(); // never released
-    await slot.swap();
+    await slot.replace();
     await slot.settled();
     assert.deepEqual(disposed, [1]);
     const dispose = events.find((e) => e.type === 'dispose');
@@ -153,13 +154,107 @@ describe('generation slot', () => {
       },
       { name: 'closing', drainTimeoutMs: 100 },
     );
-    await slot.swap();
-    const pending = slot.swap();
+    await slot.replace();
+    const pending = slot.replace();
     await tick();
     await slot.close();
     await assert.rejects(pending, /closed/);
     assert.equal(sawAbort, true);
     assert.equal(slot.current, undefined);
-    await assert.rejects(slot.swap(), (err: { code?: string }) => err.code === 'GRAFT_STOPPING');
+    await assert.rejects(slot.replace(), (err: { code?: string }) => err.code === 'GRAFT_STOPPING');
+  });
+
+  test('the commit step runs once per replace, inside the lock, and every merged caller gets its result and the true previous', async () => {
+    const commits: Array<[number, number | undefined]> = [];
+    let order: string[] = [];
+    const slot = new Slot<number, undefined, string>(
+      {
+        build: async ({ version }) => {
+          order.push(`build ${version}`);
+          await new Promise((r) => setTimeout(r, 10));
+          return version;
+        },
+        commit: async (next, previous) => {
+          order.push(`commit ${next.version} start`);
+          await new Promise((r) => setTimeout(r, 20));
+          commits.push([next.version, previous?.version]);
+          order.push(`commit ${next.version} end`);
+          return `v${next.version}`;
+        },
+      },
+      { name: 'committing', drainTimeoutMs: 100 },
+    );
+    await slot.replace();
+    order = [];
+    const first = slot.replace();
+    const merged = [slot.replace(), slot.replace(), slot.replace()];
+    const a = await first;
+    const rest = await Promise.all(merged);
+    assert.deepEqual([a.result, a.previous?.version], ['v2', 1]);
+    for (const r of rest) assert.deepEqual([r.result, r.generation.version, r.previous?.version], ['v3', 3, 2]);
+    assert.deepEqual(commits, [
+      [1, undefined],
+      [2, 1],
+      [3, 2],
+    ]);
+    // The next build starts only after the previous commit step has finished.
+    assert.deepEqual(order, ['build 2', 'commit 2 start', 'commit 2 end', 'build 3', 'commit 3 start', 'commit 3 end']);
+  });
+
+  test('an amend runs on the live generation inside the lock, in order with replaces', async () => {
+    const order: string[] = [];
+    const slot = new Slot<{ n: number; count: number }>(
+      {
+        build: async ({ version, previous }) => {
+          order.push(`build ${version}`);
+          await new Promise((r) => setTimeout(r, 10));
+          return { n: version, count: previous?.count ?? 1 };
+        },
+      },
+      { name: 'amending', drainTimeoutMs: 100 },
+    );
+    await assert.rejects(slot.amend(() => 0), (err: { code?: string }) => err.code === 'GRAFT_NOT_LIVE');
+    await slot.replace();
+    const replacing = slot.replace();
+    const amended = slot.amend((live) => {
+      order.push(`amend ${live.version}`);
+      live.value.count = 5;
+      return live.version;
+    });
+    const after = slot.replace();
+    assert.equal(await amended, 2, 'the amend waited for the replace in flight');
+    await replacing;
+    const last = await after;
+    assert.equal(last.generation.value.count, 5, 'the next generation starts from the amended one');
+    assert.deepEqual(order, ['build 1', 'build 2', 'amend 2', 'build 3']);
+  });
+
+  test('a build that finds nothing changed gives its version number back', async () => {
+    let same = false;
+    const slot = new Slot<number>(
+      {
+        build: async ({ version, previous }) => {
+          if (same) throw new Unchanged(previous);
+          return version;
+        },
+      },
+      { name: 'unchanged', drainTimeoutMs: 100 },
+    );
+    await slot.replace();
+    same = true;
+    await assert.rejects(slot.replace(), (err) => err instanceof Unchanged);
+    await assert.rejects(slot.replace(), (err) => err instanceof Unchanged);
+    same = false;
+    assert.equal((await slot.replace()).generation.version, 2);
+  });
+
+  test('adopt makes a value live without building it, and numbering goes on from it', async () => {
+    const { slot } = counterSlot();
+    slot.adopt({ v: 0 }, 7);
+    assert.equal(slot.current?.version, 7);
+    assert.equal(slot.upcoming, 8);
+    const { generation, previous } = await slot.replace();
+    assert.deepEqual([generation.version, previous?.version], [8, 7]);
+    assert.throws(() => slot.adopt({ v: 1 }), (err: { code?: string }) => err.code === 'GRAFT_INTERNAL');
   });
 });
