@@ -90,6 +90,7 @@ export function errorMessage(err: unknown): string {
 }
 
 /** The fields a log record carries for a failure: its code (when graft knows it) and its message. */
-export function errorFields(err: unknown): { code?: ErrorCode; error: string } {
-  return err instanceof GraftError ? { code: err.code, error: err.message } : { error: errorMessage(err) };
+export function errorFields(err: unknown): { code?: ErrorCode; error: string; detail?: string } {
+  if (!(err instanceof GraftError)) return { error: errorMessage(err) };
+  return { code: err.code, error: err.message, ...(err.detail ? { detail: err.detail } : {}) };
 }

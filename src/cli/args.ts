@@ -12,18 +12,38 @@ export interface Parsed<O extends Options> {
 export function parse<O extends Options>(command: string, argv: string[], options: O, maxPositionals: number): Parsed<O> {
   let parsed;
   try {
-    parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+    parsed = parseArgs({ args: joinNegativeValues(argv, options), allowPositionals: true, options, strict: true });
   } catch (err) {
     const message = (err as Error).message.replace(/\. To specify a positional argument.*$/s, '');
-    throw new GraftError('GRAFT_UNKNOWN_FLAG', `graft ${command}: ${message}; see \`graft help\``);
+    throw new GraftError('GRAFT_UNKNOWN_FLAG', `graft ${command}: ${message}; see \`graft help ${command.split(' ')[0]}\``);
   }
   if (parsed.positionals.length > maxPositionals) {
     throw new GraftError(
       'GRAFT_BAD_ARGUMENT',
-      `graft ${command}: unexpected argument ${JSON.stringify(parsed.positionals[maxPositionals])}; see \`graft help\``,
+      `graft ${command}: unexpected argument ${JSON.stringify(parsed.positionals[maxPositionals])}; see \`graft help ${command.split(' ')[0]}\``,
     );
   }
   return parsed as unknown as Parsed<O>;
+}
+
+/**
+ * `-w -1`: parseArgs refuses a value that starts with a dash as ambiguous; a
+ * negative number is a value, joined to its flag so the flag's own check
+ * says what is wrong with it.
+ */
+function joinNegativeValues(argv: string[], options: Options): string[] {
+  const takesValue = (arg: string) =>
+    Object.entries(options).find(([long, o]) => o.type === 'string' && (arg === `--${long}` || (o.short !== undefined && arg === `-${o.short}`)))?.[0];
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const long = takesValue(argv[i]!);
+    const next = argv[i + 1];
+    if (long && next !== undefined && /^-\d/.test(next)) {
+      out.push(`--${long}=${next}`);
+      i++;
+    } else out.push(argv[i]!);
+  }
+  return out;
 }
 
 export function integer(flag: string, value: string | undefined, min: number, max: number): number | undefined {

@@ -8,13 +8,6 @@ import { sendControl } from '../supervisor/control-client.js';
 import { parse } from './args.js';
 import { locateMaster } from './locate.js';
 
-export const configHelp = `graft config show [keypath]     what the workers run, with its version
-graft config check FILE         validate FILE against the running service's schema; applies nothing
-graft config apply [--set K=V] [--unset K] [--reset]
-                                re-read the sources and move every worker to the result; --set
-                                overrides stay on top (over file edits) until --unset K or --reset
-graft config history [--json]   recent versions: time, source, changed keys, accepted or rejected`;
-
 export async function configCommand(argv: string[]): Promise<number> {
   const [action, ...rest] = argv;
   const { values, positionals } = parse(`config ${action ?? ''}`.trim(), rest, { socket: { type: 'string' }, json: { type: 'boolean' }, set: { type: 'string', multiple: true }, unset: { type: 'string', multiple: true }, reset: { type: 'boolean' } }, 1);

@@ -1,48 +1,56 @@
 #!/usr/bin/env node
-import { GraftError, errorMessage } from '../errors.js';
+import { readFileSync } from 'node:fs';
+import { GraftError } from '../errors.js';
 import { reload, scale, status, stop, swap, upgrade } from './control-commands.js';
-import { configCommand, configHelp } from './config-command.js';
-import { start, startHelp } from './start.js';
-
-const help = `graft — change a running Node.js service without anyone noticing
-
-${startHelp}
-
-graft reload [entry]        new generation of workers, zero downtime (same as SIGHUP)
-graft status [entry] [--json]
-graft scale [entry] N       change the worker count (SIGTTIN/SIGTTOU: one more/less)
-graft stop [entry] [--fast] graceful stop (SIGTERM); --fast kills workers (SIGQUIT)
-graft upgrade [entry]       replace the master process, keeping the port open (SIGUSR2)
-graft swap [module]         swap changed code in place in every worker (with --swap); exits
-                            non-zero with the error when a worker rejects the new generation
-
-${configHelp}
-
-Control commands find the master by --socket PATH, or by the entry, or as the
-only master started from the current directory.`;
+import { configCommand } from './config-command.js';
+import { helpFor, overview } from './help.js';
+import { start } from './start.js';
 
 const commands: Record<string, (argv: string[]) => Promise<number>> = { start, reload, status, scale, stop, upgrade, swap, config: configCommand };
 
+/** This package's version (src/cli and dist/cli are both two levels below package.json). */
+function version(): string {
+  return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+}
+
+function unknownCommand(command: string): GraftError {
+  return new GraftError('GRAFT_UNKNOWN_COMMAND', `unknown command ${JSON.stringify(command)}; expected one of ${Object.keys(commands).join(', ')} (see \`graft help\`)`);
+}
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  if (command === '--version' || command === '-v' || command === 'version') {
+    console.log(version());
+    return 0;
+  }
   if (!command || command === 'help' || command === '--help' || command === '-h') {
-    console.log(help);
+    const topic = rest[0];
+    if (!topic) {
+      console.log(overview(version()));
+      return 0;
+    }
+    const text = helpFor(topic);
+    if (!text) throw unknownCommand(topic);
+    console.log(text);
     return 0;
   }
   const run = commands[command];
-  if (!run) throw new GraftError('GRAFT_UNKNOWN_COMMAND', `unknown command ${JSON.stringify(command)}; expected one of ${Object.keys(commands).join(', ')}`);
+  if (!run) throw unknownCommand(command);
+  if (rest.includes('--help') || rest.includes('-h')) {
+    console.log(helpFor(command));
+    return 0;
+  }
   return run(rest);
 }
 
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: unknown) => {
-    if (err instanceof GraftError) {
-      process.stderr.write(`graft: ${err.code}: ${err.message}\n`);
-      if (err.detail) process.stderr.write(`${err.detail}\n`);
-    } else {
-      process.stderr.write(`graft: unexpected failure: ${errorMessage(err)}\n${(err as Error)?.stack ?? ''}\n`);
-    }
+    // One line a user can act on; the stack only with GRAFT_DEBUG=1 (the master's log has it too).
+    const error = GraftError.wrap(err, 'graft failed');
+    process.stderr.write(`graft: ${error.code}: ${error.message}\n`);
+    const detail = error.detail ?? (error.code === 'GRAFT_INTERNAL' ? (error.cause as Error)?.stack : undefined);
+    if (detail && process.env.GRAFT_DEBUG) process.stderr.write(`${detail}\n`);
     process.exit(1);
   },
 );

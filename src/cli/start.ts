@@ -7,22 +7,6 @@ import { Master } from '../supervisor/master.js';
 import { defaultPaths, pathsForSocket } from '../supervisor/paths.js';
 import { integer, parse, seconds } from './args.js';
 
-export const startHelp = `graft start <entry> [options]
-  Run <entry> (.ts or .js) under a master with a pool of workers, in the foreground.
-
-  -w, --workers N            worker processes (default: available cores)
-  -p, --port P               port given to the app as PORT (default: $PORT or 3000)
-      --socket PATH          control socket (default: derived from cwd and entry)
-      --timeout S            boot readiness and heartbeat limit in seconds (default 30)
-      --graceful-timeout S   how long a retired worker may drain (default 30)
-      --watch                reload when the app's files change (with --swap: swap them in place)
-      --swap                 serve the entry's default export (a handler, or an Express, Fastify,
-                             Koa or Hono app) as swappable generations: code changes apply
-                             in every worker without a new process
-  -c, --config FILE          config file (.json .yaml .toml .env), repeatable, later wins
-                             (default: graft.config.{yaml,yml,json,toml} in the working directory)
-      --set KEY=VALUE        override one config key, e.g. --set db.pool.max=20 (repeatable)`;
-
 export async function start(argv: string[]): Promise<number> {
   const { values, positionals } = parse(
     'start',

@@ -1,4 +1,4 @@
-import { GraftError, errorMessage } from '../errors.js';
+import { errorFields, errorMessage } from '../errors.js';
 import type { Fields, Logger } from '../log.js';
 import type { SlotEvent } from './slot.js';
 
@@ -27,12 +27,7 @@ export function slotEventLogger(log: Logger, messages: SlotMessages, extra: (e: 
         break;
       case 'reject':
         if (messages.reject) {
-          log.error(messages.reject, {
-            generation: e.version,
-            code: e.error instanceof GraftError ? e.error.code : undefined,
-            error: errorMessage(e.error),
-            ...extra(e),
-          });
+          log.error(messages.reject, { generation: e.version, ...errorFields(e.error), ...extra(e) });
         }
         break;
       case 'drain':

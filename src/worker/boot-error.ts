@@ -13,7 +13,38 @@ export function serializeBootError(err: unknown, entry: string): SerializedError
     return { code: 'GRAFT_PORT_IN_USE', message: `permission denied listening on port ${where}; use a port above 1023 or grant the capability` };
   }
   if (err instanceof GraftError) return err.toJSON();
-  const message = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
   const detail = err instanceof Error ? err.stack : undefined;
-  return { code: 'GRAFT_BOOT_FAILED', message: `${entry} failed to boot: ${message}`, ...(detail ? { detail } : {}) };
+  return { code: 'GRAFT_BOOT_FAILED', message: `${entry} failed to boot: ${describe(err)}`, ...(detail ? { detail } : {}) };
+}
+
+/** esbuild's (tsx's) report of a file that does not compile. */
+interface TransformFailure {
+  errors: Array<{ text: string; location?: { file: string; line: number; column: number } | null }>;
+}
+
+/** What went wrong and where: the file and line of a syntax error, or the app's frame that threw. */
+function describe(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  const first = (err as Partial<TransformFailure>).errors?.[0];
+  if (first?.location) {
+    const { file, line, column } = first.location;
+    return `syntax error in ${file}:${line}:${column + 1}: ${first.text}`;
+  }
+  // tsx passes esbuild's failure on as text: "<file>:<line>:<column>: ERROR: <text>".
+  const transform = /^(\/.+?:\d+:\d+): ERROR: (.*)$/m.exec(err.message);
+  if (transform) return `syntax error in ${transform[1]}: ${transform[2]}`;
+  const where = appFrame(err.stack);
+  return `${err.name}: ${err.message}${where && !err.message.includes(where) ? ` (at ${where})` : ''}`;
+}
+
+/** The first stack frame in the app's own files (not Node's, not a dependency's, not graft's). */
+function appFrame(stack: string | undefined): string | undefined {
+  for (const line of stack?.split('\n').slice(1) ?? []) {
+    const m = /(?:at |\()((?:file:\/\/)?\/[^()\s]+:\d+:\d+)\)?\s*$/.exec(line);
+    if (!m) continue;
+    const location = m[1]!.replace(/^file:\/\//, '');
+    if (location.includes('/node_modules/') || location.includes('/graft/dist/') || location.includes('/src/worker/')) continue;
+    return location;
+  }
+  return undefined;
 }

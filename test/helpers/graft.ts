@@ -149,6 +149,8 @@ export interface StartOptions {
   args?: string[];
   env?: Record<string, string>;
   cwd?: string;
+  /** Leave --socket out: the master takes its default paths (GRAFT_RUNTIME_DIR, cwd, entry). */
+  defaultSocket?: boolean;
 }
 
 export function startGraft(entry: string, options: StartOptions = {}): Promise<GraftProcess> {
@@ -159,7 +161,7 @@ export function startGraft(entry: string, options: StartOptions = {}): Promise<G
     const socket = join(sockDir, 'control.sock');
     const child = spawn(
       process.execPath,
-      ['--import', tsxImport, cliPath, 'start', entry, ...(options.workers === 0 ? [] : ['-w', String(options.workers ?? 2)]), '-p', String(port), '--socket', socket, ...(options.args ?? [])],
+      ['--import', tsxImport, cliPath, 'start', entry, ...(options.workers === 0 ? [] : ['-w', String(options.workers ?? 2)]), '-p', String(port), ...(options.defaultSocket ? [] : ['--socket', socket]), ...(options.args ?? [])],
       {
         cwd: options.cwd ?? root,
         env: { ...process.env, GRAFT_LOG_FORMAT: 'json', ...options.env },

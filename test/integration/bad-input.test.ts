@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { chmodSync, writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { fixture, freePort, graftCli, isAlive, startGraft, tempDir } from '../helpers/graft.js';
+import { fixture, freePort, graftCli, isAlive, root, startGraft, tempDir, type GraftProcess } from '../helpers/graft.js';
 
 /** One line naming the problem, with a stable code, and a non-zero exit. */
 function assertOneLineError(r: { code: number | null; stderr: string }, code: string, pattern?: RegExp): void {
@@ -12,6 +12,15 @@ function assertOneLineError(r: { code: number | null; stderr: string }, code: st
   assert.ok(first, `no "graft: CODE: ..." line in:\n${r.stderr}`);
   assert.ok(first.startsWith(`graft: ${code}: `), first);
   if (pattern) assert.match(first, pattern);
+  assert.doesNotMatch(r.stderr, /^\s+at /m, 'no stack trace');
+}
+
+/** A graft start that failed: its `graft:` line, and no stack printed. */
+async function failedStart(g: GraftProcess): Promise<string> {
+  const exit = await g.exited;
+  assert.equal(exit.code, 1);
+  assert.equal(g.output.filter((l) => /^\s+at /.test(l)).length, 0, 'no stack trace printed');
+  return g.output.find((l) => l.startsWith('graft: ')) ?? '';
 }
 
 describe('bad input', () => {
@@ -47,11 +56,38 @@ describe('bad input', () => {
     const mode = join(tempDir(), 'mode');
     writeFileSync(mode, 'throw');
     const g = await startGraft(fixture('mode-app.ts'), { env: { MODE_FILE: mode } });
-    const exit = await g.exited;
-    assert.equal(exit.code, 1);
-    const line = g.output.find((l) => l.startsWith('graft: '));
-    assert.match(line ?? '', /^graft: GRAFT_BOOT_FAILED: .*mode-app\.ts failed to boot: Error: boom/);
-    assert.ok(g.output.some((l) => l.includes('mode-app.ts:')), 'the stack names the file and line');
+    const line = await failedStart(g);
+    assert.match(line, /^graft: GRAFT_BOOT_FAILED: .*mode-app\.ts failed to boot: Error: boom.* \(at .*mode-app\.ts:\d+:\d+\)$/);
+    assert.doesNotMatch(line, /keeps serving/, 'nothing was live to keep serving');
+    const rejected = g.logs.find((l) => l.msg === 'reload: generation rejected');
+    assert.match(String(rejected?.detail), /mode-app\.ts:\d+/, 'the log keeps the stack');
+  });
+
+  test('a syntax error in a file the entry imports names that file and line', async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'app.ts'), "import { port } from './settings.ts';\nimport http from 'node:http';\nhttp.createServer((_q, s) => s.end('ok')).listen(port);\n");
+    writeFileSync(join(dir, 'settings.ts'), 'export const port = Number(process.env.PORT);\nexport const broken = {;\n');
+    const line = await failedStart(await startGraft(join(dir, 'app.ts'), { workers: 1 }));
+    assert.match(line, /^graft: GRAFT_BOOT_FAILED: .*app\.ts failed to boot: syntax error in .*settings\.ts:2:\d+: /);
+  });
+
+  test('a negative worker count, a socket path too long', async () => {
+    assertOneLineError(await graftCli(['start', fixture('slow-app.ts'), '-w', '-1']), 'GRAFT_BAD_ARGUMENT', /--workers .*"-1"/);
+    const long = join(tempDir(), `${'x'.repeat(120)}.sock`);
+    assertOneLineError(await graftCli(['start', fixture('slow-app.ts'), '--socket', long]), 'GRAFT_SOCKET_UNUSABLE', /at most 107/);
+  });
+
+  test('--version, graft help <command>, graft <command> --help', async () => {
+    const { version } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string };
+    const v = await graftCli(['--version']);
+    assert.equal(v.code, 0);
+    assert.equal(v.stdout.trim(), version);
+    for (const args of [['help', 'reload'], ['reload', '--help'], ['reload', '-h']]) {
+      const r = await graftCli(args);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /^graft reload \[entry\]/);
+    }
+    assertOneLineError(await graftCli(['help', 'relaod']), 'GRAFT_UNKNOWN_COMMAND', /relaod/);
   });
 
   test('a port in use', async () => {
@@ -62,10 +98,8 @@ describe('bad input', () => {
       const mode = join(tempDir(), 'mode');
       writeFileSync(mode, 'in-use');
       const g = await startGraft(fixture('mode-app.ts'), { env: { MODE_FILE: mode, BUSY_PORT: String(port) }, args: ['--timeout', '10'] });
-      const exit = await g.exited;
-      assert.equal(exit.code, 1);
-      const line = g.output.find((l) => l.startsWith('graft: '));
-      assert.match(line ?? '', new RegExp(`^graft: GRAFT_PORT_IN_USE: port ${port} is already in use`));
+      const line = await failedStart(g);
+      assert.match(line, new RegExp(`^graft: GRAFT_PORT_IN_USE: port ${port} is already in use`));
       // The process that held the port is untouched.
       assert.equal(busy.listening, true);
     } finally {
@@ -77,10 +111,8 @@ describe('bad input', () => {
     const mode = join(tempDir(), 'mode');
     writeFileSync(mode, 'never');
     const g = await startGraft(fixture('mode-app.ts'), { env: { MODE_FILE: mode }, args: ['--timeout', '1'] });
-    const exit = await g.exited;
-    assert.equal(exit.code, 1);
-    const line = g.output.find((l) => l.startsWith('graft: '));
-    assert.match(line ?? '', /^graft: GRAFT_READY_TIMEOUT: .*never started listening/);
+    const line = await failedStart(g);
+    assert.match(line, /^graft: GRAFT_READY_TIMEOUT: .*never started listening/);
   });
 
   test('graft reload with no master running', async () => {
@@ -104,33 +136,18 @@ describe('bad input', () => {
 
   test('control commands find the master from the working directory', async () => {
     const dir = tempDir();
-    const g = await startGraft(fixture('slow-app.ts'), { workers: 1, env: { GRAFT_RUNTIME_DIR: dir }, cwd: dir });
+    const env = { GRAFT_RUNTIME_DIR: dir };
+    const g = await startGraft(fixture('slow-app.ts'), { workers: 1, env, cwd: dir, defaultSocket: true });
     try {
       await g.waitRunning();
-      // startGraft passes --socket; a second master with default paths shows the lookup.
-      const port = await freePort();
-      const { spawn } = await import('node:child_process');
-      const { cliPath, tsxImport } = await import('../helpers/graft.js');
-      const child = spawn(process.execPath, ['--import', tsxImport, cliPath, 'start', fixture('slow-app.ts'), '-w', '1', '-p', String(port)], {
-        cwd: dir,
-        env: { ...process.env, GRAFT_RUNTIME_DIR: dir, GRAFT_LOG_FORMAT: 'json' },
-        stdio: 'ignore',
-      });
-      try {
-        let status = await graftCli(['status', '--json'], { cwd: dir, env: { GRAFT_RUNTIME_DIR: dir } });
-        for (let i = 0; i < 50 && status.code !== 0; i++) {
-          await new Promise((r) => setTimeout(r, 200));
-          status = await graftCli(['status', '--json'], { cwd: dir, env: { GRAFT_RUNTIME_DIR: dir } });
-        }
-        assert.equal(status.code, 0, status.stderr);
-        assert.equal(JSON.parse(status.stdout).master.pid, child.pid);
-        const reload = await graftCli(['reload'], { cwd: dir, env: { GRAFT_RUNTIME_DIR: dir } });
-        assert.equal(reload.code, 0, reload.stderr);
-        const stop = await graftCli(['stop'], { cwd: dir, env: { GRAFT_RUNTIME_DIR: dir } });
-        assert.equal(stop.code, 0, stop.stderr);
-      } finally {
-        child.kill('SIGKILL');
-      }
+      const status = await graftCli(['status', '--json'], { cwd: dir, env });
+      assert.equal(status.code, 0, status.stderr);
+      assert.equal(JSON.parse(status.stdout).master.pid, g.pid);
+      const reload = await graftCli(['reload'], { cwd: dir, env });
+      assert.equal(reload.code, 0, reload.stderr);
+      const stop = await graftCli(['stop'], { cwd: dir, env });
+      assert.equal(stop.code, 0, stop.stderr);
+      assert.equal((await g.exited).code, 0);
     } finally {
       await g.stop();
     }
