@@ -1,0 +1,45 @@
+import assert from 'node:assert/strict';
+import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { execFileSync } from 'node:child_process';
+import { root, startGraft, tempDir } from '../helpers/graft.js';
+
+/** A project of its own with `"type": "commonjs"` and graft installed as a dependency (the built package). */
+function commonjsProject(): string {
+  const dir = tempDir();
+  writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'cjs-app', type: 'commonjs' }));
+  mkdirSync(join(dir, 'node_modules'));
+  symlinkSync(root, join(dir, 'node_modules', 'graft'), 'dir');
+  return dir;
+}
+
+describe('graft from a CommonJS project', () => {
+  test("require('graft') gives the API", () => {
+    const dir = commonjsProject();
+    const out = execFileSync(process.execPath, ['-e', "const g = require('graft'); console.log(JSON.stringify([typeof g.config.on, typeof g.swappable, typeof g.loop]))"], { cwd: dir, encoding: 'utf8' });
+    assert.deepEqual(JSON.parse(out), ['function', 'function', 'function']);
+  });
+
+  test('a .ts entry in a "type": "commonjs" package serves, reads config and reloads', async () => {
+    const dir = commonjsProject();
+    writeFileSync(
+      join(dir, 'app.ts'),
+      `import http from 'node:http';
+import { config } from 'graft';
+const { swappable } = require('graft');
+http.createServer((_q, res) => res.end(JSON.stringify({ version: config.version, swappable: typeof swappable, commonjs: typeof module }))).listen(Number(process.env.PORT));
+`,
+    );
+    const g = await startGraft(join(dir, 'app.ts'), { workers: 1, cwd: dir });
+    try {
+      await g.waitRunning();
+      assert.deepEqual(await (await fetch(g.url)).json(), { version: 1, swappable: 'function', commonjs: 'object' });
+      const r = await g.cli('config', 'apply', '--set', 'greeting=hi');
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(((await (await fetch(g.url)).json()) as { version: number }).version, 2);
+    } finally {
+      await g.stop();
+    }
+  });
+});
