@@ -1,6 +1,6 @@
 import { chmodSync } from 'node:fs';
 import net from 'node:net';
-import { GraftError, errorMessage } from '../errors.js';
+import { GraftError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { CONTROL_COMMANDS, type ControlRequest, type ControlResponse } from './control-protocol.js';
 import { markOwnServer } from './listeners.js';
@@ -69,9 +69,9 @@ export class ControlServer {
       const request = parseRequest(line);
       response = { ok: true, result: await this.handler(request) };
     } catch (err) {
-      const error =
-        err instanceof GraftError ? err : new GraftError('GRAFT_CONTROL_FAILED', `control request failed: ${errorMessage(err)}`);
-      if (!(err instanceof GraftError)) this.log.error('control request failed', { err });
+      // A failure graft did not foresee keeps its own message and stack, under GRAFT_INTERNAL.
+      const error = GraftError.wrap(err, 'control request failed');
+      if (!(err instanceof GraftError)) this.log.error('control request failed', { code: error.code, error: error.message, detail: (err as Error)?.stack });
       response = { ok: false, error: error.toJSON() };
     }
     await new Promise<void>((resolve) => {

@@ -115,7 +115,7 @@ export class Swappable<T = Record<string, unknown>> {
   /** The newest generation's exports (or adapted value). */
   get current(): T {
     const live = this.slot.current;
-    if (!live) throw new GraftError('GRAFT_SWAP_LOAD', `${this.name} has not loaded yet; await its ready promise or call use()`);
+    if (!live) throw new GraftError('GRAFT_NOT_LIVE', `${this.name} has not loaded yet; await its ready promise or call use()`);
     return live.value.value;
   }
 
