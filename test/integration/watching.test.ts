@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdirSync, renameSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, renameSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { fixture, root, startGraft, tempDir, tsxImport, waitFor } from '../helpers/graft.js';
@@ -29,8 +29,10 @@ describe('config watching survives what editors and platforms do', () => {
       const before = g.logs.filter(applied).length;
       writeFileSync(file, 'greeting: saved once\n');
       await waitFor(async () => (await get(g.url)).endsWith('saved once\n'), 10_000, 'the save to apply');
-      await new Promise((r) => setTimeout(r, 300));
-      assert.equal(g.logs.filter(applied).length, before + 1, 'one save, one change');
+      // A second save is a barrier: anything the first save still caused is logged before it applies.
+      writeFileSync(file, 'greeting: barrier\n');
+      await waitFor(async () => (await get(g.url)).endsWith('barrier\n'), 10_000, 'the barrier save to apply');
+      assert.equal(g.logs.filter(applied).length, before + 2, 'one save, one change');
       assert.equal(g.logs.slice(from).filter((l) => l.msg.startsWith('config change rejected')).length, 0);
     } finally {
       await g.stop();
@@ -54,6 +56,50 @@ describe('config watching survives what editors and platforms do', () => {
       symlinkSync('..2026_11_22_2', join(mount, '..data_tmp'));
       renameSync(join(mount, '..data_tmp'), join(mount, '..data'));
       await waitFor(async () => (await get(g.url)) === '2 second\n', 10_000, 'the swapped ConfigMap to apply');
+    } finally {
+      await g.stop();
+    }
+  });
+});
+
+describe('watching reacts to its own files and to changed content only', () => {
+  test("graft's log in the config file's directory and a bad edit: one rejection, nothing burned by unchanged content", async () => {
+    // The default layout: graft.config.yaml in the working directory, `graft start app.ts > graft.log 2>&1` beside it.
+    const dir = tempDir();
+    const file = join(dir, 'graft.config.yaml');
+    const logFile = join(dir, 'graft.log');
+    writeFileSync(file, 'greeting: one\n');
+    const g = await startGraft(fixture('config-app.ts'), { workers: 1, cwd: dir });
+    g.child.stderr!.on('data', (chunk: Buffer) => appendFileSync(logFile, chunk));
+    try {
+      await g.waitRunning();
+      const rejections = () => g.logs.filter((l) => l.msg.startsWith('config change rejected'));
+      writeFileSync(file, 'greeting: [unclosed\n');
+      await g.waitForLog((l) => l.msg.startsWith('config change rejected'));
+      // The same broken bytes saved again, and files that are not the config: nothing to report, no version made.
+      writeFileSync(file, 'greeting: [unclosed\n');
+      for (let i = 0; i < 20; i++) writeFileSync(join(dir, `other-${i}.txt`), `unrelated ${i}\n`);
+      writeFileSync(file, 'greeting: two\n');
+      // The rejected attempt was version 2 (its history entry says so); the fix is the next one.
+      await waitFor(async () => (await get(g.url)) === '3 two\n', 10_000, 'the fixed file to apply as version 3');
+      // Unchanged content rewritten, then a barrier change: version 4, not more.
+      writeFileSync(file, 'greeting: two\n');
+      writeFileSync(file, 'greeting: three\n');
+      await waitFor(async () => (await get(g.url)) === '4 three\n', 10_000, 'the barrier change to apply as version 4');
+      assert.equal(rejections().length, 1, `one rejection for one broken content; got ${rejections().length}`);
+      const history = await g.cli('config', 'history', '--json');
+      assert.equal(history.code, 0, history.stderr);
+      const entries = JSON.parse(history.stdout) as Array<{ version: number; accepted: boolean }>;
+      assert.deepEqual(
+        entries.map((e) => [e.version, e.accepted]),
+        [
+          [1, true],
+          [2, false],
+          [3, true],
+          [4, true],
+        ],
+        'every accepted version is kept, the one rejection is recorded once',
+      );
     } finally {
       await g.stop();
     }
