@@ -15,7 +15,7 @@ function megabytes(bytes: number): string {
 export function formatStatus(status: MasterStatus): string {
   const m = status.master;
   const lines = [
-    `master ${m.pid}  ${m.state}  up ${duration(m.uptimeMs)}  generation ${m.generation ?? '-'}  workers ${m.desired}  port ${m.port}`,
+    `master ${m.pid}  ${m.state}  up ${duration(m.uptimeMs)}  generation ${m.generation ?? '-'}  workers ${m.actual === m.desired ? m.desired : `${m.actual} of ${m.desired}`}  port ${m.port}`,
     `entry ${m.entry}`,
   ];
   if (m.config) lines.push(`config version ${m.config.version} (${m.config.hash}) from ${m.config.source}`);
@@ -23,13 +23,13 @@ export function formatStatus(status: MasterStatus): string {
     const r = m.config.lastRejected;
     lines.push(`last rejected config ${r.at} (attempt v${r.version}, ${r.source}): ${r.code ?? ''} ${r.error ?? ''}`);
   }
-  if (m.reloading) lines.push('a reload is in progress');
+  if (m.busy) lines.push(`running: ${m.busy}${m.queued ? `, ${m.queued} queued behind it` : ''}`);
   if (m.crashLoop) lines.push('WARNING: workers are crash-looping (GRAFT_CRASH_LOOP); see the master log');
   if (m.lastReload) {
     lines.push(
       m.lastReload.ok
-        ? `last reload ${m.lastReload.at}: ok, generation ${m.lastReload.generation}`
-        : `last reload ${m.lastReload.at}: FAILED ${m.lastReload.code ?? ''} ${m.lastReload.error ?? ''}`,
+        ? `last reload ${m.lastReload.at} (${m.lastReload.reason}): ok, generation ${m.lastReload.generation}`
+        : `last reload ${m.lastReload.at} (${m.lastReload.reason}): FAILED ${m.lastReload.code ?? ''} ${m.lastReload.error ?? ''}`,
     );
   }
   const header = ['PID', 'GEN', 'WORKER', 'STATE', 'UPTIME', 'RSS', 'IN-FLIGHT', 'SERVED', 'RESTARTS', 'CONFIG'];
