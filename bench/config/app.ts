@@ -1,7 +1,7 @@
 // The graft side of bench/config: plain node:http, 127.0.0.1 only; every
 // response names the worker and the config values it runs.
 import { createServer } from 'node:http';
-import { config, defineService } from '../../src/index.js';
+import { config, defineService } from '../lib/graft.js';
 import { schema, type AppConfig } from './fixture.js';
 
 export default defineService({

@@ -12,7 +12,7 @@
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import nodeConfig from 'config';
-import { config } from '../../src/index.js';
+import { config } from '../lib/graft.js';
 import type { AppConfig } from './fixture.js';
 
 const reads = Number(process.env.BENCH_READS ?? 1e7);

@@ -15,126 +15,67 @@
  *    node-config's `config.get('db.pool')` (child process, no master).
  * 5. Heap per retained snapshot against its JSON text (child process, --expose-gc).
  *
- *   node --import tsx bench/config/run.ts [--changes N] [--applies N] [--pm2-changes N] ...
+ *   node --import tsx bench/config/run.ts [--changes N] [--applies N] [--pm2-changes N] [--quick] ...
  *
  * Everything on 127.0.0.1; every loop is bounded in count and time; every
  * process started here is stopped on the way out (graft: SIGTERM; PM2: pm2 kill).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createInterface } from 'node:readline';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
-import { cpus, loadavg, tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { stringify as toYaml } from 'yaml';
-import type { ApplyOutcome } from '../../src/supervisor/config-coordinator.js';
-import { sendControl } from '../../src/supervisor/control-client.js';
-import { freePort } from '../../test/helpers/graft.js';
+import { runMain, tempDir } from '../lib/cleanup.js';
+import { Graft } from '../lib/graft-driver.js';
+import type { ApplyOutcome } from '../lib/graft.js';
+import { getFresh } from '../lib/http.js';
+import { elapsedS, log } from '../lib/log.js';
+import { parseOptions } from '../lib/options.js';
+import { root, tsxImport } from '../lib/paths.js';
+import { Pm2 } from '../lib/pm2-driver.js';
+import { runJson } from '../lib/proc.js';
+import { commandLine, host, markdownTable, num, packageVersion, times, writeResults } from '../lib/report.js';
+import { max, min, percentile, ratio } from '../lib/stats.js';
+import { sleep, withTimeout } from '../lib/wait.js';
 import { realisticConfig } from './fixture.js';
 
-const root = fileURLToPath(new URL('../../', import.meta.url));
 const here = join(root, 'bench/config');
-const tsxImport = import.meta.resolve('tsx');
-const pm2Bin = join(root, 'node_modules/.bin/pm2');
 const WORKERS = 4;
 
 // ---------------------------------------------------------------- options
 
-const flags = parseArgs({
-  args: process.argv.slice(2),
-  options: {
-    changes: { type: 'string' },
-    applies: { type: 'string' },
-    'poll-changes': { type: 'string' },
-    'pm2-changes': { type: 'string' },
-    'pm2-budget': { type: 'string' },
-    pause: { type: 'string' },
-    reads: { type: 'string' },
-    rounds: { type: 'string' },
-    snapshots: { type: 'string' },
-    out: { type: 'string' },
-    'no-results': { type: 'boolean' },
-    help: { type: 'boolean', short: 'h' },
-  },
-  strict: true,
-}).values;
-
-if (flags.help) {
-  console.log(`node --import tsx bench/config/run.ts [options]
-  --changes N       graft: config file writes timed by the master's log   (100)
-  --applies N       graft: config apply --set over the control socket       (100)
-  --poll-changes N  graft: file writes timed by HTTP polling, like PM2      (20)
-  --pm2-changes N   PM2: file write + pm2 reload, timed by HTTP polling     (12)
-  --pm2-budget S    stop the PM2 loop after this long (at least 10 changes are wanted) (300)
-  --pause MS        pause between two changes                               (100)
-  --reads N         reads per hot-path loop                                 (1e7)
-  --rounds N        hot-path rounds (median)                                (7)
-  --snapshots N     retained snapshots for the memory part                  (1000)
-  --out PATH        results file (bench/config/RESULTS.md); --no-results prints only`);
-  process.exit(0);
-}
-
-function num(raw: string | undefined, fallback: number, min: number, name: string): number {
-  if (raw === undefined) return fallback;
-  const n = Number(raw);
-  if (!Number.isFinite(n) || n < min) throw new Error(`--${name} must be a number >= ${min}, got ${JSON.stringify(raw)}`);
-  return n;
-}
+const { values, resultsPath } = parseOptions('config', {
+  changes: { default: 100, quick: 10, min: 1, help: "graft: config file writes timed by the master's log" },
+  applies: { default: 100, quick: 10, min: 1, help: 'graft: config apply --set over the control socket' },
+  'poll-changes': { default: 20, quick: 3, min: 1, help: 'graft: file writes timed by HTTP polling, like PM2' },
+  'pm2-changes': { default: 12, quick: 2, min: 1, help: 'PM2: file write + pm2 reload, timed by HTTP polling' },
+  'pm2-budget': { default: 300, quick: 60, min: 10, unit: 'S', help: 'stop the PM2 loop after this long (at least 10 changes are wanted)' },
+  pause: { default: 100, min: 0, unit: 'MS', help: 'pause between two changes' },
+  reads: { default: 1e7, quick: 1e6, min: 1000, help: 'reads per hot-path loop' },
+  rounds: { default: 7, quick: 3, min: 1, help: 'hot-path rounds (median)' },
+  snapshots: { default: 1000, quick: 100, min: 10, help: 'retained snapshots for the memory part' },
+});
 
 const opts = {
-  changes: num(flags.changes, 100, 1, 'changes'),
-  applies: num(flags.applies, 100, 1, 'applies'),
-  pollChanges: num(flags['poll-changes'], 20, 1, 'poll-changes'),
-  pm2Changes: num(flags['pm2-changes'], 12, 1, 'pm2-changes'),
-  pm2BudgetMs: num(flags['pm2-budget'], 300, 10, 'pm2-budget') * 1000,
-  pauseMs: num(flags.pause, 100, 0, 'pause'),
-  reads: num(flags.reads, 1e7, 1000, 'reads'),
-  rounds: num(flags.rounds, 7, 1, 'rounds'),
-  snapshots: num(flags.snapshots, 1000, 10, 'snapshots'),
+  changes: values.changes,
+  applies: values.applies,
+  pollChanges: values['poll-changes'],
+  pm2Changes: values['pm2-changes'],
+  pm2BudgetMs: values['pm2-budget'] * 1000,
+  pauseMs: values.pause,
+  reads: values.reads,
+  rounds: values.rounds,
+  snapshots: values.snapshots,
 };
-const resultsPath = flags.out ?? join(here, 'RESULTS.md');
 /** Per change: how long we wait for it before calling it lost. */
 const CHANGE_TIMEOUT_MS = 15_000;
 /** HTTP polling: this many consecutive responses with the new value, from every worker, end a measurement. */
 const STREAK = 20;
 
-// ---------------------------------------------------------------- cleanup
-
-const cleanups: Array<() => Promise<void>> = [];
-async function cleanupAll(): Promise<void> {
-  for (const c of cleanups.splice(0).reverse()) await c().catch((err) => console.error(`cleanup failed: ${(err as Error).message}`));
-}
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    console.error(`\n${signal}: stopping everything this benchmark started`);
-    void cleanupAll().finally(() => process.exit(130));
-  });
-}
-
 // ---------------------------------------------------------------- helpers
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-function percentile(values: number[], p: number): number {
-  if (values.length === 0) return NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  // nearest rank
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
-}
-const median = (values: number[]) => percentile(values, 50);
-
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+/** p50 as the table shows it (nearest rank), for the ratios next to it. */
+const p50 = (values: number[]) => percentile(values, 0.5);
 
 interface Reply {
   pid: number;
@@ -143,25 +84,10 @@ interface Reply {
 }
 
 /** One GET on a new connection (no keep-alive), so node:cluster's round robin spreads requests over every worker. */
-function get(port: number, timeoutMs = 2000): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port, path: '/', agent: false, timeout: timeoutMs }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => {
-        if (res.statusCode !== 200) return reject(new Error(`HTTP ${res.statusCode}`));
-        try {
-          resolve(JSON.parse(body) as Reply);
-        } catch (err) {
-          reject(err as Error);
-        }
-      });
-      res.on('error', reject);
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', reject);
-  });
+async function get(port: number, timeoutMs = 2000): Promise<Reply> {
+  const res = await getFresh(`http://127.0.0.1:${port}/`, timeoutMs);
+  if (res.status !== 200) throw new Error(`HTTP ${res.status}`);
+  return JSON.parse(res.body) as Reply;
 }
 
 interface PollResult {
@@ -242,98 +168,6 @@ function configYaml(n: number): string {
 
 // ---------------------------------------------------------------- graft
 
-interface LogRecord {
-  msg: string;
-  role?: string;
-  configVersion?: number;
-  changed?: string[];
-  level?: string;
-  [key: string]: unknown;
-}
-
-class Graft {
-  readonly records: Array<{ at: number; record: LogRecord }> = [];
-  readonly tail: string[] = [];
-  private waiters: Array<() => void> = [];
-  readonly exited: Promise<void>;
-
-  private constructor(
-    readonly child: ChildProcess,
-    readonly port: number,
-    readonly socket: string,
-  ) {
-    createInterface({ input: child.stderr! }).on('line', (line) => {
-      this.tail.push(line);
-      if (this.tail.length > 30) this.tail.shift();
-      try {
-        this.records.push({ at: performance.now(), record: JSON.parse(line) as LogRecord });
-      } catch {
-        // not a log record
-      }
-      for (const w of this.waiters.splice(0)) w();
-    });
-    child.stdout!.resume();
-    this.exited = new Promise((resolve) => child.once('exit', () => resolve()));
-    void this.exited.then(() => {
-      for (const w of this.waiters.splice(0)) w();
-    });
-  }
-
-  static async start(dir: string, configFile: string): Promise<Graft> {
-    const port = await freePort();
-    const socket = join(dir, 'ctl.sock');
-    const child = spawn(
-      process.execPath,
-      ['--import', tsxImport, join(root, 'src/cli/main.ts'), 'start', join(here, 'app.ts'), '-w', String(WORKERS), '-p', String(port), '--socket', socket, '--config', configFile],
-      { cwd: root, env: { ...process.env, GRAFT_LOG_FORMAT: 'json' }, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    const g = new Graft(child, port, socket);
-    cleanups.push(() => g.stop());
-    await g.waitFor((r) => r.msg === 'master running', 60_000);
-    return g;
-  }
-
-  /** The first record from index `from` on that matches, with the time its line arrived. */
-  async waitFor(match: (r: LogRecord) => boolean, timeoutMs: number, from = 0): Promise<{ at: number; record: LogRecord; index: number }> {
-    const deadline = performance.now() + timeoutMs;
-    let scanned = from;
-    for (;;) {
-      for (; scanned < this.records.length; scanned++) {
-        const entry = this.records[scanned]!;
-        if (match(entry.record)) return { ...entry, index: scanned };
-      }
-      if (this.child.exitCode !== null || this.child.signalCode !== null) throw new Error(`graft exited; last lines:\n${this.tail.join('\n')}`);
-      const left = deadline - performance.now();
-      if (left <= 0) throw new Error(`timed out waiting for a graft log line; last lines:\n${this.tail.slice(-10).join('\n')}`);
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, Math.min(left, 500));
-        this.waiters.push(() => {
-          clearTimeout(t);
-          resolve();
-        });
-      });
-    }
-  }
-
-  /** Pids of the live workers, from `graft status` over the control socket. */
-  async workerPids(): Promise<number[]> {
-    const status = (await sendControl(this.socket, { cmd: 'status' })) as { workers: Array<{ pid: number; state: string }> };
-    return status.workers.filter((w) => w.state === 'ready').map((w) => w.pid);
-  }
-
-  private stopping: Promise<void> | undefined;
-  stop(): Promise<void> {
-    return (this.stopping ??= (async () => {
-      if (this.child.exitCode === null && this.child.signalCode === null) {
-        this.child.kill('SIGTERM');
-        const timer = setTimeout(() => this.child.kill('SIGKILL'), 15_000);
-        await this.exited;
-        clearTimeout(timer);
-      }
-    })());
-  }
-}
-
 interface Timed {
   ms: number[];
   /** Changes whose "config applied" came with another version than the expected one. */
@@ -370,26 +204,30 @@ async function graftFileChanges(g: Graft, file: string, count: number, first: nu
   const budgetEnd = performance.now() + count * (CHANGE_TIMEOUT_MS / 10) + 60_000;
   let n = first;
   for (let i = 0; i < count && performance.now() < budgetEnd; i++, n++) {
-    const from = g.records.length;
+    const from = g.lines.length;
     const expected = version + 1;
     const greeting = `change ${n}`;
     const t0 = performance.now();
     writeFileSync(file, configYaml(n));
-    try {
-      const hit = await g.waitFor((r) => r.role === 'master' && (r.msg === 'config applied' || r.msg.startsWith('config change rejected')), CHANGE_TIMEOUT_MS, from);
-      if (hit.record.msg !== 'config applied') {
-        timed.rejected++;
-        version = Math.max(version, Number(hit.record.attempted ?? version));
-        continue;
-      }
-      timed.ms.push(hit.at - t0);
-      version = hit.record.configVersion ?? expected;
-      if (version !== expected) timed.versionMismatches++;
-    } catch {
+    const hit = await g.waitFor(
+      ({ record: r }) => r?.role === 'master' && (r.msg === 'config applied' || String(r.msg).startsWith('config change rejected')),
+      from,
+      CHANGE_TIMEOUT_MS,
+    );
+    if (!hit) {
       timed.lost++;
       version = currentVersion(g);
       continue;
     }
+    const r = hit.line.record!;
+    if (r.msg !== 'config applied') {
+      timed.rejected++;
+      version = Math.max(version, Number(r.attempted ?? version));
+      continue;
+    }
+    timed.ms.push(hit.line.at - t0);
+    version = typeof r.configVersion === 'number' ? r.configVersion : expected;
+    if (version !== expected) timed.versionMismatches++;
     await checkEveryWorker(g.port, greeting, timed, seen);
     await sleep(opts.pauseMs);
   }
@@ -398,9 +236,9 @@ async function graftFileChanges(g: Graft, file: string, count: number, first: nu
 }
 
 function currentVersion(g: Graft): number {
-  for (let i = g.records.length - 1; i >= 0; i--) {
-    const r = g.records[i]!.record;
-    if (r.role === 'master' && (r.msg === 'config applied' || r.msg === 'config loaded' || r.msg === 'master running') && typeof r.configVersion === 'number') return r.configVersion;
+  for (let i = g.lines.length - 1; i >= 0; i--) {
+    const r = g.lines[i]!.record;
+    if (r?.role === 'master' && (r.msg === 'config applied' || r.msg === 'config loaded' || r.msg === 'master running') && typeof r.configVersion === 'number') return r.configVersion;
   }
   return 1;
 }
@@ -416,10 +254,7 @@ async function graftApplies(g: Graft, count: number): Promise<Timed & { notEvery
     const t0 = performance.now();
     let outcome: ApplyOutcome;
     try {
-      outcome = (await Promise.race([
-        sendControl(g.socket, { cmd: 'config', action: 'apply', set: [`greeting=${greeting}`] }),
-        sleep(CHANGE_TIMEOUT_MS).then(() => Promise.reject(new Error('timeout'))),
-      ])) as ApplyOutcome;
+      outcome = (await withTimeout(g.control({ cmd: 'config', action: 'apply', set: [`greeting=${greeting}`] }), CHANGE_TIMEOUT_MS, 'config apply')) as ApplyOutcome;
     } catch {
       timed.lost++;
       continue;
@@ -452,21 +287,29 @@ interface Polled {
   failures: Record<string, number>;
 }
 
+function newPolled(): Polled {
+  return { ms: [], lost: 0, requests: 0, failed: 0, stale: 0, commandMs: [], commandFailed: 0, staleAfterCommand: 0, staleAfterCommandMs: [], changesWithFailures: 0, failures: {} };
+}
+
+/** Adds one change's polling, from the write at t0, to `out`. */
+function addPoll(out: Polled, r: PollResult, t0: number): void {
+  out.requests += r.requests;
+  out.failed += r.failed;
+  for (const [k, v] of Object.entries(r.failures)) out.failures[k] = (out.failures[k] ?? 0) + v;
+  out.stale += r.stale;
+  if (r.allAt === undefined) out.lost++;
+  else out.ms.push(r.allAt - t0);
+}
+
 /** Part 3, graft side: file write → HTTP polling sees every worker serve it (no command: the master watches). */
 async function graftPolledChanges(g: Graft, file: string, count: number, first: number): Promise<Polled> {
-  const out: Polled = { ms: [], lost: 0, requests: 0, failed: 0, stale: 0, commandMs: [], commandFailed: 0, staleAfterCommand: 0, staleAfterCommandMs: [], changesWithFailures: 0, failures: {} };
+  const out = newPolled();
   const budgetEnd = performance.now() + count * CHANGE_TIMEOUT_MS;
   for (let i = 0, n = first; i < count && performance.now() < budgetEnd; i++, n++) {
     const greeting = `change ${n}`;
     const t0 = performance.now();
     writeFileSync(file, configYaml(n));
-    const r = await pollUntilAllServe(g.port, greeting, WORKERS, CHANGE_TIMEOUT_MS);
-    out.requests += r.requests;
-    out.failed += r.failed;
-    for (const [k, v] of Object.entries(r.failures)) out.failures[k] = (out.failures[k] ?? 0) + v;
-    out.stale += r.stale;
-    if (r.allAt === undefined) out.lost++;
-    else out.ms.push(r.allAt - t0);
+    addPoll(out, await pollUntilAllServe(g.port, greeting, WORKERS, CHANGE_TIMEOUT_MS), t0);
     await sleep(opts.pauseMs);
   }
   return out;
@@ -474,150 +317,44 @@ async function graftPolledChanges(g: Graft, file: string, count: number, first: 
 
 // ---------------------------------------------------------------- PM2
 
-interface CommandResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs: number): Promise<CommandResult> {
-  return new Promise((resolve) => {
-    const child = spawn(cmd, args, { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.once('error', (err) => {
-      clearTimeout(timer);
-      resolve({ code: -1, stdout, stderr: stderr + String(err) });
+/** Part 3, PM2 side: file write + `pm2 reload` → HTTP polling sees every worker serve it. */
+async function pm2Changes(pm2: Pm2, file: string, count: number, first: number): Promise<Polled> {
+  const out = newPolled();
+  const budgetEnd = performance.now() + opts.pm2BudgetMs;
+  for (let i = 0, n = first; i < count && performance.now() < budgetEnd; i++, n++) {
+    const greeting = `change ${n}`;
+    const t0 = performance.now();
+    writeFileSync(file, configYaml(n));
+    let returnedAt = Infinity;
+    const reload = pm2.command(['reload', pm2.app], 60_000).then((r) => {
+      returnedAt = performance.now();
+      out.commandMs.push(returnedAt - t0);
+      if (r.code !== 0) out.commandFailed++;
+      return r;
     });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-class Pm2 {
-  readonly name = 'bench-config';
-  private readonly env: NodeJS.ProcessEnv;
-  private readonly pids = new Set<number>();
-
-  private constructor(
-    readonly home: string,
-    readonly port: number,
-    readonly configFile: string,
-  ) {
-    // An isolated PM2_HOME: its own daemon, sockets and logs; no other PM2 is touched.
-    this.env = { ...process.env, PM2_HOME: home, PORT: String(port), APP_CONFIG: configFile, FORCE_COLOR: '0', NO_COLOR: '1' };
-  }
-
-  static async start(configFile: string): Promise<Pm2> {
-    const home = mkdtempSync(join(tmpdir(), 'bench-config-pm2-'));
-    const pm2 = new Pm2(home, await freePort(), configFile);
-    cleanups.push(() => pm2.stop());
-    const r = await pm2.cli(['start', join(here, 'pm2-app.js'), '-i', String(WORKERS), '--name', pm2.name, '--wait-ready', '--listen-timeout', '10000', '--kill-timeout', '5000'], 60_000);
-    if (r.code !== 0) throw new Error(`pm2 start failed (${r.code}):\n${r.stdout}\n${r.stderr}`);
-    const deadline = performance.now() + 30_000;
-    for (;;) {
-      const list = await pm2.list();
-      if (list.length === WORKERS && list.every((p) => p.status === 'online')) break;
-      if (performance.now() > deadline) throw new Error(`PM2 workers did not come online: ${JSON.stringify(list)}`);
-      await sleep(200);
+    // Poll while the reload runs; the measurement ends only once the command has returned too.
+    const r = await pollUntilAllServe(pm2.port, greeting, WORKERS, 60_000, { until: reload });
+    await reload;
+    if (r.lastStaleAt !== undefined && r.lastStaleAt > returnedAt) {
+      out.staleAfterCommand++;
+      out.staleAfterCommandMs.push(r.lastStaleAt - returnedAt);
     }
-    return pm2;
+    if (r.failed > 0) out.changesWithFailures++;
+    addPoll(out, r, t0);
+    log(
+      `PM2 change ${i + 1}: command returned ${fmt(returnedAt - t0, 0)} ms, every worker new ${r.allAt === undefined ? 'never' : fmt(r.allAt - t0, 0) + ' ms'}, ` +
+        `${r.stale} old-value responses (the last at ${r.lastStaleAt === undefined ? '-' : fmt(r.lastStaleAt - t0, 0) + ' ms'}), ${r.failed} failed requests`,
+    );
+    await pm2.list().catch(() => []);
+    await sleep(opts.pauseMs);
   }
-
-  cli(args: string[], timeoutMs: number): Promise<CommandResult> {
-    return run(pm2Bin, args, this.env, timeoutMs);
-  }
-
-  async list(): Promise<Array<{ pid: number; status: string }>> {
-    const r = await this.cli(['jlist'], 30_000);
-    const start = r.stdout.indexOf('[');
-    if (r.code !== 0 || start < 0) throw new Error(`pm2 jlist failed (${r.code}): ${r.stderr}`);
-    const list = (JSON.parse(r.stdout.slice(start)) as Array<{ pid: number; name: string; pm2_env?: { status?: string } }>)
-      .filter((p) => p.name === this.name)
-      .map((p) => ({ pid: p.pid, status: p.pm2_env?.status ?? '?' }));
-    for (const p of list) if (p.pid > 0) this.pids.add(p.pid);
-    return list;
-  }
-
-  /** Part 3, PM2 side: file write + `pm2 reload` → HTTP polling sees every worker serve it. */
-  async changes(count: number, first: number): Promise<Polled> {
-    const out: Polled = { ms: [], lost: 0, requests: 0, failed: 0, stale: 0, commandMs: [], commandFailed: 0, staleAfterCommand: 0, staleAfterCommandMs: [], changesWithFailures: 0, failures: {} };
-    const budgetEnd = performance.now() + opts.pm2BudgetMs;
-    for (let i = 0, n = first; i < count && performance.now() < budgetEnd; i++, n++) {
-      const greeting = `change ${n}`;
-      const t0 = performance.now();
-      writeFileSync(this.configFile, configYaml(n));
-      let returnedAt = Infinity;
-      const reload = this.cli(['reload', this.name], 60_000).then((r) => {
-        returnedAt = performance.now();
-        out.commandMs.push(returnedAt - t0);
-        if (r.code !== 0) out.commandFailed++;
-        return r;
-      });
-      // Poll while the reload runs; the measurement ends only once the command has returned too.
-      const r = await pollUntilAllServe(this.port, greeting, WORKERS, 60_000, { until: reload });
-      await reload;
-      if (r.lastStaleAt !== undefined && r.lastStaleAt > returnedAt) {
-        out.staleAfterCommand++;
-        out.staleAfterCommandMs.push(r.lastStaleAt - returnedAt);
-      }
-      if (r.failed > 0) out.changesWithFailures++;
-      out.requests += r.requests;
-      out.failed += r.failed;
-      for (const [k, v] of Object.entries(r.failures)) out.failures[k] = (out.failures[k] ?? 0) + v;
-      out.stale += r.stale;
-      if (r.allAt === undefined) out.lost++;
-      else out.ms.push(r.allAt - t0);
-      console.error(
-        `  PM2 change ${i + 1}: command returned ${fmt(returnedAt - t0, 0)} ms, every worker new ${r.allAt === undefined ? 'never' : fmt(r.allAt - t0, 0) + ' ms'}, ` +
-          `${r.stale} old-value responses (the last at ${r.lastStaleAt === undefined ? '-' : fmt(r.lastStaleAt - t0, 0) + ' ms'}), ${r.failed} failed requests`,
-      );
-      await this.list().catch(() => []);
-      await sleep(opts.pauseMs);
-    }
-    return out;
-  }
-
-  private stopping: Promise<void> | undefined;
-  /** `pm2 kill` always; then make sure the daemon and every worker it had are gone. */
-  stop(): Promise<void> {
-    return (this.stopping ??= (async () => {
-      let daemon: number | undefined;
-      try {
-        daemon = Number(readFileSync(join(this.home, 'pm2.pid'), 'utf8').trim()) || undefined;
-      } catch {
-        // never started
-      }
-      await this.cli(['kill'], 30_000).catch(() => undefined);
-      const pids = [...this.pids, ...(daemon ? [daemon] : [])];
-      const deadline = performance.now() + 5000;
-      while (pids.some(isAlive) && performance.now() < deadline) await sleep(100);
-      for (const pid of pids) {
-        if (isAlive(pid)) {
-          try {
-            process.kill(pid, 'SIGKILL');
-          } catch {
-            // gone
-          }
-        }
-      }
-      rmSync(this.home, { recursive: true, force: true });
-    })());
-  }
+  return out;
 }
 
 // ---------------------------------------------------------------- child processes (parts 4 and 5)
 
 async function childJson<T>(args: string[], env: NodeJS.ProcessEnv, timeoutMs: number): Promise<T> {
-  const r = await run(process.execPath, args, { ...process.env, ...env }, timeoutMs);
-  const line = r.stdout.trim().split('\n').pop() ?? '';
-  if (r.code !== 0 || !line.startsWith('{')) throw new Error(`${args.join(' ')} failed (${r.code}):\n${r.stdout}\n${r.stderr}`);
-  return JSON.parse(line) as T;
+  return (await runJson<T>(args, { env: { ...process.env, ...env }, timeoutMs })).value;
 }
 
 interface HotReads {
@@ -637,20 +374,18 @@ interface SnapshotMemory {
 
 // ---------------------------------------------------------------- main
 
-const fmt = (n: number, digits = 1) => (Number.isFinite(n) ? n.toFixed(digits) : 'n/a');
-const ratio = (a: number, b: number) => (Number.isFinite(a) && Number.isFinite(b) && b > 0 ? `${(a / b).toFixed(a / b < 0.1 ? 3 : 2)}×` : 'n/a');
-const xf = (r: number) => (Number.isFinite(r) ? `${r.toFixed(r < 0.1 ? 3 : 2)}×` : 'n/a');
-const p5099 = (ms: number[]) => `${fmt(percentile(ms, 50))} / ${fmt(percentile(ms, 99))}`;
+const fmt = (n: number, digits = 1) => num(n, digits, 'n/a');
+const xf = (r: number) => times(r, { small: 0.1, smallDigits: 3, missing: 'n/a' });
+const x = (a: number, b: number) => xf(ratio(a, b));
+const p5099 = (ms: number[]) => `${fmt(percentile(ms, 0.5))} / ${fmt(percentile(ms, 0.99))}`;
 
 async function main(): Promise<void> {
   const startedAt = new Date();
-  const t0 = performance.now();
   const load0 = loadavg();
-  const dir = mkdtempSync(join(tmpdir(), 'bench-config-'));
-  cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir('bench-config-');
 
   // Parts 4 and 5 first, while no other process of ours runs.
-  console.error('[4/5] hot-path reads: plain object, graft config.current, node-config get');
+  log('[4/5] hot-path reads: plain object, graft config.current, node-config get');
   const jsonFile = join(dir, 'default.json');
   writeFileSync(jsonFile, JSON.stringify(realisticConfig(0), null, 2));
   const hot = await childJson<HotReads>(['--import', tsxImport, join(here, 'hot-read.ts')], {
@@ -661,15 +396,15 @@ async function main(): Promise<void> {
     BENCH_READS: String(opts.reads),
     BENCH_ROUNDS: String(opts.rounds),
   }, 300_000);
-  const ns = Object.fromEntries(Object.entries(hot.nsPerRead).map(([k, v]) => [k, median(v)])) as Record<keyof HotReads['nsPerRead'], number>;
+  const ns = Object.fromEntries(Object.entries(hot.nsPerRead).map(([k, v]) => [k, p50(v)])) as Record<keyof HotReads['nsPerRead'], number>;
   // Ratios are paired per round (the variants of one round run back to back), then the median: steadier on a busy box than a ratio of medians.
-  const paired = (a: keyof HotReads['nsPerRead'], b: keyof HotReads['nsPerRead']) => median(hot.nsPerRead[a].map((x, i) => x / hot.nsPerRead[b][i]!));
+  const paired = (a: keyof HotReads['nsPerRead'], b: keyof HotReads['nsPerRead']) => p50(hot.nsPerRead[a].map((v, i) => v / hot.nsPerRead[b][i]!));
   const hotRatio = { graftPlain: paired('graft', 'plain'), graftNodeConfig: paired('graft', 'nodeConfig'), localPlain: paired('graftLocal', 'plain') };
 
-  console.error(`[5/5] heap per retained snapshot (${opts.snapshots} snapshots)`);
+  log(`[5/5] heap per retained snapshot (${opts.snapshots} snapshots)`);
   const mem = await childJson<SnapshotMemory>(['--expose-gc', '--import', tsxImport, join(here, 'snapshot-memory.ts')], { BENCH_SNAPSHOTS: String(opts.snapshots) }, 120_000);
-  const snapBytes = median(mem.snapshotBytes);
-  const parsedBytes = median(mem.parsedBytes);
+  const snapBytes = p50(mem.snapshotBytes);
+  const parsedBytes = p50(mem.parsedBytes);
 
   // Parts 1-2 and graft's side of 3, on one graft master with 4 workers.
   const configFile = join(dir, 'app.yaml');
@@ -678,73 +413,66 @@ async function main(): Promise<void> {
   let applies: Timed & { notEveryWorker: number };
   let graftPolled: Polled;
   let graftPids: number[];
-  console.error(`[1/5] graft: ${opts.changes} config file writes, ${WORKERS} workers`);
-  const g = await Graft.start(dir, configFile);
+  log(`[1/5] graft: ${opts.changes} config file writes, ${WORKERS} workers`);
+  const g = await Graft.start({ entry: join(here, 'app.ts'), workers: WORKERS, args: ['--config', configFile] });
   try {
-    graftPids = await g.workerPids();
+    graftPids = await g.readyWorkerPids();
     if (graftPids.length !== WORKERS) throw new Error(`graft runs ${graftPids.length} ready workers, expected ${WORKERS}`);
     const part1 = await graftFileChanges(g, configFile, opts.changes, 1);
     fileChanges = part1.timed;
-    console.error(`[3/5] graft: ${opts.pollChanges} config file writes timed by HTTP polling`);
+    log(`[3/5] graft: ${opts.pollChanges} config file writes timed by HTTP polling`);
     graftPolled = await graftPolledChanges(g, configFile, opts.pollChanges, part1.next);
     // Last: apply --set stays as the top layer, so file writes after it would not change greeting.
-    console.error(`[2/5] graft: ${opts.applies} config apply --set over the control socket`);
+    log(`[2/5] graft: ${opts.applies} config apply --set over the control socket`);
     applies = await graftApplies(g, opts.applies);
-    const after = await g.workerPids();
-    if (after.length !== WORKERS || after.some((p) => !graftPids.includes(p))) console.error(`note: graft workers changed during the run: ${graftPids.join(',')} → ${after.join(',')}`);
+    const after = await g.readyWorkerPids();
+    if (after.length !== WORKERS || after.some((p) => !graftPids.includes(p))) log(`note: graft workers changed during the run: ${graftPids.join(',')} → ${after.join(',')}`);
   } finally {
     await g.stop();
   }
-  const graftErrors = g.records.filter((r) => r.record.level === 'error').length;
+  const graftErrors = g.lines.filter((l) => l.record?.level === 'error').length;
 
-  console.error(`[3/5] PM2: up to ${opts.pm2Changes} config file writes + pm2 reload, ${WORKERS} workers`);
+  log(`[3/5] PM2: up to ${opts.pm2Changes} config file writes + pm2 reload, ${WORKERS} workers`);
   writeFileSync(configFile, configYaml(0));
   let pm2Polled: Polled;
-  let pm2Version = '?';
-  const pm2 = await Pm2.start(configFile);
+  const pm2 = await Pm2.start({ app: 'bench-config', script: join(here, 'pm2-app.js'), workers: WORKERS, env: { APP_CONFIG: configFile } });
   try {
-    pm2Version = (await pm2.cli(['--version'], 30_000)).stdout.trim().split('\n').pop() ?? '?';
-    pm2Polled = await pm2.changes(opts.pm2Changes, 1);
+    pm2Polled = await pm2Changes(pm2, configFile, opts.pm2Changes, 1);
   } finally {
     await pm2.stop();
   }
 
-  await cleanupAll();
   const load1 = loadavg();
-  const totalS = (performance.now() - t0) / 1000;
+  const totalS = elapsedS();
 
   // ------------------------------------------------------------ the table
   const f1 = fileChanges.ms;
   const f2 = applies.ms;
   const rows: string[][] = [
     ['1', `graft: config file write → all ${WORKERS} workers run it (master's "config applied" log line)`, `${f1.length}/${opts.changes}`, p5099(f1), '—', '—'],
-    ['2', `graft: \`config apply --set\` (control socket) → answer that all ${WORKERS} run it`, `${f2.length}/${opts.applies}`, p5099(f2), '—', `${ratio(median(f2), median(f1))} of row 1 (p50)`],
-    ['3a', `config file write → all ${WORKERS} workers serve it, HTTP polling (graft: nothing else; PM2: + \`pm2 reload\`)`, `graft ${graftPolled.ms.length}/${opts.pollChanges}, PM2 ${pm2Polled.ms.length}/${opts.pm2Changes}`, p5099(graftPolled.ms), p5099(pm2Polled.ms), `${ratio(median(graftPolled.ms), median(pm2Polled.ms))} (p50), ${ratio(percentile(graftPolled.ms, 99), percentile(pm2Polled.ms, 99))} (p99)`],
-    ['3b', 'row 1 (graft, log line) against PM2 (row 3a)', `${f1.length} / ${pm2Polled.ms.length}`, p5099(f1), p5099(pm2Polled.ms), `${ratio(median(f1), median(pm2Polled.ms))} (p50), ${ratio(percentile(f1, 99), percentile(pm2Polled.ms, 99))} (p99)`],
+    ['2', `graft: \`config apply --set\` (control socket) → answer that all ${WORKERS} run it`, `${f2.length}/${opts.applies}`, p5099(f2), '—', `${x(p50(f2), p50(f1))} of row 1 (p50)`],
+    ['3a', `config file write → all ${WORKERS} workers serve it, HTTP polling (graft: nothing else; PM2: + \`pm2 reload\`)`, `graft ${graftPolled.ms.length}/${opts.pollChanges}, PM2 ${pm2Polled.ms.length}/${opts.pm2Changes}`, p5099(graftPolled.ms), p5099(pm2Polled.ms), `${x(p50(graftPolled.ms), p50(pm2Polled.ms))} (p50), ${x(percentile(graftPolled.ms, 0.99), percentile(pm2Polled.ms, 0.99))} (p99)`],
+    ['3b', 'row 1 (graft, log line) against PM2 (row 3a)', `${f1.length} / ${pm2Polled.ms.length}`, p5099(f1), p5099(pm2Polled.ms), `${x(p50(f1), p50(pm2Polled.ms))} (p50), ${x(percentile(f1, 0.99), percentile(pm2Polled.ms, 0.99))} (p99)`],
     ['4a', 'hot read `config.current.db.pool` (graft) vs the same read on a plain unfrozen object, ns/read', `${hot.rounds} rounds × ${hot.reads.toExponential(0)}`, fmt(ns.graft, 2), `plain ${fmt(ns.plain, 2)}`, xf(hotRatio.graftPlain)],
     ['4b', 'hot read `config.current.db.pool` (graft) vs node-config `config.get(\'db.pool\')`, ns/read', `${hot.rounds} rounds × ${hot.reads.toExponential(0)}`, fmt(ns.graft, 2), `node-config ${fmt(ns.nodeConfig, 1)}`, xf(hotRatio.graftNodeConfig)],
     ['4c', 'hot read from the snapshot held in a local (`const c = config.current; c.db.pool`) vs plain object, ns/read', `${hot.rounds} rounds × ${hot.reads.toExponential(0)}`, fmt(ns.graftLocal, 2), `plain ${fmt(ns.plain, 2)}`, xf(hotRatio.localPlain)],
-    ['5a', `heap per retained snapshot (ConfigStore, ${mem.count} distinct versions) vs its JSON text, bytes`, `${mem.count} × ${mem.trials} trials`, fmt(snapBytes, 0), `JSON ${fmt(mem.jsonBytes, 0)}`, ratio(snapBytes, mem.jsonBytes)],
-    ['5b', 'heap per retained snapshot vs the same config kept as a plain `JSON.parse()` object, bytes', `${mem.count} × ${mem.trials} trials`, fmt(snapBytes, 0), `JSON.parse ${fmt(parsedBytes, 0)}`, ratio(snapBytes, parsedBytes)],
+    ['5a', `heap per retained snapshot (ConfigStore, ${mem.count} distinct versions) vs its JSON text, bytes`, `${mem.count} × ${mem.trials} trials`, fmt(snapBytes, 0), `JSON ${fmt(mem.jsonBytes, 0)}`, x(snapBytes, mem.jsonBytes)],
+    ['5b', 'heap per retained snapshot vs the same config kept as a plain `JSON.parse()` object, bytes', `${mem.count} × ${mem.trials} trials`, fmt(snapBytes, 0), `JSON.parse ${fmt(parsedBytes, 0)}`, x(snapBytes, parsedBytes)],
   ];
-  const table = [
-    '| # | measurement | n | graft (p50 / p99 ms, or value) | peer (p50 / p99 ms, or value) | ratio graft / peer |',
-    '|---|---|---|---|---|---|',
-    ...rows.map((r) => `| ${r.join(' | ')} |`),
-  ].join('\n');
+  const table = markdownTable(['#', 'measurement', 'n', 'graft (p50 / p99 ms, or value)', 'peer (p50 / p99 ms, or value)', 'ratio graft / peer'], rows);
 
   const checks = [
     `graft, file writes (row 1): ${fileChanges.lost} lost, ${fileChanges.rejected} rejected, ${fileChanges.versionMismatches} with an unexpected configVersion; ` +
       `right after each "config applied", ${fileChanges.staleAfter} of ${fileChanges.checkedAfter} requests (to ${fileChanges.workersSeen} distinct workers) showed the old value`,
     `graft, applies (row 2): ${applies.lost} lost, ${applies.versionMismatches} with an unexpected version, ${applies.notEveryWorker} answers not listing all ${WORKERS} workers on the new version in place; ` +
       `right after each answer, ${applies.staleAfter} of ${applies.checkedAfter} requests (to ${applies.workersSeen} distinct workers) showed the old value`,
-    `latency tails: row 1 max ${fmt(Math.max(...f1))} ms, ${f1.filter((x) => x > 200).length} of ${f1.length} over 200 ms; row 2 max ${fmt(Math.max(...f2))} ms, ${f2.filter((x) => x > 100).length} of ${f2.length} over 100 ms; PM2 (3a) min ${fmt(Math.min(...pm2Polled.ms))} ms`,
+    `latency tails: row 1 max ${fmt(max(f1))} ms, ${f1.filter((v) => v > 200).length} of ${f1.length} over 200 ms; row 2 max ${fmt(max(f2))} ms, ${f2.filter((v) => v > 100).length} of ${f2.length} over 100 ms; PM2 (3a) min ${fmt(min(pm2Polled.ms))} ms`,
     `graft, polled (row 3a): ${graftPolled.lost} never seen everywhere; ${graftPolled.requests} requests, ${graftPolled.failed} failed${graftPolled.failed ? ` (${failureList(graftPolled.failures)})` : ''}, ${graftPolled.stale} old-value responses while waiting`,
     `PM2 (row 3a): ${pm2Polled.lost} never seen everywhere, ${pm2Polled.commandFailed} \`pm2 reload\` commands failed; ${pm2Polled.requests} requests, ${pm2Polled.failed} failed, ${pm2Polled.stale} old-value responses while waiting; ` +
       `\`pm2 reload\` command (write → command returned) p50 / p99 ${p5099(pm2Polled.commandMs)} ms; ` +
       `${pm2Polled.changesWithFailures} of ${pm2Polled.ms.length + pm2Polled.lost} reloads failed at least one request (${failureList(pm2Polled.failures)}); ` +
       `in ${pm2Polled.staleAfterCommand} a worker still answered with the old value after the command had returned` +
-      (pm2Polled.staleAfterCommandMs.length ? ` (up to ${fmt(Math.max(...pm2Polled.staleAfterCommandMs), 0)} ms after)` : ''),
+      (pm2Polled.staleAfterCommandMs.length ? ` (up to ${fmt(max(pm2Polled.staleAfterCommandMs), 0)} ms after)` : ''),
     `graft error log lines over the whole graft run: ${graftErrors}`,
     `hot reads (ratios in the table: median over rounds of the per-round ratio), ns/read medians: empty loop ${fmt(ns.empty, 2)}, plain ${fmt(ns.plain, 2)}, graft config.current ${fmt(ns.graft, 2)}, graft snapshot in a local ${fmt(ns.graftLocal, 2)}, node-config get ${fmt(ns.nodeConfig, 1)}`,
     `snapshot memory: ${fmt(mem.changedPerSnapshot, 1)} changed key paths per version; per-trial bytes/snapshot ${mem.snapshotBytes.map((b) => fmt(b, 0)).join(', ')}; JSON.parse ${mem.parsedBytes.map((b) => fmt(b, 0)).join(', ')}`,
@@ -754,14 +482,14 @@ async function main(): Promise<void> {
   console.log('');
   for (const c of checks) console.log(`- ${c}`);
 
-  if (!flags['no-results']) {
-    const cpu = cpus();
+  if (resultsPath !== undefined) {
+    const machine = host();
     const md = `# bench/config results
 
-- command: \`npm run bench:config\` (= \`node --import tsx bench/config/run.ts${process.argv.slice(2).length ? ' ' + process.argv.slice(2).join(' ') : ''}\`)
+- command: \`${commandLine('config')}\`
 - date: ${startedAt.toISOString()}
-- node ${process.version}, ${process.platform}/${process.arch}; PM2 ${pm2Version}; node-config ${packageVersion('config')}; zod ${packageVersion('zod')}
-- machine: ${cpu.length} cores (${cpu[0]?.model.trim() ?? '?'}), a **shared 2-core box** (load average at start ${load0.map((l) => l.toFixed(2)).join(' ')}, at the end ${load1.map((l) => l.toFixed(2)).join(' ')}; other work ran beside this benchmark): absolute times are noise, read the ratios and counts
+- node ${process.version}, ${process.platform}/${process.arch}; PM2 ${packageVersion('pm2')}; node-config ${packageVersion('config')}; zod ${packageVersion('zod')}
+- machine: ${machine.cores} cores (${machine.model}), a **shared 2-core box** (load average at start ${load0.map((l) => l.toFixed(2)).join(' ')}, at the end ${load1.map((l) => l.toFixed(2)).join(' ')}; other work ran beside this benchmark): absolute times are noise, read the ratios and counts
 - total run time: ${totalS.toFixed(0)} s
 - app: bench/config/app.ts under \`graft start bench/config/app.ts -w ${WORKERS} -p <port> --socket <tmp>/ctl.sock --config <tmp>/app.yaml\` (zod schema, GRAFT_LOG_FORMAT=json);
   bench/config/pm2-app.js under \`pm2 start pm2-app.js -i ${WORKERS} --wait-ready --listen-timeout 10000 --kill-timeout 5000\` in an isolated PM2_HOME (reads the YAML file at boot);
@@ -784,8 +512,7 @@ ${checks.map((c) => `- ${c}`).join('\n')}
 - Row 4: each variant has its own loop function and accumulates what it reads (checked against the expected sum) so no read is dead code; the empty-loop time above is the loop's own cost. \`config.current\` is a getter (a method call and a check per read); once held in a local, the frozen snapshot reads like a plain object (differences under ~0.5 ns/read, as in row 4c, move either way from run to run on this box: code alignment and load).
 - Row 5: heap growth after full GCs (--expose-gc) while ${mem.count} \`store.snapshotInfo\` references are kept; each snapshot has its own deep copy of the data (structuredClone + deepFreeze, no sharing between versions) plus its changed key paths, hash and time.
 `;
-    writeFileSync(resultsPath, md);
-    console.error(`written: ${resultsPath}`);
+    writeResults(resultsPath, md);
   }
 }
 
@@ -794,19 +521,4 @@ function failureList(failures: Record<string, number>): string {
   return list.length ? list.join(', ') : 'none';
 }
 
-function packageVersion(name: string): string {
-  try {
-    return (JSON.parse(readFileSync(join(root, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;
-  } catch {
-    return '?';
-  }
-}
-
-try {
-  await main();
-} catch (err) {
-  console.error(err);
-  process.exitCode = 1;
-} finally {
-  await cleanupAll();
-}
+await runMain(main);

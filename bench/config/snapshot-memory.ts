@@ -11,8 +11,7 @@
  * plain JSON.parse() objects are the baseline. Trials alternate; the parent
  * takes medians. Prints one JSON line.
  */
-import { ConfigStore } from '../../src/config/store.js';
-import type { Snapshot } from '../../src/config/snapshot.js';
+import { ConfigStore, type Snapshot } from '../lib/graft.js';
 import { realisticConfig } from './fixture.js';
 
 const count = Number(process.env.BENCH_SNAPSHOTS ?? 1000);

@@ -1,5 +1,5 @@
 // The benchmark app: plain node:http, answers every request after 5 ms with a
-// small body. One file, run unchanged by bare node:cluster (cluster.js), by
+// small body. One file, run unchanged by bare node:cluster (bench/lib/cluster-primary.js), by
 // graft and by PM2, so it is plain ESM JavaScript (PM2 cannot run .ts).
 import http from 'node:http';
 

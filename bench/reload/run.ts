@@ -9,104 +9,58 @@
  *    non-2xx, latency during the reloads against steady, and the time from a
  *    reload command to the last old worker gone.
  *
- *   node --import tsx bench/reload/run.ts [--duration S] [--rounds N] [--reloads N] ...
+ *   node --import tsx bench/reload/run.ts [--duration S] [--rounds N] [--reloads N] [--quick] ...
  *
  * Everything on 127.0.0.1; every load run is bounded in time; every process
  * started here is stopped on the way out, also on failure or Ctrl-C.
  */
-import { execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, totalmem } from 'node:os';
-import { join, relative } from 'node:path';
-import { performance } from 'node:perf_hooks';
-import { parseArgs } from 'node:util';
-import { startLoad, type LoadRun, type LoadSummary } from './load.js';
-import { ClusterTarget, GraftTarget, Pm2Target, root, sleep, type LogLine, type Target } from './targets.js';
+import { onCleanup, runMain } from '../lib/cleanup.js';
+import { Cluster } from '../lib/cluster-driver.js';
+import { Graft } from '../lib/graft-driver.js';
+import { loadDuring, measureLoad, stopAllLoads, type LoadSummary } from '../lib/load.js';
+import { benchStart, log } from '../lib/log.js';
+import { parseOptions } from '../lib/options.js';
+import type { Line } from '../lib/proc.js';
+import { Pm2 } from '../lib/pm2-driver.js';
+import { host, markdownTable, num, packageVersion, resultsHead, times, writeResults } from '../lib/report.js';
+import { mean, max, median, ratio } from '../lib/stats.js';
+import { sleep } from '../lib/wait.js';
 
 // ---------------------------------------------------------------- configuration
 
-const flags = parseArgs({
-  args: process.argv.slice(2),
-  options: {
-    connections: { type: 'string' },
-    duration: { type: 'string' },
-    rounds: { type: 'string' },
-    warmup: { type: 'string' },
-    reloads: { type: 'string' },
-    gap: { type: 'string' },
-    'latency-duration': { type: 'string' },
-    workers: { type: 'string' },
-    out: { type: 'string' },
-    'no-results': { type: 'boolean' },
-    help: { type: 'boolean', short: 'h' },
-  },
-  strict: true,
-}).values;
-
-if (flags.help) {
-  console.log(`node --import tsx bench/reload/run.ts [options]   (each also as an env var)
-  --connections N        autocannon connections, pipelining 1    BENCH_CONNECTIONS   (64)
-  --duration S           each steady throughput measurement       BENCH_DURATION      (8)
-  --rounds N             interleaved throughput rounds (median)   BENCH_ROUNDS        (3)
-  --warmup S             warm-up before each measurement          BENCH_WARMUP        (2)
-  --reloads N            reloads under load, per supervisor       BENCH_RELOADS       (20)
-  --gap MS               pause after each reload command returns  BENCH_RELOAD_GAP_MS (1000)
-  --latency-duration S   steady phase for the latency baseline    BENCH_LATENCY_DURATION (10)
-  --workers N            workers for every supervisor             BENCH_WORKERS       (2)
-  --out PATH             results file                             (bench/reload/RESULTS.md)
-  --no-results           print only, do not write the results file`);
-  process.exit(0);
-}
-
-function numberOption(flag: string | undefined, env: string, fallback: number, min: number): number {
-  const raw = flag ?? process.env[env];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isFinite(n) || n < min) throw new Error(`${env} / flag must be a number >= ${min}, got ${JSON.stringify(raw)}`);
-  return n;
-}
+const { values, quick, resultsPath } = parseOptions('reload', {
+  connections: { default: 64, min: 1, env: 'BENCH_CONNECTIONS', help: 'autocannon connections, pipelining 1' },
+  duration: { default: 8, quick: 2, min: 1, env: 'BENCH_DURATION', unit: 'S', help: 'each steady throughput measurement' },
+  rounds: { default: 3, quick: 1, min: 1, env: 'BENCH_ROUNDS', help: 'interleaved throughput rounds (median)' },
+  warmup: { default: 2, quick: 1, min: 0, env: 'BENCH_WARMUP', unit: 'S', help: 'warm-up before each measurement' },
+  reloads: { default: 20, quick: 3, min: 1, env: 'BENCH_RELOADS', help: 'reloads under load, per supervisor' },
+  gap: { default: 1000, quick: 500, min: 0, env: 'BENCH_RELOAD_GAP_MS', unit: 'MS', help: 'pause after each reload command returns' },
+  'latency-duration': { default: 10, quick: 3, min: 1, env: 'BENCH_LATENCY_DURATION', unit: 'S', help: 'steady phase for the latency baseline' },
+  workers: { default: 2, min: 1, env: 'BENCH_WORKERS', help: 'workers for every supervisor' },
+});
 
 const config = {
-  connections: numberOption(flags.connections, 'BENCH_CONNECTIONS', 64, 1),
-  durationS: numberOption(flags.duration, 'BENCH_DURATION', 8, 1),
-  rounds: numberOption(flags.rounds, 'BENCH_ROUNDS', 3, 1),
-  warmupS: numberOption(flags.warmup, 'BENCH_WARMUP', 2, 0),
-  reloads: numberOption(flags.reloads, 'BENCH_RELOADS', 20, 1),
-  gapMs: numberOption(flags.gap, 'BENCH_RELOAD_GAP_MS', 1000, 0),
-  latencyS: numberOption(flags['latency-duration'], 'BENCH_LATENCY_DURATION', 10, 1),
-  workers: numberOption(flags.workers, 'BENCH_WORKERS', 2, 1),
+  connections: values.connections,
+  durationS: values.duration,
+  rounds: values.rounds,
+  warmupS: values.warmup,
+  reloads: values.reloads,
+  gapMs: values.gap,
+  latencyS: values['latency-duration'],
+  workers: values.workers,
   timeoutS: 10,
 };
-const resultsPath = flags.out ?? join(root, 'bench/reload/RESULTS.md');
+const app = 'bench/reload/app.js';
 
-const startedAt = performance.now();
-const loadAtStart = loadavg()[0]!.toFixed(1);
-const log = (msg: string) => process.stderr.write(`[bench ${((performance.now() - startedAt) / 1000).toFixed(1).padStart(6)}s] ${msg}\n`);
-
-// -------------------------------------------------------------------- cleanup
-
-const cleanups: Array<() => Promise<void>> = [];
-let cleaning: Promise<void> | undefined;
-function cleanup(): Promise<void> {
-  cleaning ??= (async () => {
-    for (const fn of cleanups.splice(0).reverse()) await fn().catch((err) => log(`cleanup failed: ${String(err)}`));
-  })();
-  return cleaning;
-}
-const liveLoads = new Set<LoadRun>();
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    log(`${signal}: stopping everything`);
-    for (const l of liveLoads) l.stop();
-    void cleanup().finally(() => process.exit(130));
-  });
+/** A supervisor serving app.js. */
+interface Target {
+  name: string;
+  url: string;
 }
 
-function load(url: string, durationS: number, recordLatencies: boolean): LoadRun {
-  const run = startLoad({ url, connections: config.connections, durationS, timeoutS: config.timeoutS, recordLatencies });
-  liveLoads.add(run);
-  void run.result.finally(() => liveLoads.delete(run)).catch(() => {});
-  return run;
+/** A warm-up, then durationS of load with every latency recorded. */
+function measure(url: string, durationS: number): Promise<LoadSummary> {
+  return measureLoad({ url, connections: config.connections, durationS, timeoutS: config.timeoutS, warmupS: config.warmupS });
 }
 
 async function checkServes(target: Target): Promise<void> {
@@ -126,20 +80,13 @@ interface ThroughputRow {
   p99: number[];
 }
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-};
-
 async function throughput(targets: Target[]): Promise<ThroughputRow[]> {
   const rows = new Map(targets.map((t) => [t.name, { name: t.name, rps: [], errors: 0, non2xx: 0, p50: [], p99: [] } as ThroughputRow]));
   for (let round = 0; round < config.rounds; round++) {
     // Rotate the order each round, so no supervisor always goes first or last.
     const order = targets.map((_, i) => targets[(i + round) % targets.length]!);
     for (const target of order) {
-      if (config.warmupS > 0) await load(target.url, config.warmupS, false).result;
-      const r = await load(target.url, config.durationS, true).result;
+      const r = await measure(target.url, config.durationS);
       const row = rows.get(target.name)!;
       row.rps.push(r.rps);
       row.errors += r.errors;
@@ -186,29 +133,20 @@ interface Driven {
 /** Steady baseline, then reloads under the same load; `drive` issues the reloads. */
 async function reloadPhase(
   target: Target,
-  drive: (run: LoadRun) => Promise<Driven>,
+  drive: () => Promise<Driven>,
   context: (failures: LoadSummary['failures']) => string[],
 ): Promise<ReloadPhase> {
   await checkServes(target);
-  if (config.warmupS > 0) await load(target.url, config.warmupS, false).result;
-  log(`${target.name}: steady latency baseline, ${config.latencyS} s`);
-  const steady = await load(target.url, config.latencyS, true).result;
+  log(`${target.name}: steady latency baseline, ${config.latencyS} s (after ${config.warmupS} s of warm-up)`);
+  const steady = await measure(target.url, config.latencyS);
   log(`${target.name}: steady p50 ${steady.window.p50.toFixed(2)} ms, p99 ${steady.window.p99.toFixed(2)} ms, errors ${steady.errors}`);
 
   // Bounded: long enough for every reload even if each is slow; stopped as soon as they are done.
   const cap = Math.ceil(config.reloads * (15 + config.gapMs / 1000) + 60);
-  const run = load(target.url, cap, false);
-  let driven: Driven;
-  try {
-    await sleep(2000); // the load is in full swing before the first reload
-    run.record(true);
-    driven = await drive(run);
-    run.record(false);
-    await sleep(1000);
-  } finally {
-    run.stop();
-  }
-  const during = await run.result;
+  const { value: driven, summary: during } = await loadDuring(
+    { url: target.url, connections: config.connections, durationS: cap, timeoutS: config.timeoutS, settleMs: 2000, tailMs: 1000 },
+    drive,
+  );
   log(
     `${target.name}: during ${driven.reloads.length} reloads: errors ${during.errors} (timeouts ${during.timeouts}, resets ${during.resets}), ` +
       `non-2xx ${during.non2xx}, unanswered ${during.unanswered}, p50 ${during.window.p50.toFixed(2)} ms, p99 ${during.window.p99.toFixed(2)} ms`,
@@ -216,7 +154,7 @@ async function reloadPhase(
   return { name: target.name, steady, during, ...driven, failureContext: during.failures.length ? context(during.failures) : [] };
 }
 
-async function driveGraft(graft: GraftTarget): Promise<Driven> {
+async function driveGraft(graft: Graft): Promise<Driven> {
   const issued: Array<{ t0: number; previous: number | undefined; record: ReloadRecord }> = [];
   let last: number | undefined;
   for (let i = 0; i < config.reloads; i++) {
@@ -229,9 +167,7 @@ async function driveGraft(graft: GraftTarget): Promise<Driven> {
     await sleep(config.gapMs);
   }
   // The old generations drain after their commands returned; wait for the last to retire.
-  const pending = () => issued.filter((x) => x.previous !== undefined && !graft.retiredAt.has(x.previous));
-  const deadline = performance.now() + 60_000;
-  while (pending().length > 0 && performance.now() < deadline) await sleep(50);
+  await graft.until(() => issued.every((x) => x.previous === undefined || graft.retiredAt.has(x.previous)), 60_000);
   for (const x of issued) {
     const at = x.previous !== undefined ? graft.retiredAt.get(x.previous) : undefined;
     if (at !== undefined) x.record.oldGoneMs = at - x.t0;
@@ -247,7 +183,7 @@ async function driveGraft(graft: GraftTarget): Promise<Driven> {
   };
 }
 
-async function drivePm2(pm2: Pm2Target): Promise<Driven> {
+async function drivePm2(pm2: Pm2): Promise<Driven> {
   const reloads: ReloadRecord[] = [];
   for (let i = 0; i < config.reloads; i++) {
     const r = await pm2.reload();
@@ -270,15 +206,15 @@ async function drivePm2(pm2: Pm2Target): Promise<Driven> {
 }
 
 /** The master's log lines within a second of each of the first failures. */
-function graftContext(graft: GraftTarget, failures: LoadSummary['failures']): string[] {
+function graftContext(graft: Graft, failures: LoadSummary['failures']): string[] {
   const out: string[] = [];
-  const shown = new Set<LogLine>();
+  const shown = new Set<Line>();
   for (const f of failures.slice(0, 5)) {
-    out.push(`client saw ${f.code} at +${((f.at - startedAt) / 1000).toFixed(3)} s; master log around it:`);
+    out.push(`client saw ${f.code} at +${((f.at - benchStart) / 1000).toFixed(3)} s; master log around it:`);
     for (const l of graft.lines) {
       if (Math.abs(l.at - f.at) <= 1000 && !shown.has(l)) {
         shown.add(l);
-        out.push(`  +${((l.at - startedAt) / 1000).toFixed(3)} s ${l.text}`);
+        out.push(`  +${((l.at - benchStart) / 1000).toFixed(3)} s ${l.text}`);
       }
     }
   }
@@ -287,10 +223,7 @@ function graftContext(graft: GraftTarget, failures: LoadSummary['failures']): st
 
 // -------------------------------------------------------------------- report
 
-const fmt = (n: number | undefined, digits = 0) => (n === undefined || Number.isNaN(n) ? '-' : n.toFixed(digits));
-const ratio = (a: number | undefined, b: number | undefined) => (a === undefined || b === undefined || !b ? '-' : `${(a / b).toFixed(2)}×`);
-const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : undefined);
-const max = (xs: number[]) => (xs.length ? Math.max(...xs) : undefined);
+const x = (a: number | undefined, b: number | undefined) => times(ratio(a, b));
 
 function report(rows: ThroughputRow[], phases: ReloadPhase[]): { markdown: string; goals: { ok: boolean; text: string }[] } {
   const base = rows.find((r) => r.name === 'node:cluster');
@@ -302,14 +235,19 @@ function report(rows: ThroughputRow[], phases: ReloadPhase[]): { markdown: strin
     `### Steady throughput: ${config.workers} workers, ${config.connections} connections, pipelining 1, ` +
       `${config.durationS} s × ${config.rounds} interleaved rounds (median)`,
     '',
-    '| supervisor | req/s vs node:cluster | rounds (req/s ÷ node:cluster median) | p99 vs node:cluster | failed | non-2xx |',
-    '|---|---|---|---|---|---|',
+    markdownTable(
+      ['supervisor', 'req/s vs node:cluster', 'rounds (req/s ÷ node:cluster median)', 'p99 vs node:cluster', 'failed', 'non-2xx'],
+      rows.map((r) => [
+        r.name,
+        x(median(r.rps), baseRps),
+        baseRps ? r.rps.map((rps) => (rps / baseRps).toFixed(2)).join(', ') : '-',
+        x(median(r.p99), base ? median(base.p99) : undefined),
+        String(r.errors),
+        String(r.non2xx),
+      ]),
+    ),
   );
-  for (const r of rows) {
-    const rounds = baseRps ? r.rps.map((x) => (x / baseRps).toFixed(2)).join(', ') : '-';
-    lines.push(`| ${r.name} | ${ratio(median(r.rps), baseRps)} | ${rounds} | ${ratio(median(r.p99), base ? median(base.p99) : undefined)} | ${r.errors} | ${r.non2xx} |`);
-  }
-  lines.push('', `node:cluster median: ${fmt(baseRps)} req/s (absolute numbers on this shared box are noise; read the ratios).`, '');
+  lines.push('', `node:cluster median: ${num(baseRps)} req/s (absolute numbers on this shared box are noise; read the ratios).`, '');
 
   const graftRow = rows.find((r) => r.name === 'graft');
   if (graftRow && baseRps) {
@@ -318,7 +256,7 @@ function report(rows: ThroughputRow[], phases: ReloadPhase[]): { markdown: strin
   }
 
   if (phases.length) {
-    const col = (f: (p: ReloadPhase) => string) => phases.map(f).join(' | ');
+    const row = (label: string, f: (p: ReloadPhase) => string) => [label, ...phases.map(f)];
     const ok = (p: ReloadPhase) => p.reloads.filter((r) => r.ok);
     const gone = (p: ReloadPhase) => p.reloads.flatMap((r) => (r.oldGoneMs !== undefined ? [r.oldGoneMs] : []));
     const cmd = (p: ReloadPhase) => p.reloads.map((r) => r.commandMs);
@@ -326,34 +264,37 @@ function report(rows: ThroughputRow[], phases: ReloadPhase[]): { markdown: strin
       `### ${config.reloads} reloads under keep-alive load: ${config.connections} connections, pipelining 1, ` +
         `a reload ${config.gapMs} ms after the previous command returned`,
       '',
-      `| | ${col((p) => p.name)} |`,
-      `|---|${col(() => '---')}|`,
-      `| reloads that succeeded | ${col((p) => `${ok(p).length}/${p.reloads.length}`)} |`,
-      `| requests answered during the reload run | ${col((p) => String(p.during.answered))} |`,
-      `| **failed requests** (autocannon errors, timeouts included) | ${col((p) => `**${p.during.errors}**`)} |`,
-      `| … of which connection resets | ${col((p) => String(p.during.resets))} |`,
-      `| … of which timeouts (${config.timeoutS} s) | ${col((p) => String(p.during.timeouts))} |`,
-      `| non-2xx responses | ${col((p) => String(p.during.non2xx))} |`,
-      `| requests left unanswered on a closed connection, no error, no \`Connection: close\` ¹ | ${col((p) => String(p.during.unanswered))} |`,
-      `| \`Connection: close\` responses (drained keep-alive connections) ² | ${col((p) => String(p.during.closeResponses))} |`,
-      `| failed as a real client would see them (failed + unanswered) | ${col((p) => `**${p.during.errors + p.during.unanswered}**`)} |`,
-      `| req/s over the reload run ÷ steady baseline | ${col((p) => ratio(p.during.rps, p.steady.rps))} |`,
-      `| p50 during reloads ÷ steady | ${col((p) => `${ratio(p.during.window.p50, p.steady.window.p50)} (${fmt(p.during.window.p50, 1)} / ${fmt(p.steady.window.p50, 1)} ms)`)} |`,
-      `| p99 during reloads ÷ steady | ${col((p) => `${ratio(p.during.window.p99, p.steady.window.p99)} (${fmt(p.during.window.p99, 1)} / ${fmt(p.steady.window.p99, 1)} ms)`)} |`,
-      `| max latency during reloads | ${col((p) => `${fmt(p.during.window.max)} ms`)} |`,
-      `| reload command → command returned, mean / max | ${col((p) => `${fmt(mean(cmd(p)))} / ${fmt(max(cmd(p)))} ms`)} |`,
-      `| reload command → last old worker gone, mean / max | ${col((p) => `${fmt(mean(gone(p)))} / ${fmt(max(gone(p)))} ms`)} |`,
-      `| old workers killed for outliving the graceful / kill timeout | ${col((p) => String(p.killed))} |`,
-      `| old workers still alive at the end | ${col((p) => String(p.leftovers.length))} |`,
-      `| steady baseline (${config.latencyS} s, no reloads): failed / non-2xx | ${col((p) => `${p.steady.errors} / ${p.steady.non2xx}`)} |`,
+      markdownTable(
+        ['', ...phases.map((p) => p.name)],
+        [
+          row('reloads that succeeded', (p) => `${ok(p).length}/${p.reloads.length}`),
+          row('requests answered during the reload run', (p) => String(p.during.answered)),
+          row('**failed requests** (autocannon errors, timeouts included)', (p) => `**${p.during.errors}**`),
+          row('… of which connection resets', (p) => String(p.during.resets)),
+          row(`… of which timeouts (${config.timeoutS} s)`, (p) => String(p.during.timeouts)),
+          row('non-2xx responses', (p) => String(p.during.non2xx)),
+          row('requests left unanswered on a closed connection, no error, no `Connection: close` ¹', (p) => String(p.during.unanswered)),
+          row('`Connection: close` responses (drained keep-alive connections) ²', (p) => String(p.during.closeResponses)),
+          row('failed as a real client would see them (failed + unanswered)', (p) => `**${p.during.errors + p.during.unanswered}**`),
+          row('req/s over the reload run ÷ steady baseline', (p) => x(p.during.rps, p.steady.rps)),
+          row('p50 during reloads ÷ steady', (p) => `${x(p.during.window.p50, p.steady.window.p50)} (${num(p.during.window.p50, 1)} / ${num(p.steady.window.p50, 1)} ms)`),
+          row('p99 during reloads ÷ steady', (p) => `${x(p.during.window.p99, p.steady.window.p99)} (${num(p.during.window.p99, 1)} / ${num(p.steady.window.p99, 1)} ms)`),
+          row('max latency during reloads', (p) => `${num(p.during.window.max)} ms`),
+          row('reload command → command returned, mean / max', (p) => `${num(mean(cmd(p)))} / ${num(max(cmd(p)))} ms`),
+          row('reload command → last old worker gone, mean / max', (p) => `${num(mean(gone(p)))} / ${num(max(gone(p)))} ms`),
+          row('old workers killed for outliving the graceful / kill timeout', (p) => String(p.killed)),
+          row('old workers still alive at the end', (p) => String(p.leftovers.length)),
+          row(`steady baseline (${config.latencyS} s, no reloads): failed / non-2xx`, (p) => `${p.steady.errors} / ${p.steady.non2xx}`),
+        ],
+      ),
       '',
     );
     const g = phases.find((p) => p.name === 'graft');
     const p2 = phases.find((p) => p.name === 'PM2');
     if (g && p2) {
       lines.push(
-        `graft ÷ PM2: reload-to-old-gone mean ${ratio(mean(gone(g)), mean(gone(p2)))}, ` +
-          `p99 during reloads ${ratio(g.during.window.p99, p2.during.window.p99)}, ` +
+        `graft ÷ PM2: reload-to-old-gone mean ${x(mean(gone(g)), mean(gone(p2)))}, ` +
+          `p99 during reloads ${x(g.during.window.p99, p2.during.window.p99)}, ` +
           `failed requests ${g.during.errors} vs ${p2.during.errors}.`,
         '',
       );
@@ -397,25 +338,19 @@ function report(rows: ThroughputRow[], phases: ReloadPhase[]): { markdown: strin
   return { markdown: lines.join('\n'), goals };
 }
 
-function commandLine(): string {
-  const envs = Object.entries(process.env)
-    .filter(([k]) => k.startsWith('BENCH_'))
-    .map(([k, v]) => `${k}=${v} `)
-    .join('');
-  const args = process.argv.slice(2).join(' ');
-  const direct = `${envs}node --import tsx bench/reload/run.ts${args ? ' ' + args : ''}`;
-  return process.env.npm_lifecycle_event === 'bench:reload' ? `${envs}npm run bench:reload${args ? ' -- ' + args : ''}   (= ${direct})` : direct;
-}
-
 // ---------------------------------------------------------------------- main
 
 async function main(): Promise<void> {
   log(`config: ${JSON.stringify(config)}`);
-  const register = (t: Target) => cleanups.push(() => t.stop());
-  const cluster = await ClusterTarget.start(config.workers, register);
-  const graft = await GraftTarget.start(config.workers, register);
-  const pm2 = await Pm2Target.start(config.workers, register);
-  const targets: Target[] = [cluster, graft, pm2];
+  const cluster = await Cluster.start(app, config.workers);
+  const graft = await Graft.start({ entry: app, workers: config.workers });
+  const pm2 = await Pm2.start({ app: 'bench', script: app, workers: config.workers });
+  onCleanup(stopAllLoads);
+  const targets: Target[] = [
+    { name: 'node:cluster', url: cluster.url },
+    { name: 'graft', url: graft.url },
+    { name: 'PM2', url: pm2.url },
+  ];
   for (const t of targets) {
     await checkServes(t);
     log(`${t.name} serves on ${t.url}`);
@@ -425,63 +360,25 @@ async function main(): Promise<void> {
   await cluster.stop();
 
   const phases: ReloadPhase[] = [];
-  phases.push(await reloadPhase(graft, () => driveGraft(graft), (f) => graftContext(graft, f)));
-  phases.push(await reloadPhase(pm2, () => drivePm2(pm2), () => []));
+  phases.push(await reloadPhase(targets[1]!, () => driveGraft(graft), (f) => graftContext(graft, f)));
+  phases.push(await reloadPhase(targets[2]!, () => drivePm2(pm2), () => []));
 
   const { markdown, goals } = report(rows, phases);
-  const cpu = cpus();
-  const header = [
-    '# bench/reload results',
-    '',
-    `- command: \`${commandLine()}\``,
-    `- date: ${new Date().toISOString()}`,
-    `- graft: ${graftRevision()}; node ${process.version}, ${process.platform}/${process.arch}; PM2 ${pm2Version()}; autocannon ${autocannonVersion()}`,
-    `- machine: ${cpu.length} cores (${cpu[0]?.model.trim() ?? '?'}), ${(totalmem() / 2 ** 30).toFixed(1)} GB, shared with other work; ` +
+  const machine = host();
+  const header = resultsHead('reload', [`PM2 ${packageVersion('pm2')}`, `autocannon ${packageVersion('autocannon')}`], [
+    `machine: ${machine.cores} cores (${machine.model}), ${machine.memoryGb} GB, shared with other work; ` +
       'autocannon runs in the benchmark process on the same cores as the servers, so absolute times and req/s are noise: read ratios and counts.',
-    `- app: bench/reload/app.js (node:http, answers after 5 ms with a 3-byte body), ${config.workers} workers under each supervisor`,
-    `- graft: \`graft start bench/reload/app.js -w ${config.workers}\` (default drain: idle close 1 s, linger 2 s); reload = \`graft reload\`; ` +
+    `app: bench/reload/app.js (node:http, answers after 5 ms with a 3-byte body), ${config.workers} workers under each supervisor`,
+    `graft: \`graft start bench/reload/app.js -w ${config.workers}\` (default drain: idle close 1 s, linger 2 s); reload = \`graft reload\`; ` +
       'old gone = its "generation retired" log line',
-    `- PM2: \`pm2 start app.js -i ${config.workers} --wait-ready --listen-timeout 10000 --kill-timeout 5000\` in an isolated PM2_HOME; reload = \`pm2 reload bench\`; ` +
+    `PM2: \`pm2 start app.js -i ${config.workers} --wait-ready --listen-timeout 10000 --kill-timeout 5000\` in an isolated PM2_HOME; reload = \`pm2 reload bench\`; ` +
       'old gone = old pids dead (polled every 10 ms after the command returned) and absent from `pm2 jlist`',
-    `- total run time: ${((performance.now() - startedAt) / 1000).toFixed(0)} s; 1-minute load average ${loadAtStart} at the start, ${loadavg()[0]!.toFixed(1)} at the end`,
-    '',
-  ].join('\n');
+  ]);
   const full = `${header}\n${markdown}`;
   console.log(full);
-  if (!flags['no-results']) {
-    writeFileSync(resultsPath, full);
-    log(`results written to ${relative(process.cwd(), resultsPath)}`);
-  }
-  if (goals.some((g) => !g.ok)) process.exitCode = 1;
+  writeResults(resultsPath, full);
+  // A quick run is a smoke test: too short for the goals (20 reloads at least), which it only shows.
+  if (!quick && goals.some((g) => !g.ok)) process.exitCode = 1;
 }
 
-/** The graft source measured: its commit, and whether src/ differs from it. */
-function graftRevision(): string {
-  try {
-    const git = (...args: string[]) => execFileSync('git', ['-C', root, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-    const commit = git('rev-parse', '--short', 'HEAD');
-    const dirty = git('status', '--porcelain', '--', 'src') !== '';
-    return `commit ${commit}${dirty ? ' with uncommitted changes in src/' : ', src/ clean'}`;
-  } catch {
-    return 'revision unknown (not a git checkout)';
-  }
-}
-const pm2Version = () => packageVersion('node_modules/pm2/package.json');
-const autocannonVersion = () => packageVersion('node_modules/autocannon/package.json');
-function packageVersion(path: string): string {
-  try {
-    return (JSON.parse(readFileSync(join(root, path), 'utf8')) as { version: string }).version;
-  } catch {
-    return '?';
-  }
-}
-
-try {
-  await main();
-} catch (err) {
-  log(`failed: ${(err as Error)?.stack ?? String(err)}`);
-  process.exitCode = 1;
-} finally {
-  for (const l of liveLoads) l.stop();
-  await cleanup();
-}
+await runMain(main);

@@ -19,22 +19,13 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import {
-  confirmVersion,
-  freePort,
-  isAlive,
-  log,
-  makeProject,
-  onCleanup,
-  pm2Bin,
-  runCommand,
-  sleep,
-  startGraft,
-  tempDir,
-  tsxImport,
-  type CommandResult,
-  type Confirmation,
-} from './common.js';
+import { tempDir } from '../lib/cleanup.js';
+import { Graft } from '../lib/graft-driver.js';
+import { log } from '../lib/log.js';
+import { tsxImport } from '../lib/paths.js';
+import { Pm2 } from '../lib/pm2-driver.js';
+import { sleep, waitUntil } from '../lib/wait.js';
+import { confirmVersion, makeProject, type Confirmation } from './project.js';
 
 export interface ChangeOptions {
   workers: number;
@@ -87,12 +78,11 @@ const confirmRequests = (workers: number) => 2 * workers;
 export async function swapSeries(o: ChangeOptions): Promise<ChangeSeries> {
   const series = newSeries('graft --swap --watch', 'the master logs "swap applied in every worker"');
   const project = makeProject('bench-swap-watch-');
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}/`;
-  const g = await startGraft([project.handler, '--swap', '--watch', '-w', String(o.workers), '-p', String(port), '--socket', join(project.dir, 'ctl.sock')], project.dir);
+  const g = await Graft.start({ entry: project.handler, workers: o.workers, args: ['--swap', '--watch'], cwd: project.dir });
+  const url = g.url;
   try {
     if (!(await g.waitFor((l) => l.record?.msg === 'watching for code changes', 0, 10_000))) throw new Error(`graft --watch did not start watching:\n${g.tail()}`);
-    const workersAtStart = g.workerPids.size;
+    const workersAtStart = g.workersStarted;
     let generation = 1;
     let applied = 0;
     const total = o.warmup + o.changes;
@@ -141,7 +131,7 @@ export async function swapSeries(o: ChangeOptions): Promise<ChangeSeries> {
     await sleep(500);
     const appliedLines = g.lines.filter((l) => l.record?.role === 'master' && l.record.msg === 'swap applied in every worker').length;
     series.extra = appliedLines - applied;
-    series.newProcesses = g.workerPids.size - workersAtStart;
+    series.newProcesses = g.workersStarted - workersAtStart;
   } finally {
     await g.stop();
   }
@@ -169,14 +159,18 @@ function readBoots(file: string): Boot[] {
 
 /** Wall-clock ms when the `workers`-th process serving `version` started listening, once there are that many. */
 async function allServing(file: string, version: string, workers: number, timeoutMs: number): Promise<number | undefined> {
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    const boots = readBoots(file).filter((b) => b.version === version);
-    const pids = new Set(boots.map((b) => b.pid));
-    if (pids.size >= workers) return Math.max(...boots.map((b) => b.at));
-    if (performance.now() > deadline) return undefined;
-    await sleep(20);
-  }
+  let at: number | undefined;
+  await waitUntil(
+    () => {
+      const boots = readBoots(file).filter((b) => b.version === version);
+      if (new Set(boots.map((b) => b.pid)).size < workers) return false;
+      at = Math.max(...boots.map((b) => b.at));
+      return true;
+    },
+    timeoutMs,
+    20,
+  );
+  return at;
 }
 
 // --------------------------------------------- graft --watch (no --swap)
@@ -186,11 +180,8 @@ export async function graftReloadSeries(o: ChangeOptions): Promise<ChangeSeries>
   series.alt = { done: 'the last new worker listens with the new version', samples: [] };
   const project = makeProject('bench-swap-reload-');
   const boots = join(tempDir('bench-swap-boots-'), 'boots.txt');
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}/`;
-  const g = await startGraft([project.server, '--watch', '-w', String(o.workers), '-p', String(port), '--socket', join(project.dir, 'ctl.sock')], project.dir, {
-    BOOTS_FILE: boots,
-  });
+  const g = await Graft.start({ entry: project.server, workers: o.workers, args: ['--watch'], cwd: project.dir, env: { BOOTS_FILE: boots } });
+  const url = g.url;
   try {
     if (!(await g.waitFor((l) => l.record?.msg === 'watching for code changes', 0, 10_000))) throw new Error(`graft --watch did not start watching:\n${g.tail()}`);
     let generation = 1;
@@ -246,55 +237,11 @@ export async function pm2Series(o: ChangeOptions): Promise<ChangeSeries> {
   const series = newSeries('PM2 `pm2 reload`', 'the last new process listens with the new version');
   series.alt = { done: '`pm2 reload` returned', samples: [] };
   const project = makeProject('bench-swap-pm2-app-');
-  const home = tempDir('bench-swap-pm2-home-');
   const boots = join(tempDir('bench-swap-boots-'), 'boots.txt');
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}/`;
-  // An isolated PM2_HOME: its own daemon, sockets and logs; no global PM2 is touched.
-  const env: NodeJS.ProcessEnv = { ...process.env, PM2_HOME: home, PORT: String(port), BOOTS_FILE: boots, FORCE_COLOR: '0', NO_COLOR: '1' };
-  const pm2 = (args: string[], timeoutMs = 60_000): Promise<CommandResult> => runCommand([pm2Bin, ...args], { env, timeoutMs });
-  let killed: Promise<void> | undefined;
-  const kill = () =>
-    (killed ??= (async () => {
-      let daemon: number | undefined;
-      try {
-        daemon = Number(readFileSync(join(home, 'pm2.pid'), 'utf8').trim()) || undefined;
-      } catch {
-        // never started
-      }
-      await pm2(['kill'], 30_000).catch(() => undefined);
-      const pids = [...new Set(readBoots(boots).map((b) => b.pid)), ...(daemon ? [daemon] : [])];
-      const deadline = performance.now() + 5_000;
-      while (pids.some(isAlive) && performance.now() < deadline) await sleep(50);
-      for (const pid of pids.filter(isAlive)) {
-        try {
-          process.kill(pid, 'SIGKILL');
-        } catch {
-          // gone
-        }
-      }
-    })());
-  onCleanup(kill);
+  // PM2 would run a .ts file with bun; node with tsx, like graft's workers, is the same app.
+  const pm2 = await Pm2.start({ app: 'bench-swap', script: project.server, workers: o.workers, nodeArgs: `--import ${tsxImport}`, env: { BOOTS_FILE: boots } });
+  const url = pm2.url;
   try {
-    // PM2 would run a .ts file with bun; node with tsx, like graft's workers, is the same app.
-    const started = await pm2([
-      'start',
-      project.server,
-      '--interpreter',
-      'node',
-      '--node-args',
-      `--import ${tsxImport}`,
-      '-i',
-      String(o.workers),
-      '--wait-ready',
-      '--listen-timeout',
-      '10000',
-      '--kill-timeout',
-      '5000',
-      '--name',
-      'bench-swap',
-    ]);
-    if (started.code !== 0) throw new Error(`pm2 start failed (${started.code}):\n${started.stdout}\n${started.stderr}`);
     if ((await allServing(boots, 'v0', o.workers, 30_000)) === undefined) throw new Error(`PM2's ${o.workers} workers did not come up:\n${readFileSync(boots, 'utf8')}`);
     const total = o.warmup + o.changes;
     for (let i = 1; i <= total; i++) {
@@ -303,7 +250,7 @@ export async function pm2Series(o: ChangeOptions): Promise<ChangeSeries> {
       const t0 = performance.now();
       const wall0 = Date.now();
       project.writeVersion(version);
-      const r = await pm2(['reload', 'bench-swap'], o.timeoutMs);
+      const r = await pm2.command(['reload', pm2.app], o.timeoutMs);
       const served = await allServing(boots, version, o.workers, 15_000);
       if (r.code !== 0 || served === undefined) {
         const why = `pm2 reload exit ${r.code}${r.timedOut ? ' (timed out)' : ''}, ${served === undefined ? 'new version not served by every worker' : 'served'}: ${(r.stderr || r.stdout).trim().slice(-200)}`;
@@ -322,7 +269,9 @@ export async function pm2Series(o: ChangeOptions): Promise<ChangeSeries> {
       await sleep(o.gapMs);
     }
   } finally {
-    await kill();
+    // Every process that ever served, from the app's own records: none may be left.
+    pm2.track(readBoots(boots).map((b) => b.pid));
+    await pm2.stop();
   }
   return series;
 }

@@ -62,8 +62,8 @@ let pending = 0;
 let ms = 0;
 
 if (mode === 'swappable') {
-  const { swappable } = await import('../../src/swap/swappable.js');
-  const { pendingRetired } = await import('../../src/swap/leak-watch.js');
+  // Only this side loads graft.
+  const { swappable, pendingRetired } = await import('../lib/graft.js');
   const handle = swappable<DataModule>(file, undefined, { onLeak: () => leaks++ });
   await handle.ready;
   finalized.register(handle.current.data, 0);

@@ -5,7 +5,9 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { log, runCommand, tempDir } from './common.js';
+import { tempDir } from '../lib/cleanup.js';
+import { log } from '../lib/log.js';
+import { runJson } from '../lib/proc.js';
 import type { HeapResult } from './heap-child.js';
 
 export interface HeapOptions {
@@ -39,14 +41,10 @@ for (let i = 0; i < length; i++) data[i] = i + 0.5;
   );
   const run = async (mode: 'swappable' | 'import', count = o.count): Promise<HeapResult> => {
     log(`heap: ${count} loads of a ${o.kb} KB module by ${mode === 'swappable' ? 'swappable().swap()' : "import(url + '?v=' + i)"}`);
-    const r = await runCommand([...heapChildArgs(o), mode, String(count), file], { env: { ...process.env, GRAFT_LOG_LEVEL: 'warn' }, timeoutMs: 600_000 });
-    const line = r.stdout.trim().split('\n').pop() ?? '';
-    let result: HeapResult;
-    try {
-      result = JSON.parse(line) as HeapResult;
-    } catch {
-      throw new Error(`heap child (${mode}) failed: exit ${r.code}${r.timedOut ? ' (timed out after 600 s)' : ''}\n${r.stderr.slice(-2000)}`);
-    }
+    const { value: result, run: r } = await runJson<HeapResult>([...heapChildArgs(o), mode, String(count), file], {
+      env: { ...process.env, GRAFT_LOG_LEVEL: 'warn' },
+      timeoutMs: 600_000,
+    });
     log(
       `heap ${mode}: ${((result.after - result.before) / 2 ** 20).toFixed(1)} MB growth after GC, ${result.collected}/${result.count} replaced generations collected, ` +
         `${result.msPerLoad.toFixed(2)} ms per load${result.leaks ? `, ${result.leaks} leak reports` : ''}`,

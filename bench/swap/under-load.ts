@@ -5,12 +5,14 @@
  * `graft swap`), each after a change to version.ts. Failed requests, non-2xx,
  * latency and req/s, steady against during the swaps.
  */
-import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { sendControl } from '../../src/supervisor/control-client.js';
-import type { SwapOutcome } from '../../src/supervisor/code-swapper.js';
-import { startLoad, type LoadRun, type LoadSummary } from '../reload/load.js';
-import { confirmVersion, freePort, log, makeProject, onCleanup, sleep, startGraft, type Confirmation } from './common.js';
+import { onCleanup } from '../lib/cleanup.js';
+import { Graft } from '../lib/graft-driver.js';
+import type { SwapOutcome } from '../lib/graft.js';
+import { loadDuring, measureLoad, stopAllLoads, type LoadSummary } from '../lib/load.js';
+import { log } from '../lib/log.js';
+import { sleep, withTimeout } from '../lib/wait.js';
+import { confirmVersion, makeProject, type Confirmation } from './project.js';
 
 export interface LoadOptions {
   workers: number;
@@ -38,58 +40,29 @@ export interface LoadPhase {
   masterWarnings: string[];
 }
 
-const liveLoads = new Set<LoadRun>();
-onCleanup(() => {
-  for (const l of liveLoads) l.stop();
-});
-
-function load(o: LoadOptions, url: string, durationS: number, record: boolean): LoadRun {
-  const run = startLoad({ url, connections: o.connections, durationS, timeoutS: o.timeoutS, recordLatencies: record });
-  liveLoads.add(run);
-  void run.result.finally(() => liveLoads.delete(run)).catch(() => {});
-  return run;
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    p.finally(() => clearTimeout(timer)),
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms} ms`)), ms);
-    }),
-  ]);
-}
-
 export async function loadDuringSwaps(o: LoadOptions): Promise<LoadPhase> {
   const project = makeProject('bench-swap-load-');
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}/`;
-  const socket = join(project.dir, 'ctl.sock');
-  const g = await startGraft([project.handler, '--swap', '-w', String(o.workers), '-p', String(port), '--socket', socket], project.dir);
+  const g = await Graft.start({ entry: project.handler, workers: o.workers, args: ['--swap'], cwd: project.dir });
+  onCleanup(stopAllLoads);
+  const url = g.url;
   try {
-    const workersAtStart = g.workerPids.size;
+    const workersAtStart = g.workersStarted;
     const first = await confirmVersion(url, 'v0', 2 * o.workers);
     if (first.stale > 0) throw new Error(`graft --swap does not serve v0: ${first.firstStale}`);
-    if (o.warmupS > 0) await load(o, url, o.warmupS, false).result;
     log(`load: steady phase, ${o.steadyS} s, ${o.connections} connections`);
-    const steady = await load(o, url, o.steadyS, true).result;
+    const steady = await measureLoad({ url, connections: o.connections, durationS: o.steadyS, timeoutS: o.timeoutS, warmupS: o.warmupS });
     log(`load steady: ${Math.round(steady.rps)} req/s, p50 ${steady.window.p50.toFixed(2)} ms, p99 ${steady.window.p99.toFixed(2)} ms, errors ${steady.errors}, non-2xx ${steady.non2xx}`);
 
     // Bounded: long enough for every swap even if each takes 2 s; stopped as soon as they are done.
     const cap = Math.ceil(o.swaps * (2 + o.gapMs / 1000) + 30);
-    const run = load(o, url, cap, false);
     const swapMs: number[] = [];
     const failures: string[] = [];
-    let windowS = 0;
-    try {
-      await sleep(1000); // the load is in full swing before the first swap
-      run.record(true);
-      const t0 = performance.now();
+    const swaps = async () => {
       for (let i = 1; i <= o.swaps; i++) {
         project.writeVersion(`l${i}`);
         const s0 = performance.now();
         try {
-          const outcome = (await withTimeout(sendControl(socket, { cmd: 'swap' }), 30_000, `swap ${i}`)) as SwapOutcome;
+          const outcome = (await withTimeout(g.control({ cmd: 'swap' }), 30_000, `swap ${i}`)) as SwapOutcome;
           swapMs.push(performance.now() - s0);
           const gens = new Set(outcome.workers.flatMap((w) => w.modules.filter((m) => !m.unchanged).map((m) => m.generation)));
           if (outcome.mode !== 'swap' || outcome.workers.length !== o.workers || gens.size !== 1) {
@@ -101,22 +74,20 @@ export async function loadDuringSwaps(o: LoadOptions): Promise<LoadPhase> {
         if (i % 10 === 0) log(`load: swap ${i}/${o.swaps}, last ${swapMs.at(-1)?.toFixed(0) ?? '-'} ms`);
         if (o.gapMs > 0) await sleep(o.gapMs);
       }
-      windowS = (performance.now() - t0) / 1000;
-      run.record(false);
-      await sleep(500);
-    } finally {
-      run.stop();
-    }
-    const during = await run.result;
+    };
+    const { windowS, summary: during } = await loadDuring(
+      { url, connections: o.connections, durationS: cap, timeoutS: o.timeoutS, settleMs: 1000, tailMs: 500 },
+      swaps,
+    );
     log(
       `load during ${o.swaps} swaps (${windowS.toFixed(1)} s): errors ${during.errors}, non-2xx ${during.non2xx}, unanswered ${during.unanswered}, ` +
         `p50 ${during.window.p50.toFixed(2)} ms, p99 ${during.window.p99.toFixed(2)} ms`,
     );
     const final = await confirmVersion(url, `l${o.swaps}`, 2 * o.workers);
     const masterWarnings = g.lines.filter((l) => l.record && (l.record.level === 'warn' || l.record.level === 'error')).map((l) => l.text.slice(0, 400));
-    return { steady, during, windowS, swapMs, failures, newProcesses: g.workerPids.size - workersAtStart, final, masterWarnings };
+    return { steady, during, windowS, swapMs, failures, newProcesses: g.workersStarted - workersAtStart, final, masterWarnings };
   } finally {
-    for (const l of liveLoads) l.stop();
+    stopAllLoads();
     await g.stop();
   }
 }

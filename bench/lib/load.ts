@@ -1,5 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import autocannon from 'autocannon';
+import { percentileOfSorted } from './stats.js';
+import { sleep } from './wait.js';
 
 /**
  * Keep-alive HTTP load with autocannon (pipelining 1), bounded in time, with
@@ -15,16 +17,19 @@ import autocannon from 'autocannon';
  *   fails ("socket hang up"), unless the server had announced the close with
  *   `Connection: close`: a conforming HTTP/1.1 client sends nothing more on
  *   such a connection, but autocannon does, so those are counted apart.
+ *
+ * Depends on nothing of bench/ but stats and wait, so tests can use it too.
  */
 export interface LoadOptions {
   url: string;
-  connections: number;
+  /** Default 64. */
+  connections?: number;
   /** Hard bound on the run; stop() may end it earlier. */
   durationS: number;
-  /** Per-request timeout (autocannon counts it as an error and a timeout). */
-  timeoutS: number;
-  /** Record every response's latency while the window is open. */
-  recordLatencies: boolean;
+  /** Per-request timeout (autocannon counts it as an error and a timeout); default 10. */
+  timeoutS?: number;
+  /** Record every response's latency from the start (the window is open); default true. */
+  recordLatencies?: boolean;
 }
 
 export interface LoadFailure {
@@ -78,26 +83,37 @@ class Samples {
   }
   summary(): { count: number; p50: number; p99: number; max: number } {
     const sorted = this.data.slice(0, this.length).sort();
-    const at = (q: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]! : NaN);
-    return { count: sorted.length, p50: at(0.5), p99: at(0.99), max: sorted.length ? sorted[sorted.length - 1]! : NaN };
+    return { count: sorted.length, p50: percentileOfSorted(sorted, 0.5), p99: percentileOfSorted(sorted, 0.99), max: sorted.length ? sorted[sorted.length - 1]! : NaN };
   }
 }
 
 export interface LoadRun {
   result: Promise<LoadSummary>;
+  /** Resolves with the first response: the load is running (rejects if the run ends without one). */
+  flowing: Promise<void>;
   /** Open or close the latency window. */
   record(open: boolean): void;
   stop(): void;
 }
 
+/** Runs not finished yet, so that a benchmark can stop them all on the way out. */
+const live = new Set<LoadRun>();
+
+/** Stops every run still going. */
+export function stopAllLoads(): void {
+  for (const run of live) run.stop();
+}
+
 export function startLoad(options: LoadOptions): LoadRun {
   const samples = new Samples();
   const failures: LoadFailure[] = [];
-  let recording = options.recordLatencies;
+  let recording = options.recordLatencies ?? true;
   let resets = 0;
   const perClient: Array<{ client: ClientInternals; outstanding: Outstanding[] }> = [];
   const closing = new WeakSet<object>();
   let closeResponses = 0;
+  let firstResponse!: () => void;
+  const flowing = new Promise<void>((resolve) => (firstResponse = resolve));
 
   let finish!: (r: autocannon.Result) => void;
   let fail!: (err: unknown) => void;
@@ -109,10 +125,10 @@ export function startLoad(options: LoadOptions): LoadRun {
   const instance = autocannon(
     {
       url: options.url,
-      connections: options.connections,
+      connections: options.connections ?? 64,
       pipelining: 1,
       duration: options.durationS,
-      timeout: options.timeoutS,
+      timeout: options.timeoutS ?? 10,
       setupClient: (client) => {
         const internals = client as unknown as ClientInternals;
         // Events the client emits beyond its public typings ('request', 'connError', 'timeout').
@@ -137,6 +153,7 @@ export function startLoad(options: LoadOptions): LoadRun {
             closeResponses++;
           }
           if (recording) samples.push(latency);
+          firstResponse();
         });
         // Emitted while client.conn is still the failed connection.
         events.on('connError', () => {
@@ -183,11 +200,51 @@ export function startLoad(options: LoadOptions): LoadRun {
       failures,
     };
   });
-  return {
+  const started = Promise.race([flowing, done.then(() => Promise.reject(new Error(`no response from ${options.url} during the whole load run`)))]);
+  started.catch(() => {}); // a bench that never awaits it must not see an unhandled rejection
+  const run: LoadRun = {
     result,
+    flowing: started,
     record: (open) => {
       recording = open;
     },
     stop: () => instance.stop(),
   };
+  live.add(run);
+  void result.finally(() => live.delete(run)).catch(() => {});
+  return run;
+}
+
+/** A warm-up run of warmupS (not measured), then a run of durationS with every response's latency recorded. */
+export async function measureLoad(options: LoadOptions & { warmupS: number }): Promise<LoadSummary> {
+  const { warmupS, ...o } = options;
+  if (warmupS > 0) await startLoad({ ...o, durationS: warmupS, recordLatencies: false }).result;
+  return startLoad({ ...o, recordLatencies: true }).result;
+}
+
+/**
+ * Load while `work` runs: started settleMs before it, so that it is in full
+ * swing; its latency window open exactly while `work` runs (windowS); tailMs
+ * more after it; durationS bounds the whole run.
+ */
+export async function loadDuring<T>(
+  options: LoadOptions & { settleMs: number; tailMs: number },
+  work: () => Promise<T>,
+): Promise<{ value: T; windowS: number; summary: LoadSummary }> {
+  const { settleMs, tailMs, ...o } = options;
+  const run = startLoad({ ...o, recordLatencies: false });
+  let value!: T;
+  let windowS = 0;
+  try {
+    await sleep(settleMs);
+    run.record(true);
+    const t0 = performance.now();
+    value = await work();
+    windowS = (performance.now() - t0) / 1000;
+    run.record(false);
+    await sleep(tailMs);
+  } finally {
+    run.stop();
+  }
+  return { value, windowS, summary: await run.result };
 }

@@ -1,11 +1,12 @@
-// Bare node:cluster: the baseline for steady throughput. A primary that forks
-// WORKERS (default 2) workers running app.js, and nothing else: no reloads, no
-// drain, no heartbeats. SIGTERM/SIGINT stop it.
+// Bare node:cluster: the baseline supervisor. A primary that forks WORKERS
+// (default 2) workers running APP, and nothing else: no reloads, no drain, no
+// heartbeats. Prints "cluster ready" once every worker listens; SIGTERM/SIGINT
+// stop it. Plain JavaScript, run by bench/lib/cluster-driver.ts.
 import cluster from 'node:cluster';
-import { fileURLToPath } from 'node:url';
 
 const workers = Number(process.env.WORKERS ?? 2);
-cluster.setupPrimary({ exec: fileURLToPath(new URL('./app.js', import.meta.url)) });
+if (!process.env.APP) throw new Error('APP must name the app to run');
+cluster.setupPrimary({ exec: process.env.APP });
 
 let stopping = false;
 let listening = 0;

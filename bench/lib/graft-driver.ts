@@ -1,0 +1,116 @@
+/**
+ * A service under graft: `graft start` as a child with JSON logs, on a free
+ * loopback port and its own control socket. Waits on its log lines, never on
+ * sleeps; stopped at cleanup, with every worker it ever started.
+ */
+import { join } from 'node:path';
+import { isAlive, tempDir } from './cleanup.js';
+import { graftCli, sendControl, type ControlRequest } from './graft.js';
+import { freePort } from './http.js';
+import { tsxImport } from './paths.js';
+import { Proc, runCommand, type CommandResult, type Line } from './proc.js';
+
+export interface GraftOptions {
+  /** The service entry, as `graft start` takes it. */
+  entry: string;
+  workers: number;
+  /** More `graft start` arguments (--swap, --watch, --config FILE…). */
+  args?: string[];
+  /** Working directory (default: the repository root). */
+  cwd?: string;
+  /** Added to the environment (GRAFT_LOG_FORMAT=json is always set). */
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface GraftReload {
+  command: CommandResult;
+  ok: boolean;
+  previous: number | undefined;
+  generation: number | undefined;
+}
+
+export class Graft extends Proc {
+  readonly url: string;
+  /** generation -> when its "generation retired" line arrived. */
+  readonly retiredAt = new Map<number, number>();
+  /** generation -> its worker pids, from "worker started". */
+  readonly workerPids = new Map<number, Set<number>>();
+
+  private constructor(
+    readonly port: number,
+    readonly socket: string,
+    o: GraftOptions,
+  ) {
+    super(['--import', tsxImport, graftCli, 'start', o.entry, '-w', String(o.workers), '-p', String(port), '--socket', socket, ...(o.args ?? [])], {
+      ...(o.cwd ? { cwd: o.cwd } : {}),
+      env: { ...process.env, GRAFT_LOG_FORMAT: 'json', ...o.env },
+    });
+    this.url = `http://127.0.0.1:${port}/`;
+  }
+
+  /** Resolves once the master logs "master running". */
+  static async start(o: GraftOptions): Promise<Graft> {
+    const port = await freePort();
+    const socket = join(tempDir('bench-graft-'), 'ctl.sock');
+    const g = new Graft(port, socket, o);
+    if (!(await g.waitFor((l) => l.record?.msg === 'master running', 0, 60_000))) {
+      await g.stop();
+      throw new Error(`graft did not start:\n${g.tail()}`);
+    }
+    return g;
+  }
+
+  protected override onLine(line: Line): void {
+    const r = line.record;
+    if (!r || r.role !== 'master') return;
+    if (r.msg === 'generation retired' && typeof r.generation === 'number') this.retiredAt.set(r.generation, line.at);
+    if (r.msg === 'worker started' && typeof r.generation === 'number' && typeof r.workerPid === 'number') {
+      let pids = this.workerPids.get(r.generation);
+      if (!pids) this.workerPids.set(r.generation, (pids = new Set()));
+      pids.add(r.workerPid);
+    }
+  }
+
+  /** Every worker pid the master reported starting. */
+  protected override descendants(): number[] {
+    return [...this.workerPids.values()].flatMap((pids) => [...pids]);
+  }
+
+  /** How many worker processes the master has started so far. */
+  get workersStarted(): number {
+    return this.descendants().length;
+  }
+
+  /** A request over the control socket, in process (what the CLI sends). */
+  control(request: ControlRequest): Promise<unknown> {
+    return sendControl(this.socket, request);
+  }
+
+  /** Pids of the ready workers, from `graft status`. */
+  async readyWorkerPids(): Promise<number[]> {
+    const status = (await this.control({ cmd: 'status' })) as { workers: Array<{ pid: number; state: string }> };
+    return status.workers.filter((w) => w.state === 'ready').map((w) => w.pid);
+  }
+
+  /** `graft reload` (the CLI): returns once the new generation is committed (the old one then drains). */
+  async reload(): Promise<GraftReload> {
+    const command = await runCommand(['--import', tsxImport, graftCli, 'reload', '--socket', this.socket], { timeoutMs: 60_000 });
+    const m = /generation (\d+) serves(?: \(generation (\d+) draining\))?/.exec(command.stdout);
+    return {
+      command,
+      ok: command.code === 0 && m !== null,
+      generation: m ? Number(m[1]) : undefined,
+      previous: m?.[2] !== undefined ? Number(m[2]) : undefined,
+    };
+  }
+
+  /** Workers the master had to kill because they outlived the graceful timeout. */
+  killedAfterTimeout(): number {
+    return this.lines.filter((l) => l.record?.msg === 'worker killed after the graceful timeout').length;
+  }
+
+  /** Worker pids of generations before `generation` that are still alive. */
+  leftovers(generation: number): number[] {
+    return [...this.workerPids].flatMap(([gen, pids]) => (gen < generation ? [...pids].filter(isAlive) : []));
+  }
+}
