@@ -1,14 +1,14 @@
 import { createInterface } from 'node:readline';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chownSync } from 'node:fs';
-import net from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePort } from '../../bench/lib/http.js';
 import { sendControl } from '../../src/supervisor/control-client.js';
 import type { ControlRequest } from '../../src/supervisor/control-protocol.js';
 import { record, tempDir } from './output.js';
 
-export { tempDir };
+export { freePort, tempDir };
 
 export const root = fileURLToPath(new URL('../../', import.meta.url));
 export const cliPath = join(root, 'src/cli/main.ts');
@@ -21,18 +21,6 @@ export interface LogRecord {
   level: string;
   pid: number;
   [key: string]: unknown;
-}
-
-/** A free TCP port on loopback (bind to 0, read it, close). */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 /** A real `graft start` process, its JSON log, and helpers to wait on it. */
@@ -110,6 +98,18 @@ export class GraftProcess {
     const r = await this.cli('status', '--json');
     if (r.code !== 0) throw new Error(`graft status failed: ${r.stderr}`);
     return JSON.parse(r.stdout) as StatusJson;
+  }
+
+  /** Wait until the workers report at least `n` requests in flight (their heartbeats carry the count). */
+  waitInFlight(n = 1): Promise<StatusJson> {
+    return waitFor(
+      async () => {
+        const s = await this.status();
+        return s.workers.reduce((sum, w) => sum + w.inFlight, 0) >= n ? s : undefined;
+      },
+      15_000,
+      `${n} request(s) in flight`,
+    );
   }
 
   /** Stop it (graceful), and make sure nothing is left behind. */
@@ -205,6 +205,18 @@ export function isAlive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** Wait until only `generation` has workers left (the older ones drained and exited). */
+export function onlyGeneration(g: GraftProcess, generation: number, timeoutMs = 30_000): Promise<StatusJson> {
+  return waitFor(
+    async () => {
+      const s = await g.status();
+      return s.workers.length > 0 && s.workers.every((w) => w.generation === generation) ? s : undefined;
+    },
+    timeoutMs,
+    `only generation ${generation} to be left`,
+  );
 }
 
 export async function waitFor<T>(check: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 15_000, what = 'condition'): Promise<T> {

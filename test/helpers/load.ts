@@ -1,44 +1,36 @@
-import autocannon from 'autocannon';
+import { startLoad, type LoadSummary } from '../../bench/lib/load.js';
 
-export interface LoadResult {
-  requests: number;
-  errors: number;
-  timeouts: number;
-  non2xx: number;
-  resets: number;
-  p50: number;
-  p99: number;
-  rps: number;
+export type { LoadSummary };
+
+export interface UnderLoad<T> {
+  /** What the actions returned. */
+  value: T;
+  load: LoadSummary;
+  /**
+   * Requests a real client would have seen fail: errors (resets, refusals,
+   * timeouts), non-2xx answers, and requests the load generator sent on a
+   * connection the server then closed and silently dropped (see bench/lib/load.ts).
+   */
+  failed: number;
 }
 
 /**
- * Keep-alive HTTP load with autocannon, bounded in time (and so in count).
- * Errors counts every request the client saw fail (reset, refused, timeout).
+ * Keep-alive HTTP load (autocannon, the benchmarks' accounting) that runs from
+ * before the first action until the last one has finished: started, `actions`
+ * runs once responses flow, then the load stops. Bounded by `maxS` (and so in
+ * count): reaching the bound before the actions end fails the test.
  */
-export function load(url: string, options: { connections?: number; durationS: number; timeoutS?: number }): { result: Promise<LoadResult>; stop(): void } {
-  let resets = 0;
-  let finish!: (r: autocannon.Result) => void;
-  let fail!: (err: unknown) => void;
-  const instance = autocannon(
-    { url, connections: options.connections ?? 64, duration: options.durationS, timeout: options.timeoutS ?? 10, pipelining: 1 },
-    (err, r) => (err ? fail(err) : finish(r)),
-  );
-  instance.on('reqError', (err: NodeJS.ErrnoException) => {
-    if (err.code === 'ECONNRESET') resets++;
-  });
-  const result = new Promise<LoadResult>((resolve, reject) => {
-    fail = reject;
-    finish = (r: autocannon.Result) =>
-      resolve({
-        requests: r.requests.total,
-        errors: r.errors,
-        timeouts: r.timeouts,
-        non2xx: r.non2xx,
-        resets,
-        p50: r.latency.p50,
-        p99: r.latency.p99,
-        rps: r.requests.average,
-      });
-  });
-  return { result, stop: () => instance.stop() };
+export async function underLoad<T>(url: string, actions: () => Promise<T>, options: { connections?: number; maxS?: number } = {}): Promise<UnderLoad<T>> {
+  const maxS = options.maxS ?? 180;
+  const run = startLoad({ url, connections: options.connections ?? 32, durationS: maxS, timeoutS: 10, recordLatencies: false });
+  let value: T;
+  try {
+    await run.flowing;
+    value = await actions();
+  } finally {
+    run.stop();
+  }
+  const load = await run.result;
+  if (load.durationS >= maxS) throw new Error(`the load reached its ${maxS} s bound before the actions under test finished`);
+  return { value, load, failed: load.errors + load.non2xx + load.unanswered };
 }

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
-import http from 'node:http';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
+import { getFresh } from '../../bench/lib/http.js';
 import type { ApplyOutcome, HistoryEntry } from '../../src/supervisor/config-coordinator.js';
 import { fixture, isAlive, startGraft, tempDir, waitFor, type GraftProcess, type LogRecord } from '../helpers/graft.js';
 
@@ -14,17 +14,7 @@ import { fixture, isAlive, startGraft, tempDir, waitFor, type GraftProcess, type
 const openGate = (gates: string, generation: number) => writeFileSync(join(gates, String(generation)), '');
 
 /** Which generation answers a request on a connection of its own (no keep-alive). */
-function answeredBy(url: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    http
-      .get(url, { agent: false }, (res) => {
-        let body = '';
-        res.setEncoding('utf8').on('data', (c: string) => (body += c));
-        res.on('end', () => resolve(Number(body.split(' ')[0])));
-      })
-      .on('error', reject);
-  });
-}
+const answeredBy = async (url: string) => Number((await getFresh(url)).body.split(' ')[0]);
 
 const starting = (generation: number) => (l: LogRecord) => l.msg === 'reload: starting generation' && l.generation === generation;
 

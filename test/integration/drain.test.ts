@@ -72,7 +72,7 @@ describe('a draining worker closes keep-alive connections without resetting them
   test('a request sent right after a Connection: close response is not answered with a reset', async () => {
     const client = new RawClient(g.port);
     client.request('/slower');
-    await new Promise((r) => setTimeout(r, 300));
+    await g.waitInFlight();
     const reload = g.cli('reload');
     const [response] = await client.responses(1);
     assert.match(response!, /Connection: close/i);
@@ -87,8 +87,8 @@ describe('a draining worker closes keep-alive connections without resetting them
   test('a request in flight when the reload starts finishes on the old generation', async () => {
     const status = await g.status();
     const client = new RawClient(g.port);
-    client.request('/slow');
-    await new Promise((r) => setTimeout(r, 300));
+    client.request('/slower');
+    await g.waitInFlight();
     const r = await g.cli('reload');
     assert.equal(r.code, 0);
     const [response] = await client.responses(1);

@@ -1,35 +1,18 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { describe, test, type TestContext } from 'node:test';
-import { root, startGraft, type GraftProcess, type LogRecord } from '../helpers/graft.js';
-import { load } from '../helpers/load.js';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** The load runs at least this long, and longer if the reloads take longer. */
-const LOAD_MS = 5000;
-/** An upper bound for autocannon; the test stops the load itself. */
-const LOAD_LIMIT_S = 30;
+import { describe, test } from 'node:test';
+import { onlyGeneration, root, startGraft, type LogRecord } from '../helpers/graft.js';
+import { underLoad } from '../helpers/load.js';
 
 /** How long the service example's ready() warms its cache. */
 const SERVICE_WARMUP_MS = 300;
-
-/** Wait until only generation `generation` has workers left (the older ones drained and exited). */
-async function onlyGeneration(g: GraftProcess, generation: number) {
-  let status = await g.status();
-  for (let i = 0; i < 75 && status.workers.some((w) => w.generation !== generation); i++) {
-    await sleep(200);
-    status = await g.status();
-  }
-  return status;
-}
 
 /**
  * Start an example under graft with 2 workers, put it under keep-alive load,
  * reload it 3 times during the load, and check that nobody noticed.
  * `check` gets the graft log for further assertions.
  */
-async function reloadUnderLoad(t: TestContext, example: string, check?: (logs: LogRecord[]) => void): Promise<void> {
+async function reloadUnderLoad(example: string, check?: (logs: LogRecord[]) => void): Promise<void> {
   const g = await startGraft(join(root, 'examples', example, 'server.ts'), { workers: 2 });
   try {
     await g.waitRunning();
@@ -37,29 +20,16 @@ async function reloadUnderLoad(t: TestContext, example: string, check?: (logs: L
     assert.equal(first.generation, '1');
     assert.equal(typeof first.pid, 'number');
 
-    // 5 s of load, or longer when the machine is slow: every reload, and the
-    // drain of the generation it replaces, must happen under load.
-    const startedAt = Date.now();
-    const l = load(g.url, { connections: 32, durationS: LOAD_LIMIT_S });
-    l.result.catch(() => {}); // awaited below, unless a reload fails first
-    try {
-      await sleep(300);
+    // Every reload, and the drain of the generation it replaced, happens under load.
+    const { load, failed } = await underLoad(g.url, async () => {
       for (let i = 0; i < 3; i++) {
         const r = await g.cli('reload');
         assert.equal(r.code, 0, `reload ${i + 1} failed: ${r.stderr}`);
-        await sleep(100);
       }
-      await sleep(Math.max(1000, LOAD_MS - (Date.now() - startedAt)));
-    } finally {
-      l.stop();
-    }
-    const result = await l.result;
-    t.diagnostic(`${result.requests} requests in ${Date.now() - startedAt} ms, p99 ${result.p99} ms: ${JSON.stringify(result)}`);
-
-    assert.ok(result.requests > 0, `no requests were made: ${JSON.stringify(result)}`);
-    assert.equal(result.errors, 0, `failed requests: ${JSON.stringify(result)}`);
-    assert.equal(result.timeouts, 0, `timeouts: ${JSON.stringify(result)}`);
-    assert.equal(result.non2xx, 0, `non-2xx answers: ${JSON.stringify(result)}`);
+      await onlyGeneration(g, 4);
+    });
+    assert.ok(load.answered > 0, `no requests were answered: ${JSON.stringify(load)}`);
+    assert.equal(failed, 0, `failed requests: ${JSON.stringify(load)}`);
 
     const status = await onlyGeneration(g, 4);
     assert.equal(status.master.generation, 4);
@@ -88,11 +58,11 @@ async function reloadUnderLoad(t: TestContext, example: string, check?: (logs: L
 
 describe('examples survive reloads under keep-alive load', () => {
   for (const example of ['http', 'express', 'fastify', 'koa', 'hono']) {
-    test(`${example}: 3 reloads, 32 connections, no request fails`, { timeout: 120_000 }, (t) => reloadUnderLoad(t, example));
+    test(`${example}: 3 reloads, 32 connections, no request fails`, { timeout: 120_000 }, () => reloadUnderLoad(example));
   }
 
-  test('service (defineService): 3 reloads, each commits only after ready() warmed the cache', { timeout: 120_000 }, (t) =>
-    reloadUnderLoad(t, 'service', (logs) => {
+  test('service (defineService): 3 reloads, each commits only after ready() warmed the cache', { timeout: 120_000 }, () =>
+    reloadUnderLoad('service', (logs) => {
       for (const generation of [2, 3, 4]) {
         const commitAt = logs.findIndex((r) => r.msg === 'reload: generation committed' && r.generation === generation);
         assert.ok(commitAt >= 0, `generation ${generation} was never committed`);

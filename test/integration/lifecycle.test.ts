@@ -4,7 +4,6 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { fixture, isAlive, startGraft, tempDir, waitFor } from '../helpers/graft.js';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function modeFile(mode = 'ok'): string {
   const file = join(tempDir(), 'mode');
@@ -103,7 +102,7 @@ describe('worker lifecycle', () => {
     const g = await startGraft(fixture('mode-app.ts'), { workers: 1, env: { MODE_FILE: modeFile() } });
     await g.waitRunning();
     const slow = fetch(`${g.url}/slower`);
-    await sleep(300);
+    await g.waitInFlight();
     const stopped = await g.cli('stop');
     assert.equal(stopped.code, 0, stopped.stderr);
     const res = await slow;

@@ -2,36 +2,32 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { getFresh } from '../../bench/lib/http.js';
 import { sendControl } from '../../src/supervisor/control-client.js';
-import { fixture, startGraft, tempDir, type GraftProcess } from '../helpers/graft.js';
-import { load } from '../helpers/load.js';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+import { fixture, onlyGeneration, startGraft, tempDir, waitFor, type GraftProcess } from '../helpers/graft.js';
+import { underLoad } from '../helpers/load.js';
 
 describe('reload under keep-alive load', () => {
   test('10 reloads, 64 connections: no request fails and every worker moves on', async () => {
     const g = await startGraft(fixture('slow-app.ts'), { workers: 2 });
     try {
       await g.waitRunning();
-      const l = load(g.url, { connections: 64, durationS: 14 });
-      await sleep(1000);
-      for (let i = 0; i < 10; i++) {
-        const r = await g.cli('reload');
-        assert.equal(r.code, 0, r.stderr);
-        await sleep(1000);
-      }
-      const result = await l.result;
-      assert.ok(result.requests > 1000, `only ${result.requests} requests were made`);
-      assert.equal(result.errors, 0, `failed requests: ${JSON.stringify(result)}`);
-      assert.equal(result.timeouts, 0);
-      assert.equal(result.non2xx, 0);
+      // Each reload, and the drain of the generation it replaced, happens under load.
+      const { failed, load } = await underLoad(
+        g.url,
+        async () => {
+          for (let i = 0; i < 10; i++) {
+            const r = await g.cli('reload');
+            assert.equal(r.code, 0, r.stderr);
+          }
+          await onlyGeneration(g, 11);
+        },
+        { connections: 64 },
+      );
+      assert.ok(load.answered > 1000, `only ${load.answered} requests were answered`);
+      assert.equal(failed, 0, `failed requests: ${JSON.stringify(load)}`);
       const status = await g.status();
       assert.equal(status.master.generation, 11);
-      // The old generations drain and exit; only generation 11 remains.
-      for (let i = 0; i < 50 && status.workers.some((w) => w.generation !== 11); i++) {
-        await sleep(200);
-        Object.assign(status, await g.status());
-      }
       assert.deepEqual(
         status.workers.map((w) => [w.generation, w.state]),
         [
@@ -65,16 +61,13 @@ describe('a broken new version does not take the service down', () => {
       const before = await g.status();
       const pids = before.workers.map((w) => w.pid).sort();
       writeFileSync(modeFile, mode);
-      const l = load(g.url, { connections: 16, durationS: 4 });
-      const r = await g.cli('reload');
-      const result = await l.result;
+      const { value: r, load: result, failed } = await underLoad(g.url, () => g.cli('reload'), { connections: 16 });
       writeFileSync(modeFile, 'ok');
       assert.notEqual(r.code, 0, 'graft reload must exit non-zero');
       assert.match(r.stderr, expected);
       assert.equal(r.stderr.trim().split('\n')[0]!.startsWith('graft: GRAFT_'), true, r.stderr);
-      assert.equal(result.errors, 0, JSON.stringify(result));
-      assert.equal(result.non2xx, 0);
-      assert.ok(result.requests > 0);
+      assert.equal(failed, 0, JSON.stringify(result));
+      assert.ok(result.answered > 0);
       const after = await g.status();
       assert.equal(after.master.generation, before.master.generation);
       assert.deepEqual(after.workers.filter((w) => w.state === 'ready').map((w) => w.pid).sort(), pids);
@@ -144,8 +137,9 @@ describe('reload with a new connection per request', () => {
       for (let i = 0; i < 8; i++) {
         const r = await g.cli('reload');
         assert.equal(r.code, 0, r.stderr);
-        await sleep(300);
       }
+      // The clients keep going until every retired generation has drained and exited.
+      await onlyGeneration(g, 9);
       running = false;
       await Promise.all(clients);
       assert.ok(ok > 100, `only ${ok} requests`);
@@ -171,7 +165,8 @@ describe('the readiness gate', () => {
       })();
       const r = await g.cli('reload');
       assert.equal(r.code, 0, r.stderr);
-      await sleep(300);
+      // The reload is answered once new connections reach generation 2; poll until one has.
+      await waitFor(() => seen.has('2 ready'), 15_000, 'generation 2 to answer');
       running = false;
       await poll;
       assert.ok(!seen.has('2 not ready'), `generation 2 served before ready(): ${[...seen].join(', ')}`);
@@ -184,16 +179,8 @@ describe('the readiness gate', () => {
 
 describe('commit is atomic for new connections', () => {
   test('once graft reload answers, every new connection reaches the new generation', async () => {
-    const http = await import('node:http');
     const g = await startGraft(fixture('slow-app.ts'), { workers: 2 });
-    const get = () =>
-      new Promise<string>((resolve, reject) => {
-        http.get(`${g.url}/`, { agent: false }, (res) => {
-          let body = '';
-          res.setEncoding('utf8').on('data', (c: string) => (body += c));
-          res.on('end', () => resolve(body.trim()));
-        }).on('error', reject);
-      });
+    const get = async () => (await getFresh(`${g.url}/`)).body.trim();
     try {
       await g.waitRunning();
       const stale: string[] = [];

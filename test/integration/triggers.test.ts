@@ -52,7 +52,7 @@ describe('reload triggers', () => {
         () => 'answered',
         () => 'failed',
       );
-      await new Promise((r) => setTimeout(r, 200));
+      await g.waitInFlight();
       const r = await g.cli('reload');
       assert.equal(r.code, 0);
       const killed = await g.waitForLog((l) => l.msg === 'worker killed after the graceful timeout');
