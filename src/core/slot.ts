@@ -313,7 +313,7 @@ export class Slot<T, R = undefined, C = undefined> {
           }, limit);
     try {
       const drained = this.hooks.drain ? this.hooks.drain(generation, deadline.signal) : generation.idle();
-      await Promise.race([drained.catch(() => {}), aborted(deadline.signal)]);
+      await unlessAborted(deadline.signal, drained).catch(() => {});
     } finally {
       clearTimeout(timer);
     }
@@ -339,8 +339,16 @@ export class Slot<T, R = undefined, C = undefined> {
   }
 }
 
-/** Resolves when the signal aborts; the listener goes away with it. */
-export function aborted(signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+/**
+ * `work`'s outcome, unless the signal aborts first (then the signal's reason).
+ * The abort listener is removed as soon as either happens, so a long-lived
+ * signal does not collect one listener per call.
+ */
+export function unlessAborted<V>(signal: AbortSignal, work: Promise<V>): Promise<V> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<V>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
 }

@@ -280,8 +280,13 @@ export class ConfigCoordinator {
    */
   private rejected(version: number, source: string, changed: string[], key: string | undefined, err: unknown): unknown {
     if (key !== undefined && this.lastRejection?.key === key) return new Unchanged(this.slot.current?.version, this.lastRejection.error);
-    this.lastRejection = key === undefined ? undefined : { key, error: err };
     const fields = errorFields(err);
+    if (fields.code === 'GRAFT_STOPPING') {
+      // Not a verdict on the content: the master stopped while the change ran.
+      this.log.info('config change abandoned: the master is stopping', { attempted: version, source });
+      return err;
+    }
+    this.lastRejection = key === undefined ? undefined : { key, error: err };
     this.record({ version, source, changed, accepted: false, ...(fields.code ? { code: fields.code } : {}), error: fields.error });
     this.log.error('config change rejected; the live config stays', { configVersion: this.slot.current?.version, attempted: version, source, ...fields });
     return err;

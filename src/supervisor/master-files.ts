@@ -77,6 +77,12 @@ export class MasterFiles {
     this.closeSocket();
   }
 
+  /** The successor did not take control after all: answer on the socket again. */
+  async takeBack(): Promise<void> {
+    this.handedOver = false;
+    await this.take();
+  }
+
   release(): void {
     this.closeSocket();
     if (!this.handedOver) removeMasterFiles(this.paths, process.pid);

@@ -176,6 +176,15 @@ export class Master {
             overrides: this.applyOverrides.save(),
           },
         }),
+        transferControl: async (successor) => {
+          this.files.handOff();
+          try {
+            await successor.handOver();
+          } catch (err) {
+            await this.files.takeBack();
+            throw err;
+          }
+        },
         stepDown: (successor) => this.stepDown(successor),
         shutdown: () => this.shutdown(),
         readyTimeoutMs: this.options.readyTimeoutMs * 2 + 5000,
@@ -257,7 +266,9 @@ export class Master {
         return this.swapper!.swap(command.order);
       case 'upgrade':
         return this.succession!.upgrade().catch((err: unknown) => {
-          this.log.error('upgrade failed; this master keeps serving', errorFields(err));
+          const fields = errorFields(err);
+          if (fields.code === 'GRAFT_STOPPING') this.log.info('upgrade abandoned: the master is stopping');
+          else this.log.error('upgrade failed; this master keeps serving', fields);
           throw err;
         });
       case 'replace-worker':
@@ -331,7 +342,6 @@ export class Master {
     this.successorPid = successor;
     this.state = 'stopping';
     this.listeners.stopAccepting();
-    this.files.handOff();
     this.coordinator?.close();
     void this.watcher?.close();
   }

@@ -36,7 +36,8 @@ export class Reloads {
     } catch (err) {
       const fields = errorFields(err);
       this.last = { at: new Date().toISOString(), reason, ok: false, ...fields };
-      this.log.error('reload failed; the live generation keeps serving', { reason, generation: live, ...fields });
+      if (fields.code === 'GRAFT_STOPPING') this.log.info('reload abandoned: the master is stopping', { reason, generation: live });
+      else this.log.error('reload failed; the live generation keeps serving', { reason, generation: live, ...fields });
       throw err;
     }
   }

@@ -11,7 +11,12 @@ interface MasterGeneration {
 export interface SuccessionHooks {
   /** The listening sockets and the state a successor starts from, read when the upgrade begins. */
   handover(): { listeners: Array<{ key: string; fd: number }>; state: Omit<UpgradeState, 'from' | 'listeners' | 'masterGeneration'> };
-  /** The successor serves: stop accepting and give up the control socket. */
+  /**
+   * Give the control socket to the successor; resolves once it confirms. On
+   * failure (the successor is killed) this master must hold the socket again.
+   */
+  transferControl(successor: Successor): Promise<void>;
+  /** The successor is in control: stop accepting connections and commands. */
   stepDown(successor: number): void;
   /** This master's own retirement: drain its workers and release what it holds. */
   shutdown(): Promise<void>;
@@ -52,9 +57,14 @@ export class Succession {
           });
           return { pid: successor.pid, successor };
         },
-        commit: async (next) => {
+        // Control changes hands before anything here retires: if the successor
+        // fails to take it, the upgrade fails and this master keeps serving.
+        verify: (next) => hooks.transferControl(next.successor!),
+        discard: (next) => {
+          next.successor?.kill();
+        },
+        commit: (next) => {
           hooks.stepDown(next.value.pid);
-          await next.value.successor!.handOver();
           log.info('upgrade: handed over; draining this master', { successor: next.value.pid });
           return { pid: next.value.pid };
         },

@@ -58,8 +58,10 @@ export function takeUpgradeState(): Promise<UpgradeState | undefined> {
 
 export interface Successor {
   pid: number;
-  /** Tell the successor to take the control socket; resolves once it has (or is gone). */
+  /** Tell the successor to take the control socket; resolves once it confirms, rejects (and kills it) otherwise. */
   handOver(): Promise<void>;
+  /** Kill it (an upgrade that failed after it was ready). */
+  kill(): void;
 }
 
 /**
@@ -84,8 +86,17 @@ export function startSuccessor(options: {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc', ...options.listeners.map((l) => l.fd)],
     env: { ...process.env, [ENV]: String(process.pid) },
   });
-  child.on('error', () => {}); // a send to a successor that died must not crash this master
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  // A send to a successor that died must not crash this master; a spawn that failed ends it.
+  let spawnError: Error | undefined;
+  const exited = new Promise<void>((resolve) => {
+    child.once('exit', () => resolve());
+    child.on('error', (err) => {
+      if (child.pid === undefined) {
+        spawnError = err;
+        resolve();
+      }
+    });
+  });
   return new Promise<Successor>((resolve, reject) => {
     const settle = () => {
       clearTimeout(timer);
@@ -110,6 +121,9 @@ export function startSuccessor(options: {
     };
     const timer = setTimeout(() => fail(`the new master was not ready within ${options.readyTimeoutMs} ms`), options.readyTimeoutMs);
     options.signal.addEventListener('abort', onAbort, { once: true });
+    void exited.then(() => {
+      if (spawnError) fail(`the new master could not be started: ${spawnError.message}`);
+    });
     child.once('spawn', () => child.send({ graft: 'upgrade-state', state } satisfies HandoverMessage));
     const onExit = (code: number | null, signal: NodeJS.Signals | null) => fail(`the new master exited (${signal ?? `code ${code}`}) before it was ready`);
     const onMessage = (message: HandoverMessage) => {
@@ -117,7 +131,7 @@ export function startSuccessor(options: {
         fail(`the new master failed to start: ${message.error.code}: ${message.error.message}`, message.error.detail);
       } else if (message?.graft === 'upgrade-ready') {
         settle();
-        resolve({ pid: message.pid, handOver: () => handOver(child) });
+        resolve({ pid: message.pid, handOver: () => handOver(child), kill: () => child.kill('SIGKILL') });
       }
     };
     child.once('exit', onExit);
@@ -125,19 +139,40 @@ export function startSuccessor(options: {
   });
 }
 
+/** How long a successor may take to confirm it holds the control socket. */
+const HANDOVER_TIMEOUT_MS = 10_000;
+
+/**
+ * Tell the successor to take control; resolves only once it confirms. If it
+ * fails, exits or stays silent instead, it is killed and this rejects: the
+ * caller keeps (or takes back) control.
+ */
 function handOver(child: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
+  return new Promise((resolve, reject) => {
+    const settle = () => {
       clearTimeout(timer);
-      if (child.connected) child.disconnect();
-      child.unref();
-      resolve();
+      child.off('message', onMessage);
+      child.off('exit', onExit);
     };
-    const timer = setTimeout(done, 5000);
-    child.on('message', (message: HandoverMessage) => {
-      if (message?.graft === 'in-control') done();
-    });
-    child.once('exit', done);
+    const fail = (reason: string) => {
+      settle();
+      child.kill('SIGKILL');
+      reject(new GraftError('GRAFT_UPGRADE_FAILED', `the new master did not take control: ${reason}; the current master keeps serving`));
+    };
+    const onMessage = (message: HandoverMessage) => {
+      if (message?.graft === 'in-control') {
+        settle();
+        if (child.connected) child.disconnect();
+        child.unref();
+        resolve();
+      } else if (message?.graft === 'upgrade-failed') {
+        fail(`${message.error.code}: ${message.error.message}`);
+      }
+    };
+    const onExit = (code: number | null, signal: NodeJS.Signals | null) => fail(`it exited (${signal ?? `code ${code}`})`);
+    const timer = setTimeout(() => fail(`no answer within ${HANDOVER_TIMEOUT_MS} ms`), HANDOVER_TIMEOUT_MS);
+    child.on('message', onMessage);
+    child.once('exit', onExit);
     child.send({ graft: 'take-control' } satisfies HandoverMessage);
   });
 }

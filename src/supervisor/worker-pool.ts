@@ -1,7 +1,7 @@
 import cluster from 'node:cluster';
-import { Slot, aborted, type BuildContext } from '../core/slot.js';
+import { Slot, unlessAborted, type BuildContext } from '../core/slot.js';
 import { slotEventLogger } from '../core/slot-log.js';
-import { GraftError } from '../errors.js';
+import { GraftError, errorFields } from '../errors.js';
 import { WorkerEnv, type ConfigPayload } from '../ipc.js';
 import type { Logger } from '../log.js';
 import { CrashBackoff } from './crash-backoff.js';
@@ -259,12 +259,10 @@ export class WorkerPool {
     this.log.info('reload: forking workers', { generation: set.generation, workers: set.desired, port: set.port });
     for (let index = 0; index < set.desired; index++) this.fork(set, index, 0, change.config);
     try {
-      await Promise.race([
-        Promise.all([...set.workers].map((w) => w.ready)),
-        aborted(ctx.signal).then(() => {
-          throw ctx.signal.reason;
-        }),
-      ]);
+      await unlessAborted(ctx.signal, Promise.all([...set.workers].map((w) => w.ready)));
+      // A worker that died between its ready and now leaves the set short: not a generation to commit.
+      const lost = set.desired - this.activeCount(set);
+      if (lost > 0) throw new GraftError('GRAFT_WORKER_EXITED', `${lost} worker(s) of generation ${set.generation} exited right after becoming ready; the live generation keeps serving`);
     } catch (err) {
       // Roll back: the live generation keeps serving; the new one goes away.
       await Promise.all([...set.workers].map((w) => this.retireWorker(w)));
@@ -276,7 +274,10 @@ export class WorkerPool {
   /** Inside the lock, after the new set went live and the old one began draining. */
   private async commitSet(set: WorkerSet, previous: WorkerSet | undefined): Promise<ReloadOutcome> {
     // A worker of the new set that died between ready and commit was not live, so nobody replaced it.
-    await this.topUp(set);
+    // The new set serves already: a failure here is logged, and crash replacement goes on from it.
+    await this.topUp(set).catch((err: unknown) =>
+      this.log.error('reload: a worker of the new generation failed to start after the commit', { generation: set.generation, ...errorFields(err) }),
+    );
     // Answer only once the old generation is out of the round-robin: a client that
     // connects after this reaches the new code. A worker that never confirms is
     // killed at the drain timeout, and `closed` resolves when it exits.
