@@ -1,6 +1,6 @@
 import { createInterface } from 'node:readline';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chownSync } from 'node:fs';
+import { chownSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../../bench/lib/http.js';
@@ -171,6 +171,15 @@ export function startGraft(entry: string, options: StartOptions = {}): Promise<G
     );
     return new GraftProcess(child, port, socket);
   })();
+}
+
+/** An entry started with one config file (`app.yaml` in a fresh folder, holding `text`) as its --config. */
+export async function startWithConfigFile(entry: string, text: string, options: StartOptions = {}): Promise<{ g: GraftProcess; dir: string; file: string }> {
+  const dir = tempDir();
+  const file = join(dir, 'app.yaml');
+  writeFileSync(file, text);
+  const g = await startGraft(entry, { ...options, args: ['--config', file, ...(options.args ?? [])] });
+  return { g, dir, file };
 }
 
 export interface CliResult {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { chmodSync, chownSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { fixture, startGraft, tempDir, waitFor, type GraftProcess } from '../helpers/graft.js';
+import { fixture, startGraft, tempDir, waitFor, type GraftProcess, startWithConfigFile } from '../helpers/graft.js';
 import { underLoad } from '../helpers/load.js';
 
 const REJECTED = 'config change rejected; the live config stays';
@@ -122,10 +122,7 @@ describe('live configuration under load and at scale', () => {
   });
 
   test('500 rapid writes end with every worker on the last version, none stale', async () => {
-    const dir = tempDir();
-    const file = join(dir, 'app.yaml');
-    writeFileSync(file, 'greeting: w0\n');
-    const g = await startGraft(fixture('config-app.ts'), { workers: 2, args: ['--config', file] });
+    const { g, file } = await startWithConfigFile(fixture('config-app.ts'), 'greeting: w0\n', { workers: 2 });
     try {
       await g.waitRunning();
       for (let i = 1; i <= 500; i++) {
@@ -147,10 +144,7 @@ describe('live configuration under load and at scale', () => {
   });
 
   test('a config change under HTTP load fails no request', async () => {
-    const dir = tempDir();
-    const file = join(dir, 'app.yaml');
-    writeFileSync(file, 'greeting: a0\n');
-    const g = await startGraft(fixture('config-app.ts'), { workers: 2, args: ['--config', file] });
+    const { g } = await startWithConfigFile(fixture('config-app.ts'), 'greeting: a0\n', { workers: 2 });
     try {
       await g.waitRunning();
       const { load, failed } = await underLoad(g.url, async () => {
@@ -188,10 +182,7 @@ describe('live configuration under load and at scale', () => {
   });
 
   test('keys that need new processes reload the workers; later workers start on the current snapshot', async () => {
-    const dir = tempDir();
-    const file = join(dir, 'app.yaml');
-    writeFileSync(file, 'greeting: one\ngraft:\n  workers: 1\n');
-    const g = await startGraft(fixture('config-app.ts'), { workers: 0, args: ['--config', file] });
+    const { g, file } = await startWithConfigFile(fixture('config-app.ts'), 'greeting: one\ngraft:\n  workers: 1\n', { workers: 0 });
     try {
       await g.waitRunning();
       let s = await g.status();
@@ -222,10 +213,7 @@ describe('live configuration under load and at scale', () => {
   });
 
   test('graft config show, check and history', async () => {
-    const dir = tempDir();
-    const file = join(dir, 'app.yaml');
-    writeFileSync(file, 'greeting: shown\n');
-    const g = await startGraft(fixture('config-app.ts'), { workers: 1, args: ['--config', file] });
+    const { g, dir, file } = await startWithConfigFile(fixture('config-app.ts'), 'greeting: shown\n', { workers: 1 });
     try {
       await g.waitRunning();
       const show = await g.cli('config', 'show', 'db', '--json');

@@ -3,17 +3,14 @@ import { spawn } from 'node:child_process';
 import { appendFileSync, mkdirSync, renameSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { fixture, root, startGraft, tempDir, tsxImport, waitFor } from '../helpers/graft.js';
+import { fixture, root, startGraft, tempDir, tsxImport, waitFor, startWithConfigFile } from '../helpers/graft.js';
 
 const get = async (url: string) => (await fetch(url)).text();
 const applied = (l: { msg: string; role?: unknown }) => l.msg === 'config applied' && l.role === 'master';
 
 describe('config watching survives what editors and platforms do', () => {
   test('atomic rename saves, delete and recreate, one event burst per save', async () => {
-    const dir = tempDir();
-    const file = join(dir, 'app.yaml');
-    writeFileSync(file, 'greeting: one\n');
-    const g = await startGraft(fixture('config-app.ts'), { workers: 1, args: ['--config', file] });
+    const { g, file } = await startWithConfigFile(fixture('config-app.ts'), 'greeting: one\n', { workers: 1 });
     try {
       await g.waitRunning();
       // vim / VS Code: write a temp file, rename it over the original.
