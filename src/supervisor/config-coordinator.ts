@@ -86,7 +86,8 @@ export class ConfigCoordinator {
         verify: (candidate, ctx) => this.verify(candidate, ctx),
         commit: (next, previous) => this.commit(next, previous),
       },
-      { name: 'config', drainTimeoutMs: 1000, merge: (a, b) => [...new Set([...a.split(','), ...b.split(',')])].join(',') },
+      // The master's arbiter runs one change at a time (and merges re-reads that wait): nothing queues here.
+      { name: 'config', drainTimeoutMs: 1000 },
     );
   }
 

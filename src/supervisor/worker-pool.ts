@@ -93,6 +93,9 @@ export class WorkerPool {
     this.slot = new Slot<WorkerSet, PoolChange, ReloadOutcome>(
       {
         build: (ctx) => this.buildSet(ctx),
+        verify: (set) => this.verifySet(set),
+        // A set that served already (its workers took connections once listening) drains, it is not killed.
+        discard: (set) => this.retireSet(set, AbortSignal.timeout(options.drainTimeoutMs)),
         commit: (next, previous) => this.commitSet(next.value, previous?.value),
         drain: (generation, deadline) => this.retireSet(generation.value, deadline),
         dispose: (set) => {
@@ -101,7 +104,6 @@ export class WorkerPool {
       },
       {
         name: 'workers',
-        merge: (waiting, later) => ({ ...waiting, ...later }),
         drainTimeoutMs: options.drainTimeoutMs,
         firstVersion: options.firstGeneration,
         onEvent: slotEventLogger(
@@ -260,15 +262,18 @@ export class WorkerPool {
     for (let index = 0; index < set.desired; index++) this.fork(set, index, 0, change.config);
     try {
       await unlessAborted(ctx.signal, Promise.all([...set.workers].map((w) => w.ready)));
-      // A worker that died between its ready and now leaves the set short: not a generation to commit.
-      const lost = set.desired - this.activeCount(set);
-      if (lost > 0) throw new GraftError('GRAFT_WORKER_EXITED', `${lost} worker(s) of generation ${set.generation} exited right after becoming ready; the live generation keeps serving`);
     } catch (err) {
       // Roll back: the live generation keeps serving; the new one goes away.
       await Promise.all([...set.workers].map((w) => this.retireWorker(w)));
       throw err;
     }
     return set;
+  }
+
+  /** A worker that died between its ready and the commit leaves the set short: not a generation to commit. */
+  private verifySet(set: WorkerSet): void {
+    const lost = set.desired - this.activeCount(set);
+    if (lost > 0) throw new GraftError('GRAFT_WORKER_EXITED', `${lost} worker(s) of generation ${set.generation} exited right after becoming ready; the live generation keeps serving`);
   }
 
   /** Inside the lock, after the new set went live and the old one began draining. */

@@ -49,6 +49,8 @@ export function abort(version: number): void {
 
 /** Phase one: validate, and hold the version (the store's slot waits for the decision). */
 async function prepare(version: number, source: string, data: Record<string, unknown>): Promise<void> {
+  // The master runs one change at a time: a version still staged was given up (its master timed out or went away).
+  if (staged) abort(staged.version);
   const decision = deferred<boolean>();
   const valid = deferred<void>();
   const done = config.apply({ version, source, read: () => data, decision: decision.promise, onValid: () => valid.resolve() });
