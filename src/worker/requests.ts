@@ -5,7 +5,6 @@ import { deferred } from '../core/deferred.js';
 import { GraftError } from '../errors.js';
 import type { SwapReply, WorkerRequest } from '../ipc.js';
 import { swappables } from '../swap/swappable.js';
-import { needsReload } from '../swap/trigger.js';
 import { heartbeat } from './heartbeat.js';
 import { config, log, send } from './runtime.js';
 
@@ -78,10 +77,12 @@ async function commit(version: number): Promise<ListenerFailure[]> {
   return failures;
 }
 
-/** A swap order from the master: swap the modules it touches, or say a reload is needed. */
+/**
+ * A swap order from the master: swap the modules it touches, or say a reload
+ * is needed (a module that declares itself not swappable; a package change the
+ * master has already turned into a reload before sending any order).
+ */
 async function swapModules(module: string | undefined, files: string[] | undefined): Promise<SwapReply> {
-  const reason = files ? needsReload(files) : undefined;
-  if (reason) return { needsReload: `${reason} changed: packages are shared, not swapped`, modules: [] };
   const targets = swappables().filter((h) => {
     if (module) return h.name === module || h.path === resolve(module);
     if (files) return files.some((f) => h.inputs.includes(resolve(f)));
