@@ -40,6 +40,17 @@ export const ErrorCodes = {
   GRAFT_SWAP_VERIFY: 'verify() of a new module generation failed',
   GRAFT_SWAP_NOT_SWAPPABLE: 'the change cannot be swapped in place',
   GRAFT_SWAP_LEAK: 'a retired module generation is still reachable',
+  GRAFT_STORE_URL: 'a config store or bus address graft does not know',
+  GRAFT_STORE_UNREACHABLE: 'a config store cannot be reached',
+  GRAFT_STORE_AUTH: 'a config store or bus refused the credentials',
+  GRAFT_STORE_NOT_FOUND: 'a bucket, prefix or key does not exist in the store',
+  GRAFT_BUS_KEY: 'the key that signs or checks bus orders cannot be used',
+  GRAFT_BUS_UNREACHABLE: 'the message bus cannot be reached',
+  GRAFT_ORDER_REFUSED: 'a bus order was refused',
+  GRAFT_ORDER_TIMEOUT: 'a host did not answer an order in time',
+  GRAFT_FLEET_EMPTY: 'no host of the service is registered',
+  GRAFT_FLEET_BUSY: 'no rollout slot came free in time',
+  GRAFT_FLEET_FAILED: 'a fleet rollout stopped on a failure',
   GRAFT_INTERNAL: 'an unexpected failure inside graft',
 } as const;
 
