@@ -1,0 +1,167 @@
+import { randomUUID } from 'node:crypto';
+import { GraftError, type SerializedError } from '../errors.js';
+import type { OrderKey } from './order-key.js';
+
+/**
+ * An order that crosses the network: what a master is asked to do by a bus
+ * message or a fleet rollout. It names an action, never a path to load: a swap
+ * names a module the service declared swappable, and the master refuses any
+ * other. Every order is signed; a timestamp and a one-time id make a replayed
+ * order fail.
+ */
+export interface OrderBody {
+  /** The service every master of the fleet runs (`--name`). */
+  service: string;
+  /** One host (`--host-id`), or `*` for every master of the service. */
+  host: string;
+  action: OrderAction;
+  /** For `swap`: the module, by the name `graft status` shows. Omitted: every swappable module. */
+  module?: string;
+  /** For `config`: changes to the top layer, as `graft config apply` takes them; omitted: re-read the sources. */
+  config?: { set?: string[]; unset?: string[]; reset?: boolean };
+  /** One-time id: an order with an id already seen is refused. */
+  id: string;
+  /** When it was signed (ms since the epoch). */
+  at: number;
+}
+
+export type OrderAction = 'reload' | 'swap' | 'config';
+const ACTIONS: readonly OrderAction[] = ['reload', 'swap', 'config'];
+
+export interface SignedOrder extends OrderBody {
+  alg: OrderKey['alg'];
+  /** base64 signature over `canonical(body)`. */
+  sig: string;
+}
+
+/** What a master publishes after it carried out (or refused) an order. */
+export interface OrderOutcome {
+  id: string;
+  service: string;
+  host: string;
+  action: OrderAction | 'unknown';
+  ok: boolean;
+  value?: unknown;
+  error?: SerializedError;
+  at: number;
+}
+
+/** Service and host names are subject tokens and queue names: letters, digits, `_` and `-`. */
+export const NAME_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+
+export function checkName(what: string, value: string): string {
+  if (!NAME_PATTERN.test(value)) {
+    throw new GraftError('GRAFT_BAD_ARGUMENT', `${what} ${JSON.stringify(value)} may hold only letters, digits, _ and - (at most 64)`);
+  }
+  return value;
+}
+
+/** A new order, stamped now with a fresh id. */
+export function newOrder(fields: Omit<OrderBody, 'id' | 'at'>): OrderBody {
+  return { ...fields, id: randomUUID(), at: Date.now() };
+}
+
+export function signOrder(body: OrderBody, key: OrderKey): SignedOrder {
+  return { ...body, alg: key.alg, sig: key.sign(canonical(body)) };
+}
+
+/** The bytes a signature covers: the body's JSON with keys sorted at every level and no signature fields. */
+export function canonical(body: OrderBody): Buffer {
+  const { alg: _alg, sig: _sig, ...rest } = body as Partial<SignedOrder> & OrderBody;
+  return Buffer.from(JSON.stringify(sortKeys(rest)));
+}
+
+function sortKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(sortKeys);
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(
+      Object.keys(value)
+        .sort()
+        .map((k) => [k, sortKeys((value as Record<string, unknown>)[k])]),
+    );
+  }
+  return value;
+}
+
+export interface OrderGuardOptions {
+  service: string;
+  host: string;
+  key: OrderKey;
+  /** How far an order's timestamp may be from this host's clock (default 30 s). */
+  maxSkewMs?: number;
+}
+
+/**
+ * A master's check of every order it receives: well formed, for this service
+ * and host, signed with the fleet's key, fresh, and never seen before. Ids are
+ * remembered for twice the allowed skew: an older order is refused for its age.
+ */
+export class OrderGuard {
+  private readonly seen = new Map<string, number>();
+  private readonly maxSkewMs: number;
+
+  constructor(private readonly options: OrderGuardOptions) {
+    this.maxSkewMs = options.maxSkewMs ?? 30_000;
+  }
+
+  /** The order, if it may be carried out; else throws GRAFT_ORDER_REFUSED saying why. */
+  admit(message: unknown, now = Date.now()): OrderBody {
+    const order = parseOrder(message);
+    if (order.service !== this.options.service) refuse(`it is for service ${JSON.stringify(order.service)}, this master runs ${JSON.stringify(this.options.service)}`);
+    if (order.host !== '*' && order.host !== this.options.host) refuse(`it is for host ${JSON.stringify(order.host)}, this is ${JSON.stringify(this.options.host)}`);
+    if (order.alg !== this.options.key.alg) refuse(`it is signed with ${order.alg}; this master checks ${this.options.key.alg} signatures`);
+    if (!this.options.key.verify(canonical(order), order.sig)) refuse('its signature does not match the fleet key');
+    if (Math.abs(now - order.at) > this.maxSkewMs) {
+      refuse(`it was signed ${Math.round((now - order.at) / 1000)} s from this host's clock (at most ${this.maxSkewMs / 1000} s allowed); check the clocks or send a new order`);
+    }
+    this.forget(now);
+    if (this.seen.has(order.id)) refuse(`order ${order.id} was already carried out (a replay)`);
+    this.seen.set(order.id, now);
+    const { alg: _alg, sig: _sig, ...body } = order;
+    return body;
+  }
+
+  private forget(now: number): void {
+    for (const [id, at] of this.seen) {
+      if (now - at <= 2 * this.maxSkewMs) break; // insertion order: the rest are newer
+      this.seen.delete(id);
+    }
+  }
+}
+
+/** Checks the shape of a received order; the signature is checked by the guard. */
+export function parseOrder(message: unknown): SignedOrder {
+  let value = message;
+  if (typeof message === 'string' || message instanceof Uint8Array) {
+    try {
+      value = JSON.parse(typeof message === 'string' ? message : Buffer.from(message).toString('utf8'));
+    } catch {
+      refuse('it is not JSON');
+    }
+  }
+  if (!value || typeof value !== 'object' || Array.isArray(value)) refuse('it is not a JSON object');
+  const o = value as Record<string, unknown>;
+  if (typeof o.sig !== 'string' || typeof o.alg !== 'string') refuse('it is not signed');
+  for (const field of ['service', 'host', 'id'] as const) {
+    if (typeof o[field] !== 'string' || (o[field] as string).length === 0) refuse(`its ${field} is missing`);
+  }
+  if (typeof o.at !== 'number' || !Number.isFinite(o.at)) refuse('its timestamp (at) is missing');
+  if (!ACTIONS.includes(o.action as OrderAction)) refuse(`its action ${JSON.stringify(o.action)} is none of ${ACTIONS.join(', ')}`);
+  if (o.module !== undefined && (typeof o.module !== 'string' || o.module.length === 0)) refuse('its module is not a name');
+  if (o.module !== undefined && o.action !== 'swap') refuse('only a swap order names a module');
+  if (o.config !== undefined) {
+    const c = o.config as Record<string, unknown>;
+    const strings = (v: unknown) => v === undefined || (Array.isArray(v) && v.every((s) => typeof s === 'string'));
+    if (o.action !== 'config' || !c || typeof c !== 'object' || !strings(c.set) || !strings(c.unset) || (c.reset !== undefined && typeof c.reset !== 'boolean')) {
+      refuse('its config changes are malformed');
+    }
+  }
+  const known = new Set(['service', 'host', 'action', 'module', 'config', 'id', 'at', 'alg', 'sig']);
+  const extra = Object.keys(o).find((k) => !known.has(k));
+  if (extra) refuse(`it carries a field graft does not know (${JSON.stringify(extra)})`);
+  return o as unknown as SignedOrder;
+}
+
+function refuse(why: string): never {
+  throw new GraftError('GRAFT_ORDER_REFUSED', `order refused: ${why}`);
+}
