@@ -17,8 +17,11 @@ export interface OrderBody {
   action: OrderAction;
   /** For `swap`: the module, by the name `graft status` shows. Omitted: every swappable module. */
   module?: string;
-  /** For `config`: changes to the top layer, as `graft config apply` takes them; omitted: re-read the sources. */
-  config?: { set?: string[]; unset?: string[]; reset?: boolean };
+  /**
+   * For `config`: changes to the top layer, as `graft config apply` takes them
+   * (`restore` puts back a layer a fleet rollback saved); omitted: re-read the sources.
+   */
+  config?: { set?: string[]; unset?: string[]; reset?: boolean; restore?: Record<string, unknown> };
   /** One-time id: an order with an id already seen is refused. */
   id: string;
   /** When it was signed (ms since the epoch). */
@@ -152,7 +155,7 @@ export function parseOrder(message: unknown): SignedOrder {
   if (o.config !== undefined) {
     const c = o.config as Record<string, unknown>;
     const strings = (v: unknown) => v === undefined || (Array.isArray(v) && v.every((s) => typeof s === 'string'));
-    if (o.action !== 'config' || !c || typeof c !== 'object' || !strings(c.set) || !strings(c.unset) || (c.reset !== undefined && typeof c.reset !== 'boolean')) {
+    if (o.action !== 'config' || !c || typeof c !== 'object' || !strings(c.set) || !strings(c.unset) || (c.reset !== undefined && typeof c.reset !== 'boolean') || (c.restore !== undefined && (!c.restore || typeof c.restore !== 'object' || Array.isArray(c.restore)))) {
       refuse('its config changes are malformed');
     }
   }

@@ -18,7 +18,11 @@ export const commandHelp: Record<string, string> = {
                              in every worker without a new process
   -c, --config FILE          config file (.json .yaml .toml .env), repeatable, later wins
                              (default: graft.config.{yaml,yml,json,toml} in the working directory)
-      --set KEY=VALUE        override one config key, e.g. --set db.pool.max=20 (repeatable)`,
+      --set KEY=VALUE        override one config key, e.g. --set db.pool.max=20 (repeatable)
+      --name NAME            the service's name, the same on every host (default: the entry's name)
+      --host-id NAME         this master's name in the fleet (default: the host name)
+      --fleet nats://H:P     register in the fleet registry there (NATS JetStream KV), so that
+                             \`graft fleet\` sees this master and can roll changes out to it`,
   reload: `graft reload [entry] [--socket PATH]
   Start a new generation of workers and retire the old one once it serves, with
   no connection refused or reset (same as SIGHUP). Answers once every new
@@ -37,6 +41,20 @@ export const commandHelp: Record<string, string> = {
   Replace the master process itself (new graft or Node version), keeping the
   listening sockets open (SIGUSR2). The config version, its history and the
   overrides of \`graft config apply --set\` carry over.`,
+  fleet: `graft fleet status|reload|swap [module]|config apply [--set K=V] --fleet nats://H:P --name SERVICE
+  Every master of a service that registered with --fleet, on any host.
+  status                     each host's generation, code version, config version and readiness,
+                             and whether every host runs one config and one code version
+  reload, swap, config apply roll the change out host by host: each host gets a signed order,
+                             carries it out, and must be ready again before the next starts
+      --bus-key FILE         the key that signs orders (the masters check it with theirs)
+      --max-unavailable N|N% hosts changing at once (default 1); held as slots in the store,
+                             so two operators rolling out together stay within it
+      --no-rollback          on a failure, leave the hosts already changed as they are
+                             (default: config overrides are put back; code cannot be)
+      --timeout S            how long one host may take (default 120)
+      --slot-timeout S       how long to wait for a free slot (default 600)
+      --json                 the report as JSON`,
   swap: `graft swap [module] [--json] [--socket PATH]
   Swap changed code in place in every worker (services started with --swap).
   Exits non-zero with the error when a worker rejects the new generation; a
@@ -57,6 +75,7 @@ const oneLine: Record<string, string> = {
   stop: 'graceful stop (SIGTERM); --fast kills workers (SIGQUIT)',
   upgrade: 'replace the master process, keeping the port open (SIGUSR2)',
   swap: 'swap changed code in place in every worker (with --swap)',
+  fleet: 'every host of a service: status, rolling reload, swap, config apply',
 };
 
 export function overview(version: string): string {
@@ -78,5 +97,5 @@ ${locate}`;
 
 export function helpFor(command: string): string | undefined {
   const text = commandHelp[command];
-  return text && (command === 'start' ? text : `${text}\n\n${locate}`);
+  return text && (command === 'start' || command === 'fleet' ? text : `${text}\n\n${locate}`);
 }

@@ -3,10 +3,11 @@ import { readFileSync } from 'node:fs';
 import { GraftError } from '../errors.js';
 import { reload, scale, status, stop, swap, upgrade } from './control-commands.js';
 import { configCommand } from './config-command.js';
+import { fleetCommand } from './fleet-command.js';
 import { helpFor, overview } from './help.js';
 import { start } from './start.js';
 
-const commands: Record<string, (argv: string[]) => Promise<number>> = { start, reload, status, scale, stop, upgrade, swap, config: configCommand };
+const commands: Record<string, (argv: string[]) => Promise<number>> = { start, reload, status, scale, stop, upgrade, swap, config: configCommand, fleet: fleetCommand };
 
 /** This package's version (src/cli and dist/cli are both two levels below package.json). */
 function version(): string {

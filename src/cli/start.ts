@@ -1,6 +1,8 @@
 import { accessSync, constants, statSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
-import { dirname, relative, resolve } from 'node:path';
+import { availableParallelism, hostname } from 'node:os';
+import { basename, dirname, extname, relative, resolve } from 'node:path';
+import { checkName } from '../bus/order.js';
+import { parseFleetUrl } from '../fleet/fleet-url.js';
 import { defaultConfigFiles } from '../config/default-files.js';
 import { GraftError } from '../errors.js';
 import { Master } from '../supervisor/master.js';
@@ -21,6 +23,9 @@ export async function start(argv: string[]): Promise<number> {
       swap: { type: 'boolean' },
       config: { type: 'string', short: 'c', multiple: true },
       set: { type: 'string', multiple: true },
+      name: { type: 'string' },
+      'host-id': { type: 'string' },
+      fleet: { type: 'string' },
     },
     1,
   );
@@ -47,6 +52,9 @@ export async function start(argv: string[]): Promise<number> {
     configFiles: values.config ? values.config.map((f) => resolve(cwd, f)) : defaultConfigFiles(cwd),
     overrides: values.set ?? [],
     fixed: { port: values.port !== undefined, workers: values.workers !== undefined },
+    service: values.name !== undefined ? checkName('--name', values.name) : nameOf(entry),
+    hostId: values['host-id'] !== undefined ? checkName('--host-id', values['host-id']) : nameOf(hostname()),
+    fleet: values.fleet !== undefined ? parseFleetUrl(values.fleet) : undefined,
   });
   return master.run();
 }
@@ -64,4 +72,10 @@ function checkEntry(given: string, entry: string): void {
   } catch {
     throw new GraftError('GRAFT_ENTRY_UNREADABLE', `entry ${relative(process.cwd(), entry) || entry} cannot be read (permission denied); fix its permissions`);
   }
+}
+
+/** A default name from a file or host name, made a valid subject token. */
+function nameOf(value: string): string {
+  const name = basename(value, extname(value)).replace(/[^A-Za-z0-9_-]+/g, '-').slice(0, 64);
+  return name || 'service';
 }

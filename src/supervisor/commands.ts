@@ -20,6 +20,8 @@ export interface Overrides {
   set?: string[];
   unset?: string[];
   reset?: boolean;
+  /** Put the top layer back as it was (a fleet rollback). */
+  restore?: Record<string, unknown>;
 }
 
 /**

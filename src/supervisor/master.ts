@@ -1,9 +1,13 @@
+import { dirname } from 'node:path';
 import { ConfigLoader } from '../config/loader.js';
 import { EnvSource } from '../config/sources/env-source.js';
 import { FileSource } from '../config/sources/file-source.js';
 import { OverrideSource } from '../config/sources/override-source.js';
 import { deferred } from '../core/deferred.js';
 import { GraftError, errorFields } from '../errors.js';
+import type { FleetAddress } from '../fleet/fleet-url.js';
+import { Membership } from '../fleet/membership.js';
+import type { HostRecord } from '../fleet/registration.js';
 import { createLogger } from '../log.js';
 import { Arbiter } from './arbiter.js';
 import { CodeSwapper } from './code-swapper.js';
@@ -44,6 +48,12 @@ export interface MasterOptions {
   overrides: string[];
   /** Set when -w / -p were given: the config's graft.workers / graft.port do not apply. */
   fixed: { port: boolean; workers: boolean };
+  /** The service's name (`--name`): every master of a fleet runs the same one. */
+  service: string;
+  /** This master's name in the fleet (`--host-id`). */
+  hostId: string;
+  /** Register in this fleet store (`--fleet`). */
+  fleet: FleetAddress | undefined;
 }
 
 export interface MasterStatus {
@@ -90,6 +100,7 @@ export class Master {
   private swapper: CodeSwapper | undefined;
   private succession: Succession | undefined;
   private watcher: CodeWatcher | undefined;
+  private membership: Membership | undefined;
   private state: MasterState = 'starting';
   private stopping: Promise<void> | undefined;
   private fastStop = false;
@@ -217,6 +228,13 @@ export class Master {
     coordinator.watch((source) => this.submitQuietly({ kind: 'config', source }));
     if (this.options.watch) await this.watchCode(this.options.watch);
     this.arbiter.open();
+    if (this.options.fleet) {
+      this.membership = new Membership(
+        { address: this.options.fleet, entry: this.options.entry, root: dirname(this.options.entry), record: () => this.hostRecord() },
+        this.log,
+      );
+      this.membership.start();
+    }
     // Sources may have changed while the masters handed over; unchanged content makes no version.
     if (inherited) this.submitQuietly({ kind: 'config', source: 'upgrade' });
     this.log.info('master running', {
@@ -240,6 +258,14 @@ export class Master {
   }
 
   private async handle(command: Command): Promise<unknown> {
+    try {
+      return await this.carryOut(command);
+    } finally {
+      this.membership?.changed(command.kind === 'reload' || command.kind === 'swap' || command.kind === 'config');
+    }
+  }
+
+  private async carryOut(command: Command): Promise<unknown> {
     if (command.kind === 'stop') return this.stop(command.fast);
     if (this.state !== 'running') {
       const why = this.successorPid ? `handed over to master ${this.successorPid}; send it again` : `the master is ${this.state}`;
@@ -276,16 +302,18 @@ export class Master {
     }
   }
 
-  private async applyConfig(source: string, overrides: Overrides | undefined): Promise<ApplyOutcome> {
+  /** With overrides, the outcome says what the top layer held before (what a fleet rollback puts back). */
+  private async applyConfig(source: string, overrides: Overrides | undefined): Promise<ApplyOutcome & { overridesBefore?: Record<string, unknown> }> {
     const coordinator = this.coordinator!;
     if (!overrides) return coordinator.change(source);
     // Overrides stay the top layer until unset: a file edit to the same key does not win over them.
     const saved = this.applyOverrides.save();
     try {
+      if (overrides.restore) this.applyOverrides.restore(overrides.restore);
       if (overrides.reset) this.applyOverrides.clear();
       if (overrides.unset?.length) this.applyOverrides.unset(overrides.unset);
       if (overrides.set?.length) this.applyOverrides.set(overrides.set);
-      return await coordinator.change(source);
+      return { ...(await coordinator.change(source)), overridesBefore: saved };
     } catch (err) {
       this.applyOverrides.restore(saved); // a rejected override must not linger in the top layer
       throw err;
@@ -311,6 +339,27 @@ export class Master {
         ...pool,
       },
       workers,
+    };
+  }
+
+  /** This master's entry in the fleet registry (its code version is added by the membership). */
+  private hostRecord(): Omit<HostRecord, 'code'> {
+    const { master, workers } = this.status();
+    const ready = workers.filter((w) => w.state === 'ready' && w.generation === master.generation).length;
+    return {
+      service: this.options.service,
+      host: this.options.hostId,
+      pid: master.pid,
+      port: master.port,
+      state: master.state,
+      ready: master.state === 'running' && !master.reloading && master.busy === undefined && ready >= master.desired,
+      workers: { desired: master.desired, ready },
+      generation: master.generation,
+      config: master.config ? { version: master.config.version, hash: master.config.hash } : undefined,
+      busy: master.busy,
+      masterGeneration: master.masterGeneration,
+      startedAt: new Date(this.startedAt).toISOString(),
+      at: new Date().toISOString(),
     };
   }
 
@@ -343,6 +392,7 @@ export class Master {
     this.state = 'stopping';
     this.listeners.stopAccepting();
     this.coordinator?.close();
+    void this.membership?.close(false); // the successor owns this host's entry now
     void this.watcher?.close();
   }
 
@@ -351,6 +401,7 @@ export class Master {
     this.state = 'stopping';
     this.coordinator?.close();
     await this.watcher?.close();
+    await this.membership?.close(this.successorPid === undefined);
     await this.pool?.stop(this.fastStop);
     this.uninstallSignals?.();
     this.files.release();

@@ -1,0 +1,211 @@
+import { hostname } from 'node:os';
+import { loadOrderKey } from '../bus/order-key.js';
+import { checkName, newOrder, signOrder, type OrderOutcome } from '../bus/order.js';
+import { subjects } from '../bus/subjects.js';
+import { GraftError, errorMessage } from '../errors.js';
+import { DEFAULT_SLOT_TTL_MS, FleetStore } from '../fleet/fleet-store.js';
+import { parseFleetUrl } from '../fleet/fleet-url.js';
+import { listHosts, registryKey, type HostRecord } from '../fleet/registration.js';
+import { rollout, type RolloutEvent, type RolloutOrder, type RolloutReport } from '../fleet/rollout.js';
+import { RolloutSlots } from '../fleet/rollout-slots.js';
+import { parse, seconds } from './args.js';
+
+const common = {
+  fleet: { type: 'string' },
+  name: { type: 'string' },
+  json: { type: 'boolean' },
+} as const;
+
+const rolling = {
+  ...common,
+  'bus-key': { type: 'string' },
+  'max-unavailable': { type: 'string' },
+  'no-rollback': { type: 'boolean' },
+  timeout: { type: 'string' },
+  'slot-timeout': { type: 'string' },
+} as const;
+
+const configFlags = {
+  set: { type: 'string', multiple: true },
+  unset: { type: 'string', multiple: true },
+  reset: { type: 'boolean' },
+} as const;
+
+/** `graft fleet status|reload|swap|config apply`: every master of a service, through the fleet's store. */
+export async function fleetCommand(argv: string[]): Promise<number> {
+  const [sub, ...rest] = argv;
+  switch (sub) {
+    case 'status':
+      return fleetStatus(rest);
+    case 'reload':
+      return fleetRollout('fleet reload', rest, 0, () => ({ action: 'reload' }));
+    case 'swap':
+      return fleetRollout('fleet swap', rest, 1, (p) => ({ action: 'swap', ...(p[0] ? { module: p[0] } : {}) }));
+    case 'config': {
+      if (rest[0] !== 'apply') throw new GraftError('GRAFT_BAD_ARGUMENT', 'graft fleet config: the one action is `apply`, e.g. `graft fleet config apply --set db.pool=20`');
+      return fleetRollout('fleet config apply', rest.slice(1), 0, (_p, v) => {
+        const set = v.set ?? [];
+        const unset = v.unset ?? [];
+        const changes = set.length > 0 || unset.length > 0 || v.reset === true;
+        return { action: 'config', ...(changes ? { config: { ...(set.length ? { set } : {}), ...(unset.length ? { unset } : {}), ...(v.reset ? { reset: true } : {}) } } : {}) };
+      });
+    }
+    default:
+      throw new GraftError('GRAFT_UNKNOWN_COMMAND', `graft fleet ${sub ? JSON.stringify(sub) : 'needs a command'}: expected status, reload, swap or config apply (see \`graft help fleet\`)`);
+  }
+}
+
+function target(command: string, values: { fleet?: string | undefined; name?: string | undefined }): { url: string; service: string } {
+  if (!values.fleet) throw new GraftError('GRAFT_BAD_ARGUMENT', `graft ${command} needs --fleet nats://host:port (the store the masters registered in)`);
+  if (!values.name) throw new GraftError('GRAFT_BAD_ARGUMENT', `graft ${command} needs --name SERVICE (the --name the masters run with)`);
+  return { url: values.fleet, service: checkName('--name', values.name) };
+}
+
+async function fleetStatus(argv: string[]): Promise<number> {
+  const { values } = parse('fleet status', argv, common, 0);
+  const { url, service } = target('fleet status', values);
+  const store = await FleetStore.open(parseFleetUrl(url));
+  try {
+    const hosts = await listHosts(await store.registry(), service);
+    if (values.json) console.log(JSON.stringify({ service, hosts, ...agreement(hosts) }, null, 2));
+    else console.log(formatFleet(service, hosts));
+    return hosts.length > 0 && hosts.every((h) => h.ready) ? 0 : 1;
+  } finally {
+    await store.close();
+  }
+}
+
+/** Whether every host runs one config and one code version. */
+export function agreement(hosts: HostRecord[]): { sameConfig: boolean; sameCode: boolean; ready: number } {
+  const configs = new Set(hosts.map((h) => h.config?.hash));
+  const codes = new Set(hosts.map((h) => h.code));
+  return { sameConfig: configs.size <= 1, sameCode: codes.size <= 1, ready: hosts.filter((h) => h.ready).length };
+}
+
+function formatFleet(service: string, hosts: HostRecord[]): string {
+  if (hosts.length === 0) return `service ${service}: no master registered`;
+  const rows = [['HOST', 'PID', 'PORT', 'STATE', 'READY', 'WORKERS', 'GEN', 'CODE', 'CONFIG', 'BUSY']];
+  for (const h of hosts) {
+    rows.push([
+      h.host,
+      String(h.pid),
+      String(h.port),
+      h.state,
+      h.ready ? 'yes' : 'no',
+      `${h.workers.ready}/${h.workers.desired}`,
+      String(h.generation ?? '-'),
+      h.code ?? '-',
+      h.config ? `v${h.config.version} ${h.config.hash.slice(0, 8)}` : '-',
+      h.busy ?? '-',
+    ]);
+  }
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  const table = rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+  const a = agreement(hosts);
+  const configs = [...new Set(hosts.map((h) => h.config?.hash.slice(0, 8) ?? '-'))];
+  const codes = [...new Set(hosts.map((h) => h.code ?? '-'))];
+  const verdict = [
+    `${a.ready} of ${hosts.length} hosts ready`,
+    a.sameConfig ? 'one config on every host' : `configs differ (${configs.join(', ')})`,
+    a.sameCode ? 'one code version on every host' : `code versions differ (${codes.join(', ')})`,
+  ].join('; ');
+  return `service ${service}\n${table}\n${verdict}`;
+}
+
+async function fleetRollout(
+  command: string,
+  argv: string[],
+  maxPositionals: number,
+  orderOf: (positionals: string[], values: { set?: string[] | undefined; unset?: string[] | undefined; reset?: boolean | undefined }) => RolloutOrder,
+): Promise<number> {
+  const options = command === 'fleet config apply' ? { ...rolling, ...configFlags } : rolling;
+  const { values, positionals } = parse(command, argv, options as typeof rolling & typeof configFlags, maxPositionals);
+  const { url, service } = target(command, values);
+  if (!values['bus-key']) throw new GraftError('GRAFT_BAD_ARGUMENT', `graft ${command} needs --bus-key FILE: the key that signs orders (the masters check it)`);
+  const key = loadOrderKey(values['bus-key']);
+  const order = orderOf(positionals, values);
+  const timeoutMs = seconds('--timeout', values.timeout) ?? 120_000;
+  const slotTimeoutMs = seconds('--slot-timeout', values['slot-timeout']) ?? 600_000;
+  const store = await FleetStore.open(parseFleetUrl(url));
+  try {
+    const registry = await store.registry();
+    const hosts = await listHosts(registry, service);
+    const maxUnavailable = parseMaxUnavailable(values['max-unavailable'], hosts.length);
+    const slots = new RolloutSlots(await store.slots(), service, maxUnavailable, `${hostname()}:${process.pid}`, DEFAULT_SLOT_TTL_MS);
+    const report = await rollout(
+      hosts,
+      { service, order, maxUnavailable, rollback: values['no-rollback'] !== true },
+      {
+        acquire: () => slots.acquire(slotTimeoutMs),
+        send: async (host, o) => {
+          const signed = signOrder(newOrder({ service, host, ...o }), key);
+          let reply;
+          try {
+            reply = await store.nc.request(subjects.hostOrders(service, host), JSON.stringify(signed), { timeout: timeoutMs });
+          } catch (err) {
+            const message = errorMessage(err);
+            if (/no responders/i.test(message)) throw new GraftError('GRAFT_ORDER_TIMEOUT', `${host} takes no orders: its master runs without --bus on this NATS server, or has stopped`);
+            throw new GraftError('GRAFT_ORDER_TIMEOUT', `${host} did not answer within ${timeoutMs / 1000} s (${message}); see its master's log`);
+          }
+          return reply.json<OrderOutcome>();
+        },
+        waitReady: async (host) => {
+          const deadline = Date.now() + timeoutMs;
+          for (;;) {
+            const record = (await registry.get(registryKey(service, host)))?.json<HostRecord>();
+            if (record?.ready) return record;
+            if (Date.now() > deadline) throw new GraftError('GRAFT_FLEET_FAILED', `${host} carried out the order but was not ready again within ${timeoutMs / 1000} s`);
+            await new Promise((r) => setTimeout(r, 100));
+          }
+        },
+        progress: (event) => {
+          if (!values.json) process.stderr.write(`${describe(event)}\n`);
+        },
+      },
+    );
+    if (values.json) console.log(JSON.stringify(report, null, 2));
+    else console.log(summary(report));
+    return report.ok ? 0 : 1;
+  } finally {
+    await store.close();
+  }
+}
+
+/** `N` hosts or `N%` of them (at least one). */
+export function parseMaxUnavailable(value: string | undefined, hosts: number): number {
+  if (value === undefined) return 1;
+  const m = /^(\d+)(%?)$/.exec(value.trim());
+  if (!m || Number(m[1]) < 1 || (m[2] && Number(m[1]) > 100)) {
+    throw new GraftError('GRAFT_BAD_ARGUMENT', `--max-unavailable must be a number of hosts (at least 1) or a percentage (1% to 100%), got ${JSON.stringify(value)}`);
+  }
+  return m[2] ? Math.max(1, Math.floor((hosts * Number(m[1])) / 100)) : Number(m[1]);
+}
+
+function describe(event: RolloutEvent): string {
+  switch (event.event) {
+    case 'batch':
+      return `batch: ${event.hosts.join(', ')}`;
+    case 'host-start':
+      return `${event.host}: started (${event.slot})`;
+    case 'host-done': {
+      const s = event.step;
+      const ms = Date.parse(s.endedAt) - Date.parse(s.startedAt);
+      return s.ok ? `${s.host}: done in ${(ms / 1000).toFixed(1)} s` : `${s.host}: FAILED: ${s.error?.code}: ${s.error?.message}`;
+    }
+    case 'rollback':
+      return event.skipped ? `${event.host}: not rolled back: ${event.skipped}` : `${event.host}: rolled back${event.ok ? '' : ` FAILED: ${event.error?.message}`}`;
+  }
+}
+
+function summary(report: RolloutReport): string {
+  const done = report.steps.filter((s) => s.ok).map((s) => s.host);
+  if (report.ok) return `${report.action}: all ${done.length} hosts of ${report.service} done (at most ${report.batchSize} at a time)`;
+  const back = report.rolledBack.filter((r) => r.ok).map((r) => r.host);
+  return [
+    `${report.action} stopped at ${report.stoppedAt}`,
+    report.notReached.length ? `not reached: ${report.notReached.join(', ')}` : undefined,
+    back.length ? `rolled back: ${back.join(', ')}` : undefined,
+  ]
+    .filter(Boolean)
+    .join('; ');
+}

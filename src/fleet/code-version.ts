@@ -1,0 +1,39 @@
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import * as esbuild from 'esbuild';
+
+/**
+ * What code a host runs, comparable across hosts: a hash of the entry and every
+ * project file it imports (packages excluded), by path relative to the entry's
+ * directory and content. Computed when a generation starts and after a swap, so
+ * two hosts that deployed the same files show the same version whatever their
+ * generation numbers. `undefined` when the entry does not build (the live
+ * generation is then whatever loaded last).
+ */
+export async function codeVersion(entry: string, root: string): Promise<string | undefined> {
+  let inputs: string[];
+  try {
+    const result = await esbuild.build({
+      entryPoints: [entry],
+      bundle: true,
+      packages: 'external',
+      platform: 'node',
+      format: 'esm',
+      write: false,
+      metafile: true,
+      logLevel: 'silent',
+      outdir: root,
+    });
+    inputs = Object.keys(result.metafile.inputs).sort();
+  } catch {
+    return undefined;
+  }
+  const hash = createHash('sha256');
+  for (const input of inputs) {
+    const file = resolve(process.cwd(), input);
+    hash.update(file.startsWith(root) ? file.slice(root.length) : file).update('\0');
+    hash.update(await readFile(file).catch(() => Buffer.alloc(0))).update('\0');
+  }
+  return hash.digest('hex').slice(0, 12);
+}
