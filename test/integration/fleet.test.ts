@@ -1,0 +1,165 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { after, before, describe, test } from 'node:test';
+import { getFresh } from '../../bench/lib/http.js';
+import { startHaproxy } from '../../bench/lib/haproxy.js';
+import { fixture, graftCli, startGraft, tempDir, type GraftProcess, type LogRecord } from '../helpers/graft.js';
+import { underLoad } from '../helpers/load.js';
+import { record } from '../helpers/output.js';
+
+const NATS = 'nats://127.0.0.1:4222';
+
+interface Host {
+  id: string;
+  dir: string;
+  entry: string;
+  g: GraftProcess;
+}
+
+/** Three masters of one service, each in a folder of its own (its own deployed copy of the entry). */
+async function startFleet(service: string, keyFile: string, env: Record<string, Record<string, string>> = {}): Promise<Host[]> {
+  const hosts: Host[] = [];
+  for (const id of ['h1', 'h2', 'h3']) {
+    const dir = tempDir('graft-host-');
+    const entry = join(dir, 'server.ts');
+    writeFileSync(entry, `export { default } from ${JSON.stringify(pathToFileURL(fixture('fleet-app.ts')).href)};\n`);
+    const g = await startGraft(entry, {
+      workers: 2,
+      cwd: dir,
+      env: { HOST_ID: id, ...env[id] },
+      args: ['--name', service, '--host-id', id, '--fleet', NATS, '--bus', NATS, '--bus-key', keyFile],
+    });
+    hosts.push({ id, dir, entry, g });
+  }
+  for (const h of hosts) await h.g.waitForLog((r) => r.msg === 'registered in the fleet');
+  return hosts;
+}
+
+function fleet(...args: string[]) {
+  return graftCli(['fleet', ...args]);
+}
+
+/** [start, end] of every reload a master logged (its own clock, the same machine's). */
+function reloadIntervals(h: Host): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
+  let start: LogRecord | undefined;
+  for (const r of h.g.logs) {
+    if (r.msg === 'reload requested') start = r;
+    if ((r.msg === 'reload done' || r.msg === 'reload failed; the live generation keeps serving') && start) {
+      out.push([Date.parse(start.time as string), Date.parse(r.time as string)]);
+      start = undefined;
+    }
+  }
+  return out;
+}
+
+describe('fleet', () => {
+  let keyFile: string;
+  before(() => {
+    keyFile = join(tempDir('graft-key-'), 'fleet.key');
+    writeFileSync(keyFile, randomBytes(32).toString('hex'));
+  });
+
+  describe('three masters', () => {
+    const service = `fleet-${randomBytes(4).toString('hex')}`;
+    let hosts: Host[] = [];
+    before(async () => {
+      hosts = await startFleet(service, keyFile, { h2: { LIMIT_MAX: '20' } });
+    });
+    after(async () => {
+      await Promise.all(hosts.map((h) => h.g.stop()));
+    });
+
+    test('fleet status lists every master and says whether they run one config and one code version', async () => {
+      const r = await fleet('status', '--fleet', NATS, '--name', service, '--json');
+      assert.equal(r.code, 0, r.stderr);
+      const s = JSON.parse(r.stdout) as { hosts: Array<{ host: string; ready: boolean; port: number; code: string }>; sameCode: boolean; sameConfig: boolean; ready: number };
+      assert.deepEqual(
+        s.hosts.map((h) => [h.host, h.ready, h.port]),
+        hosts.map((h) => [h.id, true, h.g.port]),
+      );
+      assert.equal(s.sameCode, true);
+      assert.equal(s.sameConfig, true);
+      const text = await fleet('status', '--fleet', NATS, '--name', service);
+      assert.match(text.stdout, /3 of 3 hosts ready; one config on every host; one code version on every host/);
+    });
+
+    test('a rolling reload behind HAProxy under keep-alive load fails no request, and two operators together never reload two hosts at once', async () => {
+      const lb = await startHaproxy({ backends: hosts.map((h) => ({ name: h.id, port: h.g.port })), dir: tempDir('graft-lb-'), onLine: (l) => record('haproxy', l) });
+      try {
+        const before = hosts.map((h) => reloadIntervals(h).length);
+        const { failed, load, value } = await underLoad(
+          lb.url,
+          () => Promise.all(['a', 'b'].map(() => fleet('reload', '--fleet', NATS, '--name', service, '--bus-key', keyFile, '--max-unavailable', '1', '--json'))),
+          { connections: 32 },
+        );
+        for (const r of value) assert.equal(r.code, 0, r.stderr + r.stdout);
+        assert.ok(load.answered > 500, `only ${load.answered} requests answered`);
+        assert.equal(failed, 0, `failed requests: ${JSON.stringify(load)}`);
+        // Each operator reloaded each host once: six reloads, none overlapping another host's.
+        const intervals = hosts.flatMap((h, i) => reloadIntervals(h).slice(before[i]).map(([s, e]) => ({ host: h.id, s, e })));
+        assert.equal(intervals.length, 6, JSON.stringify(intervals));
+        for (const a of intervals) {
+          for (const b of intervals) {
+            if (a !== b && a.host !== b.host) assert.ok(a.e <= b.s || b.e <= a.s, `${a.host} and ${b.host} reloaded at once: ${JSON.stringify([a, b])}`);
+          }
+        }
+        for (const h of hosts) assert.equal((await h.g.status()).master.generation, 3);
+      } finally {
+        await lb.stop();
+      }
+    });
+
+    test('a config rollout refused by the second host stops there and puts the first host back', async () => {
+      const r = await fleet('config', 'apply', '--set', 'limit=50', '--fleet', NATS, '--name', service, '--bus-key', keyFile, '--json');
+      assert.equal(r.code, 1, r.stdout + r.stderr);
+      const report = JSON.parse(r.stdout) as { stoppedAt: string; notReached: string[]; rolledBack: Array<{ host: string; ok: boolean }>; steps: Array<{ host: string; ok: boolean; error?: { code: string; message: string } }> };
+      assert.equal(report.stoppedAt, 'h2');
+      assert.deepEqual(report.notReached, ['h3']);
+      assert.equal(report.steps[1]!.error?.code, 'GRAFT_CONFIG_INVALID');
+      assert.match(report.steps[1]!.error!.message, /limit/);
+      assert.deepEqual(report.rolledBack, [{ host: 'h1', ok: true }]);
+      for (const h of hosts) {
+        const body = (await getFresh(h.g.url)).body;
+        assert.match(body, /limit=10\n$/, `${h.id} serves ${body}`);
+      }
+      // A value every host takes goes everywhere.
+      const ok = await fleet('config', 'apply', '--set', 'limit=15', '--fleet', NATS, '--name', service, '--bus-key', keyFile);
+      assert.equal(ok.code, 0, ok.stdout + ok.stderr);
+      for (const h of hosts) assert.match((await getFresh(h.g.url)).body, /limit=15\n$/);
+    });
+
+    test('a broken version stops a reload rollout at the first host, which keeps serving its old generation', async () => {
+      const generations = await Promise.all(hosts.map(async (h) => (await h.g.status()).master.generation));
+      writeFileSync(hosts[0]!.entry, 'export default {;\n');
+      const r = await fleet('reload', '--fleet', NATS, '--name', service, '--bus-key', keyFile, '--json');
+      assert.equal(r.code, 1, r.stdout + r.stderr);
+      const report = JSON.parse(r.stdout) as { stoppedAt: string; notReached: string[]; steps: Array<{ host: string; ok: boolean; error?: { code: string } }> };
+      assert.equal(report.stoppedAt, 'h1');
+      assert.deepEqual(report.notReached, ['h2', 'h3']);
+      assert.equal(report.steps[0]!.error?.code, 'GRAFT_BOOT_FAILED');
+      for (const [i, h] of hosts.entries()) assert.equal((await h.g.status()).master.generation, generations[i]);
+      assert.match((await getFresh(hosts[0]!.g.url)).body, /^h1 /);
+      // Every host is ready: h1 still runs the code it ran before the broken files arrived.
+      const s = JSON.parse((await fleet('status', '--fleet', NATS, '--name', service, '--json')).stdout) as { ready: number };
+      assert.equal(s.ready, 3);
+    });
+  });
+
+  test('bad input: an unknown store, a missing key, no hosts, a bad --max-unavailable', async () => {
+    const unknown = await fleet('status', '--fleet', 'etcd2://x', '--name', 'a');
+    assert.match(unknown.stderr, /^graft: GRAFT_STORE_URL: /);
+    const down = await fleet('status', '--fleet', 'nats://127.0.0.1:1', '--name', 'a');
+    assert.match(down.stderr, /^graft: GRAFT_STORE_UNREACHABLE: nats:\/\/127\.0\.0\.1:1 cannot be reached/);
+    const nokey = await fleet('reload', '--fleet', NATS, '--name', 'a');
+    assert.match(nokey.stderr, /^graft: GRAFT_BAD_ARGUMENT: .*--bus-key/);
+    const empty = await fleet('reload', '--fleet', NATS, '--name', `none-${randomBytes(3).toString('hex')}`, '--bus-key', keyFile);
+    assert.match(empty.stderr, /^graft: GRAFT_FLEET_EMPTY: /);
+    const bad = await fleet('reload', '--fleet', NATS, '--name', 'a', '--bus-key', keyFile, '--max-unavailable', '0');
+    assert.match(bad.stderr, /^graft: GRAFT_BAD_ARGUMENT: --max-unavailable/);
+    for (const r of [unknown, down, nokey, empty, bad]) assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+  });
+});
