@@ -1,3 +1,5 @@
+import { BusTriggers, type BusOptions } from '../bus/bus-triggers.js';
+import type { BusStatus } from '../bus/bus-link.js';
 import { ConfigLoader } from '../config/loader.js';
 import { EnvSource } from '../config/sources/env-source.js';
 import { FileSource } from '../config/sources/file-source.js';
@@ -44,6 +46,8 @@ export interface MasterOptions {
   overrides: string[];
   /** Set when -w / -p were given: the config's graft.workers / graft.port do not apply. */
   fixed: { port: boolean; workers: boolean };
+  /** Take signed orders from NATS and/or RabbitMQ (--bus). */
+  bus?: BusOptions | undefined;
 }
 
 export interface MasterStatus {
@@ -61,6 +65,8 @@ export interface MasterStatus {
     queued: number;
     lastReload: ReloadRecord | undefined;
     config: { version: number; hash: string; source: string; lastRejected: HistoryEntry | undefined } | undefined;
+    /** The buses this master takes orders from (--bus), and whether each is connected. */
+    bus?: BusStatus[];
   } & Omit<PoolStatus, 'workers'>;
   workers: PoolStatus['workers'];
 }
@@ -90,6 +96,7 @@ export class Master {
   private swapper: CodeSwapper | undefined;
   private succession: Succession | undefined;
   private watcher: CodeWatcher | undefined;
+  private bus: BusTriggers | undefined;
   private state: MasterState = 'starting';
   private stopping: Promise<void> | undefined;
   private fastStop = false;
@@ -217,6 +224,7 @@ export class Master {
     coordinator.watch((source) => this.submitQuietly({ kind: 'config', source }));
     if (this.options.watch) await this.watchCode(this.options.watch);
     this.arbiter.open();
+    if (this.options.bus) this.listenForOrders(this.options.bus);
     // Sources may have changed while the masters handed over; unchanged content makes no version.
     if (inherited) this.submitQuietly({ kind: 'config', source: 'upgrade' });
     this.log.info('master running', {
@@ -308,6 +316,7 @@ export class Master {
         queued: this.arbiter.waiting,
         lastReload: this.reloads?.last,
         config: live ? { version: live.version, hash: live.hash, source: live.source, lastRejected: this.coordinator!.lastRejected } : undefined,
+        ...(this.bus ? { bus: this.bus.status() } : {}),
         ...pool,
       },
       workers,
@@ -344,6 +353,7 @@ export class Master {
     this.listeners.stopAccepting();
     this.coordinator?.close();
     void this.watcher?.close();
+    void this.bus?.close(); // the successor opens its own connections
   }
 
   /** This master's retirement: drain (or kill) its workers and release what it holds. */
@@ -351,10 +361,25 @@ export class Master {
     this.state = 'stopping';
     this.coordinator?.close();
     await this.watcher?.close();
+    await this.bus?.close();
     await this.pool?.stop(this.fastStop);
     this.uninstallSignals?.();
     this.files.release();
     this.log.info('master stopped', { handedOver: this.successorPid !== undefined, successor: this.successorPid });
+  }
+
+  /** Bus orders go through the arbiter like every other command; a swap may name only a module the workers declared swappable. */
+  private listenForOrders(options: BusOptions): void {
+    this.bus = new BusTriggers(
+      options,
+      {
+        submit: (command) => this.submit(command),
+        swappableModules: () => [...new Set(this.pool!.liveWorkers().flatMap((w) => (w.stats.modules ?? []).map((m) => m.replace(/@[^@]*$/, ''))))],
+      },
+      this.log,
+    );
+    this.bus.start();
+    this.log.info('listening for bus orders', { service: options.service, hostId: options.host, buses: options.urls.map((u) => u.display), keyAlg: options.key.alg });
   }
 
   private async watchCode(root: string): Promise<void> {
