@@ -34,6 +34,8 @@ export class BusLink {
   private readonly backoff = new Backoff();
   private state: BusStatus;
   private loop: Promise<void> | undefined;
+  /** Failed attempts since the last connection: the first is a warning, then every tenth. */
+  private failures = 0;
 
   constructor(
     readonly bus: BusUrl,
@@ -78,6 +80,7 @@ export class BusLink {
         }
         this.session = session;
         this.backoff.reset();
+        this.failures = 0;
         this.setConnected(true);
         const lost = await session.closed;
         this.session = undefined;
@@ -88,10 +91,13 @@ export class BusLink {
         const auth = /auth|access.refused|ACCESS_REFUSED|403/i.test(errorMessage(err));
         const error = new GraftError(auth ? 'GRAFT_STORE_AUTH' : 'GRAFT_BUS_UNREACHABLE', `${this.bus.display}: ${errorMessage(err)}`, { cause: err });
         this.state = { ...this.state, connected: false, lastError: error.message };
-        this.log.warn(auth ? 'bus refused the credentials; retrying' : 'bus unreachable; retrying (the service serves meanwhile, without bus orders)', {
+        this.failures++;
+        const level = this.failures === 1 || this.failures % 10 === 0 ? 'warn' : 'debug';
+        this.log[level](auth ? 'bus refused the credentials; retrying' : 'bus unreachable; retrying (the service serves meanwhile, without bus orders)', {
           transport: this.bus.transport,
           url: this.bus.display,
           ...errorFields(error),
+          attempts: this.failures,
         });
       }
       await this.pause(this.backoff.next());
