@@ -9,7 +9,7 @@ import { natsConnect } from '../../src/bus/nats-connect.js';
 import { newOrder, signOrder, type OrderBody, type OrderOutcome } from '../../src/bus/order.js';
 import { hmacKey, loadOrderKey } from '../../src/bus/order-key.js';
 import { subjects } from '../../src/bus/subjects.js';
-import { graftCli, onlyGeneration, startGraft, tempDir, waitFor, type GraftProcess } from '../helpers/graft.js';
+import { graftCli, isAlive, onlyGeneration, startGraft, tempDir, waitFor, type GraftProcess } from '../helpers/graft.js';
 
 const NATS = 'nats://127.0.0.1:4222';
 const AMQP = 'amqp://guest:guest@127.0.0.1:5672';
@@ -221,6 +221,38 @@ describe('orders over NATS', () => {
       assert.deepEqual(await answers(h.g), ['v0']);
       assert.equal((await h.g.status()).master.generation, 1);
     });
+  });
+});
+
+describe('bus orders across a master upgrade', () => {
+  test('the successor opens its own connections and takes the orders; the old master closes its own', async () => {
+    const app = handlerProject('u0');
+    const key = hmacFile();
+    const service = serviceName('upgrade');
+    const { g } = await startHost(app, { service, host: 'h1', buses: [NATS, AMQP], key, workers: 1 });
+    let successor: number | undefined;
+    try {
+      const r = await g.cli('upgrade');
+      assert.equal(r.code, 0, r.stderr);
+      successor = Number(/master (\d+) serves/.exec(r.stdout)?.[1]);
+      for (const transport of ['nats', 'amqp']) await g.waitForLog((l) => l.pid === successor && l.msg === 'bus connected' && l.transport === transport);
+      assert.equal((await g.exited).code, 0, 'the old master retired');
+      const reload = await orderCli(['reload'], { bus: NATS, key, service, host: 'h1' });
+      assert.equal(reload.code, 0, reload.stderr);
+      assert.match(reload.stdout, /^h1: reloaded: generation 3 serves$/m);
+      const done = await g.waitForLog((l) => l.msg === 'order carried out' && l.action === 'reload');
+      assert.equal(done.pid, successor, 'the successor carried it out');
+      const fanout = await orderCli(['reload'], { bus: AMQP, key, service, expect: 1, timeout: 5 });
+      assert.equal(fanout.code, 0, fanout.stderr);
+      assert.match(fanout.stdout, /^h1: reloaded: generation 4 serves$/m);
+      assert.doesNotMatch(fanout.stdout, /FAILED/, 'the retired master no longer listens');
+    } finally {
+      if (successor && isAlive(successor)) {
+        process.kill(successor, 'SIGTERM');
+        await waitFor(() => !isAlive(successor!), 20_000, 'the successor to stop');
+      }
+      await g.stop();
+    }
   });
 });
 
