@@ -136,6 +136,13 @@ describe('orders over NATS', () => {
       const logged = await h2.waitForLog((l) => l.msg === 'order carried out' && l.action === 'reload');
       assert.equal(logged.generation, 2);
 
+      const config = await orderCli(['config', '--set', 'feature.flag=on'], { bus: NATS, key, service, host: 'h1' });
+      assert.equal(config.code, 0, config.stderr);
+      assert.match(config.stdout, /^h1: config version 2 \(/m);
+      assert.equal((await h1.status()).master.config?.version, 2);
+      assert.equal((await h2.status()).master.config?.version, 1);
+      assert.equal((await h1.waitForLog((l) => l.msg === 'order carried out' && l.action === 'config')).configVersion, 2);
+
       // Nobody listens for a host that does not exist.
       const nobody = await orderCli(['reload'], { bus: NATS, key, service, host: 'h9', timeout: 3 });
       assert.notEqual(nobody.code, 0);
