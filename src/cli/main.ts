@@ -5,10 +5,21 @@ import { reload, scale, status, stop, swap, upgrade } from './control-commands.j
 import { configCommand } from './config-command.js';
 import { helpFor, overview } from './help.js';
 import { keygen } from './keygen-command.js';
-import { order } from './order-command.js';
 import { start } from './start.js';
 
-const commands: Record<string, (argv: string[]) => Promise<number>> = { start, reload, status, scale, stop, upgrade, swap, config: configCommand, order, keygen };
+const commands: Record<string, (argv: string[]) => Promise<number>> = {
+  start,
+  reload,
+  status,
+  scale,
+  stop,
+  upgrade,
+  swap,
+  config: configCommand,
+  // The bus clients load only for this command.
+  order: async (argv) => (await import('./order-command.js')).order(argv),
+  keygen,
+};
 
 /** This package's version (src/cli and dist/cli are both two levels below package.json). */
 function version(): string {

@@ -1,4 +1,4 @@
-import { BusTriggers, type BusOptions } from '../bus/bus-triggers.js';
+import type { BusOptions, BusTriggers } from '../bus/bus-triggers.js';
 import type { BusStatus } from '../bus/bus-link.js';
 import { ConfigLoader } from '../config/loader.js';
 import { EnvSource } from '../config/sources/env-source.js';
@@ -224,7 +224,7 @@ export class Master {
     coordinator.watch((source) => this.submitQuietly({ kind: 'config', source }));
     if (this.options.watch) await this.watchCode(this.options.watch);
     this.arbiter.open();
-    if (this.options.bus) this.listenForOrders(this.options.bus);
+    if (this.options.bus) await this.listenForOrders(this.options.bus);
     // Sources may have changed while the masters handed over; unchanged content makes no version.
     if (inherited) this.submitQuietly({ kind: 'config', source: 'upgrade' });
     this.log.info('master running', {
@@ -369,7 +369,10 @@ export class Master {
   }
 
   /** Bus orders go through the arbiter like every other command; a swap may name only a module the workers declared swappable. */
-  private listenForOrders(options: BusOptions): void {
+  private async listenForOrders(options: BusOptions): Promise<void> {
+    // The bus clients load only for a master started with --bus.
+    const { BusTriggers } = await import('../bus/bus-triggers.js');
+    if (this.stopping || this.state !== 'running') return;
     this.bus = new BusTriggers(
       options,
       {
