@@ -19,10 +19,15 @@ export const commandHelp: Record<string, string> = {
   -c, --config FILE          config file (.json .yaml .toml .env), repeatable, later wins
                              (default: graft.config.{yaml,yml,json,toml} in the working directory)
       --set KEY=VALUE        override one config key, e.g. --set db.pool.max=20 (repeatable)
-      --name NAME            the service's name, the same on every host (default: the entry's name)
+      --bus URL              take signed orders from nats://[user:pass@]host:4222 or
+                             amqp://user:pass@host:5672[/vhost] (repeatable; see graft help order)
+      --bus-key FILE         the key orders are checked with (an HMAC secret, or an Ed25519
+                             public key): required with --bus
+      --name NAME            the service's name on the bus (default: the entry's file name)
       --host-id NAME         this master's name in the fleet (default: the host name)
       --fleet nats://H:P     register in the fleet registry there (NATS JetStream KV), so that
-                             \`graft fleet\` sees this master and can roll changes out to it`,
+                             \`graft fleet\` sees this master and can roll changes out to it
+                             (with --bus on the same server and --bus-key)`,
   reload: `graft reload [entry] [--socket PATH]
   Start a new generation of workers and retire the old one once it serves, with
   no connection refused or reset (same as SIGHUP). Answers once every new
@@ -59,6 +64,18 @@ export const commandHelp: Record<string, string> = {
   Swap changed code in place in every worker (services started with --swap).
   Exits non-zero with the error when a worker rejects the new generation; a
   change a swap cannot take falls back to a reload.`,
+  order: `graft order reload|swap [module]|config [--set K=V] [--unset K] [--reset]
+            --bus URL --bus-key FILE --name SERVICE [--host HOST|*] [--timeout S] [--expect N] [--json]
+  Sign an order and send it to the masters of SERVICE started with --bus: a reload,
+  a swap of a module they declared swappable (by the name graft status shows), or a
+  config change. --host sends to one master (over NATS it waits for its answer);
+  * (default) to all, printing each host's outcome as it arrives until --timeout
+  (default 15) or until --expect N hosts answered. Exits non-zero if any host
+  refused or failed the order, or none answered.`,
+  keygen: `graft keygen --hmac FILE | --ed25519 FILE
+  Write a new order key (mode 0600; never overwrites). --hmac: a shared secret for
+  masters and senders alike. --ed25519: a private key for senders (FILE) and its
+  public key for the masters (FILE.pub), which check orders but can't sign one.`,
   config: `graft config show [keypath]     what the workers run, with its version
 graft config check FILE         validate FILE against the running service's schema; applies nothing
 graft config apply [--set K=V] [--unset K] [--reset]
@@ -76,6 +93,8 @@ const oneLine: Record<string, string> = {
   upgrade: 'replace the master process, keeping the port open (SIGUSR2)',
   swap: 'swap changed code in place in every worker (with --swap)',
   fleet: 'every host of a service: status, rolling reload, swap, config apply',
+  order: 'send a signed reload, swap or config order over a bus (--bus)',
+  keygen: 'write a key to sign and check bus orders',
 };
 
 export function overview(version: string): string {
@@ -97,5 +116,5 @@ ${locate}`;
 
 export function helpFor(command: string): string | undefined {
   const text = commandHelp[command];
-  return text && (command === 'start' || command === 'fleet' ? text : `${text}\n\n${locate}`);
+  return text && (['start', 'order', 'keygen', 'fleet'].includes(command) ? text : `${text}\n\n${locate}`);
 }

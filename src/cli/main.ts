@@ -3,11 +3,25 @@ import { readFileSync } from 'node:fs';
 import { GraftError } from '../errors.js';
 import { reload, scale, status, stop, swap, upgrade } from './control-commands.js';
 import { configCommand } from './config-command.js';
-import { fleetCommand } from './fleet-command.js';
 import { helpFor, overview } from './help.js';
+import { keygen } from './keygen-command.js';
 import { start } from './start.js';
 
-const commands: Record<string, (argv: string[]) => Promise<number>> = { start, reload, status, scale, stop, upgrade, swap, config: configCommand, fleet: fleetCommand };
+const commands: Record<string, (argv: string[]) => Promise<number>> = {
+  start,
+  reload,
+  status,
+  scale,
+  stop,
+  upgrade,
+  swap,
+  config: configCommand,
+  // The bus clients load only for this command.
+  order: async (argv) => (await import('./order-command.js')).order(argv),
+  keygen,
+  // So does the fleet's NATS client.
+  fleet: async (argv) => (await import('./fleet-command.js')).fleetCommand(argv),
+};
 
 /** This package's version (src/cli and dist/cli are both two levels below package.json). */
 function version(): string {

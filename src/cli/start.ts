@@ -1,7 +1,10 @@
 import { accessSync, constants, statSync } from 'node:fs';
-import { availableParallelism, hostname } from 'node:os';
-import { basename, dirname, extname, relative, resolve } from 'node:path';
-import { checkName } from '../bus/order.js';
+import { availableParallelism } from 'node:os';
+import { dirname, relative, resolve } from 'node:path';
+import { parseBusUrl } from '../bus/bus-url.js';
+import type { BusOptions } from '../bus/bus-triggers.js';
+import { hostId, serviceName } from '../bus/names.js';
+import { loadOrderKey } from '../bus/order-key.js';
 import { parseFleetUrl } from '../fleet/fleet-url.js';
 import { defaultConfigFiles } from '../config/default-files.js';
 import { GraftError } from '../errors.js';
@@ -23,6 +26,8 @@ export async function start(argv: string[]): Promise<number> {
       swap: { type: 'boolean' },
       config: { type: 'string', short: 'c', multiple: true },
       set: { type: 'string', multiple: true },
+      bus: { type: 'string', multiple: true },
+      'bus-key': { type: 'string' },
       name: { type: 'string' },
       'host-id': { type: 'string' },
       fleet: { type: 'string' },
@@ -36,6 +41,7 @@ export async function start(argv: string[]): Promise<number> {
   checkEntry(entryArg, entry);
   const port = integer('--port', values.port ?? process.env.PORT ?? '3000', 0, 65535)!;
   const workers = integer('--workers', values.workers, 1, 1024) ?? availableParallelism();
+  const bus = busOptions(values, entry, cwd);
   const paths = values.socket ? pathsForSocket(resolve(cwd, values.socket)) : defaultPaths(cwd, entryArg);
   const master = new Master({
     entry,
@@ -52,11 +58,23 @@ export async function start(argv: string[]): Promise<number> {
     configFiles: values.config ? values.config.map((f) => resolve(cwd, f)) : defaultConfigFiles(cwd),
     overrides: values.set ?? [],
     fixed: { port: values.port !== undefined, workers: values.workers !== undefined },
-    service: values.name !== undefined ? checkName('--name', values.name) : nameOf(entry),
-    hostId: values['host-id'] !== undefined ? checkName('--host-id', values['host-id']) : nameOf(hostname()),
+    service: serviceName(values.name, entry),
+    hostId: hostId(values['host-id']),
     fleet: values.fleet !== undefined ? parseFleetUrl(values.fleet) : undefined,
+    bus,
   });
   return master.run();
+}
+
+/** --bus (repeatable) needs --bus-key; --name / --host-id default to the entry's and the machine's names. */
+function busOptions(values: { bus?: string[] | undefined; 'bus-key'?: string | undefined; name?: string | undefined; 'host-id'?: string | undefined }, entry: string, cwd: string): BusOptions | undefined {
+  if (!values.bus?.length) {
+    if (values['bus-key'] !== undefined) throw new GraftError('GRAFT_BAD_ARGUMENT', '--bus-key is for bus orders; give --bus nats://… or --bus amqp://… too');
+    return undefined;
+  }
+  const urls = values.bus.map(parseBusUrl);
+  if (!values['bus-key']) throw new GraftError('GRAFT_BUS_KEY', '--bus needs --bus-key FILE: the key every order is checked with (`graft keygen --hmac FILE` or `--ed25519 FILE`)');
+  return { urls, key: loadOrderKey(resolve(cwd, values['bus-key'])), service: serviceName(values.name, entry), host: hostId(values['host-id']) };
 }
 
 function checkEntry(given: string, entry: string): void {
@@ -74,8 +92,3 @@ function checkEntry(given: string, entry: string): void {
   }
 }
 
-/** A default name from a file or host name, made a valid subject token. */
-function nameOf(value: string): string {
-  const name = basename(value, extname(value)).replace(/[^A-Za-z0-9_-]+/g, '-').slice(0, 64);
-  return name || 'service';
-}

@@ -23,6 +23,9 @@ export function formatStatus(status: MasterStatus): string {
     const r = m.config.lastRejected;
     lines.push(`last rejected config ${r.at} (attempt v${r.version}, ${r.source}): ${r.code ?? ''} ${r.error ?? ''}`);
   }
+  if (m.bus?.length) {
+    lines.push(`bus ${m.bus.map((b) => `${b.url} ${b.connected ? 'connected' : `DISCONNECTED${b.lastError ? ` (${b.lastError})` : ''}`}`).join(', ')}`);
+  }
   if (m.busy) lines.push(`running: ${m.busy}${m.queued ? `, ${m.queued} queued behind it` : ''}`);
   if (m.crashLoop) lines.push('WARNING: workers are crash-looping (GRAFT_CRASH_LOOP); see the master log');
   if (m.lastReload) {

@@ -1,4 +1,6 @@
 import { dirname } from 'node:path';
+import type { BusOptions, BusTriggers } from '../bus/bus-triggers.js';
+import type { BusStatus } from '../bus/bus-link.js';
 import { ConfigLoader } from '../config/loader.js';
 import { EnvSource } from '../config/sources/env-source.js';
 import { FileSource } from '../config/sources/file-source.js';
@@ -54,6 +56,8 @@ export interface MasterOptions {
   hostId: string;
   /** Register in this fleet store (`--fleet`). */
   fleet: FleetAddress | undefined;
+  /** Take signed orders from NATS and/or RabbitMQ (--bus). */
+  bus?: BusOptions | undefined;
 }
 
 export interface MasterStatus {
@@ -71,6 +75,8 @@ export interface MasterStatus {
     queued: number;
     lastReload: ReloadRecord | undefined;
     config: { version: number; hash: string; source: string; lastRejected: HistoryEntry | undefined } | undefined;
+    /** The buses this master takes orders from (--bus), and whether each is connected. */
+    bus?: BusStatus[];
   } & Omit<PoolStatus, 'workers'>;
   workers: PoolStatus['workers'];
 }
@@ -101,6 +107,7 @@ export class Master {
   private succession: Succession | undefined;
   private watcher: CodeWatcher | undefined;
   private membership: Membership | undefined;
+  private bus: BusTriggers | undefined;
   private state: MasterState = 'starting';
   private stopping: Promise<void> | undefined;
   private fastStop = false;
@@ -235,6 +242,7 @@ export class Master {
       );
       this.membership.start();
     }
+    if (this.options.bus) await this.listenForOrders(this.options.bus);
     // Sources may have changed while the masters handed over; unchanged content makes no version.
     if (inherited) this.submitQuietly({ kind: 'config', source: 'upgrade' });
     this.log.info('master running', {
@@ -336,6 +344,7 @@ export class Master {
         queued: this.arbiter.waiting,
         lastReload: this.reloads?.last,
         config: live ? { version: live.version, hash: live.hash, source: live.source, lastRejected: this.coordinator!.lastRejected } : undefined,
+        ...(this.bus ? { bus: this.bus.status() } : {}),
         ...pool,
       },
       workers,
@@ -394,6 +403,7 @@ export class Master {
     this.coordinator?.close();
     void this.membership?.close(false); // the successor owns this host's entry now
     void this.watcher?.close();
+    void this.bus?.close(); // the successor opens its own connections
   }
 
   /** This master's retirement: drain (or kill) its workers and release what it holds. */
@@ -401,11 +411,29 @@ export class Master {
     this.state = 'stopping';
     this.coordinator?.close();
     await this.watcher?.close();
+    await this.bus?.close();
     await this.membership?.close(this.successorPid === undefined);
     await this.pool?.stop(this.fastStop);
     this.uninstallSignals?.();
     this.files.release();
     this.log.info('master stopped', { handedOver: this.successorPid !== undefined, successor: this.successorPid });
+  }
+
+  /** Bus orders go through the arbiter like every other command; a swap may name only a module the workers declared swappable. */
+  private async listenForOrders(options: BusOptions): Promise<void> {
+    // The bus clients load only for a master started with --bus.
+    const { BusTriggers } = await import('../bus/bus-triggers.js');
+    if (this.stopping || this.state !== 'running') return;
+    this.bus = new BusTriggers(
+      options,
+      {
+        submit: (command) => this.submit(command),
+        swappableModules: () => [...new Set(this.pool!.liveWorkers().flatMap((w) => (w.stats.modules ?? []).map((m) => m.replace(/@[^@]*$/, ''))))],
+      },
+      this.log,
+    );
+    this.bus.start();
+    this.log.info('listening for bus orders', { service: options.service, hostId: options.host, buses: options.urls.map((u) => u.display), keyAlg: options.key.alg });
   }
 
   private async watchCode(root: string): Promise<void> {

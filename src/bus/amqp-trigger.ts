@@ -1,0 +1,79 @@
+import { connect, type Channel, type ChannelModel, type ConsumeMessage } from 'amqplib';
+import { errorMessage } from '../errors.js';
+import type { Logger } from '../log.js';
+import { declareExchanges, ownQueue } from './amqp-layout.js';
+import { BusLink, type BusSession, type BusStatus } from './bus-link.js';
+import type { BusUrl } from './bus-url.js';
+import type { OrderDesk } from './order-desk.js';
+import type { OrderTrigger } from './order-trigger.js';
+import { subjects } from './subjects.js';
+
+/**
+ * Orders over RabbitMQ (seed 003's layout, without its arbitrary code): a
+ * fanout exchange `graft.<service>.orders`, one exclusive auto-delete queue
+ * per master bound to it, and outcomes published to the fanout exchange
+ * `graft.<service>.outcomes`. amqplib does not re-declare anything after a
+ * lost connection: each reconnection (BusLink) declares it all again.
+ */
+export class AmqpTrigger implements OrderTrigger {
+  readonly name = 'amqp';
+  private readonly link: BusLink;
+
+  constructor(
+    bus: BusUrl,
+    private readonly desk: OrderDesk,
+    private readonly names: { service: string; host: string },
+    private readonly log: Logger,
+  ) {
+    this.link = new BusLink(bus, () => this.open(), log);
+  }
+
+  start(): void {
+    this.link.start();
+  }
+
+  status(): BusStatus {
+    return this.link.status();
+  }
+
+  close(): Promise<void> {
+    return this.link.close();
+  }
+
+  private async open(): Promise<BusSession> {
+    const model = await connect(this.link.bus.url, { clientProperties: { connection_name: `graft ${this.names.service}@${this.names.host} (pid ${process.pid})` } });
+    let lost: (err: Error | undefined) => void = () => {};
+    const closed = new Promise<Error | undefined>((resolve) => (lost = resolve));
+    let lastError: Error | undefined;
+    model.on('error', (err: Error) => (lastError = err));
+    model.on('close', () => lost(lastError ?? new Error('the connection closed')));
+    try {
+      const channel = await model.createChannel();
+      // A channel error (a refused declaration, a publish to a missing exchange) closes the channel only: start over.
+      channel.on('error', (err: Error) => (lastError = err));
+      channel.on('close', () => void model.close().catch(() => {}));
+      await declareExchanges(channel, this.names.service);
+      const queue = await ownQueue(channel, subjects.ordersExchange(this.names.service));
+      await channel.consume(queue, (msg) => msg && void this.take(channel, msg), { noAck: true, exclusive: true });
+      this.log.debug('bus queue bound', { transport: 'amqp', queue, exchange: subjects.ordersExchange(this.names.service) });
+    } catch (err) {
+      await model.close().catch(() => {});
+      throw err;
+    }
+    return { closed, close: () => closeQuietly(model) };
+  }
+
+  private async take(channel: Channel, msg: ConsumeMessage): Promise<void> {
+    const outcome = await this.desk.receive(msg.content, { transport: 'amqp', fanout: true });
+    if (!outcome) return;
+    try {
+      channel.publish(subjects.outcomesExchange(this.names.service), '', Buffer.from(JSON.stringify(outcome)), { contentType: 'application/json' });
+    } catch (err) {
+      this.log.warn('order outcome not published', { transport: 'amqp', id: outcome.id, error: errorMessage(err) });
+    }
+  }
+}
+
+async function closeQuietly(model: ChannelModel): Promise<void> {
+  await model.close().catch(() => {});
+}

@@ -1,0 +1,77 @@
+import type { Msg, NatsConnection } from '@nats-io/transport-node';
+import { errorMessage } from '../errors.js';
+import type { Logger } from '../log.js';
+import { BusLink, type BusSession, type BusStatus } from './bus-link.js';
+import type { BusUrl } from './bus-url.js';
+import { natsConnect } from './nats-connect.js';
+import type { OrderDesk } from './order-desk.js';
+import type { OrderTrigger } from './order-trigger.js';
+import { subjects } from './subjects.js';
+
+/**
+ * Orders over NATS: every master of a service listens on
+ * `graft.<service>.orders` (all hosts) and `graft.<service>.orders.<host>`
+ * (this host; what `graft fleet` and `graft order --host` send by request and
+ * reply). A request is answered with the OrderOutcome; every outcome is also
+ * published on `graft.<service>.outcomes.<host>`. Both subscriptions are in a
+ * queue group per host, so during an upgrade only one of the two masters of a
+ * host takes an order.
+ */
+export class NatsTrigger implements OrderTrigger {
+  readonly name = 'nats';
+  private readonly link: BusLink;
+
+  constructor(
+    bus: BusUrl,
+    private readonly desk: OrderDesk,
+    private readonly names: { service: string; host: string },
+    private readonly log: Logger,
+  ) {
+    this.link = new BusLink(bus, () => this.open(), log);
+  }
+
+  start(): void {
+    this.link.start();
+  }
+
+  status(): BusStatus {
+    return this.link.status();
+  }
+
+  close(): Promise<void> {
+    return this.link.close();
+  }
+
+  private async open(): Promise<BusSession> {
+    const { service, host } = this.names;
+    const nc = await natsConnect(this.link.bus, `graft ${service}@${host} (pid ${process.pid})`, true);
+    const queue = `graft.${service}.${host}`;
+    for (const subject of [subjects.orders(service), subjects.hostOrders(service, host)]) {
+      nc.subscribe(subject, { queue, callback: (err, msg) => (err ? this.log.warn('bus subscription failed', { transport: 'nats', subject, error: errorMessage(err) }) : void this.take(nc, msg)) });
+    }
+    void this.watch(nc);
+    return {
+      closed: nc.closed().then((err) => err || undefined),
+      close: () => nc.drain().catch(() => nc.close()),
+    };
+  }
+
+  private async take(nc: NatsConnection, msg: Msg): Promise<void> {
+    const outcome = await this.desk.receive(msg.data, { transport: 'nats', fanout: false });
+    if (!outcome) return;
+    const payload = JSON.stringify(outcome);
+    try {
+      if (msg.reply) msg.respond(payload);
+      nc.publish(subjects.outcomes(this.names.service, this.names.host), payload);
+    } catch (err) {
+      this.log.warn('order outcome not published', { transport: 'nats', id: outcome.id, error: errorMessage(err) });
+    }
+  }
+
+  private async watch(nc: NatsConnection): Promise<void> {
+    for await (const s of nc.status()) {
+      if (s.type === 'disconnect') this.link.setConnected(false, new Error(`lost ${s.server}`));
+      else if (s.type === 'reconnect') this.link.setConnected(true);
+    }
+  }
+}

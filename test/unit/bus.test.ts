@@ -1,0 +1,43 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { parseBusUrl } from '../../src/bus/bus-url.js';
+import { hostId, sanitizeName, serviceName } from '../../src/bus/names.js';
+import { looksLikePath, toCommand } from '../../src/bus/order-desk.js';
+import { newOrder } from '../../src/bus/order.js';
+
+describe('bus addresses and names', () => {
+  test('nats:// and amqp:// with credentials; the password never shows', () => {
+    const n = parseBusUrl('nats://u:p%40ss@10.0.0.1:4223');
+    assert.deepEqual([n.transport, n.server, n.user, n.pass, n.display], ['nats', '10.0.0.1:4223', 'u', 'p@ss', 'nats://u:***@10.0.0.1:4223']);
+    const a = parseBusUrl('amqp://guest:guest@rabbit/prod');
+    assert.deepEqual([a.transport, a.server, a.display], ['amqp', 'rabbit:5672', 'amqp://guest:***@rabbit/prod']);
+    for (const bad of ['redis://x:6379', 'http://x', 'not a url', 'nats://']) {
+      assert.throws(() => parseBusUrl(bad), (e: { code?: string }) => e.code === 'GRAFT_STORE_URL', bad);
+    }
+  });
+
+  test('service and host names default to sanitized file and host names', () => {
+    assert.equal(serviceName(undefined, '/srv/app/my.server.ts'), 'my-server');
+    assert.equal(sanitizeName('web-01.eu.example.com'), 'web-01-eu-example-com');
+    assert.match(hostId(undefined), /^[A-Za-z0-9_-]{1,64}$/);
+    assert.throws(() => serviceName('a b', '/x.ts'), /--name/);
+  });
+});
+
+describe('orders as commands', () => {
+  test('a module name is not a path', () => {
+    for (const name of ['handler.ts', 'src/rules.ts', 'lib/a-b_c.js']) assert.equal(looksLikePath(name), false, name);
+    for (const name of ['/etc/x.js', '../x.ts', 'src/../../x.ts', './x.ts', '~/x.ts', 'C:/x.ts', 'a\\b.ts', 'file:///x.js', 'data:text/javascript,1', 'a//b.ts', 'a/']) {
+      assert.equal(looksLikePath(name), true, name);
+    }
+  });
+
+  test('each action is the command the control socket would send', () => {
+    const base = { service: 's', host: '*' };
+    assert.deepEqual(toCommand(newOrder({ ...base, action: 'reload' })), { kind: 'reload', reason: 'bus' });
+    assert.deepEqual(toCommand(newOrder({ ...base, action: 'swap', module: 'h.ts' })), { kind: 'swap', order: { source: 'bus', module: 'h.ts' } });
+    assert.deepEqual(toCommand(newOrder({ ...base, action: 'swap' })), { kind: 'swap', order: { source: 'bus' } });
+    assert.deepEqual(toCommand(newOrder({ ...base, action: 'config' })), { kind: 'config', source: 'bus' });
+    assert.deepEqual(toCommand(newOrder({ ...base, action: 'config', config: { set: ['a=1'] } })), { kind: 'config', source: 'bus', overrides: { set: ['a=1'], unset: [], reset: false } });
+  });
+});
