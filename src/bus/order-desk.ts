@@ -16,6 +16,8 @@ export interface DeskOptions {
   service: string;
   host: string;
   key: OrderKey;
+  /** Order ids the previous master carried out (an upgrade hands them over, so a replay stays refused). */
+  seen?: Array<[string, number]>;
 }
 
 /** Where an order came from: the transport, and whether it reached every host of the service (a fanout). */
@@ -41,6 +43,11 @@ export class OrderDesk {
     private readonly log: Logger,
   ) {
     this.guard = new OrderGuard(options);
+  }
+
+  /** The order ids this master would refuse as replays, for its successor. */
+  remembered(): Array<[string, number]> {
+    return this.guard.remembered();
   }
 
   /** The outcome to publish, or undefined when the order was for another host of a fanout (nothing to say). */

@@ -92,6 +92,8 @@ export interface OrderGuardOptions {
   key: OrderKey;
   /** How far an order's timestamp may be from this host's clock (default 30 s). */
   maxSkewMs?: number;
+  /** Ids a predecessor master already carried out (handed over at an upgrade), with when. */
+  seen?: Array<[string, number]>;
 }
 
 /**
@@ -105,6 +107,13 @@ export class OrderGuard {
 
   constructor(private readonly options: OrderGuardOptions) {
     this.maxSkewMs = options.maxSkewMs ?? 30_000;
+    for (const [id, at] of options.seen ?? []) this.seen.set(id, at);
+  }
+
+  /** The ids still remembered, oldest first: what a successor master must refuse too. */
+  remembered(): Array<[string, number]> {
+    this.forget(Date.now());
+    return [...this.seen];
   }
 
   /** The order, if it may be carried out; else throws GRAFT_ORDER_REFUSED saying why. */

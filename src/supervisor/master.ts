@@ -192,6 +192,7 @@ export class Master {
             firstGeneration: pool.nextGeneration,
             config: coordinator.inheritance(),
             overrides: this.applyOverrides.save(),
+            orders: this.bus?.remembered() ?? [],
           },
         }),
         transferControl: async (successor) => {
@@ -242,7 +243,7 @@ export class Master {
       );
       this.membership.start();
     }
-    if (this.options.bus) await this.listenForOrders(this.options.bus);
+    if (this.options.bus) await this.listenForOrders({ ...this.options.bus, ...(inherited?.orders ? { seen: inherited.orders } : {}) });
     // Sources may have changed while the masters handed over; unchanged content makes no version.
     if (inherited) this.submitQuietly({ kind: 'config', source: 'upgrade' });
     this.log.info('master running', {

@@ -27,6 +27,8 @@ export interface UpgradeState {
   config: ConfigInheritance;
   /** The `graft config apply --set` layer. */
   overrides: Record<string, unknown>;
+  /** Bus order ids already carried out (with when): a replay to the successor is refused too. */
+  orders?: Array<[string, number]>;
 }
 
 type HandoverMessage =

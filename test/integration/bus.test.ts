@@ -238,12 +238,20 @@ describe('bus orders across a master upgrade', () => {
     const service = serviceName('upgrade');
     const { g } = await startHost(app, { service, host: 'h1', buses: [NATS, AMQP], key, workers: 1 });
     let successor: number | undefined;
+    const nc = await natsConnect(parseBusUrl(NATS), 'bus test', false);
     try {
+      // An order carried out before the upgrade: its replay to the successor must be refused too.
+      const signed = JSON.stringify(signOrder(newOrder({ service, host: 'h1', action: 'config' }), loadOrderKey(key)));
+      const first = (await nc.request(subjects.hostOrders(service, 'h1'), signed, { timeout: 10_000 })).json<OrderOutcome>();
+      assert.equal(first.ok, true, JSON.stringify(first));
       const r = await g.cli('upgrade');
       assert.equal(r.code, 0, r.stderr);
       successor = Number(/master (\d+) serves/.exec(r.stdout)?.[1]);
       for (const transport of ['nats', 'amqp']) await g.waitForLog((l) => l.pid === successor && l.msg === 'bus connected' && l.transport === transport);
       assert.equal((await g.exited).code, 0, 'the old master retired');
+      const replay = (await nc.request(subjects.hostOrders(service, 'h1'), signed, { timeout: 10_000 })).json<OrderOutcome>();
+      assert.equal(replay.ok, false);
+      assert.match(replay.error!.message, /already carried out \(a replay\)/);
       const reload = await orderCli(['reload'], { bus: NATS, key, service, host: 'h1' });
       assert.equal(reload.code, 0, reload.stderr);
       assert.match(reload.stdout, /^h1: reloaded: generation 3 serves$/m);
@@ -254,6 +262,7 @@ describe('bus orders across a master upgrade', () => {
       assert.match(fanout.stdout, /^h1: reloaded: generation 4 serves$/m);
       assert.doesNotMatch(fanout.stdout, /FAILED/, 'the retired master no longer listens');
     } finally {
+      await nc.close();
       if (successor && isAlive(successor)) {
         process.kill(successor, 'SIGTERM');
         await waitFor(() => !isAlive(successor!), 20_000, 'the successor to stop');
