@@ -159,7 +159,8 @@ export abstract class StoreSource implements ConfigSource {
     const wasCached = this.fromCache;
     const entries = Object.fromEntries(Object.entries(next.entries).filter(([key]) => this.place(key) !== undefined));
     this.snapshot = { ...next, entries };
-    if (Object.keys(entries).length === 0 && !next.problem) this.log.warn('config store holds no keys for this source: its layer is empty', { revision: next.revision });
+    const empty = Object.keys(entries).length === 0 && !next.problem;
+    if (empty && (!before || Object.keys(before.entries).length > 0)) this.log.warn('config store holds no keys for this source: its layer is empty', { revision: next.revision });
     this.fromCache = false;
     this.events.emit('snapshot');
     if (wasCached && before) this.log.info('config store reachable again; its content replaces the cached snapshot', { cachedRevision: before.revision, revision: next.revision });
