@@ -52,7 +52,7 @@ export function parseStoreUrl(value: string): StoreAddress {
   const segments = url.pathname.split('/').filter((s) => s !== '').map((s) => decodeURIComponent(s));
   const username = url.username ? decodeURIComponent(url.username) : undefined;
   const password = url.password ? decodeURIComponent(url.password) : undefined;
-  const display = `${scheme}://${url.host}${url.pathname.replace(/\/+$/, '')}`;
+  const display = `${scheme}://${url.hostname}:${port}${url.pathname.replace(/\/+$/, '')}`;
   const base = { scheme, host: url.hostname.replace(/^\[|\]$/g, ''), port, username, password, display, params: url.searchParams } as const;
   switch (scheme) {
     case 'nats': {
