@@ -16,8 +16,12 @@ export const commandHelp: Record<string, string> = {
       --swap                 serve the entry's default export (a handler, or an Express, Fastify,
                              Koa or Hono app) as swappable generations: code changes apply
                              in every worker without a new process
-  -c, --config FILE          config file (.json .yaml .toml .env), repeatable, later wins
-                             (default: graft.config.{yaml,yml,json,toml} in the working directory)
+  -c, --config FILE|URL      config file (.json .yaml .toml .env) or store, repeatable, later wins
+                             (default: graft.config.{yaml,yml,json,toml} in the working directory);
+                             stores: nats://host:port/bucket[/prefix], etcd://host:port/prefix,
+                             redis://host:port/key (user:pass@ for credentials)
+      --config-cache DIR     where the last good snapshot of each store is cached
+                             (default: beside the control socket)
       --set KEY=VALUE        override one config key, e.g. --set db.pool.max=20 (repeatable)
       --bus URL              take signed orders from nats://[user:pass@]host:4222 or
                              amqp://user:pass@host:5672[/vhost] (repeatable; see graft help order)

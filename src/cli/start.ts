@@ -7,6 +7,7 @@ import { hostId, serviceName } from '../bus/names.js';
 import { loadOrderKey } from '../bus/order-key.js';
 import { parseFleetUrl } from '../fleet/fleet-url.js';
 import { defaultConfigFiles } from '../config/default-files.js';
+import { parseConfigArg } from '../config/sources/source-url.js';
 import { GraftError } from '../errors.js';
 import { Master } from '../supervisor/master.js';
 import { defaultPaths, pathsForSocket } from '../supervisor/paths.js';
@@ -25,6 +26,7 @@ export async function start(argv: string[]): Promise<number> {
       watch: { type: 'boolean' },
       swap: { type: 'boolean' },
       config: { type: 'string', short: 'c', multiple: true },
+      'config-cache': { type: 'string' },
       set: { type: 'string', multiple: true },
       bus: { type: 'string', multiple: true },
       'bus-key': { type: 'string' },
@@ -55,7 +57,8 @@ export async function start(argv: string[]): Promise<number> {
     lingerMs: 2000,
     watch: values.watch ? dirname(entry) : undefined,
     swap: values.swap === true,
-    configFiles: values.config ? values.config.map((f) => resolve(cwd, f)) : defaultConfigFiles(cwd),
+    config: values.config ? values.config.map((c) => parseConfigArg(c, cwd)) : defaultConfigFiles(cwd).map((path) => ({ kind: 'file', path })),
+    configCache: values['config-cache'] ? resolve(cwd, values['config-cache']) : undefined,
     overrides: values.set ?? [],
     fixed: { port: values.port !== undefined, workers: values.workers !== undefined },
     service: serviceName(values.name, entry),

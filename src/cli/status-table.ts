@@ -19,6 +19,12 @@ export function formatStatus(status: MasterStatus): string {
     `entry ${m.entry}`,
   ];
   if (m.config) lines.push(`config version ${m.config.version} (${m.config.hash}) from ${m.config.source}`);
+  for (const store of m.config?.stores ?? []) {
+    const state = store.connected ? 'connected' : 'DISCONNECTED';
+    const cached = store.fromCache ? ' (from the cache file)' : '';
+    const error = store.lastError ? `: ${store.lastError.code ?? ''} ${store.lastError.error}` : '';
+    lines.push(`store ${store.name}  ${state} since ${store.since}  revision ${store.revision ?? '-'}${cached}${error}`);
+  }
   if (m.config?.lastRejected) {
     const r = m.config.lastRejected;
     lines.push(`last rejected config ${r.at} (attempt v${r.version}, ${r.source}): ${r.code ?? ''} ${r.error ?? ''}`);

@@ -25,6 +25,11 @@ export class ConfigLoader {
     return { data, hash: contentHash(data) };
   }
 
+  /** Release every source's connections (store sources); the loader is not used again. */
+  async close(): Promise<void> {
+    await Promise.all(this.sources.map((s) => s.close?.()));
+  }
+
   watch(onChange: (sources: string[]) => void): () => void {
     let timer: NodeJS.Timeout | undefined;
     const touched = new Set<string>();

@@ -1,7 +1,7 @@
 import { touches } from '../config/key-path.js';
 import type { ConfigLoader } from '../config/loader.js';
 import { changedPaths, contentHash, mergeLayers } from '../config/snapshot.js';
-import type { ConfigSource } from '../config/sources/source.js';
+import type { ConfigSource, SourceStatus } from '../config/sources/source.js';
 import { Slot, Unchanged, type BuildContext } from '../core/slot.js';
 import type { Generation } from '../core/generation.js';
 import { GraftError, errorFields, errorMessage } from '../errors.js';
@@ -129,8 +129,16 @@ export class ConfigCoordinator {
     this.stopWatching = this.loader.watch((sources) => onChange(sources.join(',')));
   }
 
-  close(): void {
+  /** Stop watching and close the sources' connections (stores), so nothing keeps the process alive. */
+  async close(): Promise<void> {
     this.stopWatching?.();
+    this.stopWatching = undefined;
+    await this.loader.close();
+  }
+
+  /** The sources with a connection (config stores): connected or not, at which revision. */
+  sourceStatus(): SourceStatus[] {
+    return this.loader.sources.flatMap((s) => (s.status ? [s.status()] : []));
   }
 
   recent(): HistoryEntry[] {

@@ -5,6 +5,9 @@ import { ConfigLoader } from '../config/loader.js';
 import { EnvSource } from '../config/sources/env-source.js';
 import { FileSource } from '../config/sources/file-source.js';
 import { OverrideSource } from '../config/sources/override-source.js';
+import type { SourceStatus } from '../config/sources/source.js';
+import type { ConfigArg } from '../config/sources/source-url.js';
+import { createStoreSource, storeOptions } from '../config/sources/stores.js';
 import { deferred } from '../core/deferred.js';
 import { GraftError, errorFields } from '../errors.js';
 import type { FleetAddress } from '../fleet/fleet-url.js';
@@ -44,8 +47,10 @@ export interface MasterOptions {
   watch: string | undefined;
   /** Serve the entry as a swappable handler; code changes swap in place. */
   swap: boolean;
-  /** Config files, lowest layer first. */
-  configFiles: string[];
+  /** Config files and stores (--config), lowest layer first. */
+  config: ConfigArg[];
+  /** Where store sources cache their last good snapshot (default: beside the control socket). */
+  configCache: string | undefined;
   /** `--set key.path=value` overrides from the command line. */
   overrides: string[];
   /** Set when -w / -p were given: the config's graft.workers / graft.port do not apply. */
@@ -74,7 +79,7 @@ export interface MasterStatus {
     busy: string | undefined;
     queued: number;
     lastReload: ReloadRecord | undefined;
-    config: { version: number; hash: string; source: string; lastRejected: HistoryEntry | undefined } | undefined;
+    config: { version: number; hash: string; source: string; lastRejected: HistoryEntry | undefined; stores: SourceStatus[] } | undefined;
     /** The buses this master takes orders from (--bus), and whether each is connected. */
     bus?: BusStatus[];
   } & Omit<PoolStatus, 'workers'>;
@@ -137,6 +142,7 @@ export class Master {
       if (this.stopping) return this.exit.promise; // a stop arrived while starting
       const error = GraftError.wrap(err, 'the master failed to start');
       await this.pool?.stop(true);
+      await this.coordinator?.close();
       await reportUpgradeFailed(error);
       this.files.release();
       this.uninstallSignals?.();
@@ -149,8 +155,10 @@ export class Master {
     this.listeners = new ListenerRegistry(inherited?.listeners);
     this.listeners.install();
     if (inherited) this.applyOverrides.restore(inherited.overrides);
+    const stores = storeOptions(this.log, this.options.configCache ?? dirname(this.options.paths.socket));
+    const layers = await Promise.all(this.options.config.map((c) => (c.kind === 'file' ? new FileSource(c.path) : createStoreSource(c.address, stores))));
     const loader = new ConfigLoader([
-      ...this.options.configFiles.map((f) => new FileSource(f)),
+      ...layers,
       new EnvSource(),
       new OverrideSource('cli', this.options.overrides),
       this.applyOverrides,
@@ -344,7 +352,7 @@ export class Master {
         busy: this.arbiter.current?.kind,
         queued: this.arbiter.waiting,
         lastReload: this.reloads?.last,
-        config: live ? { version: live.version, hash: live.hash, source: live.source, lastRejected: this.coordinator!.lastRejected } : undefined,
+        config: live ? { version: live.version, hash: live.hash, source: live.source, lastRejected: this.coordinator!.lastRejected, stores: this.coordinator!.sourceStatus() } : undefined,
         ...(this.bus ? { bus: this.bus.status() } : {}),
         ...pool,
       },
@@ -401,7 +409,8 @@ export class Master {
     this.successorPid = successor;
     this.state = 'stopping';
     this.listeners.stopAccepting();
-    this.coordinator?.close();
+    // The successor opened its own connections to the config stores.
+    void this.coordinator?.close();
     void this.membership?.close(false); // the successor owns this host's entry now
     void this.watcher?.close();
     void this.bus?.close(); // the successor opens its own connections
@@ -410,7 +419,7 @@ export class Master {
   /** This master's retirement: drain (or kill) its workers and release what it holds. */
   private async shutdown(): Promise<void> {
     this.state = 'stopping';
-    this.coordinator?.close();
+    await this.coordinator?.close();
     await this.watcher?.close();
     await this.bus?.close();
     await this.membership?.close(this.successorPid === undefined);

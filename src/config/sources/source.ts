@@ -1,13 +1,30 @@
 /**
  * A config source: one layer of the merged configuration. Files, the
  * environment and command-line overrides are sources; config centers (NATS KV,
- * etcd, Redis, an Apollo-protocol server) plug in as further ones.
+ * etcd, Redis) are store sources (store-source.ts).
  */
 export interface ConfigSource {
-  /** Names the layer in errors and history: `file:/etc/app.yaml`, `env`, `cli`. */
+  /** Names the layer in errors and history: `file:/etc/app.yaml`, `env`, `cli`, `etcd://10.0.0.5:2379/app`. */
   readonly name: string;
   /** Read the layer now; throws a GraftError naming what is wrong and where. */
   load(): Promise<Record<string, unknown>>;
   /** Call onChange when the layer may have changed; returns a function that stops watching. */
   watch?(onChange: (source: string) => void): () => void;
+  /** Where a source with a connection stands (shown by `graft status`). */
+  status?(): SourceStatus;
+  /** Release connections and timers; the source is not used again. */
+  close?(): Promise<void>;
+}
+
+export interface SourceStatus {
+  name: string;
+  connected: boolean;
+  /** The store's revision of the snapshot this source holds (etcd revision, NATS sequence, Redis content hash). */
+  revision: string | undefined;
+  /** The snapshot came from the cache file and the store has not confirmed it yet. */
+  fromCache: boolean;
+  /** The last connection or read failure, while it lasts. */
+  lastError?: { code?: string; error: string } | undefined;
+  /** When `connected` last changed (ISO time). */
+  since: string;
 }

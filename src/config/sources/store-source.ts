@@ -1,0 +1,287 @@
+import { createHash } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { GraftError, errorFields, errorMessage } from '../../errors.js';
+import type { Logger } from '../../log.js';
+import { coerce, parseConfigText } from '../formats.js';
+import { setPath } from '../key-path.js';
+import { mergeLayers, stableStringify } from '../snapshot.js';
+import type { ConfigSource, SourceStatus } from './source.js';
+import { StoreCache, type StoreSnapshot } from './store-cache.js';
+
+export interface StoreSourceOptions {
+  log: Logger;
+  /** Where the last good snapshot is cached (the master's runtime directory, or --config-cache). */
+  cacheDir: string;
+  /** How long the first load tries to reach the store before it falls back to the cache. */
+  startTimeoutMs: number;
+  /** The longest wait between two connection attempts. */
+  retryMaxMs: number;
+}
+
+/** How a store key maps into the layer: a key path, the whole document, or not ours. */
+export type KeyPlace = { path: string[] } | 'document' | undefined;
+
+/** Jittered exponential backoff: 100 ms doubling up to the cap, each wait between half and all of its step. */
+export class Backoff {
+  private step = 0;
+  constructor(
+    private readonly baseMs: number,
+    private readonly capMs: number,
+  ) {}
+
+  next(): number {
+    const full = Math.min(this.capMs, this.baseMs * 2 ** this.step);
+    if (full < this.capMs) this.step++;
+    return Math.round(full / 2 + (Math.random() * full) / 2);
+  }
+
+  reset(): void {
+    this.step = 0;
+  }
+}
+
+/**
+ * What the NATS KV, etcd and Redis sources share: the snapshot this source
+ * holds and whether it changed, the connection loop (one session at a time,
+ * reconnecting forever with jittered backoff), the first load (bounded, then
+ * the cache file), the cache file itself, and the status `graft status` shows.
+ *
+ * A subclass runs one session per connection: it connects, does a full read
+ * (`replace`) or resumes from the snapshot's revision, reports `connected`,
+ * feeds changes (`update`) and returns or throws when the connection is lost.
+ * It decides when a resume is not safe (a revision that went backwards, a
+ * compaction, a recreated bucket) and then reads everything again: a change
+ * is never skipped silently.
+ */
+export abstract class StoreSource implements ConfigSource {
+  protected readonly log: Logger;
+  private readonly cache: StoreCache;
+  private snapshot: StoreSnapshot | undefined;
+  private fromCache = false;
+  private isConnected = false;
+  private since = new Date().toISOString();
+  private lastError: GraftError | undefined;
+  private readonly listeners = new Set<(source: string) => void>();
+  private readonly events = new EventEmitter();
+  /** What load() last returned and what the cache file holds (content@revision). */
+  private loaded: string | undefined;
+  private cached: string | undefined;
+  private running: Promise<void> | undefined;
+  private readonly abort = new AbortController();
+  private readonly backoff: Backoff;
+  private closed = false;
+
+  constructor(
+    readonly name: string,
+    protected readonly options: StoreSourceOptions,
+  ) {
+    this.log = options.log.child({ source: name });
+    this.cache = new StoreCache(options.cacheDir, name);
+    this.backoff = new Backoff(100, options.retryMaxMs);
+  }
+
+  /** One connection: connect, read or resume, follow changes; returns or throws when it ends. */
+  protected abstract session(signal: AbortSignal): Promise<void>;
+  /** A failure as a GraftError: GRAFT_STORE_AUTH, GRAFT_STORE_NOT_FOUND or GRAFT_STORE_UNREACHABLE. */
+  protected abstract classify(err: unknown): GraftError;
+  /** Where a store key goes in the layer. */
+  protected abstract place(key: string): KeyPlace;
+
+  async load(): Promise<Record<string, unknown>> {
+    if (!this.snapshot) await this.first();
+    const snapshot = this.snapshot!;
+    const data = this.layer(snapshot);
+    const content = fingerprint(snapshot);
+    this.loaded = content;
+    const stamp = `${content}@${snapshot.revision}`;
+    if (!this.fromCache && stamp !== this.cached) {
+      try {
+        this.cache.write(this.name, snapshot);
+        this.cached = stamp;
+      } catch (err) {
+        this.log.warn('config store snapshot not cached', { revision: snapshot.revision, file: this.cache.file, error: errorMessage(err) });
+      }
+    }
+    return data;
+  }
+
+  watch(onChange: (source: string) => void): () => void {
+    this.listeners.add(onChange);
+    this.start();
+    // A change that arrived between the last load and now must not wait for the next one.
+    if (this.snapshot && this.loaded !== undefined && fingerprint(this.snapshot) !== this.loaded) queueMicrotask(() => onChange(this.name));
+    return () => this.listeners.delete(onChange);
+  }
+
+  status(): SourceStatus {
+    return {
+      name: this.name,
+      connected: this.isConnected,
+      revision: this.snapshot?.revision,
+      fromCache: this.fromCache,
+      ...(this.lastError ? { lastError: { code: this.lastError.code, error: this.lastError.message } } : {}),
+      since: this.since,
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.listeners.clear();
+    this.abort.abort();
+    const running = this.running;
+    if (running) await Promise.race([running, sleep(3000, undefined, { ref: false })]);
+    this.log.info('config store closed', { revision: this.snapshot?.revision });
+  }
+
+  // ---- for the sessions of subclasses ----
+
+  /** The snapshot held now, and whether it came from this store in this process (not from the cache file). */
+  protected get current(): { snapshot: StoreSnapshot; confirmed: boolean } | undefined {
+    return this.snapshot ? { snapshot: this.snapshot, confirmed: !this.fromCache } : undefined;
+  }
+
+  /** The session is through: connected, and the snapshot is the store's. */
+  protected connected(fields: Record<string, unknown> = {}): void {
+    this.backoff.reset();
+    this.lastError = undefined;
+    if (!this.isConnected) {
+      this.isConnected = true;
+      this.since = new Date().toISOString();
+    }
+    this.log.info('config store connected', { revision: this.snapshot?.revision, ...fields });
+  }
+
+  /** A full read: the snapshot is what the store holds now. */
+  protected replace(next: StoreSnapshot): void {
+    const before = this.snapshot;
+    const wasCached = this.fromCache;
+    const entries = Object.fromEntries(Object.entries(next.entries).filter(([key]) => this.place(key) !== undefined));
+    this.snapshot = { ...next, entries };
+    const empty = Object.keys(entries).length === 0 && !next.problem;
+    if (empty && (!before || Object.keys(before.entries).length > 0)) this.log.warn('config store holds no keys for this source: its layer is empty', { revision: next.revision });
+    this.fromCache = false;
+    this.events.emit('snapshot');
+    if (wasCached && before) this.log.info('config store reachable again; its content replaces the cached snapshot', { cachedRevision: before.revision, revision: next.revision });
+    if (!before || fingerprint(before) !== fingerprint(this.snapshot)) this.changed();
+  }
+
+  /** One key changed (value undefined: deleted) at a revision. */
+  protected update(revision: string, key: string, value: string | undefined): void {
+    const snapshot = this.snapshot;
+    if (!snapshot || this.place(key) === undefined) return;
+    snapshot.revision = revision;
+    if (snapshot.entries[key] === value) return;
+    if (value === undefined) delete snapshot.entries[key];
+    else snapshot.entries[key] = value;
+    this.log.debug('config store key changed', { key, revision, deleted: value === undefined });
+    this.changed();
+  }
+
+  /** A resume was not safe: say why before the full read. */
+  protected gap(reason: string, fields: Record<string, unknown>): void {
+    this.log.warn('config store re-read after a gap', { reason, revision: this.snapshot?.revision, ...fields });
+  }
+
+  // ---- internals ----
+
+  private changed(): void {
+    for (const listener of this.listeners) listener(this.name);
+  }
+
+  private start(): void {
+    this.running ??= this.run();
+  }
+
+  private async run(): Promise<void> {
+    let reported: string | undefined;
+    while (!this.closed) {
+      let failure: unknown;
+      try {
+        await this.session(this.abort.signal);
+        failure = new Error('the connection closed');
+      } catch (err) {
+        failure = err;
+      }
+      if (this.closed) break;
+      const error = failure instanceof GraftError ? failure : this.classify(failure);
+      const wasConnected = this.isConnected;
+      this.lastError = error;
+      if (wasConnected) {
+        this.isConnected = false;
+        this.since = new Date().toISOString();
+      }
+      const waitMs = this.backoff.next();
+      const fields = { revision: this.snapshot?.revision, retryInMs: waitMs, ...errorFields(error) };
+      if (wasConnected) this.log.warn('config store disconnected; reconnecting', fields);
+      else if (reported !== error.message) this.log.warn('config store not reachable; retrying', fields);
+      else this.log.debug('config store not reachable; retrying', fields);
+      reported = wasConnected ? undefined : error.message;
+      this.events.emit('failed', error);
+      try {
+        await sleep(waitMs, undefined, { signal: this.abort.signal });
+      } catch {
+        break; // closed
+      }
+    }
+  }
+
+  /** The first load: reach the store within the start timeout, else start from the cache file. */
+  private async first(): Promise<void> {
+    this.start();
+    const outcome = await new Promise<'ok' | 'timeout' | GraftError>((resolve) => {
+      const done = (value: 'ok' | 'timeout' | GraftError) => {
+        clearTimeout(timer);
+        this.events.off('snapshot', onSnapshot).off('failed', onFailed);
+        resolve(value);
+      };
+      const onSnapshot = () => done('ok');
+      // Wrong credentials or a missing bucket are not outages: the cache must not hide them at start.
+      const onFailed = (err: GraftError) => {
+        if (err.code === 'GRAFT_STORE_AUTH' || err.code === 'GRAFT_STORE_NOT_FOUND') done(err);
+      };
+      const timer = setTimeout(() => done('timeout'), this.options.startTimeoutMs);
+      this.events.on('snapshot', onSnapshot).on('failed', onFailed);
+    });
+    if (outcome instanceof GraftError) throw outcome;
+    if (this.snapshot) return;
+    const cached = this.cache.read();
+    const why = this.lastError?.message.replace(`${this.name}: `, '') ?? 'no answer';
+    if (!cached) {
+      throw new GraftError(
+        'GRAFT_STORE_UNREACHABLE',
+        `${this.name} could not be reached within ${this.options.startTimeoutMs / 1000} s (${why}) and no snapshot of it is cached in ${this.cache.file}; start the store or fix the address (a master starts without its store only from a snapshot cached by an earlier run)`,
+      );
+    }
+    this.snapshot = { revision: cached.revision, ...(cached.epoch ? { epoch: cached.epoch } : {}), entries: cached.entries };
+    this.fromCache = true;
+    this.cached = `${fingerprint(cached)}@${cached.revision}`;
+    this.log.warn('config store unreachable; starting from its cached snapshot', { code: 'GRAFT_STORE_UNREACHABLE', revision: cached.revision, savedAt: cached.savedAt, file: this.cache.file, error: why });
+  }
+
+  /** The layer: the document key (if any) below the single keys, each value JSON when it parses. */
+  private layer({ entries, problem }: StoreSnapshot): Record<string, unknown> {
+    if (problem) throw new GraftError('GRAFT_CONFIG_PARSE', `${this.name}: ${problem}`);
+    let document: Record<string, unknown> = {};
+    const keys: Record<string, unknown> = {};
+    for (const [key, value] of Object.entries(entries).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+      const place = this.place(key);
+      if (place === undefined) continue;
+      if (place === 'document') {
+        if (value.trim() !== '') document = parseConfigText(value, `${this.name} key ${key}`, value.trimStart().startsWith('{') ? 'json' : 'yaml');
+        continue;
+      }
+      if (place.path.length === 0 || place.path.some((p) => p === '')) {
+        throw new GraftError('GRAFT_BAD_KEY_PATH', `${this.name} key ${JSON.stringify(key)} maps to no key path (an empty segment); rename the key in the store`);
+      }
+      setPath(keys, place.path, coerce(value));
+    }
+    return mergeLayers([document, keys]);
+  }
+}
+
+/** The content of a snapshot (not its revision), for "did it change". */
+export function fingerprint({ entries, problem }: StoreSnapshot): string {
+  return createHash('sha256').update(stableStringify([entries, problem ?? null])).digest('hex').slice(0, 12);
+}
