@@ -1,0 +1,111 @@
+/**
+ * Private config stores on free loopback ports: nats-server (JetStream),
+ * redis-server and a one-member etcd, each with its data in a folder the
+ * caller owns (kept across a restart). Tests restart these, never the
+ * machine's shared NATS and Redis; bench/fleet runs its etcd here.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
+import { createInterface } from 'node:readline';
+import { freePort } from './http.js';
+import { waitUntil } from './wait.js';
+
+export interface StoreOptions {
+  /** Where the store keeps its data. */
+  dir: string;
+  /** Every line the store prints, with its name and pid. */
+  onLine?: (source: string, line: string) => void;
+}
+
+export class StoreProcess {
+  private child: ChildProcess | undefined;
+  private exited: Promise<void> = Promise.resolve();
+
+  constructor(
+    readonly name: string,
+    readonly port: number,
+    private readonly command: string,
+    private readonly args: string[],
+    private readonly onLine?: (source: string, line: string) => void,
+  ) {}
+
+  /** Start it and wait until its port accepts connections. */
+  async start(): Promise<this> {
+    const child = spawn(this.command, this.args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = child;
+    for (const stream of [child.stdout!, child.stderr!]) createInterface({ input: stream }).on('line', (line) => this.onLine?.(`${this.name} ${child.pid}`, line));
+    this.exited = new Promise((resolve) => child.once('exit', () => resolve()));
+    let gone = false;
+    void this.exited.then(() => (gone = true));
+    const up = await waitUntil(() => {
+      if (gone) throw new Error(`${this.name} exited at start (${this.command} ${this.args.join(' ')})`);
+      return accepts(this.port);
+    }, 20_000);
+    if (gone) throw new Error(`${this.name} exited at start (${this.command} ${this.args.join(' ')})`);
+    if (!up) throw new Error(`${this.name} did not accept connections on ${this.port} within 20 s`);
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+    await this.exited;
+    clearTimeout(timer);
+  }
+
+  async restart(): Promise<void> {
+    await this.stop();
+    await this.start();
+  }
+}
+
+function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+/** nats-server with JetStream; data kept in a temp dir across restarts. */
+export async function startNats(o: StoreOptions, auth?: { user: string; pass: string }): Promise<StoreProcess> {
+  const port = await freePort();
+  const args = ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', o.dir];
+  if (auth) args.push('--user', auth.user, '--pass', auth.pass);
+  return new StoreProcess('nats-server', port, '/usr/sbin/nats-server', args, o.onLine).start();
+}
+
+/** redis-server without persistence: a restart comes back empty. */
+export async function startRedis(o: Omit<StoreOptions, 'dir'>, auth?: { pass: string }): Promise<StoreProcess> {
+  const port = await freePort();
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'];
+  if (auth) args.push('--requirepass', auth.pass);
+  return new StoreProcess('redis-server', port, 'redis-server', args, o.onLine).start();
+}
+
+/** A one-member etcd cluster; data kept in a temp dir across restarts. */
+export async function startEtcd(o: StoreOptions): Promise<StoreProcess> {
+  const port = await freePort();
+  const peer = await freePort();
+  const dir = o.dir;
+  return new StoreProcess('etcd', port, '/usr/bin/etcd', [
+    '--name', 'graft-test',
+    '--data-dir', dir,
+    '--listen-client-urls', `http://127.0.0.1:${port}`,
+    '--advertise-client-urls', `http://127.0.0.1:${port}`,
+    '--listen-peer-urls', `http://127.0.0.1:${peer}`,
+    '--initial-advertise-peer-urls', `http://127.0.0.1:${peer}`,
+    '--initial-cluster', `graft-test=http://127.0.0.1:${peer}`,
+    '--log-level', 'warn',
+  ], o.onLine).start();
+}
+
+/** `http://127.0.0.1:<port>`, what etcd clients take. */
+export function etcdEndpoint(etcd: StoreProcess): string {
+  return `http://127.0.0.1:${etcd.port}`;
+}
