@@ -33,7 +33,7 @@ export class ConfigLoader {
   watch(onChange: (sources: string[]) => void): () => void {
     let timer: NodeJS.Timeout | undefined;
     const touched = new Set<string>();
-    const note = (name: string) => {
+    const note = (name: string, quietMs: number) => {
       touched.add(name);
       if (timer) clearTimeout(timer);
       timer = setTimeout(() => {
@@ -41,9 +41,9 @@ export class ConfigLoader {
         const names = [...touched];
         touched.clear();
         onChange(names);
-      }, this.quietMs);
+      }, quietMs);
     };
-    const stops = this.sources.map((s) => s.watch?.(note) ?? (() => {}));
+    const stops = this.sources.map((s) => s.watch?.((name) => note(name, s.quietMs ?? this.quietMs)) ?? (() => {}));
     return () => {
       if (timer) clearTimeout(timer);
       for (const stop of stops) stop();

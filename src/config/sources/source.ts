@@ -10,6 +10,12 @@ export interface ConfigSource {
   load(): Promise<Record<string, unknown>>;
   /** Call onChange when the layer may have changed; returns a function that stops watching. */
   watch?(onChange: (source: string) => void): () => void;
+  /**
+   * How long the loader waits after this source's last change event before it
+   * re-reads (default: the loader's 50 ms, which folds an editor's several
+   * events per save into one). A store's watch event is one change: 0.
+   */
+  readonly quietMs?: number;
   /** Where a source with a connection stands (shown by `graft status`). */
   status?(): SourceStatus;
   /** Release connections and timers; the source is not used again. */

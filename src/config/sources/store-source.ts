@@ -55,6 +55,8 @@ export class Backoff {
  * is never skipped silently.
  */
 export abstract class StoreSource implements ConfigSource {
+  /** A watch event is one whole change (a put, a transaction): re-read at once. */
+  readonly quietMs = 0;
   protected readonly log: Logger;
   private readonly cache: StoreCache;
   private snapshot: StoreSnapshot | undefined;
