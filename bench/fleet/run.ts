@@ -1,0 +1,352 @@
+/**
+ * bench/fleet: three hosts (three graft masters on loopback ports, 2 workers
+ * each) side by side with what a user would run instead, in one run.
+ *
+ * 1. A config put in the store → every worker of the 3 masters runs it: the
+ *    time from the put to the last master's "config applied" (its workers
+ *    all committed the version), for NATS JetStream KV, etcd and Redis.
+ *    Against: the config file changed on each host and `pm2 reload` run on
+ *    each (all three at once), timed until HTTP polling sees every host serve
+ *    the new value; and the documented figures of Apollo and a Kubernetes
+ *    ConfigMap (not measured here).
+ * 2. A rolling reload of the 3 hosts behind HAProxy under keep-alive load:
+ *    `graft fleet reload` (one host at a time) against `pm2 reload` run host
+ *    by host: failed requests and the time of a whole rollout.
+ *
+ *   node --import tsx bench/fleet/run.ts [--changes N] [--rollouts N] [--quick] ...
+ *
+ * Everything on 127.0.0.1 (NATS on 4222 and Redis on 6379 as the machine
+ * runs them; etcd and HAProxy started here on free ports); every loop is
+ * bounded in count and time; everything started is stopped on the way out.
+ */
+import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { Etcd3 } from 'etcd3';
+import { Kvm } from '@nats-io/kv';
+import { connect } from '@nats-io/transport-node';
+import { createClient } from 'redis';
+import { onCleanup, runMain, tempDir } from '../lib/cleanup.js';
+import { Graft } from '../lib/graft-driver.js';
+import { graftCli } from '../lib/graft.js';
+import { startHaproxy } from '../lib/haproxy.js';
+import { getFresh } from '../lib/http.js';
+import { startLoad, type LoadSummary } from '../lib/load.js';
+import { log } from '../lib/log.js';
+import { parseOptions } from '../lib/options.js';
+import { root, tsxImport } from '../lib/paths.js';
+import { Pm2 } from '../lib/pm2-driver.js';
+import { runCommand } from '../lib/proc.js';
+import { host, markdownTable, num, packageVersion, resultsHead, writeResults } from '../lib/report.js';
+import { max, percentile, ratio } from '../lib/stats.js';
+import { etcdEndpoint, startEtcd } from '../lib/stores.js';
+import { sleep } from '../lib/wait.js';
+
+const here = join(root, 'bench/fleet');
+const HOSTS = ['h1', 'h2', 'h3'];
+const NATS = 'nats://127.0.0.1:4222';
+const REDIS = 'redis://127.0.0.1:6379';
+
+const { values, resultsPath } = parseOptions('fleet', {
+  changes: { default: 100, quick: 10, min: 1, help: 'config puts per store' },
+  'pm2-changes': { default: 10, quick: 2, min: 1, help: 'PM2: file change + pm2 reload on every host' },
+  rollouts: { default: 5, quick: 1, min: 1, help: 'rolling reloads of the 3 hosts under load, per supervisor' },
+  connections: { default: 64, min: 1, help: 'keep-alive connections through HAProxy' },
+  workers: { default: 2, min: 1, help: 'workers per host' },
+  pause: { default: 100, min: 0, unit: 'MS', help: 'pause between two config changes' },
+});
+
+const CHANGE_TIMEOUT_MS = 15_000;
+
+// ---------------------------------------------------------------- part 1: a put reaches every worker
+
+interface Store {
+  name: string;
+  /** What `--config` takes. */
+  url: string;
+  put(value: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+async function natsStore(bucket: string): Promise<Store> {
+  const nc = await connect({ servers: '127.0.0.1:4222' });
+  const kv = await new Kvm(nc).create(bucket, { history: 1 });
+  return {
+    name: 'NATS JetStream KV',
+    url: `${NATS}/${bucket}/app`,
+    put: async (v) => void (await kv.put('app.limit', String(v))),
+    close: async () => {
+      await kv.destroy().catch(() => {});
+      await nc.close();
+    },
+  };
+}
+
+async function etcdStore(endpoint: string, prefix: string): Promise<Store> {
+  const client = new Etcd3({ hosts: endpoint });
+  return {
+    name: 'etcd',
+    url: `etcd://${endpoint.replace(/^https?:\/\//, '')}/${prefix}`,
+    put: async (v) => void (await client.put(`/${prefix}/limit`).value(String(v))),
+    close: async () => {
+      await client.delete().prefix(`/${prefix}`).catch(() => {});
+      client.close();
+    },
+  };
+}
+
+async function redisStore(key: string): Promise<Store> {
+  const client = createClient({ url: REDIS });
+  await client.connect();
+  return {
+    name: 'Redis',
+    url: `${REDIS}/${key}`,
+    put: async (v) => {
+      await client.hSet(key, 'limit', String(v));
+      await client.publish(`${key}:changed`, '1');
+    },
+    close: async () => {
+      await client.del(key);
+      await client.quit();
+    },
+  };
+}
+
+interface Propagation {
+  store: string;
+  ms: number[];
+  lost: number;
+  rejected: number;
+}
+
+/** Three masters on one store source; each put must show up as a "config applied" line on all three. */
+async function propagation(store: Store, changes: number, pauseMs: number, workers: number): Promise<Propagation> {
+  const masters = await Promise.all(HOSTS.map((id) => Graft.start({ entry: join(here, 'app.ts'), workers, args: ['--config', store.url, '--name', 'bench', '--host-id', id] })));
+  const out: Propagation = { store: store.name, ms: [], lost: 0, rejected: 0 };
+  try {
+    for (let i = 1; i <= changes; i++) {
+      const from = masters.map((m) => m.lines.length);
+      const t0 = performance.now();
+      await store.put(100 + i);
+      const seen = await Promise.all(
+        masters.map((m, j) => m.waitFor((l) => (l.record?.msg === 'config applied' || l.record?.msg === 'config change rejected; the live config stays') && l.record?.role === 'master', from[j]!, CHANGE_TIMEOUT_MS)),
+      );
+      if (seen.some((s) => s === undefined)) out.lost++;
+      else if (seen.some((s) => s!.line.record?.msg !== 'config applied')) out.rejected++;
+      else out.ms.push(max(seen.map((s) => s!.line.at)) - t0);
+      await sleep(pauseMs);
+    }
+  } finally {
+    await Promise.all(masters.map((m) => m.stop()));
+  }
+  log(`${store.name}: ${out.ms.length} changes timed, p50 ${num(percentile(out.ms, 0.5), 1)} ms, p99 ${num(percentile(out.ms, 0.99), 1)} ms`);
+  return out;
+}
+
+/** PM2 on three hosts: write each host's file, `pm2 reload` all three at once, poll until every host serves the value. */
+async function pm2Propagation(changes: number, workers: number): Promise<{ ms: number[]; lost: number; failedRequests: number }> {
+  const dir = tempDir('bench-fleet-pm2-');
+  const files = HOSTS.map((id) => join(dir, `${id}.json`));
+  files.forEach((f) => writeFileSync(f, JSON.stringify({ limit: 100 })));
+  const hosts = await Promise.all(HOSTS.map((id, i) => Pm2.start({ app: `fleet-${id}`, script: join(here, 'pm2-app.js'), workers, env: { APP_CONFIG: files[i]! } })));
+  const out = { ms: [] as number[], lost: 0, failedRequests: 0 };
+  try {
+    for (let i = 1; i <= changes; i++) {
+      const value = 1000 + i;
+      const t0 = performance.now();
+      files.forEach((f) => writeFileSync(f, JSON.stringify({ limit: value })));
+      const reloads = Promise.all(hosts.map((h) => h.command(['reload', h.app], 60_000)));
+      const deadline = t0 + 60_000;
+      const done = new Set<number>();
+      // Every host must answer with the value STREAK times in a row (new connections reach every worker).
+      const streak = new Array<number>(hosts.length).fill(0);
+      while (done.size < hosts.length && performance.now() < deadline) {
+        await Promise.all(
+          hosts.map(async (h, j) => {
+            if (done.has(j)) return;
+            try {
+              const r = await getFresh(h.url, 2000);
+              streak[j] = JSON.parse(r.body).limit === value ? streak[j]! + 1 : 0;
+              if (streak[j]! >= 10 * workers) done.add(j);
+            } catch {
+              out.failedRequests++;
+              streak[j] = 0;
+            }
+          }),
+        );
+      }
+      if (done.size < hosts.length) out.lost++;
+      else out.ms.push(performance.now() - t0);
+      await reloads;
+    }
+  } finally {
+    await Promise.all(hosts.map((h) => h.stop()));
+  }
+  log(`PM2: ${out.ms.length} changes timed, p50 ${num(percentile(out.ms, 0.5), 0)} ms`);
+  return out;
+}
+
+// ---------------------------------------------------------------- part 2: rolling reload behind HAProxy
+
+interface Rolling {
+  rolloutsOk: number;
+  rolloutMs: number[];
+  load: LoadSummary;
+  failed: number;
+}
+
+async function underLoad(url: string, connections: number, work: () => Promise<void>): Promise<{ load: LoadSummary; failed: number }> {
+  const run = startLoad({ url, connections, durationS: 900, timeoutS: 10, recordLatencies: false });
+  try {
+    await run.flowing;
+    await sleep(1000);
+    await work();
+    await sleep(1000);
+  } finally {
+    run.stop();
+  }
+  const load = await run.result;
+  return { load, failed: load.errors + load.non2xx + load.unanswered };
+}
+
+async function graftRolling(rollouts: number, connections: number, workers: number): Promise<Rolling> {
+  const keyFile = join(tempDir('bench-fleet-key-'), 'fleet.key');
+  writeFileSync(keyFile, randomBytes(32).toString('hex'));
+  const service = `bench-${randomBytes(3).toString('hex')}`;
+  const masters = await Promise.all(
+    HOSTS.map((id) => Graft.start({ entry: join(root, 'bench/reload/app.js'), workers, args: ['--name', service, '--host-id', id, '--fleet', NATS, '--bus', NATS, '--bus-key', keyFile] })),
+  );
+  for (const m of masters) {
+    if (!(await m.waitFor((l) => l.record?.msg === 'registered in the fleet', 0, 30_000))) throw new Error(`a master did not register:\n${m.tail()}`);
+  }
+  const lb = await startHaproxy({ backends: masters.map((m, i) => ({ name: HOSTS[i]!, port: m.port })), dir: tempDir('bench-fleet-lb-') });
+  const out: Rolling = { rolloutsOk: 0, rolloutMs: [], load: undefined as never, failed: 0 };
+  try {
+    const { load, failed } = await underLoad(lb.url, connections, async () => {
+      for (let i = 0; i < rollouts; i++) {
+        const t0 = performance.now();
+        const r = await runCommand(['--import', tsxImport, graftCli, 'fleet', 'reload', '--fleet', NATS, '--name', service, '--bus-key', keyFile, '--max-unavailable', '1'], { timeoutMs: 300_000 });
+        if (r.code === 0) {
+          out.rolloutsOk++;
+          out.rolloutMs.push(performance.now() - t0);
+        } else log(`graft fleet reload failed: ${r.stderr}${r.stdout}`);
+      }
+    });
+    out.load = load;
+    out.failed = failed;
+  } finally {
+    await lb.stop();
+    await Promise.all(masters.map((m) => m.stop()));
+  }
+  log(`graft: ${out.rolloutsOk} rollouts, ${out.failed} failed requests of ${out.load.answered + out.failed}`);
+  return out;
+}
+
+async function pm2Rolling(rollouts: number, connections: number, workers: number): Promise<Rolling> {
+  const hosts = await Promise.all(HOSTS.map((id) => Pm2.start({ app: `roll-${id}`, script: join(root, 'bench/reload/app.js'), workers })));
+  const lb = await startHaproxy({ backends: hosts.map((h, i) => ({ name: HOSTS[i]!, port: h.port })), dir: tempDir('bench-fleet-lb-') });
+  const out: Rolling = { rolloutsOk: 0, rolloutMs: [], load: undefined as never, failed: 0 };
+  try {
+    const { load, failed } = await underLoad(lb.url, connections, async () => {
+      for (let i = 0; i < rollouts; i++) {
+        const t0 = performance.now();
+        let ok = true;
+        // What a PM2 user scripts: one host after the other, each `pm2 reload` waited for.
+        for (const h of hosts) ok = (await h.reload()).ok && ok;
+        if (ok) {
+          out.rolloutsOk++;
+          out.rolloutMs.push(performance.now() - t0);
+        }
+      }
+    });
+    out.load = load;
+    out.failed = failed;
+  } finally {
+    await lb.stop();
+    await Promise.all(hosts.map((h) => h.stop()));
+  }
+  log(`PM2: ${out.rolloutsOk} rollouts, ${out.failed} failed requests of ${out.load.answered + out.failed}`);
+  return out;
+}
+
+// ---------------------------------------------------------------- main
+
+async function main(): Promise<void> {
+  const changes = values.changes;
+  const workers = values.workers;
+  const suffix = randomBytes(3).toString('hex');
+  const etcd = await startEtcd({ dir: tempDir('bench-fleet-etcd-') });
+  onCleanup(() => etcd.stop());
+  const stores = [await natsStore(`bench_fleet_${suffix}`), await etcdStore(etcdEndpoint(etcd), `bench-${suffix}`), await redisStore(`bench:fleet:${suffix}`)];
+  const propagations: Propagation[] = [];
+  for (const store of stores) {
+    await store.put(100);
+    propagations.push(await propagation(store, changes, values.pause, workers));
+    await store.close();
+  }
+  await etcd.stop();
+  const pm2 = await pm2Propagation(values['pm2-changes'], workers);
+  const graftRoll = await graftRolling(values.rollouts, values.connections, workers);
+  const pm2Roll = await pm2Rolling(values.rollouts, values.connections, workers);
+
+  const pm2p50 = percentile(pm2.ms, 0.5);
+  const table1 = markdownTable(
+    ['put → every worker of 3 hosts runs it', 'p50 ms', 'p99 ms', 'max ms', 'changes', 'lost', 'p50 ÷ PM2'],
+    [
+      ...propagations.map((p) => [`graft, ${p.store}`, num(percentile(p.ms, 0.5), 1), num(percentile(p.ms, 0.99), 1), num(max(p.ms), 1), String(p.ms.length), String(p.lost + p.rejected), num(ratio(percentile(p.ms, 0.5), pm2p50), 3)]),
+      ['PM2: file on each host + `pm2 reload` on each (at once), HTTP-polled', num(pm2p50, 0), num(percentile(pm2.ms, 0.99), 0), num(max(pm2.ms), 0), String(pm2.ms.length), String(pm2.lost), '1'],
+      ['Apollo client push (documented, not measured)', '~1000', '', '', '', '', ''],
+      ['Kubernetes ConfigMap volume (documented, not measured)', '60000+', '', '', '', '', ''],
+    ],
+  );
+  const table2 = markdownTable(
+    ['rolling reload of 3 hosts behind HAProxy', 'rollouts', 'failed requests', 'answered', 'rollout p50 s', 'rollout ÷ PM2'],
+    [
+      ['graft fleet reload --max-unavailable 1', `${graftRoll.rolloutsOk}/${values.rollouts}`, String(graftRoll.failed), String(graftRoll.load.answered), num(percentile(graftRoll.rolloutMs, 0.5) / 1000, 2), num(ratio(percentile(graftRoll.rolloutMs, 0.5), percentile(pm2Roll.rolloutMs, 0.5)), 2)],
+      ['PM2: `pm2 reload` host by host', `${pm2Roll.rolloutsOk}/${values.rollouts}`, String(pm2Roll.failed), String(pm2Roll.load.answered), num(percentile(pm2Roll.rolloutMs, 0.5) / 1000, 2), '1'],
+    ],
+  );
+  const failures = (l: LoadSummary) => `${l.errors} errors (${l.resets} resets, ${l.timeouts} timeouts), ${l.non2xx} non-2xx, ${l.unanswered} unanswered`;
+  const checks = [
+    `goal: p99 under 50 ms from put to every worker: ${propagations.map((p) => `${p.store} ${percentile(p.ms, 0.99) < 50 ? 'met' : 'missed'} (${num(percentile(p.ms, 0.99), 1)} ms)`).join(', ')}`,
+    `goal: 0 failed requests in a rolling reload: graft ${graftRoll.failed} (${failures(graftRoll.load)}); PM2 ${pm2Roll.failed} (${failures(pm2Roll.load)})`,
+    `PM2 propagation: ${pm2.failedRequests} polling requests failed while the hosts reloaded`,
+  ];
+  console.log(table1);
+  console.log('');
+  console.log(table2);
+  console.log('');
+  for (const c of checks) console.log(`- ${c}`);
+  if (resultsPath !== undefined) {
+    const machine = host();
+    writeResults(
+      resultsPath,
+      `${resultsHead('fleet', [`PM2 ${packageVersion('pm2')}`, `etcd3 ${packageVersion('etcd3')}`, `@nats-io/kv ${packageVersion('@nats-io/kv')}`, `redis ${packageVersion('redis')}`], [
+        `machine: ${machine.cores} cores (${machine.model}), a shared 2-core box: absolute times are noise, read the ratios and counts`,
+        `3 hosts = 3 masters (or 3 PM2 daemons, each its own PM2_HOME) on loopback ports, ${workers} workers each; NATS 2.9 and Redis 7 as the machine runs them, etcd 3.4 started here`,
+        `part 1: bench/fleet/app.ts reads \`limit\` from the store; a change is timed from the put to the last master's "config applied" (every worker of that master committed it); ${values.pause} ms between changes`,
+        `part 2: bench/reload/app.js (5 ms per request) behind HAProxy 2.6 (round robin, keep-alive, health checks, no retries), ${values.connections} keep-alive connections (autocannon) from 1 s before the first rollout to 1 s after the last`,
+      ])}
+## A put reaches every worker
+
+${table1}
+
+## Rolling reload under load
+
+${table2}
+
+## Checks
+
+${checks.map((c) => `- ${c}`).join('\n')}
+
+## Notes
+
+- Apollo's figure is its documented push latency ("about 1 s" from a release to the client's notification); a ConfigMap mounted as a volume is refreshed by the kubelet's sync loop, 60 s by default plus its cache TTL (Kubernetes docs). Neither validates the content before the app sees it.
+- PM2 cannot push config into running workers, so its users change the file on each host and run \`pm2 reload\` there; here all three at once, the fastest a script can go (and the least available).
+`,
+    );
+  }
+}
+
+await runMain(main);
