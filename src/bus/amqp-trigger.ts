@@ -1,11 +1,8 @@
 import { connect, type Channel, type ChannelModel, type ConsumeMessage } from 'amqplib';
 import { errorMessage } from '../errors.js';
-import type { Logger } from '../log.js';
 import { declareExchanges, ownQueue } from './amqp-layout.js';
-import { BusLink, type BusSession, type BusStatus } from './bus-link.js';
-import type { BusUrl } from './bus-url.js';
-import type { OrderDesk } from './order-desk.js';
-import type { OrderTrigger } from './order-trigger.js';
+import type { BusSession } from './bus-link.js';
+import { LinkedTrigger } from './order-trigger.js';
 import { subjects } from './subjects.js';
 
 /**
@@ -15,32 +12,10 @@ import { subjects } from './subjects.js';
  * `graft.<service>.outcomes`. amqplib does not re-declare anything after a
  * lost connection: each reconnection (BusLink) declares it all again.
  */
-export class AmqpTrigger implements OrderTrigger {
+export class AmqpTrigger extends LinkedTrigger {
   readonly name = 'amqp';
-  private readonly link: BusLink;
 
-  constructor(
-    bus: BusUrl,
-    private readonly desk: OrderDesk,
-    private readonly names: { service: string; host: string },
-    private readonly log: Logger,
-  ) {
-    this.link = new BusLink(bus, () => this.open(), log);
-  }
-
-  start(): void {
-    this.link.start();
-  }
-
-  status(): BusStatus {
-    return this.link.status();
-  }
-
-  close(): Promise<void> {
-    return this.link.close();
-  }
-
-  private async open(): Promise<BusSession> {
+  protected async open(): Promise<BusSession> {
     const model = await connect(this.link.bus.url, { clientProperties: { connection_name: `graft ${this.names.service}@${this.names.host} (pid ${process.pid})` } });
     let lost: (err: Error | undefined) => void = () => {};
     const closed = new Promise<Error | undefined>((resolve) => (lost = resolve));

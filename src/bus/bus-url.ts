@@ -19,16 +19,16 @@ const SCHEMES: Record<string, BusTransport> = { 'nats:': 'nats', 'amqp:': 'amqp'
 const DEFAULT_PORTS: Record<BusTransport, string> = { nats: '4222', amqp: '5672' };
 
 /** `nats://[user:pass@]host:port` or `amqp://user:pass@host:port[/vhost]`; anything else is GRAFT_STORE_URL. */
-export function parseBusUrl(text: string): BusUrl {
+export function parseBusUrl(text: string, flag = '--bus'): BusUrl {
   let url: URL;
   try {
     url = new URL(text);
   } catch {
-    throw new GraftError('GRAFT_STORE_URL', `--bus ${JSON.stringify(text)} is not a URL; expected nats://host:4222 or amqp://user:pass@host:5672[/vhost]`);
+    throw new GraftError('GRAFT_STORE_URL', `${flag} ${JSON.stringify(text)} is not a URL; expected nats://host:4222 or amqp://user:pass@host:5672[/vhost]`);
   }
   const transport = SCHEMES[url.protocol];
   if (!transport || !url.hostname) {
-    throw new GraftError('GRAFT_STORE_URL', `--bus ${JSON.stringify(redact(url))}: graft sends orders over nats:// or amqp:// (RabbitMQ), not ${url.protocol}//`);
+    throw new GraftError('GRAFT_STORE_URL', `${flag} ${JSON.stringify(redact(url))}: graft sends orders over nats:// or amqp:// (RabbitMQ), not ${url.protocol}//`);
   }
   const port = url.port || DEFAULT_PORTS[transport];
   return {

@@ -1,20 +1,26 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import type { BusUrl } from './bus-url.js';
+
+/** Where a NATS client connects: `host:port` and credentials (a --bus, --fleet or --config nats:// address). */
+export interface NatsTarget {
+  server: string;
+  user: string | undefined;
+  pass: string | undefined;
+}
 
 /**
- * A NATS connection to one `--bus nats://` address. Once connected the
- * client reconnects by itself, forever (maxReconnectAttempts -1), with
- * jitter; the first connection is retried by the caller.
+ * The one way graft connects to NATS (orders, the fleet registry, KV config).
+ * With `reconnect`, once connected the client reconnects by itself, forever,
+ * with jitter; the first connection is always retried by the caller.
  */
-export function natsConnect(bus: BusUrl, name: string, reconnect: boolean): Promise<NatsConnection> {
+export function natsConnect(target: NatsTarget, name: string, reconnect: boolean, timeoutMs = 5000): Promise<NatsConnection> {
   return connect({
-    servers: bus.server,
-    ...(bus.user !== undefined ? { user: bus.user, pass: bus.pass ?? '' } : {}),
+    servers: target.server,
+    ...(target.user !== undefined ? { user: target.user, pass: target.pass ?? '' } : {}),
     name,
     reconnect,
     maxReconnectAttempts: reconnect ? -1 : 0,
     reconnectTimeWait: 1000,
     reconnectJitter: 1000,
-    timeout: 5000,
+    timeout: timeoutMs,
   });
 }

@@ -1,11 +1,8 @@
 import type { Msg, NatsConnection } from '@nats-io/transport-node';
 import { errorMessage } from '../errors.js';
-import type { Logger } from '../log.js';
-import { BusLink, type BusSession, type BusStatus } from './bus-link.js';
-import type { BusUrl } from './bus-url.js';
+import type { BusSession } from './bus-link.js';
 import { natsConnect } from './nats-connect.js';
-import type { OrderDesk } from './order-desk.js';
-import type { OrderTrigger } from './order-trigger.js';
+import { LinkedTrigger } from './order-trigger.js';
 import { subjects } from './subjects.js';
 
 /**
@@ -17,32 +14,10 @@ import { subjects } from './subjects.js';
  * queue group per host, so during an upgrade only one of the two masters of a
  * host takes an order.
  */
-export class NatsTrigger implements OrderTrigger {
+export class NatsTrigger extends LinkedTrigger {
   readonly name = 'nats';
-  private readonly link: BusLink;
 
-  constructor(
-    bus: BusUrl,
-    private readonly desk: OrderDesk,
-    private readonly names: { service: string; host: string },
-    private readonly log: Logger,
-  ) {
-    this.link = new BusLink(bus, () => this.open(), log);
-  }
-
-  start(): void {
-    this.link.start();
-  }
-
-  status(): BusStatus {
-    return this.link.status();
-  }
-
-  close(): Promise<void> {
-    return this.link.close();
-  }
-
-  private async open(): Promise<BusSession> {
+  protected async open(): Promise<BusSession> {
     const { service, host } = this.names;
     const nc = await natsConnect(this.link.bus, `graft ${service}@${host} (pid ${process.pid})`, true);
     const queue = `graft.${service}.${host}`;

@@ -1,4 +1,7 @@
-import type { BusStatus } from './bus-link.js';
+import type { Logger } from '../log.js';
+import { BusLink, type BusSession, type BusStatus } from './bus-link.js';
+import type { BusUrl } from './bus-url.js';
+import type { OrderDesk } from './order-desk.js';
 
 /**
  * A bus trigger: like a SwapTrigger (it decides when the service changes, the
@@ -11,4 +14,34 @@ export interface OrderTrigger {
   status(): BusStatus;
   /** Stop taking orders and close the connection (stop, step-down at an upgrade). */
   close(): Promise<void>;
+}
+
+/** What every transport shares: a BusLink keeps its connection (open() makes one session), the desk takes the orders. */
+export abstract class LinkedTrigger implements OrderTrigger {
+  abstract readonly name: string;
+  protected readonly link: BusLink;
+
+  constructor(
+    bus: BusUrl,
+    protected readonly desk: OrderDesk,
+    protected readonly names: { service: string; host: string },
+    protected readonly log: Logger,
+  ) {
+    this.link = new BusLink(bus, () => this.open(), log);
+  }
+
+  /** Connect, subscribe, and say how the session ends. */
+  protected abstract open(): Promise<BusSession>;
+
+  start(): void {
+    this.link.start();
+  }
+
+  status(): BusStatus {
+    return this.link.status();
+  }
+
+  close(): Promise<void> {
+    return this.link.close();
+  }
 }

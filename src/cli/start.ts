@@ -75,7 +75,7 @@ function busOptions(values: { bus?: string[] | undefined; 'bus-key'?: string | u
     if (values['bus-key'] !== undefined) throw new GraftError('GRAFT_BAD_ARGUMENT', '--bus-key is for bus orders; give --bus nats://… or --bus amqp://… too');
     return undefined;
   }
-  const urls = values.bus.map(parseBusUrl);
+  const urls = values.bus.map((u) => parseBusUrl(u));
   if (!values['bus-key']) throw new GraftError('GRAFT_BUS_KEY', '--bus needs --bus-key FILE: the key every order is checked with (`graft keygen --hmac FILE` or `--ed25519 FILE`)');
   return { urls, key: loadOrderKey(resolve(cwd, values['bus-key'])), service: serviceName(values.name, entry), host: hostId(values['host-id']) };
 }

@@ -1,5 +1,6 @@
 import { Kvm, type KV } from '@nats-io/kv';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { natsConnect } from '../bus/nats-connect.js';
 import { GraftError, errorMessage } from '../errors.js';
 import type { FleetAddress } from './fleet-url.js';
 
@@ -37,16 +38,7 @@ export class FleetStore {
   static async open(address: FleetAddress, options: FleetStoreOptions = {}): Promise<FleetStore> {
     let nc: NatsConnection;
     try {
-      nc = await connect({
-        servers: address.servers,
-        ...(address.user ? { user: address.user } : {}),
-        ...(address.pass ? { pass: address.pass } : {}),
-        name: options.name ?? 'graft',
-        maxReconnectAttempts: options.reconnect ? -1 : 0,
-        reconnectTimeWait: 250,
-        reconnectJitter: 250,
-        timeout: 3000,
-      });
+      nc = await natsConnect(address, options.name ?? 'graft', options.reconnect === true, 3000);
     } catch (err) {
       throw storeError(address, err);
     }

@@ -1,5 +1,5 @@
 import { Kvm, type KvWatchEntry } from '@nats-io/kv';
-import { connect } from '@nats-io/transport-node';
+import { natsConnect } from '../../bus/nats-connect.js';
 import { GraftError, errorMessage } from '../../errors.js';
 import type { StoreAddress } from './source-url.js';
 import { StoreSource, type KeyPlace, type StoreSourceOptions } from './store-source.js';
@@ -32,13 +32,8 @@ export class NatsKvSource extends StoreSource {
 
   protected async session(signal: AbortSignal): Promise<void> {
     const { host, port, username, password, bucket } = this.address;
-    const nc = await connect({
-      servers: `${host.includes(':') ? `[${host}]` : host}:${port}`,
-      ...(username !== undefined ? { user: username, pass: password ?? '' } : {}),
-      reconnect: false,
-      timeout: 3000,
-      name: `graft master ${process.pid}`,
-    });
+    const server = `${host.includes(':') ? `[${host}]` : host}:${port}`;
+    const nc = await natsConnect({ server, user: username, pass: password }, `graft master ${process.pid}`, false, 3000);
     const stop = () => void nc.close().catch(() => {});
     signal.addEventListener('abort', stop);
     try {
