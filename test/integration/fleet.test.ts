@@ -6,7 +6,7 @@ import { pathToFileURL } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { getFresh } from '../../bench/lib/http.js';
 import { startHaproxy } from '../../bench/lib/haproxy.js';
-import { fixture, graftCli, startGraft, tempDir, type GraftProcess, type LogRecord } from '../helpers/graft.js';
+import { fixture, graftCli, startGraft, tempDir, waitFor, type GraftProcess, type LogRecord } from '../helpers/graft.js';
 import { underLoad } from '../helpers/load.js';
 import { record } from '../helpers/output.js';
 
@@ -147,6 +147,48 @@ describe('fleet', () => {
       const s = JSON.parse((await fleet('status', '--fleet', NATS, '--name', service, '--json')).stdout) as { ready: number };
       assert.equal(s.ready, 3);
     });
+  });
+
+  test('a swap rollout: every host swaps in place; a host whose files are broken stops it, and the host already swapped is reported, not rolled back', async () => {
+    const service = `fleet-swap-${randomBytes(4).toString('hex')}`;
+    const hosts: Array<{ id: string; g: GraftProcess; write: (body: string) => void }> = [];
+    try {
+      for (const id of ['h1', 'h2']) {
+        const dir = tempDir('graft-host-');
+        const write = (body: string) => writeFileSync(join(dir, 'version.ts'), body);
+        write(`export const version: string = 'v0';\n`);
+        writeFileSync(join(dir, 'handler.ts'), `import type { IncomingMessage, ServerResponse } from 'node:http';\nimport { version } from './version.js';\nexport default function handle(_q: IncomingMessage, res: ServerResponse): void {\n  res.end(version);\n}\n`);
+        const g = await startGraft(join(dir, 'handler.ts'), { workers: 2, cwd: dir, args: ['--swap', '--name', service, '--host-id', id, '--fleet', NATS, '--bus', NATS, '--bus-key', keyFile] });
+        hosts.push({ id, g, write });
+      }
+      for (const h of hosts) await h.g.waitForLog((r) => r.msg === 'registered in the fleet');
+      for (const h of hosts) h.write(`export const version: string = 'v1';\n`);
+      const ok = await fleet('swap', 'handler.ts', '--fleet', NATS, '--name', service, '--bus-key', keyFile);
+      assert.equal(ok.code, 0, ok.stdout + ok.stderr);
+      for (const h of hosts) assert.equal((await getFresh(h.g.url)).body, 'v1');
+      const same = await fleet('status', '--fleet', NATS, '--name', service);
+      assert.match(same.stdout, /one code version on every host/);
+
+      hosts[0]!.write(`export const version: string = 'v2';\n`);
+      hosts[1]!.write(`export const version: string = ;\n`);
+      const r = await fleet('swap', 'handler.ts', '--fleet', NATS, '--name', service, '--bus-key', keyFile, '--json');
+      assert.equal(r.code, 1, r.stdout + r.stderr);
+      const report = JSON.parse(r.stdout) as { stoppedAt: string; steps: Array<{ host: string; ok: boolean; error?: { code: string; message: string } }>; rolledBack: Array<{ host: string; ok: boolean; skipped?: string }> };
+      assert.equal(report.stoppedAt, 'h2');
+      assert.equal(report.steps[1]!.error?.code, 'GRAFT_SWAP_LOAD');
+      assert.match(report.steps[1]!.error!.message, /version\.ts:1/);
+      assert.deepEqual(report.rolledBack.map((b) => [b.host, b.ok]), [['h1', false]]);
+      assert.match(report.rolledBack[0]!.skipped!, /cannot undo a code change/);
+      assert.equal((await getFresh(hosts[0]!.g.url)).body, 'v2');
+      assert.equal((await getFresh(hosts[1]!.g.url)).body, 'v1', 'the broken version never went live on h2');
+      const differ = await waitFor(async () => {
+        const s = await fleet('status', '--fleet', NATS, '--name', service);
+        return /code versions differ/.test(s.stdout) ? s : undefined;
+      }, 15_000, 'the registry to show the code versions apart');
+      assert.match(differ.stdout, /2 of 2 hosts ready/);
+    } finally {
+      await Promise.all(hosts.map((h) => h.g.stop()));
+    }
   });
 
   test('bad input: an unknown store, a missing key, no hosts, a bad --max-unavailable', async () => {
