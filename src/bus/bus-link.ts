@@ -1,6 +1,6 @@
 import { errorFields, errorMessage, GraftError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { Backoff } from './backoff.js';
+import { Backoff } from '../core/backoff.js';
 import type { BusUrl } from './bus-url.js';
 
 /** One open connection of a transport: resolves `closed` when it is lost for good. */

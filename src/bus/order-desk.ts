@@ -116,16 +116,17 @@ export class OrderDesk {
 export function toCommand(order: OrderBody): Command {
   switch (order.action) {
     case 'reload':
-      return { kind: 'reload', reason: 'bus' };
+      return { kind: 'reload', reason: 'bus', orders: [order.id] };
     case 'swap':
-      return { kind: 'swap', order: { source: 'bus', ...(order.module ? { module: order.module } : {}) } };
+      return { kind: 'swap', order: { source: 'bus', ...(order.module ? { module: order.module } : {}) }, orders: [order.id] };
     case 'config': {
       const c = order.config;
-      const overrides = c && (c.set?.length || c.unset?.length || c.reset || c.restore);
+      const overrides = c && (c.set?.length || c.unset?.length || c.reset || c.undo);
       return {
         kind: 'config',
-        source: c?.restore ? 'bus (rollback)' : 'bus',
-        ...(overrides ? { overrides: { set: c.set ?? [], unset: c.unset ?? [], reset: c.reset === true, ...(c.restore ? { restore: c.restore } : {}) } } : {}),
+        source: c?.undo ? `bus (undo ${c.undo})` : 'bus',
+        orders: [order.id],
+        ...(overrides ? { overrides: { set: c.set ?? [], unset: c.unset ?? [], reset: c.reset === true, ...(c.undo ? { undo: c.undo } : {}) } } : {}),
       };
     }
   }

@@ -18,10 +18,11 @@ export interface OrderBody {
   /** For `swap`: the module, by the name `graft status` shows. Omitted: every swappable module. */
   module?: string;
   /**
-   * For `config`: changes to the top layer, as `graft config apply` takes them
-   * (`restore` puts back a layer a fleet rollback saved); omitted: re-read the sources.
+   * For `config`: changes to the top layer, as `graft config apply` takes them,
+   * or `undo`: put the layer back as it was before the config order with that
+   * id (a fleet rollback; the master kept what it was). Omitted: re-read the sources.
    */
-  config?: { set?: string[]; unset?: string[]; reset?: boolean; restore?: Record<string, unknown> };
+  config?: { set?: string[]; unset?: string[]; reset?: boolean; undo?: string };
   /** One-time id: an order with an id already seen is refused. */
   id: string;
   /** When it was signed (ms since the epoch). */
@@ -164,7 +165,7 @@ export function parseOrder(message: unknown): SignedOrder {
   if (o.config !== undefined) {
     const c = o.config as Record<string, unknown>;
     const strings = (v: unknown) => v === undefined || (Array.isArray(v) && v.every((s) => typeof s === 'string'));
-    if (o.action !== 'config' || !c || typeof c !== 'object' || !strings(c.set) || !strings(c.unset) || (c.reset !== undefined && typeof c.reset !== 'boolean') || (c.restore !== undefined && (!c.restore || typeof c.restore !== 'object' || Array.isArray(c.restore)))) {
+    if (o.action !== 'config' || !c || typeof c !== 'object' || !strings(c.set) || !strings(c.unset) || (c.reset !== undefined && typeof c.reset !== 'boolean') || (c.undo !== undefined && typeof c.undo !== 'string') || Object.keys(c).some((k) => !['set', 'unset', 'reset', 'undo'].includes(k))) {
       refuse('its config changes are malformed');
     }
   }

@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import { loadOrderKey } from '../bus/order-key.js';
+import { loadOrderKey, type OrderKey } from '../bus/order-key.js';
 import { checkName, newOrder, signOrder, type OrderOutcome } from '../bus/order.js';
 import { subjects } from '../bus/subjects.js';
 import { GraftError, errorMessage } from '../errors.js';
@@ -123,6 +123,7 @@ async function fleetRollout(
   const { url, service } = target(command, values);
   if (!values['bus-key']) throw new GraftError('GRAFT_BAD_ARGUMENT', `graft ${command} needs --bus-key FILE: the key that signs orders (the masters check it)`);
   const key = loadOrderKey(values['bus-key']);
+  if (!key.canSign) throw new GraftError('GRAFT_BUS_KEY', `${values['bus-key']} is a public key: it checks orders but cannot sign them; give the private key`);
   const order = orderOf(positionals, values);
   const timeoutMs = seconds('--timeout', values.timeout) ?? 120_000;
   const slotTimeoutMs = seconds('--slot-timeout', values['slot-timeout']) ?? 600_000;
@@ -138,23 +139,20 @@ async function fleetRollout(
       {
         acquire: () => slots.acquire(slotTimeoutMs),
         send: async (host, o) => {
-          const signed = signOrder(newOrder({ service, host, ...o }), key);
-          let reply;
-          try {
-            reply = await store.nc.request(subjects.hostOrders(service, host), JSON.stringify(signed), { timeout: timeoutMs });
-          } catch (err) {
-            const message = errorMessage(err);
-            if (/no responders/i.test(message)) throw new GraftError('GRAFT_ORDER_TIMEOUT', `${host} takes no orders: its master runs without --bus on this NATS server, or has stopped`);
-            throw new GraftError('GRAFT_ORDER_TIMEOUT', `${host} did not answer within ${timeoutMs / 1000} s (${message}); see its master's log`);
+          const deadline = Date.now() + timeoutMs;
+          for (let attempt = 1; ; attempt++) {
+            const outcome = await sendOrder(store, key, service, host, o, Math.max(1000, deadline - Date.now()));
+            // A master handing over to its successor (graft upgrade) refuses; the successor takes orders once in control.
+            if (outcome.ok || outcome.error?.code !== 'GRAFT_STOPPING' || Date.now() > deadline) return outcome;
+            await new Promise((r) => setTimeout(r, Math.min(2000, 200 * attempt)));
           }
-          return reply.json<OrderOutcome>();
         },
-        waitReady: async (host) => {
+        waitReady: async (host, orderId) => {
           const deadline = Date.now() + timeoutMs;
           for (;;) {
             const record = (await registry.get(registryKey(service, host)))?.json<HostRecord>();
-            if (record?.ready) return record;
-            if (Date.now() > deadline) throw new GraftError('GRAFT_FLEET_FAILED', `${host} carried out the order but was not ready again within ${timeoutMs / 1000} s`);
+            if (record?.ready && record.orders?.includes(orderId)) return record;
+            if (Date.now() > deadline) throw new GraftError('GRAFT_FLEET_FAILED', `${host} answered the order but its registry entry did not show it carried out and ready again within ${timeoutMs / 1000} s`);
             await new Promise((r) => setTimeout(r, 100));
           }
         },
@@ -169,6 +167,32 @@ async function fleetRollout(
   } finally {
     await store.close();
   }
+}
+
+/**
+ * One signed order to one host, by NATS request and reply; the answer must be
+ * that host's answer to this order (same id and host), or it is not believed.
+ */
+async function sendOrder(store: FleetStore, key: OrderKey, service: string, host: string, o: RolloutOrder, timeoutMs: number): Promise<OrderOutcome> {
+  const signed = signOrder(newOrder({ service, host, ...o }), key);
+  let reply;
+  try {
+    reply = await store.nc.request(subjects.hostOrders(service, host), JSON.stringify(signed), { timeout: timeoutMs });
+  } catch (err) {
+    const message = errorMessage(err);
+    if (/no responders/i.test(message)) throw new GraftError('GRAFT_ORDER_TIMEOUT', `${host} takes no orders: its master runs without --bus on this NATS server, or has stopped`);
+    throw new GraftError('GRAFT_ORDER_TIMEOUT', `${host} did not answer within ${Math.round(timeoutMs / 1000)} s (${message}); see its master's log`);
+  }
+  let outcome: OrderOutcome;
+  try {
+    outcome = reply.json<OrderOutcome>();
+  } catch {
+    throw new GraftError('GRAFT_ORDER_REFUSED', `${host}'s answer is not JSON; something other than a graft master answers on ${subjects.hostOrders(service, host)}`);
+  }
+  if (outcome?.id !== signed.id || outcome.host !== host) {
+    throw new GraftError('GRAFT_ORDER_REFUSED', `the answer on ${subjects.hostOrders(service, host)} is not ${host}'s answer to order ${signed.id} (it names ${JSON.stringify(outcome?.host)} and order ${JSON.stringify(outcome?.id)})`);
+  }
+  return outcome;
 }
 
 /** `N` hosts or `N%` of them (at least one). */

@@ -25,6 +25,11 @@ export class ConfigLoader {
     return { data, hash: contentHash(data) };
   }
 
+  /** What load() returned last is live: sources that keep a last good copy keep this one. */
+  committed(): void {
+    for (const source of this.sources) source.committed?.();
+  }
+
   /** Release every source's connections (store sources); the loader is not used again. */
   async close(): Promise<void> {
     await Promise.all(this.sources.map((s) => s.close?.()));

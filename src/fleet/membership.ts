@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Backoff } from '../core/backoff.js';
 import { errorFields } from '../errors.js';
 import type { Logger } from '../log.js';
 import { codeVersion } from './code-version.js';
@@ -41,18 +42,24 @@ export class Membership {
     this.code = await codeVersion(this.options.entry, this.options.root);
     const beatMs = this.options.beatMs ?? DEFAULT_REGISTRY_TTL_MS / 3;
     let attempt = 0;
+    const backoff = new Backoff(250, 5000);
     while (!this.closed) {
+      let store: FleetStore | undefined;
       try {
-        this.store = await FleetStore.open(this.options.address, { reconnect: true, name: `graft ${this.options.record().service}/${this.options.record().host}` });
+        store = await FleetStore.open(this.options.address, { reconnect: true, name: `graft ${this.options.record().service}/${this.options.record().host}` });
+        const kv = await store.registry();
+        if (this.closed) throw new Error('closed');
+        this.store = store;
+        this.registration = new Registration(kv, () => ({ ...this.options.record(), code: this.code }), this.log, beatMs);
         break;
       } catch (err) {
-        if (attempt++ === 0) this.log.warn('fleet store unreachable; registering once it answers', { fleet: this.options.address.display, ...errorFields(err) });
-        const backoff = Math.min(5000, 250 * 2 ** Math.min(attempt, 5)) * (0.5 + Math.random());
-        await sleep(backoff, undefined, { signal: this.stopWaiting.signal }).catch(() => {});
+        await store?.close();
+        if (this.closed) return;
+        if (attempt++ % 10 === 0) this.log.warn('fleet store unreachable; registering once it answers', { fleet: this.options.address.display, attempt, ...errorFields(err) });
+        await sleep(backoff.next(), undefined, { signal: this.stopWaiting.signal }).catch(() => {});
       }
     }
-    if (this.closed || !this.store) return void (await this.store?.close());
-    this.registration = new Registration(await this.store.registry(), () => ({ ...this.options.record(), code: this.code }), this.log, beatMs);
+    if (!this.registration) return;
     await this.registration.start();
     const record = this.options.record();
     this.log.info('registered in the fleet', { fleet: this.options.address.display, service: record.service, host: record.host, codeVersion: this.code });
@@ -60,7 +67,7 @@ export class Membership {
 
   /** After a command: the code may have changed too (a reload or swap loads what is on disk). */
   changed(codeMayHaveChanged: boolean): void {
-    if (!this.registration) return;
+    if (!this.registration || this.closed) return;
     void (async () => {
       if (codeMayHaveChanged) this.code = (await codeVersion(this.options.entry, this.options.root)) ?? this.code;
       await this.registration?.update();

@@ -19,6 +19,8 @@ export interface HostRecord {
   /** The command the master carries out now. */
   busy: string | undefined;
   masterGeneration: number | undefined;
+  /** Ids of the bus orders this master carried out lately, newest last. */
+  orders: string[];
   startedAt: string;
   at: string;
 }
@@ -82,8 +84,8 @@ export class Registration {
   /** Stop heartbeating; `deregister` removes the entry (not after a handover: the successor owns it now). */
   async close(deregister: boolean): Promise<void> {
     if (this.timer) clearInterval(this.timer);
+    this.closed = true; // no write starts after this; the one in flight finishes before the delete
     await this.writing;
-    this.closed = true;
     if (deregister) {
       const record = this.snapshot();
       await this.kv.delete(registryKey(record.service, record.host)).catch(() => {});

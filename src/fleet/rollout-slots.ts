@@ -1,4 +1,5 @@
 import type { KV } from '@nats-io/kv';
+import { Backoff } from '../core/backoff.js';
 import { GraftError } from '../errors.js';
 
 /** A slot held: refreshed while held, so a live holder never loses it to the bucket's TTL. */
@@ -27,7 +28,7 @@ export class RolloutSlots {
   /** Take a free slot, waiting for one up to timeoutMs. */
   async acquire(timeoutMs: number): Promise<HeldSlot> {
     const deadline = Date.now() + timeoutMs;
-    let wait = 50;
+    const backoff = new Backoff(50, 500);
     for (;;) {
       for (let n = 0; n < this.size; n++) {
         const key = `${this.service}.slot.${n}`;
@@ -43,8 +44,7 @@ export class RolloutSlots {
       if (Date.now() >= deadline) {
         throw new GraftError('GRAFT_FLEET_BUSY', `every one of ${this.size} rollout slot(s) of ${this.service} stayed taken for ${Math.round(timeoutMs / 1000)} s: another rollout is running (or died and its slot expires within ${Math.round(this.ttlMs / 1000)} s)`);
       }
-      await new Promise((r) => setTimeout(r, wait + Math.random() * wait));
-      wait = Math.min(wait * 2, 500);
+      await new Promise((r) => setTimeout(r, backoff.next()));
     }
   }
 

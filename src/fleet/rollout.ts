@@ -17,9 +17,10 @@ export interface RolloutPlan {
 
 /** How a rollout reaches hosts and the store: the fleet command gives NATS, tests may give anything real. */
 export interface RolloutDeps {
+  /** Resolves with the host's own answer to this order (checked: same id, same host). */
   send(host: string, order: RolloutOrder): Promise<OrderOutcome>;
-  /** Resolves once the host is ready again (every worker up, no command running). */
-  waitReady(host: string): Promise<HostRecord>;
+  /** Resolves once the registry shows the host carried out the order and is ready again (every worker up, no command running). */
+  waitReady(host: string, orderId: string): Promise<HostRecord>;
   acquire(): Promise<HeldSlot>;
   progress(event: RolloutEvent): void;
 }
@@ -97,7 +98,7 @@ async function changeHost(host: string, order: RolloutOrder, deps: RolloutDeps):
     deps.progress({ event: 'host-start', host, slot: slot.key });
     outcome = await deps.send(host, order);
     if (!outcome.ok) throw outcome.error ? GraftError.from(outcome.error) : new GraftError('GRAFT_FLEET_FAILED', `${host} refused the order`);
-    await deps.waitReady(host);
+    await deps.waitReady(host, outcome.id);
     const step: HostStep = { host, ok: true, startedAt, endedAt: new Date().toISOString(), slot: slot.key, outcome, ...undoOf(order, outcome) };
     deps.progress({ event: 'host-done', step });
     return step;
@@ -121,14 +122,13 @@ async function changeHost(host: string, order: RolloutOrder, deps: RolloutDeps):
 
 /**
  * The order that undoes a host's change. Config overrides come back as they
- * were (the master reports them); a reload or a swap loaded files graft keeps
- * no copy of, so it cannot be undone by graft: the previous release must be
- * put back and rolled out.
+ * were: the master kept them under the order's id, and `undo` names it. A
+ * reload or a swap loaded files graft keeps no copy of, so it cannot be undone
+ * by graft: the previous release must be put back and rolled out.
  */
 function undoOf(order: RolloutOrder, outcome: OrderOutcome): { undo?: RolloutOrder } {
-  if (order.action !== 'config' || !order.config) return {};
-  const before = (outcome.value as { overridesBefore?: Record<string, unknown> } | undefined)?.overridesBefore;
-  return before ? { undo: { action: 'config', config: { restore: before } } } : {};
+  if (order.action !== 'config' || !order.config || !outcome.ok) return {};
+  return { undo: { action: 'config', config: { undo: outcome.id } } };
 }
 
 async function rollBack(steps: HostStep[], deps: RolloutDeps): Promise<RolloutReport['rolledBack']> {

@@ -7,10 +7,10 @@ import { mergeOrders } from './code-swapper.js';
  * carries them out one at a time.
  */
 export type Command =
-  | { kind: 'reload'; reason: string; files?: string[] }
+  | { kind: 'reload'; reason: string; files?: string[]; orders?: string[] }
   | { kind: 'scale'; workers?: number; delta?: number }
-  | { kind: 'config'; source: string; overrides?: Overrides }
-  | { kind: 'swap'; order: SwapOrder }
+  | { kind: 'config'; source: string; overrides?: Overrides; orders?: string[] }
+  | { kind: 'swap'; order: SwapOrder; orders?: string[] }
   | { kind: 'upgrade' }
   | { kind: 'replace-worker'; generation: number; index: number; restarts: number }
   | { kind: 'stop'; fast: boolean };
@@ -20,8 +20,8 @@ export interface Overrides {
   set?: string[];
   unset?: string[];
   reset?: boolean;
-  /** Put the top layer back as it was (a fleet rollback). */
-  restore?: Record<string, unknown>;
+  /** Put the top layer back as it was before the bus order with this id changed it (a fleet rollback). */
+  undo?: string;
 }
 
 /**
@@ -32,14 +32,20 @@ export interface Overrides {
 export function mergeCommands(waiting: Command, later: Command): Command | undefined {
   if (waiting.kind === 'reload' && later.kind === 'reload') {
     const files = waiting.files && later.files ? [...new Set([...waiting.files, ...later.files])] : undefined;
-    return { kind: 'reload', reason: joinNames(waiting.reason, later.reason), ...(files ? { files } : {}) };
+    return { kind: 'reload', reason: joinNames(waiting.reason, later.reason), ...(files ? { files } : {}), ...orderIds(waiting, later) };
   }
   if (waiting.kind === 'config' && later.kind === 'config' && !waiting.overrides && !later.overrides) {
-    return { kind: 'config', source: joinNames(waiting.source, later.source) };
+    return { kind: 'config', source: joinNames(waiting.source, later.source), ...orderIds(waiting, later) };
   }
-  if (waiting.kind === 'swap' && later.kind === 'swap') return { kind: 'swap', order: mergeOrders(waiting.order, later.order) };
+  if (waiting.kind === 'swap' && later.kind === 'swap') return { kind: 'swap', order: mergeOrders(waiting.order, later.order), ...orderIds(waiting, later) };
   if (waiting.kind === 'upgrade' && later.kind === 'upgrade') return waiting;
   return undefined;
+}
+
+/** The bus orders a merged command carries out: both commands' (each is answered, and recorded as carried out). */
+function orderIds(a: { orders?: string[] }, b: { orders?: string[] }): { orders?: string[] } {
+  const ids = [...(a.orders ?? []), ...(b.orders ?? [])];
+  return ids.length ? { orders: ids } : {};
 }
 
 function joinNames(a: string, b: string): string {

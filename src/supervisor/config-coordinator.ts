@@ -239,6 +239,7 @@ export class ConfigCoordinator {
   private async commit(next: Generation<Candidate>, previous: Generation<Candidate> | undefined): Promise<ApplyOutcome> {
     const candidate = next.value;
     const { payload } = candidate;
+    this.loader.committed();
     if (!previous) {
       this.record({ version: payload.version, source: payload.source, changed: [], accepted: true, mode: 'in-place' });
       this.log.info('config loaded', { configVersion: payload.version, hash: payload.hash, sources: this.loader.sources.map((s) => s.name) });

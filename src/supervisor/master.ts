@@ -88,6 +88,9 @@ export interface MasterStatus {
 
 type MasterState = 'starting' | 'running' | 'stopping';
 
+/** How many recent bus order ids a master remembers as carried out, and config orders it can undo. */
+const ORDERS_KEPT = 50;
+
 /** How long a worker may take to validate or apply a config version, or to swap code. */
 const WORKER_REQUEST_TIMEOUT_MS = 15_000;
 
@@ -112,6 +115,10 @@ export class Master {
   private succession: Succession | undefined;
   private watcher: CodeWatcher | undefined;
   private membership: Membership | undefined;
+  /** Ids of the bus orders carried out lately (the fleet registry shows them: a rollout's proof that a host did it). */
+  private readonly carriedOut: string[] = [];
+  /** The override layer as it was before each recent config order changed it, by order id. */
+  private readonly undoable = new Map<string, Record<string, unknown>>();
   private bus: BusTriggers | undefined;
   private state: MasterState = 'starting';
   private stopping: Promise<void> | undefined;
@@ -244,7 +251,7 @@ export class Master {
     coordinator.watch((source) => this.submitQuietly({ kind: 'config', source }));
     if (this.options.watch) await this.watchCode(this.options.watch);
     this.arbiter.open();
-    if (this.options.fleet) {
+    if (this.options.fleet && !this.stopping) {
       this.membership = new Membership(
         { address: this.options.fleet, entry: this.options.entry, root: dirname(this.options.entry), record: () => this.hostRecord() },
         this.log,
@@ -275,10 +282,18 @@ export class Master {
   }
 
   private async handle(command: Command): Promise<unknown> {
+    let done = false;
     try {
-      return await this.carryOut(command);
+      const outcome = await this.carryOut(command);
+      done = true;
+      return outcome;
     } finally {
-      this.membership?.changed(command.kind === 'reload' || command.kind === 'swap' || command.kind === 'config');
+      const orders = 'orders' in command ? (command.orders ?? []) : [];
+      this.carriedOut.push(...orders);
+      this.carriedOut.splice(0, Math.max(0, this.carriedOut.length - ORDERS_KEPT));
+      // After the arbiter has let go of this command (so the entry says not busy); a failed reload or swap left the code as it was.
+      const codeChanged = done && (command.kind === 'reload' || command.kind === 'swap');
+      setImmediate(() => this.membership?.changed(codeChanged));
     }
   }
 
@@ -304,7 +319,7 @@ export class Master {
         });
       }
       case 'config':
-        return this.applyConfig(command.source, command.overrides);
+        return this.applyConfig(command.source, command.overrides, command.orders?.[0]);
       case 'swap':
         return this.swapper!.swap(command.order);
       case 'upgrade':
@@ -319,18 +334,32 @@ export class Master {
     }
   }
 
-  /** With overrides, the outcome says what the top layer held before (what a fleet rollback puts back). */
-  private async applyConfig(source: string, overrides: Overrides | undefined): Promise<ApplyOutcome & { overridesBefore?: Record<string, unknown> }> {
+  /**
+   * With overrides from a bus order, what the top layer held before is kept
+   * under the order's id, so that a fleet rollback can ask for it back (`undo`)
+   * without the layer ever crossing the network.
+   */
+  private async applyConfig(source: string, overrides: Overrides | undefined, order: string | undefined): Promise<ApplyOutcome> {
     const coordinator = this.coordinator!;
     if (!overrides) return coordinator.change(source);
     // Overrides stay the top layer until unset: a file edit to the same key does not win over them.
     const saved = this.applyOverrides.save();
     try {
-      if (overrides.restore) this.applyOverrides.restore(overrides.restore);
+      if (overrides.undo !== undefined) {
+        const before = this.undoable.get(overrides.undo);
+        if (!before) throw new GraftError('GRAFT_BAD_ARGUMENT', `nothing to undo: order ${overrides.undo} did not change this master's config overrides (or is more than ${ORDERS_KEPT} orders old)`);
+        this.applyOverrides.restore(before);
+      }
       if (overrides.reset) this.applyOverrides.clear();
       if (overrides.unset?.length) this.applyOverrides.unset(overrides.unset);
       if (overrides.set?.length) this.applyOverrides.set(overrides.set);
-      return { ...(await coordinator.change(source)), overridesBefore: saved };
+      const outcome = await coordinator.change(source);
+      if (overrides.undo !== undefined) this.undoable.delete(overrides.undo);
+      else if (order !== undefined) {
+        this.undoable.set(order, saved);
+        for (const id of this.undoable.keys()) if (this.undoable.size > ORDERS_KEPT) this.undoable.delete(id);
+      }
+      return outcome;
     } catch (err) {
       this.applyOverrides.restore(saved); // a rejected override must not linger in the top layer
       throw err;
@@ -376,6 +405,7 @@ export class Master {
       config: master.config ? { version: master.config.version, hash: master.config.hash } : undefined,
       busy: master.busy,
       masterGeneration: master.masterGeneration,
+      orders: [...this.carriedOut],
       startedAt: new Date(this.startedAt).toISOString(),
       at: new Date().toISOString(),
     };

@@ -267,6 +267,10 @@ describe('config from a store: outages, gaps and the cache file', { timeout: 180
     const first = await startGraft(fixture('config-app.ts'), { workers: 1, args: ['--config', url, '--config-cache', cache], env: FAST });
     await first.waitRunning();
     await serves(first, { greeting: 'cached', pool: 4 });
+    // A content the workers reject is never the cached "last good" one.
+    await redis.set(key, 'greeting: rejected\ndb:\n  pool: 0\n');
+    await redis.publish(`${key}:changed`, '1');
+    await first.waitForLog((l) => l.msg === 'config change rejected; the live config stays');
     await first.stop();
     assert.equal(readdirSync(cache).filter((f) => f.endsWith('.json')).length, 1, 'one cache file');
     await server.stop();

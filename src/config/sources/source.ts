@@ -18,6 +18,8 @@ export interface ConfigSource {
   readonly quietMs?: number;
   /** Where a source with a connection stands (shown by `graft status`). */
   status?(): SourceStatus;
+  /** What load() returned last went live on every worker (a store caches it as its last good snapshot). */
+  committed?(): void;
   /** Release connections and timers; the source is not used again. */
   close?(): Promise<void>;
 }

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Backoff } from '../../core/backoff.js';
 import { GraftError, errorFields, errorMessage } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import { coerce, parseConfigText } from '../formats.js';
@@ -21,25 +22,6 @@ export interface StoreSourceOptions {
 
 /** How a store key maps into the layer: a key path, the whole document, or not ours. */
 export type KeyPlace = { path: string[] } | 'document' | undefined;
-
-/** Jittered exponential backoff: 100 ms doubling up to the cap, each wait between half and all of its step. */
-export class Backoff {
-  private step = 0;
-  constructor(
-    private readonly baseMs: number,
-    private readonly capMs: number,
-  ) {}
-
-  next(): number {
-    const full = Math.min(this.capMs, this.baseMs * 2 ** this.step);
-    if (full < this.capMs) this.step++;
-    return Math.round(full / 2 + (Math.random() * full) / 2);
-  }
-
-  reset(): void {
-    this.step = 0;
-  }
-}
 
 /**
  * What the NATS KV, etcd and Redis sources share: the snapshot this source
@@ -73,6 +55,8 @@ export abstract class StoreSource implements ConfigSource {
   private readonly abort = new AbortController();
   private readonly backoff: Backoff;
   private closed = false;
+  /** What load() returned last, waiting for the coordinator to say it went live. */
+  private pending: StoreSnapshot | undefined;
 
   constructor(
     readonly name: string,
@@ -96,16 +80,23 @@ export abstract class StoreSource implements ConfigSource {
     const data = this.layer(snapshot);
     const content = fingerprint(snapshot);
     this.loaded = content;
-    const stamp = `${content}@${snapshot.revision}`;
-    if (!this.fromCache && stamp !== this.cached) {
-      try {
-        this.cache.write(this.name, snapshot);
-        this.cached = stamp;
-      } catch (err) {
-        this.log.warn('config store snapshot not cached', { revision: snapshot.revision, file: this.cache.file, error: errorMessage(err) });
-      }
-    }
+    this.pending = this.fromCache ? undefined : snapshot;
     return data;
+  }
+
+  /** The snapshot load() gave last is live on every worker: only now is it the last *good* one, and cached. */
+  committed(): void {
+    const snapshot = this.pending;
+    this.pending = undefined;
+    if (!snapshot) return;
+    const stamp = `${fingerprint(snapshot)}@${snapshot.revision}`;
+    if (stamp === this.cached) return;
+    try {
+      this.cache.write(this.name, snapshot);
+      this.cached = stamp;
+    } catch (err) {
+      this.log.warn('config store snapshot not cached', { revision: snapshot.revision, file: this.cache.file, error: errorMessage(err) });
+    }
   }
 
   watch(onChange: (source: string) => void): () => void {
