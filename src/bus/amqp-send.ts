@@ -7,7 +7,7 @@ import { subjects } from './subjects.js';
 
 /** An order over RabbitMQ: published to the service's orders fanout; outcomes read from a queue of our own on its outcomes fanout. */
 export async function sendOverAmqp(bus: BusUrl, order: SignedOrder, options: SendOptions): Promise<OrderOutcome[]> {
-  const model = await connect(bus.url, { clientProperties: { connection_name: `graft order ${order.service}` } }).catch((err: unknown) => {
+  const model = await connect(bus.url, { timeout: 5000, clientProperties: { connection_name: `graft order ${order.service}` } }).catch((err: unknown) => {
     throw unreachable(bus, err);
   });
   model.on('error', () => {}); // reported by the failing call

@@ -16,7 +16,7 @@ export class AmqpTrigger extends LinkedTrigger {
   readonly name = 'amqp';
 
   protected async open(): Promise<BusSession> {
-    const model = await connect(this.link.bus.url, { clientProperties: { connection_name: `graft ${this.names.service}@${this.names.host} (pid ${process.pid})` } });
+    const model = await connect(this.link.bus.url, { timeout: 5000, clientProperties: { connection_name: `graft ${this.names.service}@${this.names.host} (pid ${process.pid})` } });
     let lost: (err: Error | undefined) => void = () => {};
     const closed = new Promise<Error | undefined>((resolve) => (lost = resolve));
     let lastError: Error | undefined;
@@ -29,7 +29,18 @@ export class AmqpTrigger extends LinkedTrigger {
       channel.on('close', () => void model.close().catch(() => {}));
       await declareExchanges(channel, this.names.service);
       const queue = await ownQueue(channel, subjects.ordersExchange(this.names.service));
-      await channel.consume(queue, (msg) => msg && void this.take(channel, msg), { noAck: true, exclusive: true });
+      await channel.consume(
+        queue,
+        (msg) => {
+          if (msg) void this.take(channel, msg);
+          else {
+            // The broker cancelled the consumer (queue deleted, node failover): start over, declare and bind again.
+            lastError = new Error('the broker cancelled the order consumer');
+            void model.close().catch(() => {});
+          }
+        },
+        { noAck: true, exclusive: true },
+      );
       this.log.debug('bus queue bound', { transport: 'amqp', queue, exchange: subjects.ordersExchange(this.names.service) });
     } catch (err) {
       await model.close().catch(() => {});

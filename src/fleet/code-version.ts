@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { relative, resolve } from 'node:path';
 import * as esbuild from 'esbuild';
 
 /**
@@ -32,7 +32,7 @@ export async function codeVersion(entry: string, root: string): Promise<string |
   const hash = createHash('sha256');
   for (const input of inputs) {
     const file = resolve(process.cwd(), input);
-    hash.update(file.startsWith(root) ? file.slice(root.length) : file).update('\0');
+    hash.update(relative(root, file)).update('\0');
     hash.update(await readFile(file).catch(() => Buffer.alloc(0))).update('\0');
   }
   return hash.digest('hex').slice(0, 12);

@@ -37,7 +37,7 @@ export class RolloutSlots {
           revision = await this.kv.create(key, this.holder);
         } catch (err) {
           if (/wrong last sequence|key exists/i.test((err as Error).message)) continue; // taken
-          throw err;
+          throw new GraftError('GRAFT_STORE_UNREACHABLE', `rollout slot ${key} could not be taken: ${(err as Error).message}`, { cause: err });
         }
         return this.held(key, revision);
       }

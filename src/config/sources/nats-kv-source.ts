@@ -47,6 +47,8 @@ export class NatsKvSource extends StoreSource {
         const revision = Number(held.snapshot.revision);
         if (held.snapshot.epoch !== epoch) this.gap('the bucket was recreated', { bucket, storeRevision: String(lastSeq) });
         else if (lastSeq < revision) this.gap('the bucket went back to an earlier revision', { bucket, storeRevision: String(lastSeq) });
+        // A purge, an expiry (max age) or history limits removed messages after ours: deletions may have left no marker.
+        else if (info.state.first_seq > revision + 1) this.gap('messages after the held revision are gone from the bucket', { bucket, storeRevision: String(lastSeq) });
         else full = false;
       }
       // One ordered consumer reads the last value of every key and then follows changes.

@@ -66,9 +66,13 @@ export function parseStoreUrl(value: string): StoreAddress {
     case 'etcd':
       if (segments.length === 0) throw bad('name the key prefix: etcd://host:port/prefix');
       return { ...base, bucket: '', path: `/${segments.join('/')}` };
-    case 'redis':
+    case 'redis': {
       if (segments.length !== 1) throw bad('name one key: redis://host:port/key (the database as ?db=N)');
-      return { ...base, bucket: '', path: segments[0]! };
+      const db = url.searchParams.get('db');
+      if (db !== null && !/^\d+$/.test(db)) throw bad(`?db=${db} is not a database number`);
+      // Another database is another source: its own name, so its own cache file.
+      return { ...base, ...(db !== null && db !== '0' ? { display: `${display}?db=${db}` } : {}), bucket: '', path: segments[0]! };
+    }
   }
 }
 

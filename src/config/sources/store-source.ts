@@ -191,11 +191,17 @@ export abstract class StoreSource implements ConfigSource {
     let reported: string | undefined;
     while (!this.closed) {
       let failure: unknown;
+      // Each session gets a signal of its own (aborted by close()), so listeners a session adds go with it.
+      const session = new AbortController();
+      const end = () => session.abort();
+      this.abort.signal.addEventListener('abort', end, { once: true });
       try {
-        await this.session(this.abort.signal);
+        await this.session(session.signal);
         failure = new Error('the connection closed');
       } catch (err) {
         failure = err;
+      } finally {
+        this.abort.signal.removeEventListener('abort', end);
       }
       if (this.closed) break;
       const error = failure instanceof GraftError ? failure : this.classify(failure);
