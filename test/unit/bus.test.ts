@@ -32,12 +32,23 @@ describe('orders as commands', () => {
     }
   });
 
-  test('each action is the command the control socket would send', () => {
+  test('each action is the command the control socket would send, carrying the order id', () => {
     const base = { service: 's', host: '*' };
-    assert.deepEqual(toCommand(newOrder({ ...base, action: 'reload' })), { kind: 'reload', reason: 'bus' });
-    assert.deepEqual(toCommand(newOrder({ ...base, action: 'swap', module: 'h.ts' })), { kind: 'swap', order: { source: 'bus', module: 'h.ts' } });
-    assert.deepEqual(toCommand(newOrder({ ...base, action: 'swap' })), { kind: 'swap', order: { source: 'bus' } });
-    assert.deepEqual(toCommand(newOrder({ ...base, action: 'config' })), { kind: 'config', source: 'bus' });
-    assert.deepEqual(toCommand(newOrder({ ...base, action: 'config', config: { set: ['a=1'] } })), { kind: 'config', source: 'bus', overrides: { set: ['a=1'], unset: [], reset: false } });
+    const command = (o: Parameters<typeof newOrder>[0]) => {
+      const order = newOrder(o);
+      return { order, command: toCommand(order) };
+    };
+    let c = command({ ...base, action: 'reload' });
+    assert.deepEqual(c.command, { kind: 'reload', reason: 'bus', orders: [c.order.id] });
+    c = command({ ...base, action: 'swap', module: 'h.ts' });
+    assert.deepEqual(c.command, { kind: 'swap', order: { source: 'bus', module: 'h.ts' }, orders: [c.order.id] });
+    c = command({ ...base, action: 'swap' });
+    assert.deepEqual(c.command, { kind: 'swap', order: { source: 'bus' }, orders: [c.order.id] });
+    c = command({ ...base, action: 'config' });
+    assert.deepEqual(c.command, { kind: 'config', source: 'bus', orders: [c.order.id] });
+    c = command({ ...base, action: 'config', config: { set: ['a=1'] } });
+    assert.deepEqual(c.command, { kind: 'config', source: 'bus', orders: [c.order.id], overrides: { set: ['a=1'], unset: [], reset: false } });
+    c = command({ ...base, action: 'config', config: { undo: 'abc' } });
+    assert.deepEqual(c.command, { kind: 'config', source: 'bus (undo abc)', orders: [c.order.id], overrides: { set: [], unset: [], reset: false, undo: 'abc' } });
   });
 });
