@@ -11,7 +11,7 @@ import { createStoreSource, storeOptions } from '../config/sources/stores.js';
 import { deferred } from '../core/deferred.js';
 import { GraftError, errorFields } from '../errors.js';
 import type { FleetAddress } from '../fleet/fleet-url.js';
-import { Membership } from '../fleet/membership.js';
+import type { Membership } from '../fleet/membership.js';
 import type { HostRecord } from '../fleet/registration.js';
 import { createLogger } from '../log.js';
 import { Arbiter } from './arbiter.js';
@@ -252,6 +252,8 @@ export class Master {
     if (this.options.watch) await this.watchCode(this.options.watch);
     this.arbiter.open();
     if (this.options.fleet && !this.stopping) {
+      // The fleet's NATS client loads only for a master started with --fleet.
+      const { Membership } = await import('../fleet/membership.js');
       this.membership = new Membership(
         { address: this.options.fleet, entry: this.options.entry, root: dirname(this.options.entry), record: () => this.hostRecord() },
         this.log,
