@@ -344,6 +344,7 @@ ${checks.map((c) => `- ${c}`).join('\n')}
 
 - Apollo's figure is its documented push latency ("about 1 s" from a release to the client's notification); a ConfigMap mounted as a volume is refreshed by the kubelet's sync loop, 60 s by default plus its cache TTL (Kubernetes docs). Neither validates the content before the app sees it.
 - PM2 cannot push config into running workers, so its users change the file on each host and run \`pm2 reload\` there; here all three at once, the fastest a script can go (and the least available).
+- Part 2's "answered" counts are not a throughput comparison: the load runs from 1 s before the first rollout to 1 s after the last, and graft's five rollouts take about 18 s in all (new workers booting back to back on two cores next to the load generator and HAProxy) while PM2's take about 170 s, most of it waiting for its kill timeout with no new process booting. Steady throughput is bench/reload's business.
 `,
     );
   }
