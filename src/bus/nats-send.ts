@@ -1,5 +1,6 @@
 import { GraftError, errorMessage } from '../errors.js';
 import type { BusUrl } from './bus-url.js';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { natsConnect } from './nats-connect.js';
 import type { OrderOutcome, SignedOrder } from './order.js';
 import { OutcomeCollector, unreachable, type SendOptions } from './order-send.js';
@@ -10,6 +11,38 @@ import { subjects } from './subjects.js';
  * answered with that host's outcome (what `graft fleet` does). To `*`: published on
  * `graft.<service>.orders`, outcomes collected from `graft.<service>.outcomes.*`.
  */
+/**
+ * One order to one host by request and reply (`graft order --host`, every
+ * step of `graft fleet`). Only that host's answer to this order counts: a
+ * reply naming another order or host, or not JSON, is not believed.
+ */
+export async function requestFromHost(nc: NatsConnection, order: SignedOrder, timeoutMs: number, where: string): Promise<OrderOutcome> {
+  const subject = subjects.hostOrders(order.service, order.host);
+  let reply;
+  try {
+    reply = await nc.request(subject, JSON.stringify(order), { timeout: timeoutMs });
+  } catch (err) {
+    const noOne = /no responders/i.test(errorMessage(err)) || (err as { isNoResponders?: () => boolean }).isNoResponders?.() === true;
+    throw new GraftError(
+      'GRAFT_ORDER_TIMEOUT',
+      noOne
+        ? `no master of service ${order.service} on host ${order.host} takes orders on ${where} (started without --bus there, or stopped)`
+        : `host ${order.host} did not answer within ${Math.round(timeoutMs / 1000)} s (${errorMessage(err)}); the order may still be carried out: see its master's log`,
+      { cause: err },
+    );
+  }
+  let outcome: OrderOutcome;
+  try {
+    outcome = JSON.parse(reply.string()) as OrderOutcome;
+  } catch {
+    throw new GraftError('GRAFT_ORDER_REFUSED', `the answer on ${subject} is not JSON: something other than a graft master answers there`);
+  }
+  if (outcome?.id !== order.id || outcome.host !== order.host) {
+    throw new GraftError('GRAFT_ORDER_REFUSED', `the answer on ${subject} is not ${order.host}'s answer to order ${order.id} (it names host ${JSON.stringify(outcome?.host)} and order ${JSON.stringify(outcome?.id)})`);
+  }
+  return outcome;
+}
+
 export async function sendOverNats(bus: BusUrl, order: SignedOrder, options: SendOptions): Promise<OrderOutcome[]> {
   const nc = await natsConnect(bus, `graft order ${order.service}`, false).catch((err: unknown) => {
     throw unreachable(bus, err);
@@ -17,21 +50,9 @@ export async function sendOverNats(bus: BusUrl, order: SignedOrder, options: Sen
   try {
     const payload = JSON.stringify(order);
     if (order.host !== '*') {
-      try {
-        const reply = await nc.request(subjects.hostOrders(order.service, order.host), payload, { timeout: options.timeoutMs });
-        const outcome = JSON.parse(reply.string()) as OrderOutcome;
-        options.onOutcome(outcome);
-        return [outcome];
-      } catch (err) {
-        const noOne = /no responders/i.test(errorMessage(err)) || (err as { isNoResponders?: () => boolean }).isNoResponders?.() === true;
-        throw new GraftError(
-          'GRAFT_ORDER_TIMEOUT',
-          noOne
-            ? `no master of service ${order.service} on host ${order.host} listens on ${bus.display}`
-            : `host ${order.host} did not answer within ${options.timeoutMs / 1000} s (${errorMessage(err)}); the order may still be carried out`,
-          { cause: err },
-        );
-      }
+      const outcome = await requestFromHost(nc, order, options.timeoutMs, bus.display);
+      options.onOutcome(outcome);
+      return [outcome];
     }
     const collector = new OutcomeCollector(order, options);
     nc.subscribe(subjects.allOutcomes(order.service), { callback: (err, msg) => void (err || collector.take(msg.data)) });

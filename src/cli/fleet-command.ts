@@ -1,8 +1,8 @@
 import { hostname } from 'node:os';
-import { loadOrderKey, type OrderKey } from '../bus/order-key.js';
-import { checkName, newOrder, signOrder, type OrderOutcome } from '../bus/order.js';
-import { subjects } from '../bus/subjects.js';
-import { GraftError, errorMessage } from '../errors.js';
+import { loadOrderKey } from '../bus/order-key.js';
+import { checkName, newOrder, signOrder } from '../bus/order.js';
+import { requestFromHost } from '../bus/nats-send.js';
+import { GraftError } from '../errors.js';
 import { DEFAULT_SLOT_TTL_MS, FleetStore } from '../fleet/fleet-store.js';
 import { parseFleetUrl } from '../fleet/fleet-url.js';
 import { listHosts, registryKey, type HostRecord } from '../fleet/registration.js';
@@ -141,7 +141,8 @@ async function fleetRollout(
         send: async (host, o) => {
           const deadline = Date.now() + timeoutMs;
           for (let attempt = 1; ; attempt++) {
-            const outcome = await sendOrder(store, key, service, host, o, Math.max(1000, deadline - Date.now()));
+            const signed = signOrder(newOrder({ service, host, ...o }), key);
+            const outcome = await requestFromHost(store.nc, signed, Math.max(1000, deadline - Date.now()), store.address.display);
             // A master handing over to its successor (graft upgrade) refuses; the successor takes orders once in control.
             if (outcome.ok || outcome.error?.code !== 'GRAFT_STOPPING' || Date.now() > deadline) return outcome;
             await new Promise((r) => setTimeout(r, Math.min(2000, 200 * attempt)));
@@ -167,32 +168,6 @@ async function fleetRollout(
   } finally {
     await store.close();
   }
-}
-
-/**
- * One signed order to one host, by NATS request and reply; the answer must be
- * that host's answer to this order (same id and host), or it is not believed.
- */
-async function sendOrder(store: FleetStore, key: OrderKey, service: string, host: string, o: RolloutOrder, timeoutMs: number): Promise<OrderOutcome> {
-  const signed = signOrder(newOrder({ service, host, ...o }), key);
-  let reply;
-  try {
-    reply = await store.nc.request(subjects.hostOrders(service, host), JSON.stringify(signed), { timeout: timeoutMs });
-  } catch (err) {
-    const message = errorMessage(err);
-    if (/no responders/i.test(message)) throw new GraftError('GRAFT_ORDER_TIMEOUT', `${host} takes no orders: its master runs without --bus on this NATS server, or has stopped`);
-    throw new GraftError('GRAFT_ORDER_TIMEOUT', `${host} did not answer within ${Math.round(timeoutMs / 1000)} s (${message}); see its master's log`);
-  }
-  let outcome: OrderOutcome;
-  try {
-    outcome = reply.json<OrderOutcome>();
-  } catch {
-    throw new GraftError('GRAFT_ORDER_REFUSED', `${host}'s answer is not JSON; something other than a graft master answers on ${subjects.hostOrders(service, host)}`);
-  }
-  if (outcome?.id !== signed.id || outcome.host !== host) {
-    throw new GraftError('GRAFT_ORDER_REFUSED', `the answer on ${subjects.hostOrders(service, host)} is not ${host}'s answer to order ${signed.id} (it names ${JSON.stringify(outcome?.host)} and order ${JSON.stringify(outcome?.id)})`);
-  }
-  return outcome;
 }
 
 /** `N` hosts or `N%` of them (at least one). */
