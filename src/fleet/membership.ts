@@ -11,6 +11,8 @@ export interface MembershipOptions {
   address: FleetAddress;
   entry: string;
   root: string;
+  /** This master's entry in the registry (`<service>.<host-id>`). */
+  key: string;
   /** The record without its code version, from the master's status. */
   record: () => Omit<HostRecord, 'code'>;
   beatMs?: number;
@@ -63,6 +65,11 @@ export class Membership {
     await this.registration.start();
     const record = this.options.record();
     this.log.info('registered in the fleet', { fleet: this.options.address.display, service: record.service, host: record.host, codeVersion: this.code });
+  }
+
+  /** For `graft status`: where this master registers, and whether its entry is written. */
+  status(): { fleet: string; key: string; registered: boolean } {
+    return { fleet: this.options.address.display, key: this.options.key, registered: this.registration?.written === true };
   }
 
   /** After a command: the code may have changed too (a reload or swap loads what is on disk). */

@@ -41,6 +41,8 @@ export class Registration {
   private again = false;
   private closed = false;
   private failing = false;
+  /** The last write went through. */
+  written = false;
 
   constructor(
     private readonly kv: KV,
@@ -70,9 +72,11 @@ export class Registration {
           await this.kv.put(registryKey(record.service, record.host), JSON.stringify(record));
           if (this.failing) this.log.info('fleet registration written again', { host: record.host });
           this.failing = false;
+          this.written = true;
         } catch (err) {
           if (!this.failing) this.log.warn('fleet registration failed; retrying at the next heartbeat', { host: record.host, ...errorFields(err) });
           this.failing = true;
+          this.written = false;
         }
       } while (this.again && !this.closed);
     })().finally(() => {

@@ -12,7 +12,7 @@ import { deferred } from '../core/deferred.js';
 import { GraftError, errorFields } from '../errors.js';
 import type { FleetAddress } from '../fleet/fleet-url.js';
 import type { Membership } from '../fleet/membership.js';
-import type { HostRecord } from '../fleet/registration.js';
+import { registryKey, type HostRecord } from '../fleet/registration.js';
 import { createLogger } from '../log.js';
 import { Arbiter } from './arbiter.js';
 import { CodeSwapper } from './code-swapper.js';
@@ -82,6 +82,8 @@ export interface MasterStatus {
     config: { version: number; hash: string; source: string; lastRejected: HistoryEntry | undefined; stores: SourceStatus[] } | undefined;
     /** The buses this master takes orders from (--bus), and whether each is connected. */
     bus?: BusStatus[];
+    /** The fleet registry this master registers in (--fleet), and whether its entry is written. */
+    fleet?: { fleet: string; key: string; registered: boolean };
   } & Omit<PoolStatus, 'workers'>;
   workers: PoolStatus['workers'];
 }
@@ -255,7 +257,13 @@ export class Master {
       // The fleet's NATS client loads only for a master started with --fleet.
       const { Membership } = await import('../fleet/membership.js');
       this.membership = new Membership(
-        { address: this.options.fleet, entry: this.options.entry, root: dirname(this.options.entry), record: () => this.hostRecord() },
+        {
+          address: this.options.fleet,
+          key: registryKey(this.options.service, this.options.hostId),
+          entry: this.options.entry,
+          root: dirname(this.options.entry),
+          record: () => this.hostRecord(),
+        },
         this.log,
       );
       this.membership.start();
@@ -385,6 +393,7 @@ export class Master {
         lastReload: this.reloads?.last,
         config: live ? { version: live.version, hash: live.hash, source: live.source, lastRejected: this.coordinator!.lastRejected, stores: this.coordinator!.sourceStatus() } : undefined,
         ...(this.bus ? { bus: this.bus.status() } : {}),
+        ...(this.membership ? { fleet: this.membership.status() } : {}),
         ...pool,
       },
       workers,
