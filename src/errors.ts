@@ -51,6 +51,7 @@ export const ErrorCodes = {
   GRAFT_FLEET_EMPTY: 'no host of the service is registered',
   GRAFT_FLEET_BUSY: 'no rollout slot came free in time',
   GRAFT_FLEET_FAILED: 'a fleet rollout stopped on a failure',
+  GRAFT_FLEET_NO_ORDERS: 'a registered host takes no orders on the fleet server',
   GRAFT_INTERNAL: 'an unexpected failure inside graft',
 } as const;
 

@@ -8,6 +8,7 @@ import { parseFleetUrl } from '../fleet/fleet-url.js';
 import { listHosts, registryKey, type HostRecord } from '../fleet/registration.js';
 import { rollout, type RolloutEvent, type RolloutOrder, type RolloutReport } from '../fleet/rollout.js';
 import { RolloutSlots } from '../fleet/rollout-slots.js';
+import { OverrideSource } from '../config/sources/override-source.js';
 import { parse, seconds } from './args.js';
 
 const common = {
@@ -67,6 +68,7 @@ async function fleetStatus(argv: string[]): Promise<number> {
   const store = await FleetStore.open(parseFleetUrl(url));
   try {
     const hosts = await listHosts(await store.registry(), service);
+    if (hosts.length === 0) throw new GraftError('GRAFT_FLEET_EMPTY', `no master of service ${service} is registered at ${store.address.display}; start them with --fleet ${store.address.display} --name ${service}`);
     if (values.json) console.log(JSON.stringify({ service, hosts, ...agreement(hosts) }, null, 2));
     else console.log(formatFleet(service, hosts));
     return hosts.length > 0 && hosts.every((h) => h.ready) ? 0 : 1;
@@ -83,8 +85,7 @@ export function agreement(hosts: HostRecord[]): { sameConfig: boolean; sameCode:
 }
 
 function formatFleet(service: string, hosts: HostRecord[]): string {
-  if (hosts.length === 0) return `service ${service}: no master registered`;
-  const rows = [['HOST', 'PID', 'PORT', 'STATE', 'READY', 'WORKERS', 'GEN', 'CODE', 'CONFIG', 'BUSY']];
+  const rows = [['HOST', 'PID', 'PORT', 'STATE', 'READY', 'ORDERS', 'WORKERS', 'GEN', 'CODE', 'CONFIG', 'BUSY']];
   for (const h of hosts) {
     rows.push([
       h.host,
@@ -92,6 +93,7 @@ function formatFleet(service: string, hosts: HostRecord[]): string {
       String(h.port),
       h.state,
       h.ready ? 'yes' : 'no',
+      h.takesOrders === false ? 'NO' : 'yes',
       `${h.workers.ready}/${h.workers.desired}`,
       String(h.generation ?? '-'),
       h.code ?? '-',
@@ -125,6 +127,8 @@ async function fleetRollout(
   const key = loadOrderKey(values['bus-key']);
   if (!key.canSign) throw new GraftError('GRAFT_BUS_KEY', `${values['bus-key']} is a public key: it checks orders but cannot sign them; give the private key`);
   const order = orderOf(positionals, values);
+  // A malformed --set fails here, before any host is touched.
+  if (order.config?.set) new OverrideSource('check', order.config.set);
   const timeoutMs = seconds('--timeout', values.timeout) ?? 120_000;
   const slotTimeoutMs = seconds('--slot-timeout', values['slot-timeout']) ?? 600_000;
   const store = await FleetStore.open(parseFleetUrl(url));
@@ -164,6 +168,10 @@ async function fleetRollout(
     );
     if (values.json) console.log(JSON.stringify(report, null, 2));
     else console.log(summary(report));
+    if (!report.ok) {
+      const failed = report.steps.find((s) => s.host === report.stoppedAt)?.error;
+      process.stderr.write(`graft: GRAFT_FLEET_FAILED: the ${report.action} rollout stopped at ${report.stoppedAt}${failed ? ` (${failed.code}: ${failed.message})` : ''}\n`);
+    }
     return report.ok ? 0 : 1;
   } finally {
     await store.close();

@@ -26,7 +26,7 @@ export function formatOf(file: string): Format | undefined {
 
 function parseError(file: string, line: number | undefined, column: number | undefined, what: string): GraftError {
   const where = line ? `${file}:${line}${column ? `:${column}` : ''}` : file;
-  return new GraftError('GRAFT_CONFIG_PARSE', `${where}: ${what}; fix the file (the live config stays as it was)`);
+  return new GraftError('GRAFT_CONFIG_PARSE', `${where}: ${what}; fix it (the live config stays as it was)`);
 }
 
 function lineColumn(text: string, offset: number): { line: number; column: number } {

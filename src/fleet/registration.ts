@@ -19,6 +19,8 @@ export interface HostRecord {
   /** The command the master carries out now. */
   busy: string | undefined;
   masterGeneration: number | undefined;
+  /** It takes orders (--bus) on the fleet's NATS server: `graft fleet` can roll out to it. */
+  takesOrders: boolean;
   /** Ids of the bus orders this master carried out lately, newest last. */
   orders: string[];
   startedAt: string;

@@ -65,6 +65,10 @@ export interface RolloutReport {
  */
 export async function rollout(hosts: HostRecord[], plan: RolloutPlan, deps: RolloutDeps): Promise<RolloutReport> {
   if (hosts.length === 0) throw new GraftError('GRAFT_FLEET_EMPTY', `no master of service ${plan.service} is registered; start them with --fleet and --name ${plan.service}`);
+  const deaf = hosts.filter((h) => h.takesOrders === false).map((h) => h.host);
+  if (deaf.length > 0) {
+    throw new GraftError('GRAFT_FLEET_NO_ORDERS', `${deaf.join(', ')} take${deaf.length === 1 ? 's' : ''} no orders on the fleet's NATS server (started without --bus on it); nothing was changed: restart ${deaf.length === 1 ? 'it' : 'them'} with --bus <the --fleet URL> --bus-key FILE`);
+  }
   const unready = hosts.filter((h) => !h.ready).map((h) => h.host);
   const batchSize = plan.maxUnavailable - unready.length;
   if (batchSize < 1) {

@@ -267,6 +267,13 @@ export class Master {
         this.log,
       );
       this.membership.start();
+      if (!this.takesFleetOrders()) {
+        this.log.warn('in the fleet registry but taking no orders on its server: graft fleet lists this master but cannot roll out to it', {
+          code: 'GRAFT_FLEET_NO_ORDERS',
+          fleet: this.options.fleet.display,
+          hint: `add --bus ${this.options.fleet.display} --bus-key FILE`,
+        });
+      }
     }
     if (this.options.bus) await this.listenForOrders({ ...this.options.bus, ...(inherited?.orders ? { seen: inherited.orders } : {}) });
     // Sources may have changed while the masters handed over; unchanged content makes no version.
@@ -400,6 +407,12 @@ export class Master {
     };
   }
 
+  /** Whether `graft fleet` can reach this master: it takes orders on the fleet's own NATS server. */
+  private takesFleetOrders(): boolean {
+    const fleet = this.options.fleet;
+    return fleet !== undefined && (this.options.bus?.urls.some((u) => u.transport === 'nats' && u.server === fleet.server) ?? false);
+  }
+
   /** This master's entry in the fleet registry (its code version is added by the membership). */
   private hostRecord(): Omit<HostRecord, 'code'> {
     const { master, workers } = this.status();
@@ -416,6 +429,7 @@ export class Master {
       config: master.config ? { version: master.config.version, hash: master.config.hash } : undefined,
       busy: master.busy,
       masterGeneration: master.masterGeneration,
+      takesOrders: this.takesFleetOrders(),
       orders: [...this.carriedOut],
       startedAt: new Date(this.startedAt).toISOString(),
       at: new Date().toISOString(),

@@ -119,6 +119,7 @@ describe('fleet', () => {
       assert.equal(r.code, 1, r.stdout + r.stderr);
       const report = JSON.parse(r.stdout) as { stoppedAt: string; notReached: string[]; rolledBack: Array<{ host: string; ok: boolean }>; steps: Array<{ host: string; ok: boolean; error?: { code: string; message: string } }> };
       assert.equal(report.stoppedAt, 'h2');
+      assert.match(r.stderr, /^graft: GRAFT_FLEET_FAILED: the config rollout stopped at h2 \(GRAFT_CONFIG_INVALID: /m);
       assert.deepEqual(report.notReached, ['h3']);
       assert.equal(report.steps[1]!.error?.code, 'GRAFT_CONFIG_INVALID');
       assert.match(report.steps[1]!.error!.message, /limit/);
@@ -192,6 +193,24 @@ describe('fleet', () => {
     }
   });
 
+  test('a master in the registry that takes no orders is listed as such, and a rollout refuses before touching any host', async () => {
+    const service = `fleet-deaf-${randomBytes(4).toString('hex')}`;
+    const withBus = await startGraft(fixture('fleet-app.ts'), { workers: 1, args: ['--name', service, '--host-id', 'a1', '--fleet', NATS, '--bus', NATS, '--bus-key', keyFile] });
+    const deaf = await startGraft(fixture('fleet-app.ts'), { workers: 1, args: ['--name', service, '--host-id', 'a2', '--fleet', NATS] });
+    try {
+      for (const g of [withBus, deaf]) await g.waitForLog((r) => r.msg === 'registered in the fleet');
+      const warned = await deaf.waitForLog((r) => r.code === 'GRAFT_FLEET_NO_ORDERS');
+      assert.equal(warned.level, 'warn');
+      const status = await fleet('status', '--fleet', NATS, '--name', service);
+      assert.match(status.stdout, /^a2 .* NO /m);
+      const r = await fleet('reload', '--fleet', NATS, '--name', service, '--bus-key', keyFile);
+      assert.match(r.stderr, /^graft: GRAFT_FLEET_NO_ORDERS: a2 takes no orders on the fleet's NATS server/);
+      for (const g of [withBus, deaf]) assert.equal((await g.status()).master.generation, 1, 'no host was touched');
+    } finally {
+      await Promise.all([withBus.stop(), deaf.stop()]);
+    }
+  });
+
   test('bad input: an unknown store, a missing key, no hosts, a bad --max-unavailable', async () => {
     const unknown = await fleet('status', '--fleet', 'etcd2://x', '--name', 'a');
     assert.match(unknown.stderr, /^graft: GRAFT_STORE_URL: /);
@@ -203,6 +222,12 @@ describe('fleet', () => {
     assert.match(empty.stderr, /^graft: GRAFT_FLEET_EMPTY: /);
     const bad = await fleet('reload', '--fleet', NATS, '--name', 'a', '--bus-key', keyFile, '--max-unavailable', '0');
     assert.match(bad.stderr, /^graft: GRAFT_BAD_ARGUMENT: --max-unavailable/);
-    for (const r of [unknown, down, nokey, empty, bad]) assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    const nobody = await fleet('status', '--fleet', NATS, '--name', `none-${randomBytes(3).toString('hex')}`);
+    assert.match(nobody.stderr, /^graft: GRAFT_FLEET_EMPTY: no master of service none-/);
+    const redis = await fleet('status', '--fleet', 'redis://127.0.0.1:6379', '--name', 'a');
+    assert.match(redis.stderr, /^graft: GRAFT_STORE_URL: --fleet "redis:\/\/127\.0\.0\.1:6379": graft keeps its fleet registry in NATS JetStream KV/);
+    const badSet = await fleet('config', 'apply', '--set', 'limit', '--fleet', NATS, '--name', 'a', '--bus-key', keyFile);
+    assert.match(badSet.stderr, /^graft: GRAFT_BAD_ARGUMENT: --set needs key\.path=value, got "limit"/);
+    for (const r of [unknown, down, nokey, empty, bad, nobody, redis, badSet]) assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
   });
 });

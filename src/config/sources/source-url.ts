@@ -70,6 +70,10 @@ export function parseStoreUrl(value: string): StoreAddress {
       if (segments.length !== 1) throw bad('name one key: redis://host:port/key (the database as ?db=N)');
       const db = url.searchParams.get('db');
       if (db !== null && !/^\d+$/.test(db)) throw bad(`?db=${db} is not a database number`);
+      const reconcile = url.searchParams.get('reconcile');
+      if (reconcile !== null && !(Number(reconcile) > 0)) throw bad(`?reconcile=${reconcile} is not a positive number of seconds`);
+      const unknown = [...url.searchParams.keys()].find((k) => !['db', 'reconcile', 'channel'].includes(k));
+      if (unknown) throw bad(`?${unknown}= is not a Redis option graft knows (db, channel, reconcile)`);
       // Another database is another source: its own name, so its own cache file.
       return { ...base, ...(db !== null && db !== '0' ? { display: `${display}?db=${db}` } : {}), bucket: '', path: segments[0]! };
     }

@@ -268,7 +268,7 @@ export abstract class StoreSource implements ConfigSource {
       const place = this.place(key);
       if (place === undefined) continue;
       if (place === 'document') {
-        if (value.trim() !== '') document = parseConfigText(value, `${this.name} key ${key}`, value.trimStart().startsWith('{') ? 'json' : 'yaml');
+        if (value.trim() !== '') document = parseConfigText(value, key ? `${this.name} key ${key}` : this.name, value.trimStart().startsWith('{') ? 'json' : 'yaml');
         continue;
       }
       if (place.path.length === 0 || place.path.some((p) => p === '')) {
