@@ -1,7 +1,8 @@
-import { errorFields, errorMessage, GraftError } from '../errors.js';
+import { errorFields, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import { Backoff } from '../core/backoff.js';
 import type { BusUrl } from './bus-url.js';
+import { unreachable } from './order-send.js';
 
 /** One open connection of a transport: resolves `closed` when it is lost for good. */
 export interface BusSession {
@@ -88,8 +89,8 @@ export class BusLink {
         this.setConnected(false, lost ?? new Error('the connection closed'));
       } catch (err) {
         if (this.stopped) return;
-        const auth = /auth|access.refused|ACCESS_REFUSED|403/i.test(errorMessage(err));
-        const error = new GraftError(auth ? 'GRAFT_STORE_AUTH' : 'GRAFT_BUS_UNREACHABLE', `${this.bus.display}: ${errorMessage(err)}`, { cause: err });
+        const error = unreachable(this.bus, err);
+        const auth = error.code === 'GRAFT_STORE_AUTH';
         this.state = { ...this.state, connected: false, lastError: error.message };
         this.failures++;
         const level = this.failures === 1 || this.failures % 10 === 0 ? 'warn' : 'debug';

@@ -1,5 +1,12 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 
+/** The NATS server refused the credentials (or their permissions), as the client reports it. */
+export function isNatsAuthError(err: unknown): boolean {
+  const name = (err as Error | undefined)?.name ?? '';
+  const text = err instanceof Error ? err.message : String(err);
+  return name === 'AuthorizationError' || /authori[sz]ation|authentication|permissions? violation/i.test(text);
+}
+
 /** Where a NATS client connects: `host:port` and credentials (a --bus, --fleet or --config nats:// address). */
 export interface NatsTarget {
   server: string;

@@ -1,5 +1,6 @@
 import { GraftError, errorMessage } from '../errors.js';
 import type { BusUrl } from './bus-url.js';
+import { isNatsAuthError } from './nats-connect.js';
 import type { OrderOutcome, SignedOrder } from './order.js';
 
 export interface SendOptions {
@@ -51,6 +52,7 @@ export class OutcomeCollector {
 }
 
 export function unreachable(bus: BusUrl, err: unknown): GraftError {
-  const auth = /auth|access.refused|ACCESS_REFUSED|403/i.test(errorMessage(err));
+  // NATS says it in words; RabbitMQ with ACCESS_REFUSED (403).
+  const auth = isNatsAuthError(err) || /access.refused|ACCESS_REFUSED|\b403\b/i.test(errorMessage(err));
   return new GraftError(auth ? 'GRAFT_STORE_AUTH' : 'GRAFT_BUS_UNREACHABLE', `${bus.display}: ${errorMessage(err)}`, { cause: err });
 }

@@ -1,6 +1,6 @@
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { natsConnect } from '../bus/nats-connect.js';
+import { isNatsAuthError, natsConnect } from '../bus/nats-connect.js';
 import { GraftError, errorMessage } from '../errors.js';
 import type { FleetAddress } from './fleet-url.js';
 
@@ -73,7 +73,7 @@ export class FleetStore {
 
 export function storeError(address: FleetAddress, err: unknown): GraftError {
   const message = errorMessage(err);
-  if (/authoriz|authentic|permission/i.test(message)) {
+  if (isNatsAuthError(err)) {
     return new GraftError('GRAFT_STORE_AUTH', `${address.display} refused graft's credentials (${message}); check the user and password in the URL`, { cause: err });
   }
   if (/jetstream not enabled|503/i.test(message)) {

@@ -1,5 +1,5 @@
 import { Kvm, type KvWatchEntry } from '@nats-io/kv';
-import { natsConnect } from '../../bus/nats-connect.js';
+import { isNatsAuthError, natsConnect } from '../../bus/nats-connect.js';
 import { GraftError, errorMessage } from '../../errors.js';
 import type { StoreAddress } from './source-url.js';
 import { StoreSource, type KeyPlace, type StoreSourceOptions } from './store-source.js';
@@ -92,7 +92,7 @@ export class NatsKvSource extends StoreSource {
   protected classify(err: unknown): GraftError {
     const text = errorMessage(err);
     const name = (err as Error | undefined)?.name ?? '';
-    if (name === 'AuthorizationError' || /authori[sz]ation|authentication|permissions? violation/i.test(text)) {
+    if (isNatsAuthError(err)) {
       return new GraftError('GRAFT_STORE_AUTH', `${this.name}: the NATS server refused the credentials (${text}); fix user:password in the URL`, { cause: err });
     }
     if (name === 'StreamNotFoundError' || /stream not found/i.test(text)) {
