@@ -1,7 +1,6 @@
 import { Etcd3, type IKeyValue, type IWatchResponse, type Watcher } from 'etcd3';
 import { GraftError, errorMessage } from '../../errors.js';
-import type { StoreAddress } from './source-url.js';
-import { StoreSource, type KeyPlace, type StoreSourceOptions } from './store-source.js';
+import { StoreSource, type KeyPlace } from './store-source.js';
 
 /** graft's loop reconnects and decides when to read again: etcd3's own retries would hide an outage from it. */
 const NO_RETRY = { execute: async <T>(fn: (ctx: { signal: AbortSignal }) => Promise<T> | T) => fn({ signal: new AbortController().signal }) } as never;
@@ -15,14 +14,8 @@ const NO_RETRY = { execute: async <T>(fn: (ctx: { signal: AbortSignal }) => Prom
  * that revision) leads to a full read.
  */
 export class EtcdSource extends StoreSource {
-  private readonly prefix: string;
-
-  constructor(
-    private readonly address: StoreAddress,
-    options: StoreSourceOptions,
-  ) {
-    super(address.display, options);
-    this.prefix = address.path;
+  private get prefix(): string {
+    return this.address.path;
   }
 
   protected place(key: string): KeyPlace {

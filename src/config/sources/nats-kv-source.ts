@@ -1,8 +1,7 @@
 import { Kvm, type KvWatchEntry } from '@nats-io/kv';
 import { isNatsAuthError, natsConnect } from '../../bus/nats-connect.js';
 import { GraftError, errorMessage } from '../../errors.js';
-import type { StoreAddress } from './source-url.js';
-import { StoreSource, type KeyPlace, type StoreSourceOptions } from './store-source.js';
+import { StoreSource, type KeyPlace } from './store-source.js';
 
 /**
  * A NATS JetStream KV bucket (`nats://host:port/bucket[/prefix]`). Keys are
@@ -13,14 +12,8 @@ import { StoreSource, type KeyPlace, type StoreSourceOptions } from './store-sou
  * recreated (then everything is read again).
  */
 export class NatsKvSource extends StoreSource {
-  private readonly prefix: string;
-
-  constructor(
-    private readonly address: StoreAddress,
-    options: StoreSourceOptions,
-  ) {
-    super(address.display, options);
-    this.prefix = address.path;
+  private get prefix(): string {
+    return this.address.path;
   }
 
   protected place(key: string): KeyPlace {

@@ -19,11 +19,8 @@ export class RedisSource extends StoreSource {
   private readonly channel: string;
   private readonly reconcileMs: number;
 
-  constructor(
-    private readonly address: StoreAddress,
-    options: StoreSourceOptions,
-  ) {
-    super(address.display, options);
+  constructor(address: StoreAddress, options: StoreSourceOptions) {
+    super(address, options);
     this.channel = address.params.get('channel') ?? `${address.path}:changed`;
     const seconds = Number(address.params.get('reconcile') ?? 30);
     this.reconcileMs = Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : 30_000;

@@ -8,6 +8,7 @@ import { coerce, parseConfigText } from '../formats.js';
 import { setPath } from '../key-path.js';
 import { mergeLayers, stableStringify } from '../snapshot.js';
 import type { ConfigSource, SourceStatus } from './source.js';
+import type { StoreAddress } from './source-url.js';
 import { StoreCache, type StoreSnapshot } from './store-cache.js';
 
 export interface StoreSourceOptions {
@@ -58,10 +59,15 @@ export abstract class StoreSource implements ConfigSource {
   /** What load() returned last, waiting for the coordinator to say it went live. */
   private pending: StoreSnapshot | undefined;
 
+  readonly name: string;
+
   constructor(
-    readonly name: string,
+    /** Where the store is and what of it is this layer (`--config` URL). */
+    protected readonly address: StoreAddress,
     protected readonly options: StoreSourceOptions,
   ) {
+    const name = address.display;
+    this.name = name;
     this.log = options.log.child({ source: name });
     this.cache = new StoreCache(options.cacheDir, name);
     this.backoff = new Backoff(100, options.retryMaxMs);
