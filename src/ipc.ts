@@ -83,6 +83,8 @@ export interface SwapReply {
 export const WorkerEnv = {
   entry: 'GRAFT_ENTRY',
   generation: 'GRAFT_GENERATION',
+  /** The service's name (`--name`), for the worker's process title. */
+  service: 'GRAFT_SERVICE',
   index: 'GRAFT_WORKER_INDEX',
   heartbeatMs: 'GRAFT_HEARTBEAT_MS',
   idleCloseMs: 'GRAFT_IDLE_CLOSE_MS',

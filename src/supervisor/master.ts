@@ -161,6 +161,8 @@ export class Master {
   }
 
   private async start(inherited: UpgradeState | undefined): Promise<void> {
+    // What `ps` shows: which service this master runs.
+    process.title = `graft master ${this.options.service}`;
     this.listeners = new ListenerRegistry(inherited?.listeners);
     this.listeners.install();
     if (inherited) this.applyOverrides.restore(inherited.overrides);
@@ -182,6 +184,7 @@ export class Master {
     const pool = new WorkerPool(
       {
         entry: this.options.entry,
+        service: this.options.service,
         workers: inherited?.workers ?? own.workers ?? this.options.workers,
         port: own.port ?? this.options.port,
         readyTimeoutMs: this.options.readyTimeoutMs,

@@ -10,6 +10,8 @@ import { WorkerProcess, type WorkerStatus } from './worker-process.js';
 
 export interface PoolOptions {
   entry: string;
+  /** The service's name, in every worker's process title. */
+  service: string;
   /** The first generation's worker count. */
   workers: number;
   port: number;
@@ -296,6 +298,7 @@ export class WorkerPool {
       PORT: String(set.port),
       [WorkerEnv.entry]: this.options.entry,
       [WorkerEnv.generation]: String(set.generation),
+      [WorkerEnv.service]: this.options.service,
       [WorkerEnv.index]: String(index),
       [WorkerEnv.heartbeatMs]: String(heartbeatMs),
       [WorkerEnv.idleCloseMs]: String(this.options.idleCloseMs),

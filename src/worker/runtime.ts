@@ -11,6 +11,9 @@ import { ServerRegistry } from './server-registry.js';
 export const entry = process.env[WorkerEnv.entry];
 export const generation = Number(process.env[WorkerEnv.generation] ?? 0);
 export const workerIndex = Number(process.env[WorkerEnv.index] ?? 0);
+
+// What `ps` shows: the service, the generation and the worker's place in it.
+process.title = `graft worker ${process.env[WorkerEnv.service] ?? ''} generation ${generation} #${workerIndex}`.replace('  ', ' ');
 export const heartbeatMs = Number(process.env[WorkerEnv.heartbeatMs] ?? 1000);
 export const log = createLogger({ role: 'worker', generation, worker: workerIndex });
 
