@@ -210,6 +210,33 @@ async function underLoad(url: string, connections: number, work: () => Promise<v
   return { load, failed: load.errors + load.non2xx + load.unanswered };
 }
 
+/**
+ * The 3 hosts behind HAProxy under keep-alive load, `rollouts` rollouts one
+ * after the other (each `rollOnce` says whether it went through), then
+ * everything stopped.
+ */
+async function rolling(who: string, hostPorts: number[], stopHosts: () => Promise<unknown>, rollouts: number, connections: number, rollOnce: () => Promise<boolean>): Promise<Rolling> {
+  const lb = await startHaproxy({ backends: hostPorts.map((port, i) => ({ name: HOSTS[i]!, port })), dir: tempDir('bench-fleet-lb-') });
+  const out: Rolling = { rolloutsOk: 0, rolloutMs: [], load: undefined as never, failed: 0 };
+  try {
+    const { load, failed } = await underLoad(lb.url, connections, async () => {
+      for (let i = 0; i < rollouts; i++) {
+        const t0 = performance.now();
+        if (!(await rollOnce())) continue;
+        out.rolloutsOk++;
+        out.rolloutMs.push(performance.now() - t0);
+      }
+    });
+    out.load = load;
+    out.failed = failed;
+  } finally {
+    await lb.stop();
+    await stopHosts();
+  }
+  log(`${who}: ${out.rolloutsOk} rollouts, ${out.failed} failed requests of ${out.load.answered + out.failed}`);
+  return out;
+}
+
 async function graftRolling(rollouts: number, connections: number, workers: number): Promise<Rolling> {
   const keyFile = join(tempDir('bench-fleet-key-'), 'fleet.key');
   writeFileSync(keyFile, randomBytes(32).toString('hex'));
@@ -220,54 +247,21 @@ async function graftRolling(rollouts: number, connections: number, workers: numb
   for (const m of masters) {
     if (!(await m.waitFor((l) => l.record?.msg === 'registered in the fleet', 0, 30_000))) throw new Error(`a master did not register:\n${m.tail()}`);
   }
-  const lb = await startHaproxy({ backends: masters.map((m, i) => ({ name: HOSTS[i]!, port: m.port })), dir: tempDir('bench-fleet-lb-') });
-  const out: Rolling = { rolloutsOk: 0, rolloutMs: [], load: undefined as never, failed: 0 };
-  try {
-    const { load, failed } = await underLoad(lb.url, connections, async () => {
-      for (let i = 0; i < rollouts; i++) {
-        const t0 = performance.now();
-        const r = await runCommand(['--import', tsxImport, graftCli, 'fleet', 'reload', '--fleet', NATS, '--name', service, '--bus-key', keyFile, '--max-unavailable', '1'], { timeoutMs: 300_000 });
-        if (r.code === 0) {
-          out.rolloutsOk++;
-          out.rolloutMs.push(performance.now() - t0);
-        } else log(`graft fleet reload failed: ${r.stderr}${r.stdout}`);
-      }
-    });
-    out.load = load;
-    out.failed = failed;
-  } finally {
-    await lb.stop();
-    await Promise.all(masters.map((m) => m.stop()));
-  }
-  log(`graft: ${out.rolloutsOk} rollouts, ${out.failed} failed requests of ${out.load.answered + out.failed}`);
-  return out;
+  return rolling('graft', masters.map((m) => m.port), () => Promise.all(masters.map((m) => m.stop())), rollouts, connections, async () => {
+    const r = await runCommand(['--import', tsxImport, graftCli, 'fleet', 'reload', '--fleet', NATS, '--name', service, '--bus-key', keyFile, '--max-unavailable', '1'], { timeoutMs: 300_000 });
+    if (r.code !== 0) log(`graft fleet reload failed: ${r.stderr}${r.stdout}`);
+    return r.code === 0;
+  });
 }
 
 async function pm2Rolling(rollouts: number, connections: number, workers: number): Promise<Rolling> {
   const hosts = await Promise.all(HOSTS.map((id) => Pm2.start({ app: `roll-${id}`, script: join(root, 'bench/reload/app.js'), workers })));
-  const lb = await startHaproxy({ backends: hosts.map((h, i) => ({ name: HOSTS[i]!, port: h.port })), dir: tempDir('bench-fleet-lb-') });
-  const out: Rolling = { rolloutsOk: 0, rolloutMs: [], load: undefined as never, failed: 0 };
-  try {
-    const { load, failed } = await underLoad(lb.url, connections, async () => {
-      for (let i = 0; i < rollouts; i++) {
-        const t0 = performance.now();
-        let ok = true;
-        // What a PM2 user scripts: one host after the other, each `pm2 reload` waited for.
-        for (const h of hosts) ok = (await h.reload()).ok && ok;
-        if (ok) {
-          out.rolloutsOk++;
-          out.rolloutMs.push(performance.now() - t0);
-        }
-      }
-    });
-    out.load = load;
-    out.failed = failed;
-  } finally {
-    await lb.stop();
-    await Promise.all(hosts.map((h) => h.stop()));
-  }
-  log(`PM2: ${out.rolloutsOk} rollouts, ${out.failed} failed requests of ${out.load.answered + out.failed}`);
-  return out;
+  return rolling('PM2', hosts.map((h) => h.port), () => Promise.all(hosts.map((h) => h.stop())), rollouts, connections, async () => {
+    let ok = true;
+    // What a PM2 user scripts: one host after the other, each `pm2 reload` waited for.
+    for (const h of hosts) ok = (await h.reload()).ok && ok;
+    return ok;
+  });
 }
 
 // ---------------------------------------------------------------- main
