@@ -7,6 +7,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import { createInterface } from 'node:readline';
+import { onCleanup } from './cleanup.js';
 import { freePort } from './http.js';
 import { waitUntil } from './wait.js';
 
@@ -33,6 +34,7 @@ export class StoreProcess {
   async start(): Promise<this> {
     const child = spawn(this.command, this.args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
+    onCleanup(() => this.stop());
     for (const stream of [child.stdout!, child.stderr!]) createInterface({ input: stream }).on('line', (line) => this.onLine?.(`${this.name} ${child.pid}`, line));
     this.exited = new Promise((resolve) => child.once('exit', () => resolve()));
     let gone = false;

@@ -12,7 +12,6 @@ export interface SendOptions {
 }
 
 /** What sends an order over one transport and collects the outcomes. */
-export type Sender = (bus: BusUrl, order: SignedOrder, options: SendOptions) => Promise<OrderOutcome[]>;
 
 /**
  * The outcomes of `order` arriving on a subscription, one per host, until

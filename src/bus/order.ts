@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { stableStringify } from '../config/snapshot.js';
 import { GraftError, type SerializedError } from '../errors.js';
 import type { OrderKey } from './order-key.js';
 
@@ -72,19 +73,7 @@ export function signOrder(body: OrderBody, key: OrderKey): SignedOrder {
 /** The bytes a signature covers: the body's JSON with keys sorted at every level and no signature fields. */
 export function canonical(body: OrderBody): Buffer {
   const { alg: _alg, sig: _sig, ...rest } = body as Partial<SignedOrder> & OrderBody;
-  return Buffer.from(JSON.stringify(sortKeys(rest)));
-}
-
-function sortKeys(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(sortKeys);
-  if (value && typeof value === 'object') {
-    return Object.fromEntries(
-      Object.keys(value)
-        .sort()
-        .map((k) => [k, sortKeys((value as Record<string, unknown>)[k])]),
-    );
-  }
-  return value;
+  return Buffer.from(stableStringify(rest));
 }
 
 export interface OrderGuardOptions {

@@ -71,7 +71,7 @@ async function fleetStatus(argv: string[]): Promise<number> {
     if (hosts.length === 0) throw new GraftError('GRAFT_FLEET_EMPTY', `no master of service ${service} is registered at ${store.address.display}; start them with --fleet ${store.address.display} --name ${service}`);
     if (values.json) console.log(JSON.stringify({ service, hosts, ...agreement(hosts) }, null, 2));
     else console.log(formatFleet(service, hosts));
-    return hosts.length > 0 && hosts.every((h) => h.ready) ? 0 : 1;
+    return hosts.every((h) => h.ready) ? 0 : 1;
   } finally {
     await store.close();
   }

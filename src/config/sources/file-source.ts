@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { lstatSync, readFileSync, readlinkSync, statSync, watch, type FSWatcher } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import { GraftError } from '../../errors.js';
@@ -12,15 +11,13 @@ export const DEFAULT_MAX_BYTES = 1024 * 1024;
  * platforms do to a file: the parent directory is watched, not the file, so an
  * atomic rename save (vim, VS Code), a delete and recreate, and a Kubernetes
  * ConfigMap's `..data` symlink swap are all seen. Only events naming the file
- * (or `..data`) count, and only when the file's bytes differ from the last ones
- * seen: a log file written beside the config, or the same content saved again,
- * is not a change.
+ * (or `..data`) count, so a log file written beside the config is not a change;
+ * the loader re-reads after a quiet period and the content hash decides (the
+ * same content saved again makes no version).
  */
 export class FileSource implements ConfigSource {
   readonly name: string;
   readonly path: string;
-  /** Fingerprint of what the file held when it was last read or looked at. */
-  private lastSeen: string | undefined;
 
   constructor(
     path: string,
@@ -43,18 +40,13 @@ export class FileSource implements ConfigSource {
     let size: number;
     try {
       const st = statSync(file);
-      if (!st.isFile()) {
-        this.lastSeen = 'not-a-file';
-        throw new GraftError('GRAFT_CONFIG_UNREADABLE', `${file} is not a regular file; point --config at a file`);
-      }
+      if (!st.isFile()) throw new GraftError('GRAFT_CONFIG_UNREADABLE', `${file} is not a regular file; point --config at a file`);
       size = st.size;
     } catch (err) {
       if (err instanceof GraftError) throw err;
-      this.lastSeen = `error:${(err as NodeJS.ErrnoException).code}`;
       throw this.describeMissing(err as NodeJS.ErrnoException);
     }
     if (size > this.maxBytes) {
-      this.lastSeen = `too-large:${size}`;
       throw new GraftError(
         'GRAFT_CONFIG_TOO_LARGE',
         `${file} is ${(size / 1048576).toFixed(1)} MB; config files are limited to ${(this.maxBytes / 1048576).toFixed(1)} MB`,
@@ -64,23 +56,9 @@ export class FileSource implements ConfigSource {
     try {
       text = readFileSync(file, 'utf8');
     } catch (err) {
-      this.lastSeen = `error:${(err as NodeJS.ErrnoException).code}`;
       throw this.describeMissing(err as NodeJS.ErrnoException);
     }
-    this.lastSeen = fingerprint(text);
     return parseConfigText(text, file, formatOf(file)!);
-  }
-
-  /** What the file holds now, as a fingerprint; never throws. */
-  private look(): string {
-    try {
-      const st = statSync(this.path);
-      if (!st.isFile()) return 'not-a-file';
-      if (st.size > this.maxBytes) return `too-large:${st.size}`;
-      return fingerprint(readFileSync(this.path, 'utf8'));
-    } catch (err) {
-      return `error:${(err as NodeJS.ErrnoException).code}`;
-    }
   }
 
   private describeMissing(err: NodeJS.ErrnoException): GraftError {
@@ -117,9 +95,6 @@ export class FileSource implements ConfigSource {
       watcher = watch(dir, { persistent: false }, (_event, filename) => {
         // null: the platform did not say which entry changed.
         if (filename !== null && filename !== name && filename !== '..data') return;
-        const seen = this.look();
-        if (seen === this.lastSeen) return;
-        this.lastSeen = seen;
         onChange(this.name);
       });
       watcher.on('error', () => {});
@@ -130,6 +105,3 @@ export class FileSource implements ConfigSource {
   }
 }
 
-function fingerprint(text: string): string {
-  return createHash('sha256').update(text).digest('hex');
-}

@@ -1,4 +1,5 @@
 import { createClient } from 'redis';
+import { deferred } from '../../core/deferred.js';
 import { GraftError, errorMessage } from '../../errors.js';
 import type { StoreAddress } from './source-url.js';
 import { fingerprint, StoreSource, type KeyPlace, type StoreSourceOptions } from './store-source.js';
@@ -22,8 +23,8 @@ export class RedisSource extends StoreSource {
   constructor(address: StoreAddress, options: StoreSourceOptions) {
     super(address, options);
     this.channel = address.params.get('channel') ?? `${address.path}:changed`;
-    const seconds = Number(address.params.get('reconcile') ?? 30);
-    this.reconcileMs = Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : 30_000;
+    // parseStoreUrl refused anything but a positive number.
+    this.reconcileMs = Number(address.params.get('reconcile') ?? 30) * 1000;
   }
 
   protected place(key: string): KeyPlace {
@@ -40,8 +41,9 @@ export class RedisSource extends StoreSource {
       ...(Number.isInteger(database) && database > 0 ? { database } : {}),
     });
     const subscriber = client.duplicate();
-    let fail!: (err: unknown) => void;
-    const lost = new Promise<never>((_, reject) => (fail = reject));
+    const connection = deferred<never>();
+    const lost = connection.promise;
+    const fail = (err: unknown) => connection.reject(err);
     lost.catch(() => {}); // raced below; a failure before then must not go unhandled
     for (const c of [client, subscriber]) {
       c.on('error', (err: unknown) => fail(err));

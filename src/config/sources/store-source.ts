@@ -86,7 +86,8 @@ export abstract class StoreSource implements ConfigSource {
     const data = this.layer(snapshot);
     const content = fingerprint(snapshot);
     this.loaded = content;
-    this.pending = this.fromCache ? undefined : snapshot;
+    // A copy: the held snapshot keeps changing in place as watch events arrive, and only what was loaded may go to the cache.
+    this.pending = this.fromCache ? undefined : structuredClone(snapshot);
     return data;
   }
 
