@@ -51,7 +51,14 @@ export class OrderDesk {
   }
 
   /** The outcome to publish, or undefined when the order was for another host of a fanout (nothing to say). */
-  async receive(message: Uint8Array | string, arrival: Arrival): Promise<OrderOutcome | undefined> {
+  async receive(raw: Uint8Array | string, arrival: Arrival): Promise<OrderOutcome | undefined> {
+    // Parsed once here; a message that is not JSON stays as it came, and the guard refuses it.
+    let message: unknown = raw;
+    try {
+      message = JSON.parse(typeof raw === 'string' ? raw : Buffer.from(raw).toString('utf8'));
+    } catch {
+      // refused below
+    }
     let order: OrderBody;
     try {
       if (arrival.fanout && this.forAnotherHost(message)) return undefined;
@@ -73,7 +80,7 @@ export class OrderDesk {
     }
   }
 
-  private forAnotherHost(message: Uint8Array | string): boolean {
+  private forAnotherHost(message: unknown): boolean {
     let host: unknown;
     try {
       host = parseOrder(message).host;
@@ -100,7 +107,7 @@ export class OrderDesk {
     }
   }
 
-  private refused(message: Uint8Array | string, arrival: Arrival, err: unknown): OrderOutcome {
+  private refused(message: unknown, arrival: Arrival, err: unknown): OrderOutcome {
     const error = err instanceof GraftError ? err : new GraftError('GRAFT_ORDER_REFUSED', `order refused: ${(err as Error).message}`);
     const fields = loosely(message);
     this.log.warn('order refused', { code: 'GRAFT_ORDER_REFUSED', id: fields.id, transport: arrival.transport, action: fields.action, reason: error.message });
@@ -157,16 +164,13 @@ function summary(value: unknown): Record<string, unknown> {
 }
 
 /** The id and action of a message the guard refused, when it has them. */
-function loosely(message: Uint8Array | string): { id?: string; action?: OrderBody['action'] } {
-  try {
-    const o = JSON.parse(typeof message === 'string' ? message : Buffer.from(message).toString('utf8')) as Record<string, unknown>;
-    return {
-      ...(typeof o.id === 'string' ? { id: o.id } : {}),
-      ...(o.action === 'reload' || o.action === 'swap' || o.action === 'config' ? { action: o.action } : {}),
-    };
-  } catch {
-    return {};
-  }
+function loosely(message: unknown): { id?: string; action?: OrderBody['action'] } {
+  if (!message || typeof message !== 'object') return {};
+  const o = message as Record<string, unknown>;
+  return {
+    ...(typeof o.id === 'string' ? { id: o.id } : {}),
+    ...(o.action === 'reload' || o.action === 'swap' || o.action === 'config' ? { action: o.action } : {}),
+  };
 }
 
 function refuse(why: string): never {

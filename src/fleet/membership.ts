@@ -48,7 +48,7 @@ export class Membership {
     while (!this.closed) {
       let store: FleetStore | undefined;
       try {
-        store = await FleetStore.open(this.options.address, { reconnect: true, name: `graft ${this.options.record().service}/${this.options.record().host}` });
+        store = await FleetStore.open(this.options.address, { reconnect: true, name: `graft ${this.options.key}` });
         const kv = await store.registry();
         if (this.closed) throw new Error('closed');
         this.store = store;
