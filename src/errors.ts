@@ -52,6 +52,8 @@ export const ErrorCodes = {
   GRAFT_FLEET_BUSY: 'no rollout slot came free in time',
   GRAFT_FLEET_FAILED: 'a fleet rollout stopped on a failure',
   GRAFT_FLEET_NO_ORDERS: 'a registered host takes no orders on the fleet server',
+  GRAFT_KEEPER_GONE: 'the keeper (the graft start process) died; the master stops',
+  GRAFT_START_FAILED: 'the service did not start',
   GRAFT_INTERNAL: 'an unexpected failure inside graft',
 } as const;
 

@@ -9,6 +9,8 @@ import { parseFleetUrl } from '../fleet/fleet-url.js';
 import { defaultConfigFiles } from '../config/default-files.js';
 import { parseConfigArg } from '../config/sources/source-url.js';
 import { GraftError } from '../errors.js';
+import { Keeper } from '../supervisor/keeper.js';
+import { keeperPid } from '../supervisor/keeper-link.js';
 import { Master } from '../supervisor/master.js';
 import { defaultPaths, pathsForSocket } from '../supervisor/paths.js';
 import { integer, parse, seconds } from './args.js';
@@ -45,6 +47,8 @@ export async function start(argv: string[]): Promise<number> {
   const workers = integer('--workers', values.workers, 1, 1024) ?? availableParallelism();
   const bus = busOptions(values, entry, cwd);
   const paths = values.socket ? pathsForSocket(resolve(cwd, values.socket)) : defaultPaths(cwd, entryArg);
+  // `graft start` itself stays as the keeper; the master is its child (and so is every successor).
+  if (keeperPid() === undefined && !process.env.GRAFT_UPGRADE) return new Keeper(serviceName(values.name, entry)).run();
   const master = new Master({
     entry,
     cwd,

@@ -74,9 +74,9 @@ export class ListenerRegistry {
     } as typeof listen;
   }
 
-  /** The sockets to pass to a successor. */
-  list(): Array<{ key: string; fd: number }> {
-    return this.held.map((h) => ({ key: h.key, fd: h.handle.fd }));
+  /** The sockets to pass to a successor: by fd to a child, by handle to a keeper over IPC. */
+  list(): Array<{ key: string; fd: number; handle: unknown }> {
+    return this.held.map((h) => ({ key: h.key, fd: h.handle.fd, handle: h.handle }));
   }
 
   /** Stop accepting in this process; a successor holding the same sockets keeps accepting. */

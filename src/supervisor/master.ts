@@ -25,6 +25,7 @@ import { ListenerRegistry } from './listeners.js';
 import { MasterFiles } from './master-files.js';
 import type { MasterPaths } from './paths.js';
 import { Reloads, type ReloadRecord } from './reloads.js';
+import { keeperPid, reportToKeeper } from './keeper-link.js';
 import { installSignals } from './signals.js';
 import { Succession } from './succession.js';
 import { awaitHandover, reportInControl, reportUpgradeFailed, takeUpgradeState, type UpgradeState } from './upgrade.js';
@@ -68,6 +69,8 @@ export interface MasterOptions {
 export interface MasterStatus {
   master: {
     pid: number;
+    /** The `graft start` process that started this master and stays for the service's life (its pid never changes). */
+    keeper: number | undefined;
     uptimeMs: number;
     entry: string;
     port: number;
@@ -105,6 +108,7 @@ const WORKER_REQUEST_TIMEOUT_MS = 15_000;
 export class Master {
   private readonly log = createLogger({ role: 'master' });
   private readonly startedAt = Date.now();
+  private readonly keeper = keeperPid();
   private readonly control: ControlServer;
   private readonly files: MasterFiles;
   private readonly applyOverrides = new OverrideSource('apply');
@@ -153,6 +157,7 @@ export class Master {
       await this.pool?.stop(true);
       await this.coordinator?.close();
       await reportUpgradeFailed(error);
+      await reportToKeeper({ graft: 'master-failed', code: error.code, message: error.message });
       this.files.release();
       this.uninstallSignals?.();
       throw error;
@@ -242,6 +247,14 @@ export class Master {
       this.log.info('signal received', { signal, command: command.kind });
       this.submitQuietly(command);
     });
+    if (keeperPid() !== undefined) {
+      // Like a worker without its master: a master whose keeper died (kill -9) does not linger.
+      process.once('disconnect', () => {
+        if (this.state === 'stopping') return;
+        this.log.warn('the keeper is gone; stopping', { code: 'GRAFT_KEEPER_GONE' });
+        this.submitQuietly({ kind: 'stop', fast: false });
+      });
+    }
     await pool.start();
     if (inherited) {
       await Promise.race([awaitHandover(), this.exit.promise]);
@@ -290,6 +303,7 @@ export class Master {
       entry: this.options.entry,
       socket: this.options.paths.socket,
     });
+    void reportToKeeper({ graft: 'master-running', pid: process.pid, name: this.options.service, port: pool.currentPort, socket: this.options.paths.socket });
   }
 
   submit(command: Command): Promise<unknown> {
@@ -392,6 +406,7 @@ export class Master {
     return {
       master: {
         pid: process.pid,
+        keeper: this.keeper,
         uptimeMs: Date.now() - this.startedAt,
         entry: this.options.entry,
         port: this.pool?.currentPort ?? this.options.port,

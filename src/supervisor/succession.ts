@@ -10,7 +10,7 @@ interface MasterGeneration {
 
 export interface SuccessionHooks {
   /** The listening sockets and the state a successor starts from, read when the upgrade begins. */
-  handover(): { listeners: Array<{ key: string; fd: number }>; state: Omit<UpgradeState, 'from' | 'listeners' | 'masterGeneration'> };
+  handover(): { listeners: Array<{ key: string; fd: number; handle: unknown }>; state: Omit<UpgradeState, 'from' | 'listeners' | 'masterGeneration'> };
   /**
    * Give the control socket to the successor; resolves once it confirms. On
    * failure (the successor is killed) this master must hold the socket again.

@@ -56,8 +56,20 @@ export class GraftProcess {
     });
   }
 
+  /** The keeper's pid: `graft start` itself, which stays for the service's whole life. */
   get pid(): number {
     return this.child.pid!;
+  }
+
+  /** The pid of the master the keeper started first (its first log record names it). */
+  async firstMaster(): Promise<number> {
+    return (await this.waitForLog((r) => r.role === 'master')).pid;
+  }
+
+  /** Wait until the keeper saw this master exit (a master that handed over drains and exits on its own). */
+  async masterExit(pid: number, timeoutMs = 30_000): Promise<{ code: number | null; signal: string | null }> {
+    const r = await this.waitForLog((l) => l.role === 'keeper' && l.msg === 'master exited' && l.master === pid, timeoutMs);
+    return { code: r.exitCode as number | null, signal: r.signal as string | null };
   }
 
   get url(): string {
@@ -126,6 +138,7 @@ export class GraftProcess {
 export interface StatusJson {
   master: {
     pid: number;
+    keeper?: number;
     generation: number;
     masterGeneration: number;
     desired: number;
