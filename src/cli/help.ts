@@ -5,7 +5,9 @@ only master started from the current directory.`;
 
 export const commandHelp: Record<string, string> = {
   start: `graft start <entry> [options]
-  Run <entry> (.ts or .js) under a master with a pool of workers, in the foreground.
+  Run <entry> (.ts or .js) under a master with a pool of workers, in the foreground:
+  this process (the keeper) stays for the service's whole life, across \`graft upgrade\`
+  too; signals sent to it reach the master, and it exits with the service.
 
   -w, --workers N            worker processes (default: available cores)
   -p, --port P               port given to the app as PORT (default: $PORT or 3000)
@@ -50,6 +52,12 @@ export const commandHelp: Record<string, string> = {
   Replace the master process itself (new graft or Node version), keeping the
   listening sockets open (SIGUSR2). The config version, its history and the
   overrides of \`graft config apply --set\` carry over.`,
+  systemd: `graft systemd [entry] [--env NAME]... [--user USER] [--socket PATH]
+  Print a systemd unit for a running service, from how it was started: the main
+  pid is graft start (stable across upgrades), KillMode=mixed so that a stop
+  drains, TimeoutStopSec from --graceful-timeout, ExecReload running graft reload.
+  It carries GRAFT_*, NODE_ENV, NODE_OPTIONS and PORT as the service started with
+  them; --env NAME adds another of its variables.`,
   fleet: `graft fleet status|reload|swap [module]|config apply [--set K=V] --fleet nats://H:P --name SERVICE
   Every master of a service that registered with --fleet, on any host.
   status                     each host's generation, code version, config version and readiness,
@@ -96,6 +104,7 @@ const oneLine: Record<string, string> = {
   stop: 'graceful stop (SIGTERM); --fast kills workers (SIGQUIT)',
   upgrade: 'replace the master process, keeping the port open (SIGUSR2)',
   swap: 'swap changed code in place in every worker (with --swap)',
+  systemd: 'print a systemd unit for a running service',
   fleet: 'every host of a service: status, rolling reload, swap, config apply',
   order: 'send a signed reload, swap or config order over a bus (--bus)',
   keygen: 'write a key to sign and check bus orders',

@@ -6,6 +6,7 @@ import { configCommand } from './config-command.js';
 import { helpFor, overview } from './help.js';
 import { keygen } from './keygen-command.js';
 import { start } from './start.js';
+import { systemdCommand } from './systemd-command.js';
 
 const commands: Record<string, (argv: string[]) => Promise<number>> = {
   start,
@@ -19,6 +20,7 @@ const commands: Record<string, (argv: string[]) => Promise<number>> = {
   // The bus clients load only for this command.
   order: async (argv) => (await import('./order-command.js')).order(argv),
   keygen,
+  systemd: systemdCommand,
   // So does the fleet's NATS client.
   fleet: async (argv) => (await import('./fleet-command.js')).fleetCommand(argv),
 };

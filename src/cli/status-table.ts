@@ -15,7 +15,7 @@ function megabytes(bytes: number): string {
 export function formatStatus(status: MasterStatus): string {
   const m = status.master;
   const lines = [
-    `master ${m.pid}  ${m.state}  up ${duration(m.uptimeMs)}  generation ${m.generation ?? '-'}  workers ${m.actual === m.desired ? m.desired : `${m.actual} of ${m.desired}`}  port ${m.port}`,
+    `master ${m.pid}${m.keeper ? ` (keeper ${m.keeper})` : ''}  ${m.state}  up ${duration(m.uptimeMs)}  generation ${m.generation ?? '-'}  workers ${m.actual === m.desired ? m.desired : `${m.actual} of ${m.desired}`}  port ${m.port}`,
     `entry ${m.entry}`,
   ];
   if (m.config) lines.push(`config version ${m.config.version} (${m.config.hash}) from ${m.config.source}`);

@@ -73,8 +73,8 @@ export function spawnSuccessor(spec: SuccessorSpawn): MasterChild {
 }
 
 /** The command line a master runs with: the same as this one's (graft and Node as they are on disk now). */
-export function masterCommand(): { file: string; args: string[] } {
-  return { file: process.execPath, args: [...process.execArgv, ...process.argv.slice(1)] };
+export function masterCommand(): { node: string; args: string[] } {
+  return { node: process.execPath, args: [...process.execArgv, ...process.argv.slice(1)] };
 }
 
 class OwnChild extends EventEmitter implements MasterChild {
@@ -82,8 +82,8 @@ class OwnChild extends EventEmitter implements MasterChild {
 
   constructor(spec: SuccessorSpawn) {
     super();
-    const { file, args } = masterCommand();
-    this.child = spawn(file, args, {
+    const { node, args } = masterCommand();
+    this.child = spawn(node, args, {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc', ...spec.listeners.map((l) => l.fd)],
       env: { ...process.env, ...spec.env },
     });

@@ -70,9 +70,9 @@ export class Keeper {
   }
 
   private spawnMaster(env: Record<string, string>, fds: number[], requester?: number): KeptMaster | undefined {
-    const { file, args } = masterCommand();
+    const { node, args } = masterCommand();
     // Its own process group: a terminal's ^C reaches the keeper only, which passes it on once.
-    const child = spawn(file, args, {
+    const child = spawn(node, args, {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc', ...fds],
       env: { ...process.env, ...env, [KEEPER_ENV]: String(process.pid) },
       detached: true,

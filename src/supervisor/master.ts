@@ -25,7 +25,7 @@ import { ListenerRegistry } from './listeners.js';
 import { MasterFiles } from './master-files.js';
 import type { MasterPaths } from './paths.js';
 import { Reloads, type ReloadRecord } from './reloads.js';
-import { keeperPid, reportToKeeper } from './keeper-link.js';
+import { keeperPid, masterCommand, reportToKeeper } from './keeper-link.js';
 import { installSignals } from './signals.js';
 import { Succession } from './succession.js';
 import { awaitHandover, reportInControl, reportUpgradeFailed, takeUpgradeState, type UpgradeState } from './upgrade.js';
@@ -71,6 +71,8 @@ export interface MasterStatus {
     pid: number;
     /** The `graft start` process that started this master and stays for the service's life (its pid never changes). */
     keeper: number | undefined;
+    /** How this service was started: what `graft systemd` writes into a unit. */
+    launch: { cwd: string; node: string; args: string[]; service: string; drainTimeoutMs: number };
     uptimeMs: number;
     entry: string;
     port: number;
@@ -407,6 +409,7 @@ export class Master {
       master: {
         pid: process.pid,
         keeper: this.keeper,
+        launch: { cwd: this.options.cwd, ...masterCommand(), service: this.options.service, drainTimeoutMs: this.options.drainTimeoutMs },
         uptimeMs: Date.now() - this.startedAt,
         entry: this.options.entry,
         port: this.pool?.currentPort ?? this.options.port,

@@ -164,6 +164,8 @@ export interface StartOptions {
   cwd?: string;
   /** Leave --socket out: the master takes its default paths (GRAFT_RUNTIME_DIR, cwd, entry). */
   defaultSocket?: boolean;
+  /** A command graft start runs under, e.g. `unshare --pid --fork` to make it a PID namespace's init. */
+  prefix?: string[];
 }
 
 export function startGraft(entry: string, options: StartOptions = {}): Promise<GraftProcess> {
@@ -172,9 +174,11 @@ export function startGraft(entry: string, options: StartOptions = {}): Promise<G
     const sockDir = tempDir('graft-sock-');
     if (options.uid !== undefined) chownSync(sockDir, options.uid, options.uid);
     const socket = join(sockDir, 'control.sock');
+    const command = [process.execPath, '--import', tsxImport, cliPath, 'start', entry, ...(options.workers === 0 ? [] : ['-w', String(options.workers ?? 2)]), '-p', String(port), ...(options.defaultSocket ? [] : ['--socket', socket]), ...(options.args ?? [])];
+    const [file, ...args] = [...(options.prefix ?? []), ...command];
     const child = spawn(
-      process.execPath,
-      ['--import', tsxImport, cliPath, 'start', entry, ...(options.workers === 0 ? [] : ['-w', String(options.workers ?? 2)]), '-p', String(port), ...(options.defaultSocket ? [] : ['--socket', socket]), ...(options.args ?? [])],
+      file!,
+      args,
       {
         cwd: options.cwd ?? root,
         env: { ...process.env, GRAFT_LOG_FORMAT: 'json', ...options.env },
