@@ -25,6 +25,7 @@ import { ListenerRegistry } from './listeners.js';
 import { MasterFiles } from './master-files.js';
 import type { MasterPaths } from './paths.js';
 import { Reloads, type ReloadRecord } from './reloads.js';
+import type { RestartPolicy } from './restart-policy.js';
 import { installSignals } from './signals.js';
 import { Succession } from './succession.js';
 import { awaitHandover, reportInControl, reportUpgradeFailed, takeUpgradeState, type UpgradeState } from './upgrade.js';
@@ -63,6 +64,8 @@ export interface MasterOptions {
   fleet: FleetAddress | undefined;
   /** Take signed orders from NATS and/or RabbitMQ (--bus). */
   bus?: BusOptions | undefined;
+  /** --max-memory, --restart-delay, --max-restarts, --min-uptime. */
+  policy: RestartPolicy;
 }
 
 export interface MasterStatus {
@@ -84,6 +87,8 @@ export interface MasterStatus {
     bus?: BusStatus[];
     /** The fleet registry this master registers in (--fleet), and whether its entry is written. */
     fleet?: { fleet: string; key: string; registered: boolean };
+    /** The restart policy workers run under. */
+    policy: RestartPolicy;
   } & Omit<PoolStatus, 'workers'>;
   workers: PoolStatus['workers'];
 }
@@ -195,7 +200,9 @@ export class Master {
         firstGeneration: inherited?.firstGeneration ?? 1,
         swap: this.options.swap,
         config: () => coordinator.current,
-        onWorkerLost: (lost) => this.submitQuietly({ kind: 'replace-worker', ...lost }),
+        policy: this.options.policy,
+        onWorkerLost: (lost) => this.submitQuietly({ kind: 'replace-worker', reason: 'crash', ...lost }),
+        onWorkerOverMemory: (ask) => this.submit({ kind: 'replace-worker', reason: 'memory', ...ask }),
       },
       this.log,
     );
@@ -350,7 +357,7 @@ export class Master {
           throw err;
         });
       case 'replace-worker':
-        return pool.replaceLost(command);
+        return command.reason === 'memory' ? pool.replaceOverMemory(command) : pool.replaceLost(command);
     }
   }
 
@@ -387,7 +394,7 @@ export class Master {
   }
 
   status(): MasterStatus {
-    const { workers, ...pool } = this.pool?.status() ?? { generation: undefined, desired: this.options.workers, actual: 0, reloading: false, crashLoop: false, workers: [] };
+    const { workers, ...pool } = this.pool?.status() ?? { generation: undefined, desired: this.options.workers, actual: 0, reloading: false, crashLoop: false, degraded: [], workers: [] };
     const live = this.coordinator && this.state !== 'starting' ? this.coordinator.current : undefined;
     return {
       master: {
@@ -404,6 +411,7 @@ export class Master {
         config: live ? { version: live.version, hash: live.hash, source: live.source, lastRejected: this.coordinator!.lastRejected, stores: this.coordinator!.sourceStatus() } : undefined,
         ...(this.bus ? { bus: this.bus.status() } : {}),
         ...(this.membership ? { fleet: this.membership.status() } : {}),
+        policy: this.options.policy,
         ...pool,
       },
       workers,
