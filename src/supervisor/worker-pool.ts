@@ -1,4 +1,5 @@
 import cluster from 'node:cluster';
+import { Backoff } from '../core/backoff.js';
 import { Slot, unlessAborted, type BuildContext } from '../core/slot.js';
 import { slotEventLogger } from '../core/slot-log.js';
 import { GraftError, errorFields } from '../errors.js';
@@ -102,6 +103,9 @@ export class WorkerPool {
   private readonly memory: MemoryWatch | undefined;
   /** Workers whose replacement for memory is asked for and not yet settled. */
   private readonly memoryAsked = new WeakSet<WorkerProcess>();
+  /** Workers over --max-memory whose fresh replacement failed to start: not asked for again before this time. */
+  private readonly memoryRetryAt = new WeakMap<WorkerProcess, number>();
+  private readonly memoryRetry = new Backoff(1000, 60_000);
   private readonly replacements = new Set<NodeJS.Timeout>();
   private watchdog: NodeJS.Timeout | undefined;
   private stopping = false;
@@ -234,15 +238,23 @@ export class WorkerPool {
       try {
         await fresh.ready;
       } catch (err) {
+        // Reported here, once: not a crash of the generation to replace or count against --max-restarts.
+        set.workers.delete(fresh);
+        fresh.kill();
         if (w.alive) set.workers.add(w);
+        // Fresh workers do not start (the code on disk changed?): trying again at every heartbeat would only spin.
+        const retryInMs = this.memoryRetry.next();
+        this.memoryRetryAt.set(w, Date.now() + retryInMs);
         this.log.error('the replacement of a worker over --max-memory failed to start; the worker keeps serving', {
           generation: set.generation,
           worker: w.index,
           workerPid: w.pid,
+          retryInMs,
           ...errorFields(err),
         });
         return { replaced: false };
       }
+      this.memoryRetry.reset();
       this.log.info('worker over --max-memory replaced; draining it', {
         generation: set.generation,
         worker: w.index,
@@ -444,7 +456,7 @@ export class WorkerPool {
   /** After each heartbeat of a live worker: one that stays over --max-memory is replaced through the arbiter (backing off if fresh ones keep going over right away). */
   private watchMemory(wp: WorkerProcess, set: WorkerSet): void {
     if (!this.memory || this.stopping || wp.state !== 'ready' || wp.retiring || this.memoryAsked.has(wp)) return;
-    if (this.slot.current?.value !== set || !set.workers.has(wp)) return;
+    if (this.slot.current?.value !== set || !set.workers.has(wp) || (this.memoryRetryAt.get(wp) ?? 0) > Date.now()) return;
     if (!this.memory.beat(wp, wp.stats.rss)) return;
     const rss = wp.stats.rss;
     const { delayMs, churnStarted } = set.record.overMemory(Date.now() - (wp.readyAt ?? wp.startedAt), rss);

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { fixture, graftCli, isAlive, startGraft, tempDir, waitFor, type LogRecord } from '../helpers/graft.js';
@@ -61,6 +61,42 @@ describe('--max-memory', () => {
       // The other worker was never touched.
       const other = before.workers.find((w) => w.pid !== grown)!;
       assert.ok(after.workers.some((w) => w.pid === other.pid));
+    } finally {
+      await g.stop();
+    }
+  });
+
+  test('if the fresh worker fails to start, the one over the limit keeps serving, and is replaced once fresh ones start again', async () => {
+    const broken = join(tempDir(), 'broken');
+    const g = await startGraft(fixture('memory-app.ts'), { workers: 2, env: { BROKEN_FILE: broken }, args: ['--max-memory', '200M'] });
+    try {
+      await g.waitRunning();
+      writeFileSync(broken, 'x');
+      const { value: grown, failed, load } = await underLoad(
+        g.url,
+        async () => {
+          const grown = Number((await (await fetch(`${g.url}/grow?mb=250`)).text()).trim().split(' ')[1]);
+          const failure = await g.waitForLog((l) => l.msg === 'the replacement of a worker over --max-memory failed to start; the worker keeps serving' && l.workerPid === grown, 30_000);
+          assert.equal(failure.code, 'GRAFT_BOOT_FAILED');
+          assert.ok((failure.retryInMs as number) > 0);
+          const s = await g.status();
+          assert.ok(s.workers.some((w) => w.pid === grown && w.state === 'ready'), 'the worker over the limit still serves');
+          assert.equal(s.workers.filter((w) => w.state === 'ready').length, 2);
+          // The fix lands on disk: the next attempt starts a fresh worker.
+          rmSync(broken);
+          await g.waitForLog((l) => l.msg === 'worker over --max-memory replaced; draining it' && l.workerPid === grown, 60_000);
+          await g.waitForLog((l) => l.msg === 'worker exited' && l.workerPid === grown, 30_000);
+          return grown;
+        },
+        { connections: 16 },
+      );
+      assert.equal(failed, 0, `failed requests: ${JSON.stringify(load)}`);
+      const s = await g.status();
+      assert.equal(s.master.generation, 1);
+      assert.ok(!s.workers.some((w) => w.pid === grown));
+      assert.equal(s.workers.filter((w) => w.state === 'ready').length, 2);
+      // A fresh worker that did not start is reported once, as above: not as a crash to replace.
+      assert.equal(g.logs.filter((l) => l.msg === 'worker died; replacing it').length, 0);
     } finally {
       await g.stop();
     }
