@@ -84,7 +84,7 @@ export interface PoolStatus {
   actual: number;
   reloading: boolean;
   crashLoop: boolean;
-  /** What graft stopped repairing in the live generation (--max-restarts used up, workers over --max-memory from the start); empty when healthy. */
+  /** What graft stopped repairing in the live generation (--max-restarts used up, fresh workers going over --max-memory right away); empty when healthy. */
   degraded: Degraded[];
   workers: WorkerStatus[];
 }
@@ -407,18 +407,20 @@ export class WorkerPool {
       return;
     }
     const diedAt = Date.now();
-    const crash = set.record.crashed(wp.readyAt === undefined ? undefined : diedAt - wp.readyAt, wp.bootError?.message);
+    const how = wp.bootError?.message ?? `${signal ? `signal ${signal}` : `exit code ${code}`}${wp.readyAt === undefined ? ' before it was ready' : ''}`;
+    const crash = set.record.crashed(wp.readyAt === undefined ? undefined : diedAt - wp.readyAt, how);
     const cause = wp.bootError ? { code: wp.bootError.code, error: wp.bootError.message } : {};
     if (!crash.replace) {
       if (crash.exhaustedNow) {
         // The master keeps running and serving with the workers it has; a reload (a new generation) starts afresh.
-        this.log.error(set.record.exhausted!.message, {
+        this.log.error('--max-restarts used up: crashed workers of this generation are no longer replaced; fix the app and run graft reload', {
           code: 'GRAFT_MAX_RESTARTS',
           ...fields,
           maxRestarts: this.options.policy.maxRestarts,
           minUptimeMs: this.options.policy.minUptimeMs,
           workersLeft: this.activeCount(set),
-          lastError: wp.bootError?.message,
+          lastError: how,
+          error: set.record.exhausted!.message,
         });
       } else {
         this.log.warn('worker died; not replaced: its generation used up --max-restarts', { ...fields, ...cause, workersLeft: this.activeCount(set) });
@@ -461,7 +463,12 @@ export class WorkerPool {
     const rss = wp.stats.rss;
     const { delayMs, churnStarted } = set.record.overMemory(Date.now() - (wp.readyAt ?? wp.startedAt), rss);
     const fields = { code: 'GRAFT_WORKER_MEMORY' as const, generation: set.generation, worker: wp.index, workerPid: wp.pid, rss, limit: this.memory.limitBytes };
-    if (churnStarted) this.log.error(churnStarted.message, fields);
+    if (churnStarted) {
+      this.log.error('fresh workers keep going over --max-memory right away: replacements back off; raise --max-memory or find what the app holds', {
+        ...fields,
+        error: churnStarted.message,
+      });
+    }
     this.log.warn('worker over --max-memory; replacing it once a fresh one is ready', { ...fields, delayMs });
     this.memoryAsked.add(wp);
     this.after(Date.now() + delayMs, () => {

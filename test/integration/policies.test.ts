@@ -107,7 +107,10 @@ describe('--max-memory', () => {
     try {
       await g.waitRunning();
       const churn = await g.waitForLog((l) => l.code === 'GRAFT_WORKER_MEMORY' && l.level === 'error', 30_000);
-      assert.match(churn.msg, /fresh workers of generation 1 keep going over --max-memory 100 MB right away.*back off.*raise --max-memory/);
+      assert.match(churn.msg, /fresh workers keep going over --max-memory right away: replacements back off; raise --max-memory/);
+      assert.match(churn.error as string, /fresh workers of generation 1 keep going over --max-memory 100 MB right away \(rss \d+ MB within \d+ s of starting\)/);
+      assert.equal(churn.generation, 1);
+      assert.equal(churn.limit, 100 * MB);
       const status = await waitFor(async () => {
         const s = await g.status();
         return s.master.degraded.length ? s : undefined;
@@ -146,7 +149,9 @@ describe('--max-restarts', () => {
       const exhausted = await g.waitForLog((l) => l.code === 'GRAFT_MAX_RESTARTS', 30_000);
       assert.equal(exhausted.level, 'error');
       assert.equal(exhausted.generation, before.master.generation);
-      assert.match(exhausted.msg, /crashed 3 times in a row.*no longer replaced.*graft reload/);
+      assert.match(exhausted.msg, /--max-restarts used up: crashed workers of this generation are no longer replaced; fix the app and run graft reload/);
+      assert.match(exhausted.error as string, /workers of generation 1 crashed 3 times in a row .*\(last error: exit code 3 before it was ready\)/);
+      assert.equal(exhausted.workersLeft, 1);
       const died = g.logs.filter((l) => l.msg === 'worker died; replacing it');
       assert.equal(died.length, 2, 'two crashes replaced');
       const restarted = g.logs.filter((l) => l.msg === 'worker started' && (l.restarts as number) > 0);
