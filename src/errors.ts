@@ -26,6 +26,8 @@ export const ErrorCodes = {
   GRAFT_DRAIN_TIMEOUT: 'a retired generation did not drain in time',
   GRAFT_CRASH_LOOP: 'worker crash loop',
   GRAFT_WORKER_BLOCKED: 'worker event loop blocked',
+  GRAFT_WORKER_MEMORY: 'a worker stayed over --max-memory',
+  GRAFT_MAX_RESTARTS: 'a generation used up --max-restarts',
   GRAFT_NOT_BUILT: 'the graft package was not built',
   GRAFT_CONFIG_PARSE: 'a config file does not parse',
   GRAFT_CONFIG_UNREADABLE: 'a config file cannot be read',

@@ -63,3 +63,32 @@ export function seconds(flag: string, value: string | undefined): number | undef
   }
   return Math.round(n * 1000);
 }
+
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000 };
+
+/**
+ * A duration in milliseconds: a bare number is milliseconds (PM2's unit for
+ * --restart-delay and --min-uptime), or a number with ms, s or m.
+ */
+export function milliseconds(flag: string, value: string | undefined, min = 0): number | undefined {
+  if (value === undefined) return undefined;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$/i.exec(value);
+  const ms = m ? Math.round(Number(m[1]) * DURATION_UNITS[(m[2] ?? 'ms').toLowerCase()]!) : NaN;
+  if (!Number.isFinite(ms) || ms < min || ms > 86_400_000) {
+    throw new GraftError('GRAFT_BAD_ARGUMENT', `${flag} must be a duration in milliseconds${min > 0 ? ` of at least ${min}` : ''}, or with a unit (500ms, 2s, 1m), got ${JSON.stringify(value)}`);
+  }
+  return ms;
+}
+
+const SIZE_UNITS: Record<string, number> = { k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
+
+/** A memory size in bytes: a bare number is megabytes, or a number with K, M or G (512M, 1.5G, 512MB). */
+export function megabytes(flag: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(?:([kmg])b?)?\s*$/i.exec(value);
+  const bytes = m ? Math.round(Number(m[1]) * SIZE_UNITS[(m[2] ?? 'm').toLowerCase()]!) : NaN;
+  if (!Number.isFinite(bytes) || bytes < 1024 ** 2 || bytes > 1024 ** 4) {
+    throw new GraftError('GRAFT_BAD_ARGUMENT', `${flag} must be a memory size of at least 1 MB: megabytes (512), or with a unit (512M, 1G), got ${JSON.stringify(value)}`);
+  }
+  return bytes;
+}

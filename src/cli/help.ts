@@ -33,7 +33,21 @@ export const commandHelp: Record<string, string> = {
       --host-id NAME         this master's name in the fleet (default: the host name)
       --fleet nats://H:P     register in the fleet registry there (NATS JetStream KV), so that
                              \`graft fleet\` sees this master and can roll changes out to it
-                             (with --bus on the same server and --bus-key)`,
+                             (with --bus on the same server and --bus-key)
+
+  Restart policies (none by default):
+      --max-memory SIZE      a worker whose RSS stays over SIZE (three heartbeats in a row) is
+                             replaced by a fresh one of its generation, then drained; a bare
+                             number is MB, or 512M, 1G. Fresh workers that keep going over
+                             right away are replaced with a backoff (GRAFT_WORKER_MEMORY)
+      --restart-delay D      least wait before a crashed worker is replaced; the crash backoff
+                             takes over when longer (a bare number is ms, or 500ms, 2s, 1m)
+      --max-restarts N       after N unstable restarts in a row, stop replacing the crashed
+                             workers of that generation (GRAFT_MAX_RESTARTS); the master keeps
+                             serving with the workers it has, graft status shows DEGRADED,
+                             and a successful reload starts afresh
+      --min-uptime D         a worker that crashes before serving this long crashed unstable
+                             (default 1s; only with --max-restarts)`,
   reload: `graft reload [entry] [--socket PATH]
   Start a new generation of workers and retire the old one once it serves, with
   no connection refused or reset (same as SIGHUP). Answers once every new
@@ -41,7 +55,8 @@ export const commandHelp: Record<string, string> = {
   generation still serving, if the new one fails to boot.`,
   status: `graft status [entry] [--json] [--socket PATH]
   The master, its generation, what runs now and what is queued, the last
-  reload, the config version, and every worker with its generation and state.`,
+  reload, the config version, the restart policy and whether the service is
+  DEGRADED (and why), and every worker with its generation and state.`,
   scale: `graft scale [entry] N [--socket PATH]
   Change the worker count to N (SIGTTIN/SIGTTOU: one more/less). Waits behind a
   reload in flight; the generation that reload starts runs N.`,

@@ -13,7 +13,8 @@ import { Keeper } from '../supervisor/keeper.js';
 import { keeperPid } from '../supervisor/keeper-link.js';
 import { Master } from '../supervisor/master.js';
 import { defaultPaths, pathsForSocket } from '../supervisor/paths.js';
-import { integer, parse, seconds } from './args.js';
+import { DEFAULT_POLICY, type RestartPolicy } from '../supervisor/restart-policy.js';
+import { integer, megabytes, milliseconds, parse, seconds } from './args.js';
 
 export async function start(argv: string[]): Promise<number> {
   const { values, positionals } = parse(
@@ -35,6 +36,10 @@ export async function start(argv: string[]): Promise<number> {
       name: { type: 'string' },
       'host-id': { type: 'string' },
       fleet: { type: 'string' },
+      'max-memory': { type: 'string' },
+      'restart-delay': { type: 'string' },
+      'max-restarts': { type: 'string' },
+      'min-uptime': { type: 'string' },
     },
     1,
   );
@@ -46,6 +51,7 @@ export async function start(argv: string[]): Promise<number> {
   const port = integer('--port', values.port ?? process.env.PORT ?? '3000', 0, 65535)!;
   const workers = integer('--workers', values.workers, 1, 1024) ?? availableParallelism();
   const bus = busOptions(values, entry, cwd);
+  const policy = restartPolicy(values);
   const paths = values.socket ? pathsForSocket(resolve(cwd, values.socket)) : defaultPaths(cwd, entryArg);
   // `graft start` itself stays as the keeper; the master is its child (and so is every successor).
   if (keeperPid() === undefined && !process.env.GRAFT_UPGRADE) return new Keeper(serviceName(values.name, entry)).run();
@@ -69,8 +75,23 @@ export async function start(argv: string[]): Promise<number> {
     hostId: hostId(values['host-id']),
     fleet: values.fleet !== undefined ? parseFleetUrl(values.fleet) : undefined,
     bus,
+    policy,
   });
   return master.run();
+}
+
+/** PM2's restart flags; --min-uptime only decides which crashes count against --max-restarts. */
+function restartPolicy(values: { 'max-memory'?: string | undefined; 'restart-delay'?: string | undefined; 'max-restarts'?: string | undefined; 'min-uptime'?: string | undefined }): RestartPolicy {
+  const maxRestarts = integer('--max-restarts', values['max-restarts'], 0, 1_000_000);
+  if (values['min-uptime'] !== undefined && maxRestarts === undefined) {
+    throw new GraftError('GRAFT_BAD_ARGUMENT', '--min-uptime decides which crashes count against --max-restarts; give --max-restarts N too');
+  }
+  return {
+    maxMemoryBytes: megabytes('--max-memory', values['max-memory']),
+    restartDelayMs: milliseconds('--restart-delay', values['restart-delay']) ?? DEFAULT_POLICY.restartDelayMs,
+    maxRestarts,
+    minUptimeMs: milliseconds('--min-uptime', values['min-uptime'], 1) ?? DEFAULT_POLICY.minUptimeMs,
+  };
 }
 
 /** --bus (repeatable) needs --bus-key; --name / --host-id default to the entry's and the machine's names. */

@@ -26,6 +26,7 @@ import { MasterFiles } from './master-files.js';
 import type { MasterPaths } from './paths.js';
 import { Reloads, type ReloadRecord } from './reloads.js';
 import { keeperPid, masterCommand, reportToKeeper } from './keeper-link.js';
+import type { RestartPolicy } from './restart-policy.js';
 import { installSignals } from './signals.js';
 import { Succession } from './succession.js';
 import { awaitHandover, reportInControl, reportUpgradeFailed, takeUpgradeState, type UpgradeState } from './upgrade.js';
@@ -64,6 +65,8 @@ export interface MasterOptions {
   fleet: FleetAddress | undefined;
   /** Take signed orders from NATS and/or RabbitMQ (--bus). */
   bus?: BusOptions | undefined;
+  /** --max-memory, --restart-delay, --max-restarts, --min-uptime. */
+  policy: RestartPolicy;
 }
 
 export interface MasterStatus {
@@ -89,6 +92,8 @@ export interface MasterStatus {
     bus?: BusStatus[];
     /** The fleet registry this master registers in (--fleet), and whether its entry is written. */
     fleet?: { fleet: string; key: string; registered: boolean };
+    /** The restart policy workers run under. */
+    policy: RestartPolicy;
   } & Omit<PoolStatus, 'workers'>;
   workers: PoolStatus['workers'];
 }
@@ -202,7 +207,9 @@ export class Master {
         firstGeneration: inherited?.firstGeneration ?? 1,
         swap: this.options.swap,
         config: () => coordinator.current,
-        onWorkerLost: (lost) => this.submitQuietly({ kind: 'replace-worker', ...lost }),
+        policy: this.options.policy,
+        onWorkerLost: (lost) => this.submitQuietly({ kind: 'replace-worker', reason: 'crash', ...lost }),
+        onWorkerOverMemory: (ask) => this.submit({ kind: 'replace-worker', reason: 'memory', ...ask }),
       },
       this.log,
     );
@@ -366,7 +373,7 @@ export class Master {
           throw err;
         });
       case 'replace-worker':
-        return pool.replaceLost(command);
+        return command.reason === 'memory' ? pool.replaceOverMemory(command) : pool.replaceLost(command);
     }
   }
 
@@ -403,7 +410,7 @@ export class Master {
   }
 
   status(): MasterStatus {
-    const { workers, ...pool } = this.pool?.status() ?? { generation: undefined, desired: this.options.workers, actual: 0, reloading: false, crashLoop: false, workers: [] };
+    const { workers, ...pool } = this.pool?.status() ?? { generation: undefined, desired: this.options.workers, actual: 0, reloading: false, crashLoop: false, degraded: [], workers: [] };
     const live = this.coordinator && this.state !== 'starting' ? this.coordinator.current : undefined;
     return {
       master: {
@@ -422,6 +429,7 @@ export class Master {
         config: live ? { version: live.version, hash: live.hash, source: live.source, lastRejected: this.coordinator!.lastRejected, stores: this.coordinator!.sourceStatus() } : undefined,
         ...(this.bus ? { bus: this.bus.status() } : {}),
         ...(this.membership ? { fleet: this.membership.status() } : {}),
+        policy: this.options.policy,
         ...pool,
       },
       workers,

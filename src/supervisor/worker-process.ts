@@ -32,11 +32,15 @@ interface PendingRequest {
 export class WorkerProcess {
   state: WorkerState = 'starting';
   readonly startedAt = Date.now();
+  /** When it reported ready: how long it served, when it crashes, decides whether the crash was unstable (--min-uptime). */
+  readyAt: number | undefined;
   lastHeartbeat = Date.now();
   listening = false;
   stats: WorkerStats = { inFlight: 0, served: 0, connections: 0, rss: 0, configVersion: 0 };
   /** Answers the worker's hello: messages sent before it listens would be lost. */
   onHello: (() => void) | undefined;
+  /** Called after each heartbeat updated `stats` (the pool's --max-memory watch). */
+  onHeartbeat: (() => void) | undefined;
   /** Key paths the service lists in restartOn (reported when ready). */
   restartOn: string[] = [];
   bootError: SerializedError | undefined;
@@ -125,6 +129,7 @@ export class WorkerProcess {
         this.stats = { ...this.stats, configVersion: message.configVersion };
         this.restartOn = message.restartOn;
         this.lastHeartbeat = Date.now();
+        this.readyAt ??= this.lastHeartbeat;
         this.resolveReady();
         break;
       case 'boot-error':
@@ -134,6 +139,7 @@ export class WorkerProcess {
         const { graft: _g, ...stats } = message;
         this.stats = stats;
         this.lastHeartbeat = Date.now();
+        this.onHeartbeat?.();
         break;
       }
       case 'reply': {

@@ -147,6 +147,8 @@ export interface StatusJson {
     queued: number;
     state: string;
     crashLoop: boolean;
+    /** What graft stopped repairing in the live generation (--max-restarts used up, memory churn). */
+    degraded: Array<{ code: string; generation: number; since: string; message: string }>;
     reloading: boolean;
     lastReload?: { ok: boolean; reason: string; generation?: number; previous?: number; code?: string; error?: string };
     config?: { version: number; hash: string; source: string; lastRejected?: { version: number; code?: string; error?: string; source: string } };
