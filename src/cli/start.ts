@@ -9,6 +9,7 @@ import { parseFleetUrl } from '../fleet/fleet-url.js';
 import { defaultConfigFiles } from '../config/default-files.js';
 import { parseConfigArg } from '../config/sources/source-url.js';
 import { GraftError } from '../errors.js';
+import { parseHttpAddress, type HttpAddress } from '../supervisor/http-endpoint.js';
 import { Master } from '../supervisor/master.js';
 import { defaultPaths, pathsForSocket } from '../supervisor/paths.js';
 import { integer, parse, seconds } from './args.js';
@@ -33,6 +34,8 @@ export async function start(argv: string[]): Promise<number> {
       name: { type: 'string' },
       'host-id': { type: 'string' },
       fleet: { type: 'string' },
+      metrics: { type: 'string' },
+      dashboard: { type: 'string' },
     },
     1,
   );
@@ -44,6 +47,8 @@ export async function start(argv: string[]): Promise<number> {
   const port = integer('--port', values.port ?? process.env.PORT ?? '3000', 0, 65535)!;
   const workers = integer('--workers', values.workers, 1, 1024) ?? availableParallelism();
   const bus = busOptions(values, entry, cwd);
+  const metrics = httpAddress('--metrics', values.metrics, port);
+  const dashboard = httpAddress('--dashboard', values.dashboard, port);
   const paths = values.socket ? pathsForSocket(resolve(cwd, values.socket)) : defaultPaths(cwd, entryArg);
   const master = new Master({
     entry,
@@ -65,6 +70,8 @@ export async function start(argv: string[]): Promise<number> {
     hostId: hostId(values['host-id']),
     fleet: values.fleet !== undefined ? parseFleetUrl(values.fleet) : undefined,
     bus,
+    metrics,
+    dashboard,
   });
   return master.run();
 }
@@ -78,6 +85,14 @@ function busOptions(values: { bus?: string[] | undefined; 'bus-key'?: string | u
   const urls = values.bus.map((u) => parseBusUrl(u));
   if (!values['bus-key']) throw new GraftError('GRAFT_BUS_KEY', '--bus needs --bus-key FILE: the key every order is checked with (`graft keygen --hmac FILE` or `--ed25519 FILE`)');
   return { urls, key: loadOrderKey(resolve(cwd, values['bus-key'])), service: serviceName(values.name, entry), host: hostId(values['host-id']) };
+}
+
+/** --metrics / --dashboard: not the app's own port, which the workers listen on. */
+function httpAddress(flag: string, value: string | undefined, appPort: number): HttpAddress | undefined {
+  if (value === undefined) return undefined;
+  const address = parseHttpAddress(flag, value);
+  if (address.port === appPort) throw new GraftError('GRAFT_BAD_ARGUMENT', `${flag} ${address.display}: port ${appPort} is the app's port (--port); give ${flag} a port of its own`);
+  return address;
 }
 
 function checkEntry(given: string, entry: string): void {

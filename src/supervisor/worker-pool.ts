@@ -5,6 +5,7 @@ import { GraftError, errorFields } from '../errors.js';
 import { WorkerEnv, type ConfigPayload } from '../ipc.js';
 import type { Logger } from '../log.js';
 import { CrashBackoff } from './crash-backoff.js';
+import { unobserved, type Observe, type RestartReason } from './observers.js';
 import { workerExec } from './worker-exec.js';
 import { WorkerProcess, type WorkerStatus } from './worker-process.js';
 
@@ -30,6 +31,10 @@ export interface PoolOptions {
   config: () => ConfigPayload;
   /** A worker of the live generation died on its own: its replacement is asked for here, after the crash backoff. */
   onWorkerLost: (lost: LostWorker) => void;
+  /** Workers collect Prometheus metrics (`--metrics`): they load prom-client at boot. */
+  metrics?: boolean;
+  /** Told of every worker replaced, and why. */
+  observe?: Observe;
 }
 
 /** What a reload may change besides the code: keys that need new processes. */
@@ -85,11 +90,13 @@ export class WorkerPool {
   private readonly replacements = new Set<NodeJS.Timeout>();
   private watchdog: NodeJS.Timeout | undefined;
   private stopping = false;
+  private readonly observe: Observe;
 
   constructor(
     private readonly options: PoolOptions,
     private readonly log: Logger,
   ) {
+    this.observe = options.observe ?? unobserved;
     // args: [] so the app's process.argv does not carry graft's own flags.
     cluster.setupPrimary({ ...workerExec(options.entry), args: [], silent: false });
     this.slot = new Slot<WorkerSet, PoolChange, ReloadOutcome>(
@@ -170,12 +177,16 @@ export class WorkerPool {
     return [...this.known];
   }
 
-  /** Start a fresh worker in w's place (on the live config), wait for it, then retire w. */
-  replace(w: WorkerProcess, reason: string): Promise<void> {
+  /**
+   * Start a fresh worker in w's place (on the live config), wait for it, then
+   * retire w. `why` is the sentence logged; `cause` the word counted.
+   */
+  replace(w: WorkerProcess, why: string, cause: RestartReason): Promise<void> {
     return this.slot.amend(async (live) => {
       const set = live.value;
       if (!set.workers.has(w) || this.stopping) return;
-      this.log.warn('replacing worker', { generation: set.generation, worker: w.index, workerPid: w.pid, reason });
+      this.log.warn('replacing worker', { generation: set.generation, worker: w.index, workerPid: w.pid, reason: why, cause });
+      this.observe({ type: 'worker-restart', reason: cause, generation: set.generation, worker: w.index, workerPid: w.pid });
       set.workers.delete(w);
       const fresh = this.fork(set, w.index, w.restarts + 1);
       await fresh.ready.catch(() => {});
@@ -304,6 +315,7 @@ export class WorkerPool {
       [WorkerEnv.idleCloseMs]: String(this.options.idleCloseMs),
       [WorkerEnv.lingerMs]: String(this.options.lingerMs),
       ...(this.options.swap ? { [WorkerEnv.swap]: '1' } : {}),
+      ...(this.options.metrics ? { [WorkerEnv.metrics]: '1' } : {}),
     });
     const wp = new WorkerProcess(worker, set.generation, index, restarts, this.options.readyTimeoutMs, this.options.entry);
     this.known.add(wp);
@@ -330,7 +342,9 @@ export class WorkerPool {
       return;
     }
     const { delayMs, loopStarted, recent } = this.backoff.record();
-    this.log.warn('worker died; replacing it', { ...fields, delayMs, crashesLastMinute: recent, ...(wp.bootError ? { code: wp.bootError.code, error: wp.bootError.message } : {}) });
+    const cause = wp.killedFor ?? 'crash';
+    this.log.warn('worker died; replacing it', { ...fields, cause, delayMs, crashesLastMinute: recent, ...(wp.bootError ? { code: wp.bootError.code, error: wp.bootError.message } : {}) });
+    this.observe({ type: 'worker-restart', reason: cause, generation: set.generation, worker: wp.index, workerPid: wp.pid });
     if (loopStarted) {
       this.log.error('workers are crash-looping; replacements are throttled', {
         code: 'GRAFT_CRASH_LOOP',
@@ -398,6 +412,7 @@ export class WorkerPool {
         heartbeatTimeoutMs: this.options.heartbeatTimeoutMs,
       });
       w.lastHeartbeat = now;
+      w.killedFor = 'heartbeat';
       w.kill();
     }
   }
