@@ -94,7 +94,9 @@ td.empty { color: var(--muted); font-style: italic; }
 .badge { display: inline-block; padding: 1px 8px; border-radius: 999px; font-size: 12px; font-weight: 600; white-space: nowrap; }
 .b-ok { color: var(--ok); background: var(--ok-bg); } .b-warn { color: var(--warn); background: var(--warn-bg); }
 .b-bad { color: var(--bad); background: var(--bad-bg); } .b-info { color: var(--info); background: var(--info-bg); }
-.err { color: var(--bad); font-size: 12px; margin-top: 2px; max-width: 420px; overflow-wrap: anywhere; }
+.err { color: var(--bad); font-size: 12px; margin-top: 2px; max-width: 420px; overflow-wrap: anywhere; display: -webkit-box; -webkit-line-clamp: 3; -webkit-box-orient: vertical; overflow: hidden; }
+.good { color: var(--ok); } .failed { color: var(--bad); }
+.num-left { font-variant-numeric: tabular-nums; }
 .mem { display: flex; align-items: center; gap: 8px; }
 .bar { width: 70px; height: 6px; border-radius: 3px; background: #eef0f3; overflow: hidden; }
 .bar i { display: block; height: 100%; background: var(--accent); }
@@ -148,21 +150,22 @@ function render(s) {
   $('master-state').textContent = m.state;
   $('master-sub').textContent = 'pid ' + m.pid + ' · up ' + duration(m.uptimeMs) + (m.busy ? ' · running ' + m.busy + (m.queued ? ' (+' + m.queued + ')' : '') : '');
   const r = m.lastReload;
-  $('last-reload').innerHTML = r ? badge(r.ok ? 'ok' : 'failed', r.ok ? 'ok' : 'bad') : '–';
+  $('last-reload').innerHTML = r ? '<span class="' + (r.ok ? 'good' : 'failed') + '">' + (r.ok ? 'ok' : 'failed') + '</span>' : '–';
   $('last-reload-sub').textContent = r ? ago(r.at, now) + ' · ' + r.reason + (r.ok ? ' → gen ' + r.generation : '') : 'none since start';
   const alerts = [];
   if (m.crashLoop) alerts.push('Workers are crash-looping (GRAFT_CRASH_LOOP): replacements are throttled; see the master log.');
-  if (m.config && m.config.lastRejected && s.history[0] && !s.history[0].accepted) alerts.push('Config v' + s.history[0].version + ' was rejected (' + (s.history[0].code || 'error') + '): ' + s.history[0].error + '; the live config stays v' + m.config.version + '.');
+  const latest = s.history[0];
+  if (m.config && latest && !latest.accepted) alerts.push('Config v' + latest.version + ' was rejected (' + (latest.code || 'error') + '): the live config stays v' + m.config.version + '. The config history below says why.');
   $('alerts').innerHTML = alerts.map((a) => '<div class="alert">' + esc(a) + '</div>').join('');
   const maxRss = Math.max(1, ...s.status.workers.map((w) => w.rss));
   rows('workers', s.status.workers, 10, (w) =>
     '<tr class="' + (w.generation === m.generation ? '' : 'old') + '" data-pid="' + w.pid + '" data-generation="' + w.generation + '">' +
-    '<td class="mono">' + w.pid + '</td><td>' + w.generation + '</td><td>' + w.index + '</td><td>' + badge(w.state, STATE[w.state] || 'info') + '</td>' +
+    '<td class="num-left">' + w.pid + '</td><td>' + w.generation + '</td><td>' + w.index + '</td><td>' + badge(w.state, STATE[w.state] || 'info') + '</td>' +
     '<td>' + duration(w.uptimeMs) + '</td><td><div class="mem"><div class="bar"><i style="width:' + Math.round((w.rss / maxRss) * 100) + '%"></i></div>' + mb(w.rss) + '</div></td>' +
     '<td class="num">' + w.inFlight + '</td><td class="num">' + w.served + '</td><td class="num">' + w.restarts + '</td><td>' + (w.configVersion ? 'v' + w.configVersion : '–') + '</td></tr>');
   rows('history', s.history, 5, (h) => {
     const changed = h.changed.length ? h.changed.slice(0, 4).join(', ') + (h.changed.length > 4 ? ' +' + (h.changed.length - 4) : '') : '–';
-    const outcome = h.accepted ? badge(h.mode === 'reload' ? 'applied (reload)' : 'applied', 'ok') : badge('rejected', 'bad') + '<div class="err">' + esc((h.code ? h.code + ': ' : '') + (h.error || '')) + '</div>';
+    const outcome = h.accepted ? badge(h.mode === 'reload' ? 'applied (reload)' : 'applied', 'ok') : badge('rejected', 'bad') + '<div class="err" title="' + esc((h.code ? h.code + ': ' : '') + (h.error || '')) + '">' + esc((h.code ? h.code + ': ' : '') + (h.error || '')) + '</div>';
     return '<tr><td>v' + h.version + '</td><td title="' + esc(h.at) + '">' + clock(h.at) + '</td><td>' + esc(h.source) + '</td><td class="mono">' + esc(changed) + '</td><td>' + outcome + '</td></tr>';
   });
   rows('reloads', s.activity.reloads, 5, (e) => {
