@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
 import net from 'node:net';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { getFresh } from '../../bench/lib/http.js';
-import { fixture, freePort, graftCli, isAlive, onlyGeneration, startGraft, waitFor, type GraftProcess } from '../helpers/graft.js';
+import { fixture, freePort, graftCli, isAlive, onlyGeneration, startGraft, tempDir, waitFor, type GraftProcess } from '../helpers/graft.js';
 import { scrape, select, total, type Sample } from '../helpers/prometheus.js';
 
 /** The generations and worker places that samples of `name` come from, as `generation/worker`. */
@@ -117,6 +119,33 @@ describe('--metrics', () => {
     assert.equal(total(samples, 'graft_config_rejections_total'), 1);
     assert.equal(total(samples, 'graft_worker_restarts_total', { reason: 'crash' }), 1);
     assert.deepEqual(sources(samples, 'process_cpu_user_seconds_total'), ['3/0', '3/1']);
+  });
+});
+
+describe('--metrics with --swap', () => {
+  test('swaps are counted by module and outcome', async () => {
+    const dir = tempDir('metrics-swap-');
+    const write = (version: string) => writeFileSync(join(dir, 'version.ts'), version);
+    write('export const version = "one";\n');
+    writeFileSync(join(dir, 'handler.ts'), "import { version } from './version.js';\nexport default (_req: unknown, res: { end(s: string): void }) => res.end(version);\n");
+    const port = await freePort();
+    const g = await startGraft(join(dir, 'handler.ts'), { workers: 2, args: ['--swap', '--metrics', String(port)], cwd: dir });
+    try {
+      await g.waitRunning();
+      write('export const version = "two";\n');
+      assert.equal((await g.cli('swap')).code, 0);
+      write('export const version = ;\n');
+      assert.notEqual((await g.cli('swap')).code, 0);
+      const [swapped] = ((await g.status()).workers[0] as { modules?: string[] }).modules ?? [];
+      const module = swapped?.replace(/@[^@]*$/, '');
+      assert.ok(module, 'the worker reports its swappable module');
+      const { samples } = await scrape(`http://127.0.0.1:${port}/metrics`);
+      assert.equal(total(samples, 'graft_swaps_total', { module, outcome: 'ok' }), 1);
+      assert.equal(total(samples, 'graft_swaps_total', { module: '*', outcome: 'failed' }), 1);
+      assert.equal(total(samples, 'graft_swaps_total'), 2);
+    } finally {
+      await g.stop();
+    }
   });
 });
 
