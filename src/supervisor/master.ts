@@ -94,6 +94,8 @@ export interface MasterStatus {
     bus?: BusStatus[];
     /** The fleet registry this master registers in (--fleet), and whether its entry is written. */
     fleet?: { fleet: string; key: string; registered: boolean };
+    /** Where Prometheus scrapes (--metrics) and where the live status page is (--metrics or --dashboard). */
+    http?: { metrics?: string; dashboard: string };
   } & Omit<PoolStatus, 'workers'>;
   workers: PoolStatus['workers'];
 }
@@ -431,6 +433,7 @@ export class Master {
         config: live ? { version: live.version, hash: live.hash, source: live.source, lastRejected: this.coordinator!.lastRejected, stores: this.coordinator!.sourceStatus() } : undefined,
         ...(this.bus ? { bus: this.bus.status() } : {}),
         ...(this.membership ? { fleet: this.membership.status() } : {}),
+        ...(this.endpoints.length ? { http: this.httpUrls() } : {}),
         ...pool,
       },
       workers,
@@ -563,6 +566,12 @@ export class Master {
       this.endpoints.push(endpoint);
       this.log.info(`serving ${Object.keys(routes).includes('/metrics') ? 'metrics' : 'the status page'}`, { address: address.display, paths: Object.keys(routes) });
     }
+  }
+
+  private httpUrls(): { metrics?: string; dashboard: string } {
+    const { metrics, dashboard } = this.options;
+    const url = (a: HttpAddress, path: string) => `http://${a.display}${path}`;
+    return { ...(metrics ? { metrics: url(metrics, '/metrics') } : {}), dashboard: url((dashboard ?? metrics)!, '/') };
   }
 
   private closeHttp(): void {

@@ -2,17 +2,18 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { describe, test } from 'node:test';
 import { openBrowser } from '../helpers/browser.js';
-import { fixture, freePort, startGraft } from '../helpers/graft.js';
+import { fixture, freePort, isAlive, startGraft, waitFor } from '../helpers/graft.js';
 
 /** How long the page may take to show a change the master has already answered for. */
 const SHOWN_MS = 20_000;
 
 describe('live status page', () => {
-  test('shows the generation and the workers, and follows a reload and config applies without being reloaded', async () => {
+  test('shows the generation and the workers, and follows a reload, config applies and a master upgrade without being reloaded', async () => {
     const port = await freePort();
     const base = `http://127.0.0.1:${port}/`;
     const g = await startGraft(fixture('metrics-app.ts'), { workers: 2, args: ['--dashboard', String(port), '--name', 'checkout'] });
     const browser = await openBrowser();
+    let successor: number | undefined;
     try {
       await g.waitRunning();
       const page = await browser.context.newPage();
@@ -50,10 +51,25 @@ describe('live status page', () => {
       await page.locator('#alerts', { hasText: 'Config v3 was rejected (GRAFT_CONFIG_INVALID): the live config stays v2' }).waitFor({ timeout: SHOWN_MS });
       assert.equal(await page.locator('#config-version').textContent(), 'v2');
 
+      // graft upgrade: the open page's stream ends with the old master and reconnects to the successor, on the same socket.
+      const upgrade = await g.cli('upgrade');
+      assert.equal(upgrade.code, 0, upgrade.stderr);
+      successor = Number(/master (\d+) serves/.exec(upgrade.stdout)?.[1]);
+      await g.exited;
+      await page.locator('#master-sub', { hasText: `pid ${successor} ` }).waitFor({ timeout: SHOWN_MS });
+      await page.locator('#generation', { hasText: /^3$/ }).waitFor({ timeout: SHOWN_MS });
+      await page.locator('#live', { hasText: /^live$/ }).waitFor({ timeout: SHOWN_MS });
+      // What the old master saw is still there.
+      await page.locator('#reloads tbody tr', { hasText: '1 → 2' }).waitFor({ timeout: SHOWN_MS });
+
       assert.equal(loads, 1, 'the page was never reloaded');
       assert.deepEqual(elsewhere, [], 'the page loads nothing from anywhere else');
     } finally {
       await browser.close();
+      if (successor && isAlive(successor)) {
+        await g.cli('stop');
+        await waitFor(() => !isAlive(successor!), 15_000, 'the successor to stop');
+      }
       await g.stop();
     }
   });
@@ -75,6 +91,8 @@ describe('live status page', () => {
       assert.equal((await fetch(`http://127.0.0.1:${port}/metrics`)).status, 200);
       const post = await fetch(`http://127.0.0.1:${port}/api/status`, { method: 'POST' });
       assert.equal(post.status, 405, 'read-only');
+      const status = await g.cli('status');
+      assert.match(status.stdout, new RegExp(`^metrics http://127\\.0\\.0\\.1:${port}/metrics  status page http://127\\.0\\.0\\.1:${port}/$`, 'm'), 'graft status says where they are');
     } finally {
       await g.stop();
     }
