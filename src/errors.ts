@@ -11,6 +11,7 @@ export const ErrorCodes = {
   GRAFT_ENTRY_NOT_FOUND: 'entry module not found',
   GRAFT_ENTRY_UNREADABLE: 'entry module not readable',
   GRAFT_PORT_IN_USE: 'port already in use',
+  GRAFT_METRICS_PORT_IN_USE: 'the metrics or status page port is already in use',
   GRAFT_BOOT_FAILED: 'the application threw while booting',
   GRAFT_WORKER_EXITED: 'a worker exited before it was ready',
   GRAFT_READY_TIMEOUT: 'a worker was not ready in time',

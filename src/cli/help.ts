@@ -34,6 +34,11 @@ export const commandHelp: Record<string, string> = {
       --fleet nats://H:P     register in the fleet registry there (NATS JetStream KV), so that
                              \`graft fleet\` sees this master and can roll changes out to it
                              (with --bus on the same server and --bus-key)
+      --metrics [HOST:]PORT  serve Prometheus metrics at /metrics: every worker's prom-client
+                             registry (the app's own metrics too), labelled worker and generation,
+                             and graft's own; the live status page at / unless --dashboard is given
+                             (HOST defaults to 127.0.0.1)
+      --dashboard [HOST:]PORT  serve the live status page (read-only) on this port
 
   Restart policies (none by default):
       --max-memory SIZE      a worker whose RSS stays over SIZE (three heartbeats in a row) is

@@ -11,6 +11,7 @@ import { parseConfigArg } from '../config/sources/source-url.js';
 import { GraftError } from '../errors.js';
 import { Keeper } from '../supervisor/keeper.js';
 import { keeperPid } from '../supervisor/keeper-link.js';
+import { parseHttpAddress, type HttpAddress } from '../supervisor/http-endpoint.js';
 import { Master } from '../supervisor/master.js';
 import { defaultPaths, pathsForSocket } from '../supervisor/paths.js';
 import { DEFAULT_POLICY, type RestartPolicy } from '../supervisor/restart-policy.js';
@@ -40,6 +41,8 @@ export async function start(argv: string[]): Promise<number> {
       'restart-delay': { type: 'string' },
       'max-restarts': { type: 'string' },
       'min-uptime': { type: 'string' },
+      metrics: { type: 'string' },
+      dashboard: { type: 'string' },
     },
     1,
   );
@@ -52,6 +55,8 @@ export async function start(argv: string[]): Promise<number> {
   const workers = integer('--workers', values.workers, 1, 1024) ?? availableParallelism();
   const bus = busOptions(values, entry, cwd);
   const policy = restartPolicy(values);
+  const metrics = httpAddress('--metrics', values.metrics, port);
+  const dashboard = httpAddress('--dashboard', values.dashboard, port);
   const paths = values.socket ? pathsForSocket(resolve(cwd, values.socket)) : defaultPaths(cwd, entryArg);
   // `graft start` itself stays as the keeper; the master is its child (and so is every successor).
   if (keeperPid() === undefined && !process.env.GRAFT_UPGRADE) return new Keeper(serviceName(values.name, entry)).run();
@@ -76,6 +81,8 @@ export async function start(argv: string[]): Promise<number> {
     fleet: values.fleet !== undefined ? parseFleetUrl(values.fleet) : undefined,
     bus,
     policy,
+    metrics,
+    dashboard,
   });
   return master.run();
 }
@@ -103,6 +110,14 @@ function busOptions(values: { bus?: string[] | undefined; 'bus-key'?: string | u
   const urls = values.bus.map((u) => parseBusUrl(u));
   if (!values['bus-key']) throw new GraftError('GRAFT_BUS_KEY', '--bus needs --bus-key FILE: the key every order is checked with (`graft keygen --hmac FILE` or `--ed25519 FILE`)');
   return { urls, key: loadOrderKey(resolve(cwd, values['bus-key'])), service: serviceName(values.name, entry), host: hostId(values['host-id']) };
+}
+
+/** --metrics / --dashboard: not the app's own port, which the workers listen on. */
+function httpAddress(flag: string, value: string | undefined, appPort: number): HttpAddress | undefined {
+  if (value === undefined) return undefined;
+  const address = parseHttpAddress(flag, value);
+  if (address.port === appPort) throw new GraftError('GRAFT_BAD_ARGUMENT', `${flag} ${address.display}: port ${appPort} is the app's port (--port); give ${flag} a port of its own`);
+  return address;
 }
 
 function checkEntry(given: string, entry: string): void {

@@ -42,6 +42,7 @@ export function formatStatus(status: MasterStatus): string {
   if (m.bus?.length) {
     lines.push(`bus ${m.bus.map((b) => `${b.url} ${b.connected ? 'connected' : `DISCONNECTED${b.lastError ? ` (${b.lastError})` : ''}`}`).join(', ')}`);
   }
+  if (m.http) lines.push(`${m.http.metrics ? `metrics ${m.http.metrics}  ` : ''}status page ${m.http.dashboard}`);
   if (m.fleet) lines.push(`fleet ${m.fleet.fleet} ${m.fleet.registered ? `registered as ${m.fleet.key}` : `NOT REGISTERED (yet) as ${m.fleet.key}`}`);
   if (m.busy) lines.push(`running: ${m.busy}${m.queued ? `, ${m.queued} queued behind it` : ''}`);
   const policy = describePolicy(m.policy);

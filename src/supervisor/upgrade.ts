@@ -1,7 +1,9 @@
 import { GraftError, type SerializedError } from '../errors.js';
+import type { RecentActivity } from './activity.js';
 import type { ConfigInheritance } from './config-coordinator.js';
 import { keeperPid, predecessorGone, spawnSuccessor, type MasterChild } from './keeper-link.js';
 import type { InheritedListener } from './listeners.js';
+import type { MetricSet } from './metrics.js';
 
 /**
  * The handover protocol of a master upgrade (`graft upgrade`, SIGUSR2). Node 20
@@ -30,6 +32,10 @@ export interface UpgradeState {
   overrides: Record<string, unknown>;
   /** Bus order ids already carried out (with when): a replay to the successor is refused too. */
   orders?: Array<[string, number]>;
+  /** graft's counters and histograms so far (--metrics): the successor's go on from them. */
+  metrics?: MetricSet;
+  /** Recent reloads, swaps and worker replacements, for the status page. */
+  activity?: RecentActivity;
 }
 
 type HandoverMessage =

@@ -8,6 +8,7 @@ import type { Logger } from '../log.js';
 import { CrashBackoff } from './crash-backoff.js';
 import { MemoryWatch } from './memory-watch.js';
 import { GenerationRecord, type Degraded, type RestartPolicy } from './restart-policy.js';
+import { unobserved, type Observe, type RestartReason } from './observers.js';
 import { workerExec } from './worker-exec.js';
 import { WorkerProcess, type WorkerStatus } from './worker-process.js';
 
@@ -37,6 +38,10 @@ export interface PoolOptions {
   onWorkerLost: (lost: LostWorker) => void;
   /** A worker of the live generation stayed over --max-memory: its replacement is asked for here (the outcome settles the ask). */
   onWorkerOverMemory: (ask: MemoryAsk) => Promise<unknown>;
+  /** Workers collect Prometheus metrics (`--metrics`): they load prom-client at boot. */
+  metrics?: boolean;
+  /** Told of every worker replaced, and why. */
+  observe?: Observe;
 }
 
 /** What a reload may change besides the code: keys that need new processes. */
@@ -109,6 +114,7 @@ export class WorkerPool {
   private readonly replacements = new Set<NodeJS.Timeout>();
   private watchdog: NodeJS.Timeout | undefined;
   private stopping = false;
+  private readonly observe: Observe;
 
   constructor(
     private readonly options: PoolOptions,
@@ -116,6 +122,7 @@ export class WorkerPool {
   ) {
     this.backoff = new CrashBackoff({ minDelayMs: options.policy.restartDelayMs });
     if (options.policy.maxMemoryBytes !== undefined) this.memory = new MemoryWatch(options.policy.maxMemoryBytes);
+    this.observe = options.observe ?? unobserved;
     // args: [] so the app's process.argv does not carry graft's own flags.
     cluster.setupPrimary({ ...workerExec(options.entry), args: [], silent: false });
     this.slot = new Slot<WorkerSet, PoolChange, ReloadOutcome>(
@@ -196,12 +203,16 @@ export class WorkerPool {
     return [...this.known];
   }
 
-  /** Start a fresh worker in w's place (on the live config), wait for it, then retire w. */
-  replace(w: WorkerProcess, reason: string): Promise<void> {
+  /**
+   * Start a fresh worker in w's place (on the live config), wait for it, then
+   * retire w. `why` is the sentence logged; `cause` the word counted.
+   */
+  replace(w: WorkerProcess, why: string, cause: RestartReason): Promise<void> {
     return this.slot.amend(async (live) => {
       const set = live.value;
       if (!set.workers.has(w) || this.stopping) return;
-      this.log.warn('replacing worker', { generation: set.generation, worker: w.index, workerPid: w.pid, reason });
+      this.log.warn('replacing worker', { generation: set.generation, worker: w.index, workerPid: w.pid, reason: why, cause });
+      this.observe({ type: 'worker-restart', reason: cause, generation: set.generation, worker: w.index, workerPid: w.pid });
       set.workers.delete(w);
       const fresh = this.fork(set, w.index, w.restarts + 1);
       await fresh.ready.catch(() => {});
@@ -255,6 +266,7 @@ export class WorkerPool {
         return { replaced: false };
       }
       this.memoryRetry.reset();
+      this.observe({ type: 'worker-restart', reason: 'memory', generation: set.generation, worker: w.index, workerPid: w.pid });
       this.log.info('worker over --max-memory replaced; draining it', {
         generation: set.generation,
         worker: w.index,
@@ -380,6 +392,7 @@ export class WorkerPool {
       [WorkerEnv.idleCloseMs]: String(this.options.idleCloseMs),
       [WorkerEnv.lingerMs]: String(this.options.lingerMs),
       ...(this.options.swap ? { [WorkerEnv.swap]: '1' } : {}),
+      ...(this.options.metrics ? { [WorkerEnv.metrics]: '1' } : {}),
     });
     const wp = new WorkerProcess(worker, set.generation, index, restarts, this.options.readyTimeoutMs, this.options.entry);
     this.known.add(wp);
@@ -428,7 +441,9 @@ export class WorkerPool {
       return;
     }
     const { delayMs, loopStarted, recent } = this.backoff.record(diedAt);
-    this.log.warn('worker died; replacing it', { ...fields, delayMs, unstable: crash.unstable, crashesLastMinute: recent, ...cause });
+    const reason = wp.killedFor ?? 'crash';
+    this.log.warn('worker died; replacing it', { ...fields, cause: reason, delayMs, unstable: crash.unstable, crashesLastMinute: recent, ...cause });
+    this.observe({ type: 'worker-restart', reason, generation: set.generation, worker: wp.index, workerPid: wp.pid });
     if (loopStarted) {
       this.log.error('workers are crash-looping; replacements are throttled', {
         code: 'GRAFT_CRASH_LOOP',
@@ -531,6 +546,7 @@ export class WorkerPool {
         heartbeatTimeoutMs: this.options.heartbeatTimeoutMs,
       });
       w.lastHeartbeat = now;
+      w.killedFor = 'heartbeat';
       w.kill();
     }
   }

@@ -1,5 +1,6 @@
 import type { Worker } from 'node:cluster';
 import { GraftError, type SerializedError } from '../errors.js';
+import type { RestartReason } from './observers.js';
 import { isGraftMessage, type MasterMessage, type WorkerReply, type WorkerRequest, type WorkerRequestBody, type WorkerStats, type WorkerMessage } from '../ipc.js';
 
 export type WorkerState = 'starting' | 'ready' | 'draining' | 'exited';
@@ -46,6 +47,8 @@ export class WorkerProcess {
   bootError: SerializedError | undefined;
   /** Set by the pool when it retires this worker on purpose. */
   retiring = false;
+  /** Set by the pool when it kills this worker to replace it (a blocked loop): its death is not a crash. */
+  killedFor: RestartReason | undefined;
   readonly ready: Promise<void>;
   readonly exited: Promise<WorkerExit>;
   /** Resolves once the worker has closed its listeners (or is gone). */
