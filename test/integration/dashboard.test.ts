@@ -52,10 +52,11 @@ describe('live status page', () => {
       assert.equal(await page.locator('#config-version').textContent(), 'v2');
 
       // graft upgrade: the open page's stream ends with the old master and reconnects to the successor, on the same socket.
+      const first = (await g.status()).master.pid;
       const upgrade = await g.cli('upgrade');
       assert.equal(upgrade.code, 0, upgrade.stderr);
       successor = Number(/master (\d+) serves/.exec(upgrade.stdout)?.[1]);
-      await g.exited;
+      await g.masterExit(first);
       await page.locator('#master-sub', { hasText: `pid ${successor} ` }).waitFor({ timeout: SHOWN_MS });
       await page.locator('#generation', { hasText: /^3$/ }).waitFor({ timeout: SHOWN_MS });
       await page.locator('#live', { hasText: /^live$/ }).waitFor({ timeout: SHOWN_MS });
@@ -86,7 +87,7 @@ describe('live status page', () => {
       assert.match(await page.text(), /<title>graft · metrics-app<\/title>/);
       const state = (await (await fetch(`http://127.0.0.1:${port}/api/status`)).json()) as { status: { master: { pid: number; generation: number } }; service: string };
       assert.equal(state.service, 'metrics-app');
-      assert.equal(state.status.master.pid, g.pid);
+      assert.equal(state.status.master.pid, await g.firstMaster());
       assert.equal(state.status.master.generation, 1);
       assert.equal((await fetch(`http://127.0.0.1:${port}/metrics`)).status, 200);
       const post = await fetch(`http://127.0.0.1:${port}/api/status`, { method: 'POST' });

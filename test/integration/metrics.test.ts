@@ -107,10 +107,11 @@ describe('--metrics', () => {
   });
 
   test('graft upgrade: the successor serves metrics on the same port and its counters go on from the old master', async () => {
+    const first = (await g.status()).master.pid;
     const r = await g.cli('upgrade');
     assert.equal(r.code, 0, r.stderr);
     successor = Number(/master (\d+) serves/.exec(r.stdout)?.[1]);
-    await g.exited;
+    await g.masterExit(first);
     const { status, samples } = await scrape(metricsUrl);
     assert.equal(status, 200);
     assert.equal((await g.status()).master.pid, successor);
