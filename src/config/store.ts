@@ -135,7 +135,20 @@ export class ConfigStore<T = Config> {
 
   /** Subscribe to a key path or prefix (`''` for every change). Returns an unsubscribe function. */
   on(path: string, listener: ConfigListener): () => void {
-    return this.subscriptions.add(path, listener);
+    // A worker thread says it has subscribers before it has one (see ThreadHub.settle).
+    this.follower?.subscriptions(this.subscriptions.size + 1);
+    let off: () => void;
+    try {
+      off = this.subscriptions.add(path, listener);
+    } catch (err) {
+      this.follower?.subscriptions(this.subscriptions.size);
+      throw err;
+    }
+    if (!this.follower) return off;
+    return () => {
+      off();
+      this.follower?.subscriptions(this.subscriptions.size);
+    };
   }
 
   /** defineService({ config }) declares the schema; validation uses it from then on. */

@@ -116,6 +116,16 @@ describe('config in worker threads', () => {
     await until(t.shared, HEARD, value);
   });
 
+  test('a thread without subscribers is not waited for; it reads the new version when it wakes', { timeout: 30_000 }, async () => {
+    const t = startThread('park');
+    await t.next(started);
+    const { n: value, outcome } = change({}, { threadTimeoutMs: 60_000 });
+    assert.deepEqual(await outcome, []);
+    Atomics.store(t.shared, RELEASE, 1);
+    Atomics.notify(t.shared, RELEASE);
+    await until(t.shared, READ, value);
+  });
+
   test('a thread that exits in the middle of a change stops counting', async () => {
     const t = startThread('spin-forever');
     await t.next(spinning);

@@ -40,6 +40,7 @@ export class ThreadFollower {
   private telling = false;
   private tellAgain = false;
   private waited = false;
+  private subscribed = false;
   private readonly waiters: Array<{ resolve(): void; reject(err: unknown): void }> = [];
   private readonly fromHub = new BroadcastChannel(THREADS_CHANNEL);
 
@@ -76,6 +77,13 @@ export class ThreadFollower {
         ? `config is not loaded in this thread yet: the main thread has not loaded it; await config.ready() before reading config.current`
         : `config is not loaded in this thread: the process's main thread has not shared it (import graft in the main thread before creating threads, it loads the config and shares it); await config.ready() to wait for it`,
     );
+  }
+
+  /** The store's subscriptions changed: the main thread waits for this thread on a change only while it has some. */
+  subscriptions(count: number): void {
+    if (count > 0 === this.subscribed) return;
+    this.subscribed = count > 0;
+    postToHub({ graft: 'subscribed', thread: threadId, subscribed: this.subscribed });
   }
 
   /** Resolves once this thread holds a snapshot; rejects with the main thread's reason if it has none to share. */

@@ -34,11 +34,12 @@ export interface HubHooks {
  * The main thread's side of config in worker threads. Every snapshot the
  * store makes live is written to the board at the instant the main thread
  * switches (so every thread's next read sees it too), and the change is
- * acknowledged only once every live thread that imported graft has run its
- * subscribers on it, or has exited, or has been busy for longer than the
- * change may wait (then that is reported as the thread's failure, like a
+ * acknowledged only once every live thread with subscribers (config.on, a
+ * loop) has run them on it, or has exited, or has been busy for longer than
+ * the change may wait (then that is reported as the thread's failure, like a
  * subscriber that timed out: the thread already reads the new snapshot, its
- * subscribers run when it is free).
+ * subscribers run when it is free). A thread without subscribers holds the
+ * new version by reading the board: nothing to wait for.
  *
  * Threads are members from their join (sent before their first read of the
  * board) until they exit: the thread that created them reports it (through
@@ -46,8 +47,8 @@ export interface HubHooks {
  */
 export class ThreadHub {
   private readonly board = SnapshotBoard.create();
-  /** Live threads that imported graft, and the highest board write each acknowledged (0: none yet). */
-  private readonly members = new Map<number, number>();
+  /** Live threads that imported graft: the highest board write each acknowledged (0: none yet), and whether it has subscribers. */
+  private readonly members = new Map<number, { acked: number; subscribed: boolean }>();
   private settling: Settling | undefined;
   /** Threads that started a loop, and the stop of their loops in progress (a draining worker). */
   private readonly looping = new Set<number>();
@@ -105,7 +106,7 @@ export class ThreadHub {
 
   /** Resolves with the threads' subscriber failures once every live thread acknowledged write `seq`, or after timeoutMs. */
   settle(seq: number, version: number, timeoutMs: number): Promise<ListenerFailure[]> {
-    const pending = new Set([...this.members].filter(([, acked]) => acked < seq).map(([thread]) => thread));
+    const pending = new Set([...this.members].filter(([, m]) => m.subscribed && m.acked < seq).map(([thread]) => thread));
     if (pending.size === 0) return Promise.resolve([]);
     return new Promise((resolve) => {
       const failures: ListenerFailure[] = [];
@@ -170,6 +171,9 @@ export class ThreadHub {
       case 'join':
         this.joined(message.thread, message.board);
         break;
+      case 'subscribed':
+        this.subscribed(message.thread, message.subscribed);
+        break;
       case 'ack':
         this.acked(message);
         break;
@@ -187,9 +191,7 @@ export class ThreadHub {
   }
 
   private joined(thread: number, hasBoard: boolean): void {
-    if (!this.members.has(thread)) this.members.set(thread, 0);
-    // It will acknowledge what it reads first, or the write it is told about next.
-    this.settling?.pending.add(thread);
+    if (!this.members.has(thread)) this.members.set(thread, { acked: 0, subscribed: false });
     if (!hasBoard) this.post({ graft: 'board', buffer: this.board.buffer });
     if (this.board.seq === 0) {
       try {
@@ -202,10 +204,21 @@ export class ThreadHub {
     }
   }
 
+  private subscribed(thread: number, subscribed: boolean): void {
+    const member = this.members.get(thread);
+    if (!member) return;
+    member.subscribed = subscribed;
+    // Subscribed after the change was published: its subscribers hear it anyway; the change need not wait.
+    // Unsubscribed: nothing left to wait for.
+    const settling = this.settling;
+    if (!subscribed && settling?.pending.delete(thread) && settling.pending.size === 0) settling.done();
+  }
+
   private acked(message: Extract<ThreadMessage, { graft: 'ack' }>): void {
     const { thread, seq, failures } = message;
-    if (!this.members.has(thread)) return;
-    this.members.set(thread, Math.max(this.members.get(thread)!, seq));
+    const member = this.members.get(thread);
+    if (!member) return;
+    member.acked = Math.max(member.acked, seq);
     const settling = this.settling;
     const annotated = failures.map((f) => ({ ...f, thread }));
     if (settling?.pending.has(thread) && seq >= settling.seq) {

@@ -22,6 +22,14 @@ export const THREADS_CHANNEL = 'graft:config:threads';
 export type ThreadMessage =
   /** This thread imported graft (board: it found the board in its environment data). Sent before it reads the board. */
   | { graft: 'join'; thread: number; board: boolean }
+  /**
+   * This thread has subscribers (config.on, a loop) or has none left. Only a
+   * thread with subscribers has anything to do on a change: the others read
+   * the new snapshot from the board by themselves, so a change does not wait
+   * for them (a piscina thread parked in Atomics.wait between tasks, say).
+   * Sent before the first subscription is added, after the last is removed.
+   */
+  | { graft: 'subscribed'; thread: number; subscribed: boolean }
   /** This thread holds the board's write `seq` (or a later one) and its subscribers ran for it. */
   | { graft: 'ack'; thread: number; seq: number; version: number; failures: ListenerFailure[] }
   /** A thread exited: sent by itself on a clean exit, and by the thread that created it. */
