@@ -169,11 +169,12 @@ export class ConfigStore<T = Config> {
     if (isMainThread) {
       this.hub ??= new ThreadHub({ load: () => (this.loaded || !this.loadOnFirstRead ? undefined : void this.live()) });
     } else {
-      this.follower ??= new ThreadFollower({
+      const follower = (this.follower ??= new ThreadFollower({
         take: (snapshot) => this.takeFromMainThread(snapshot as Snapshot<T>),
         notify: (changed, next, previous) => this.subscriptions.notify(changed, next, previous, this.listenerTimeoutMs),
         stopLoops: stopRunningLoops,
-      });
+      }));
+      Object.defineProperty(this, 'current', { configurable: true, enumerable: true, get: () => follower.current() });
     }
     return this;
   }

@@ -3,6 +3,7 @@ import { afterEach, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { deferred } from '../../src/core/deferred.js';
+import { whenLoopStarted } from '../../src/config/loop.js';
 import { config as processStore, type ConfigStore } from '../../src/config/store.js';
 import '../helpers/output.js';
 
@@ -84,6 +85,11 @@ describe('config in worker threads', () => {
     await outcome;
     t.worker.postMessage('go');
     assert.deepEqual(await t.next((m) => typeof m === 'object'), { n: value, version: config.version });
+  });
+
+  test('a thread that finds no board in its environment gets it from the main thread on its first read', async () => {
+    const t = startThread('orphan', 'orphan-thread.ts');
+    assert.deepEqual(await t.next((m) => typeof m === 'object'), { n, version: config.version });
   });
 
   test('a busy thread reads the new version at once; the change waits for its subscribers', async () => {
@@ -168,6 +174,8 @@ describe('config in worker threads', () => {
     const t = startThread('loop');
     await t.next(started);
     await until(t.shared, LOOPED, n);
+    // A job worker whose loops run in threads is ready too: its main thread hears of the first one.
+    await whenLoopStarted();
     const { n: value, outcome } = change();
     await outcome;
     await until(t.shared, LOOPED, value);

@@ -58,6 +58,13 @@ export class ThreadFollower {
     this.catchUp();
   }
 
+  /** config.current in a thread: the held data, once one atomic load has said it is still the newest. */
+  current(): unknown {
+    if (this.held !== undefined && this.board!.seq === this.seq) return this.held.data;
+    this.ensure();
+    return this.held!.data;
+  }
+
   /**
    * Before every read: take a newer snapshot if the board holds one. The first
    * read may wait (bounded) for the main thread to share its config.
