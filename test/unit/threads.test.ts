@@ -107,7 +107,7 @@ describe('config in worker threads', () => {
     assert.equal(Atomics.load(t.shared, HEARD), value);
   });
 
-  test('a thread busy for longer than the change may wait is reported, and hears the change once free', async () => {
+  test('a thread busy for longer than the change may wait is reported, and hears the change once free', { timeout: 30_000 }, async () => {
     const t = startThread('spin');
     await t.next(spinning);
     const { n: value, outcome } = change({}, { threadTimeoutMs: 100 });
@@ -118,8 +118,16 @@ describe('config in worker threads', () => {
     assert.match(failures[0]!.error, /did not take config version \d+ within 100 ms/);
     assert.equal(config.version, config.snapshotInfo.version);
     await until(t.shared, READ, value);
+    // Until it answers, later changes do not wait for it again.
+    const { n: next, outcome: nextOutcome } = change({}, { threadTimeoutMs: 60_000 });
+    assert.deepEqual(await nextOutcome, []);
+    await until(t.shared, READ, next);
     Atomics.store(t.shared, RELEASE, 1);
-    await until(t.shared, HEARD, value);
+    await until(t.shared, HEARD, next);
+    // It answered: from now on changes wait for it as for any thread.
+    const { n: last, outcome: lastOutcome } = change();
+    assert.deepEqual(await lastOutcome, []);
+    assert.equal(Atomics.load(t.shared, HEARD), last);
   });
 
   test('a thread without subscribers is not waited for; it reads the new version when it wakes', { timeout: 30_000 }, async () => {

@@ -47,8 +47,13 @@ export interface HubHooks {
  */
 export class ThreadHub {
   private readonly board = SnapshotBoard.create();
-  /** Live threads that imported graft: the highest board write each acknowledged (0: none yet), and whether it has subscribers. */
-  private readonly members = new Map<number, { acked: number; subscribed: boolean }>();
+  /**
+   * Live threads that imported graft: the highest board write each acknowledged
+   * (0: none yet), whether it has subscribers, and whether it let a change
+   * time out: such a thread (busy, or gone without graft hearing of it) is not
+   * waited for again until it answers.
+   */
+  private readonly members = new Map<number, { acked: number; subscribed: boolean; silent: boolean }>();
   private settling: Settling | undefined;
   /** Threads that started a loop, and the stop of their loops in progress (a draining worker). */
   private readonly looping = new Set<number>();
@@ -106,12 +111,14 @@ export class ThreadHub {
 
   /** Resolves with the threads' subscriber failures once every live thread acknowledged write `seq`, or after timeoutMs. */
   settle(seq: number, version: number, timeoutMs: number): Promise<ListenerFailure[]> {
-    const pending = new Set([...this.members].filter(([, m]) => m.subscribed && m.acked < seq).map(([thread]) => thread));
+    const pending = new Set([...this.members].filter(([, m]) => m.subscribed && !m.silent && m.acked < seq).map(([thread]) => thread));
     if (pending.size === 0) return Promise.resolve([]);
     return new Promise((resolve) => {
       const failures: ListenerFailure[] = [];
       const timer = setTimeout(() => {
         for (const thread of settling.pending) {
+          const member = this.members.get(thread);
+          if (member) member.silent = true;
           failures.push({ path: '', thread, code: 'GRAFT_THREAD_BUSY', error: `thread ${thread} did not take config version ${version} within ${timeoutMs} ms (busy?); it reads the new version already, its subscribers run when it is free` });
         }
         settling.done();
@@ -191,7 +198,7 @@ export class ThreadHub {
   }
 
   private joined(thread: number, hasBoard: boolean): void {
-    if (!this.members.has(thread)) this.members.set(thread, { acked: 0, subscribed: false });
+    if (!this.members.has(thread)) this.members.set(thread, { acked: 0, subscribed: false, silent: false });
     if (!hasBoard) this.post({ graft: 'board', buffer: this.board.buffer });
     if (this.board.seq === 0) {
       try {
@@ -219,6 +226,7 @@ export class ThreadHub {
     const member = this.members.get(thread);
     if (!member) return;
     member.acked = Math.max(member.acked, seq);
+    member.silent = false;
     const settling = this.settling;
     const annotated = failures.map((f) => ({ ...f, thread }));
     if (settling?.pending.has(thread) && seq >= settling.seq) {
