@@ -161,6 +161,9 @@ describe('config in worker threads', () => {
     assert.equal(config.current.n, value);
     t.worker.postMessage('read');
     await until(t.shared, READ, value);
+    // Taking boom away touches it too: the same subscriber runs, and throws, again.
+    const { outcome: cleared } = change();
+    assert.deepEqual((await cleared).map((f) => f.path), ['boom']);
   });
 
   test('a version dropped before its commit never reaches a thread', async () => {
@@ -176,6 +179,30 @@ describe('config in worker threads', () => {
     t.worker.postMessage('read');
     await until(t.shared, READ, live);
     assert.equal(config.current.n, live);
+  });
+
+  test('a thread that starts while a version is prepared reads the live one, then the prepared one once it commits', async () => {
+    const live = n;
+    const decision = deferred<boolean>();
+    const { n: value, outcome } = change({}, { decision: decision.promise });
+    await new Promise((r) => setTimeout(r, 0));
+    const t = startThread('idle');
+    assert.deepEqual(await t.next(started), { started: t.id, n: live }, 'a prepared version is not live anywhere yet');
+    decision.resolve(true);
+    assert.deepEqual(await outcome, []);
+    assert.equal(Atomics.load(t.shared, HEARD), value, 'the change waited for the thread that joined in between');
+  });
+
+  test('a snapshot that cannot be handed to threads is refused while threads hold config; the live one stays', async () => {
+    const t = startThread('idle');
+    const { n: live } = (await t.next(started)) as { n: number };
+    const { outcome } = change({ handler: () => 'not cloneable' });
+    await assert.rejects(outcome, (err: { code?: string; message?: string }) => err.code === 'GRAFT_CONFIG_INVALID' && /cannot be handed to worker threads/.test(err.message ?? ''));
+    n = live;
+    assert.equal(config.current.n, live);
+    Atomics.store(t.shared, READ, -1);
+    t.worker.postMessage('read');
+    await until(t.shared, READ, live);
   });
 
   test('a loop in a thread runs on each new snapshot, and stops when the worker drains', async () => {
