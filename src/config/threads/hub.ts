@@ -70,11 +70,6 @@ export class ThreadHub {
     process.on('worker', (worker: Worker) => this.track(worker));
   }
 
-  /** Threads that imported graft and are alive. */
-  get threads(): number {
-    return this.members.size;
-  }
-
   /**
    * Build step: the snapshot as threads will read it. A snapshot that can't be
    * handed to threads (a value the schema produced that can't be cloned, or
