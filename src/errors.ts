@@ -38,6 +38,7 @@ export const ErrorCodes = {
   GRAFT_CONFIG_APPLY_FAILED: 'a worker failed to apply the config',
   GRAFT_CONFIG_ABORTED: 'a prepared config version was dropped',
   GRAFT_BAD_KEY_PATH: 'a key path is malformed',
+  GRAFT_THREAD_BUSY: 'a worker thread did not take a config version in time',
   GRAFT_SWAP_LOAD: 'a new module generation failed to load',
   GRAFT_SWAP_MIGRATE: 'migrate() of a new module generation failed',
   GRAFT_SWAP_VERIFY: 'verify() of a new module generation failed',

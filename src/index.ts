@@ -23,8 +23,10 @@ export type { LeakReport } from './swap/leak-watch.js';
 export { collectMetrics } from './metrics-registries.js';
 export type { MetricsRegistry } from './metrics-registries.js';
 
+import { isMainThread } from 'node:worker_threads';
 import { enableStandalone } from './config/standalone.js';
 import { config as store } from './config/store.js';
 import { WorkerEnv } from './ipc.js';
-// Without a graft master, the process loads and watches its own config.
-if (!process.env[WorkerEnv.entry]) enableStandalone(store as never);
+// Without a graft master, the process loads and watches its own config (in
+// its main thread: a worker thread's config follows its main thread's).
+if (isMainThread && !process.env[WorkerEnv.entry]) enableStandalone(store as never);

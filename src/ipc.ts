@@ -31,7 +31,8 @@ export interface ConfigIssuePayload {
 
 /** Requests the master sends and a worker answers with a `reply` carrying the same rid. */
 export type WorkerRequest =
-  | { graft: 'config-prepare'; rid: number; config: ConfigPayload }
+  /** timeoutMs: how long the master waits for each answer, so the worker bounds its wait for its threads within it. */
+  | { graft: 'config-prepare'; rid: number; config: ConfigPayload; timeoutMs?: number }
   | { graft: 'config-commit'; rid: number; version: number }
   | { graft: 'config-check'; rid: number; config: ConfigPayload }
   | { graft: 'config-get'; rid: number }

@@ -1,3 +1,4 @@
+import { isMainThread, threadId } from 'node:worker_threads';
 import type { ErrorCode } from './errors.js';
 
 /**
@@ -50,8 +51,11 @@ function write(level: Level, base: Fields, msg: string, fields?: Fields): void {
   sink(line);
 }
 
+/** In a worker thread, every record names the thread too. */
+const thread = isMainThread ? {} : { thread: threadId };
+
 export function createLogger(base: Fields): Logger {
-  const full = { pid: process.pid, ...base };
+  const full = { pid: process.pid, ...thread, ...base };
   return {
     debug: (m, f) => write('debug', full, m, f),
     info: (m, f) => write('info', full, m, f),

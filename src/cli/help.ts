@@ -111,8 +111,9 @@ export const commandHelp: Record<string, string> = {
   config: `graft config show [keypath]     what the workers run, with its version
 graft config check FILE         validate FILE against the running service's schema; applies nothing
 graft config apply [--set K=V] [--unset K] [--reset]
-                                re-read the sources and move every worker to the result; --set
-                                overrides stay on top (over file edits) until --unset K or --reset
+                                re-read the sources and move every worker (and its worker threads)
+                                to the result; --set overrides stay on top (over file edits) until
+                                --unset K or --reset
 graft config history [--json]   recent versions: time, source, changed keys, accepted or rejected`,
 };
 

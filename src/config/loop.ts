@@ -1,5 +1,6 @@
 import { errorMessage } from '../errors.js';
 import { createLogger } from '../log.js';
+import { addLoop, removeLoop } from './running-loops.js';
 import { config as defaultStore, type Config, type ConfigStore } from './store.js';
 
 export interface LoopContext<C> {
@@ -26,25 +27,12 @@ export interface LoopHandle {
   readonly iterations: number;
 }
 
-const kLoops = Symbol.for('graft.loops');
-const loops = ((globalThis as Record<symbol, unknown>)[kLoops] ??= new Set<LoopHandle>()) as Set<LoopHandle>;
-
-let announceLoop: (() => void) | undefined;
-const firstLoop = new Promise<void>((resolve) => (announceLoop = resolve));
-
-/** Every loop running in this process; a draining worker stops them before it exits. */
-export function runningLoops(): ReadonlySet<LoopHandle> {
-  return loops;
-}
-
-/** Resolves when this process starts its first loop: a job worker is ready then. */
-export function whenLoopStarted(): Promise<void> {
-  return firstLoop;
-}
+export { runningLoops, whenLoopStarted } from './running-loops.js';
 
 /**
  * A job worker's main loop: each iteration runs with the current snapshot;
- * a config change applies from the next iteration on.
+ * a config change applies from the next iteration on. The same in a worker
+ * thread, whose snapshots follow its process's.
  */
 export function loop<C = Config>(body: (ctx: LoopContext<C>) => unknown, options: LoopOptions<C> = {}): LoopHandle {
   const store = (options.store ?? defaultStore) as ConfigStore<C>;
@@ -84,14 +72,13 @@ export function loop<C = Config>(body: (ctx: LoopContext<C>) => unknown, options
       stopping.abort(new Error('loop stopped'));
       unsubscribe();
       await done;
-      loops.delete(handle);
+      removeLoop(handle);
     },
     get iterations() {
       return iterations;
     },
   };
-  loops.add(handle);
-  announceLoop?.();
+  addLoop(handle);
   return handle;
 }
 

@@ -7,6 +7,7 @@ import { contentHash, mergeLayers } from './snapshot.js';
 import { EnvSource } from './sources/env-source.js';
 import { FileSource } from './sources/file-source.js';
 import type { ConfigStore } from './store.js';
+import { listenerFailureFields } from './subscriptions.js';
 
 /**
  * A process with no graft master (`node app.js` importing graft) loads and
@@ -37,7 +38,7 @@ function watch(store: ConfigStore<unknown>, loader: ConfigLoader): void {
       (failures) => {
         if (store.version === before) return;
         log.info('config applied', { configVersion: store.version, hash: store.hash, changed: store.snapshotInfo.changed, source: sources });
-        for (const f of failures) log.error('config listener failed', { configVersion: store.version, path: f.path, error: f.error });
+        for (const f of failures) log.error('config listener failed', listenerFailureFields(store.version, f));
       },
       (err: unknown) => log.error('config change rejected; the live config stays', { configVersion: store.version, source: sources, ...errorFields(err) }),
     );

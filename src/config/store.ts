@@ -1,9 +1,14 @@
+import { isMainThread } from 'node:worker_threads';
+import { deferred } from '../core/deferred.js';
 import { GraftError } from '../errors.js';
 import { Slot, Unchanged } from '../core/slot.js';
+import { stopRunningLoops } from './running-loops.js';
 import type { ConfigSchema } from './schema.js';
 import { issuesError, validateConfig } from './schema.js';
 import { changedPaths, contentHash, deepFreeze, type Snapshot } from './snapshot.js';
 import { Subscriptions, type ConfigListener, type ListenerFailure } from './subscriptions.js';
+import { ThreadFollower } from './threads/follower.js';
+import { ThreadHub, type Staged } from './threads/hub.js';
 
 /**
  * Declare your config's type once for typed `config.current` everywhere:
@@ -28,12 +33,17 @@ export interface Proposal {
   decision?: Promise<boolean>;
   /** Told when the data passed the schema, before the decision is awaited. */
   onValid?(): void;
+  /** How long the change may wait for the process's worker threads to run their subscribers (default: the store's threadTimeoutMs). */
+  threadTimeoutMs?: number;
 }
 
 /** A snapshot with the schema that validated it: the same content under a new schema is a change. */
 interface Validated<T> {
   snapshot: Snapshot<T>;
   schema: ConfigSchema<T> | undefined;
+  /** The snapshot as worker threads will read it (main thread of the process-wide store only). */
+  staged?: Staged | undefined;
+  threadTimeoutMs?: number | undefined;
 }
 
 /** How long a prepared version waits for the master's decision before it is dropped. */
@@ -45,7 +55,8 @@ const DECISION_TIMEOUT_MS = 30_000;
  * when the master runs a two-phase change (verify), and goes live with its
  * subscriptions notified (commit), one change at a time. In a graft worker the
  * master feeds it over IPC; in a process without a master it loads and watches
- * by itself (see standalone.ts).
+ * by itself (see standalone.ts). The process-wide store shares every snapshot
+ * with the process's worker threads, whose stores follow it (see threads/).
  */
 export class ConfigStore<T = Config> {
   /**
@@ -58,7 +69,14 @@ export class ConfigStore<T = Config> {
   private readonly subscriptions = new Subscriptions();
   /** Set by the standalone loader: loads sources on first read. */
   private loadOnFirstRead: (() => void) | undefined;
+  /** Main thread: shares each snapshot with the process's worker threads. */
+  private hub: ThreadHub | undefined;
+  /** Worker thread: takes each snapshot from the process's main thread. */
+  private follower: ThreadFollower | undefined;
+  private readonly firstSnapshot = deferred<void>();
   listenerTimeoutMs = 5000;
+  /** How long a change waits for worker threads to run their subscribers before it reports them busy. */
+  threadTimeoutMs = 15_000;
 
   constructor() {
     // Until the first snapshot, reading current loads it (without a master) or explains why it can't.
@@ -88,7 +106,27 @@ export class ConfigStore<T = Config> {
   }
 
   get loaded(): boolean {
+    this.follower?.catchUp();
     return this.slot.current !== undefined;
+  }
+
+  /**
+   * Resolves once config.current can be read: at once where it can (a graft
+   * worker, a thread of one), after loading without a master, and in a worker
+   * thread once its main thread has shared the config.
+   */
+  ready(): Promise<void> {
+    if (this.follower) return this.follower.ready();
+    if (this.loaded) return Promise.resolve();
+    if (this.loadOnFirstRead) {
+      try {
+        this.live();
+      } catch (err) {
+        return Promise.reject(err);
+      }
+      return Promise.resolve();
+    }
+    return this.firstSnapshot.promise;
   }
 
   get declaredSchema(): ConfigSchema<T> | undefined {
@@ -97,7 +135,20 @@ export class ConfigStore<T = Config> {
 
   /** Subscribe to a key path or prefix (`''` for every change). Returns an unsubscribe function. */
   on(path: string, listener: ConfigListener): () => void {
-    return this.subscriptions.add(path, listener);
+    // A worker thread says it has subscribers before it has one (see ThreadHub.settle).
+    this.follower?.subscriptions(this.subscriptions.size + 1);
+    let off: () => void;
+    try {
+      off = this.subscriptions.add(path, listener);
+    } catch (err) {
+      this.follower?.subscriptions(this.subscriptions.size);
+      throw err;
+    }
+    if (!this.follower) return off;
+    return () => {
+      off();
+      this.follower?.subscriptions(this.subscriptions.size);
+    };
   }
 
   /** defineService({ config }) declares the schema; validation uses it from then on. */
@@ -107,6 +158,30 @@ export class ConfigStore<T = Config> {
 
   setLoader(load: (() => void) | undefined): void {
     this.loadOnFirstRead = load;
+  }
+
+  /**
+   * Make this the store of every thread of the process: in the main thread it
+   * shares its snapshots; in a worker thread it follows the main thread's
+   * (and reads check for a newer one, so config.current is an accessor there).
+   */
+  shareAcrossThreads(): this {
+    if (isMainThread) {
+      this.hub ??= new ThreadHub({ load: () => (this.loaded || !this.loadOnFirstRead ? undefined : void this.live()) });
+    } else {
+      const follower = (this.follower ??= new ThreadFollower({
+        take: (snapshot) => this.takeFromMainThread(snapshot as Snapshot<T>),
+        notify: (changed, next, previous) => this.subscriptions.notify(changed, next, previous, this.listenerTimeoutMs),
+        stopLoops: stopRunningLoops,
+      }));
+      Object.defineProperty(this, 'current', { configurable: true, enumerable: true, get: () => follower.current() });
+    }
+    return this;
+  }
+
+  /** A draining worker: the job loops running in its worker threads stop too (their running iteration finishes). */
+  stopThreadLoops(): Promise<void> {
+    return this.hub?.stopLoops() ?? Promise.resolve();
   }
 
   /**
@@ -130,8 +205,9 @@ export class ConfigStore<T = Config> {
    */
   adopt(data: T, meta: { version: number; hash: string; source: string }): void {
     const snapshot = freezeSnapshot(meta.version, meta.hash, data, [], meta.source);
-    this.slot.adopt({ snapshot, schema: this.schema });
-    this.expose(snapshot);
+    const staged = this.hub?.stage(snapshot);
+    this.slot.adopt({ snapshot, schema: this.schema, staged });
+    this.expose(snapshot, staged);
   }
 
   private async validate(proposal: Proposal, previous: Validated<T> | undefined): Promise<Validated<T>> {
@@ -145,7 +221,9 @@ export class ConfigStore<T = Config> {
     if ('issues' in result) throw issuesError(result.issues, proposal.source);
     const version = proposal.version ?? (previous ? previous.snapshot.version + 1 : 1);
     const changed = previous ? changedPaths(previous.snapshot.data, result.value) : [];
-    return { snapshot: freezeSnapshot(version, hash, result.value, changed, proposal.source), schema };
+    const snapshot = freezeSnapshot(version, hash, result.value, changed, proposal.source);
+    // Part of validating: a snapshot the threads could not be handed is refused before anything goes live.
+    return { snapshot, schema, staged: this.hub?.stage(snapshot), threadTimeoutMs: proposal.threadTimeoutMs };
   }
 
   private async awaitDecision(proposal: Proposal): Promise<void> {
@@ -162,19 +240,33 @@ export class ConfigStore<T = Config> {
     if (!go) throw new GraftError('GRAFT_CONFIG_ABORTED', `config version ${proposal.version ?? '?'} from ${proposal.source} was dropped before it went live: the change did not reach every worker`);
   }
 
+  /** Commit: the main thread and every worker thread switch at once; resolves when the subscriptions of all have run. */
   private async install(next: Validated<T>, previous: Validated<T> | undefined): Promise<ListenerFailure[]> {
-    this.expose(next.snapshot);
+    const seq = this.expose(next.snapshot, next.staged);
     const changed = next.snapshot.changed;
-    if (!previous || changed.length === 0) return [];
-    return this.subscriptions.notify(changed, next.snapshot.data, previous.snapshot.data, this.listenerTimeoutMs);
+    const threads = seq === undefined ? [] : this.hub!.settle(seq, next.snapshot.version, next.threadTimeoutMs ?? this.threadTimeoutMs);
+    const main = !previous || changed.length === 0 ? [] : this.subscriptions.notify(changed, next.snapshot.data, previous.snapshot.data, this.listenerTimeoutMs);
+    const [own, theirs] = await Promise.all([main, threads]);
+    return [...own, ...theirs];
   }
 
-  private expose(snapshot: Snapshot<T>): void {
+  /** The snapshot goes live in this thread (and, from the main thread, on the board every thread reads). Returns the board's write number. */
+  private expose(snapshot: Snapshot<T>, staged?: Staged): number | undefined {
     Object.defineProperty(this, 'current', { configurable: true, enumerable: true, writable: false, value: snapshot.data });
+    this.firstSnapshot.resolve();
+    return staged && this.hub?.publish(staged);
+  }
+
+  /** A worker thread takes the snapshot its main thread made live (validated there): current stays an accessor that checks for the next one. */
+  private takeFromMainThread(snapshot: Snapshot<T>): void {
+    deepFreeze(snapshot);
+    this.slot.adopt({ snapshot, schema: this.schema }, snapshot.version);
+    this.firstSnapshot.resolve();
   }
 
   private live(): Snapshot<T> {
-    if (!this.slot.current && this.loadOnFirstRead) this.loadOnFirstRead();
+    if (this.follower) this.follower.ensure();
+    else if (!this.slot.current && this.loadOnFirstRead) this.loadOnFirstRead();
     const live = this.slot.current;
     if (!live) {
       throw new GraftError('GRAFT_CONFIG_NOT_READY', 'config is not loaded yet; read config.current inside start() or a request handler, not while modules load');
@@ -193,4 +285,4 @@ function freezeSnapshot<T>(version: number, hash: string, data: T, changed: stri
  * so an app that imports its own copy of graft shares it with the worker runtime.
  */
 const kStore = Symbol.for('graft.config.store');
-export const config: ConfigStore = ((globalThis as Record<symbol, unknown>)[kStore] ??= new ConfigStore()) as ConfigStore;
+export const config: ConfigStore = ((globalThis as Record<symbol, unknown>)[kStore] ??= new ConfigStore().shareAcrossThreads()) as ConfigStore;

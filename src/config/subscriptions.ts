@@ -1,4 +1,5 @@
-import { errorMessage } from '../errors.js';
+import { errorMessage, isErrorCode } from '../errors.js';
+import type { Fields } from '../log.js';
 import { getPath, splitPath, touches } from './key-path.js';
 
 export type ConfigListener = (next: unknown, previous: unknown) => void | Promise<void>;
@@ -6,6 +7,15 @@ export type ConfigListener = (next: unknown, previous: unknown) => void | Promis
 export interface ListenerFailure {
   path: string;
   error: string;
+  /** The worker thread whose subscriber failed (absent: the main thread's). */
+  thread?: number;
+  /** Set when graft knows the failure: GRAFT_THREAD_BUSY for a thread that did not take the change in time. */
+  code?: string;
+}
+
+/** A failure as a log record's fields: the version, the thread (if not the main thread's), the key path, the code graft knows. */
+export function listenerFailureFields(configVersion: number, f: ListenerFailure): Fields {
+  return { configVersion, ...(f.thread !== undefined ? { thread: f.thread } : {}), path: f.path, ...(isErrorCode(f.code) ? { code: f.code } : {}), error: f.error };
 }
 
 interface Subscription {

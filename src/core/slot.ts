@@ -136,15 +136,19 @@ export class Slot<T, R = undefined, C = undefined> {
   }
 
   /**
-   * Make value the first live generation without building it: a value that had
-   * to be read synchronously, or one inherited from a predecessor process.
+   * Make value the live generation without building it: a value that had to
+   * be read synchronously, one inherited from a predecessor process, or one
+   * built and verified elsewhere (a worker thread takes the snapshot its main
+   * thread validated). A generation already live is retired as by a replace.
    */
   adopt(value: T, version = this.nextVersion): Generation<T> {
-    if (this.live || this.running || this.closed) throw new GraftError('GRAFT_INTERNAL', `${this.name}: only an idle, empty slot can adopt a generation`);
+    if (this.running || this.queue.length > 0 || this.closed) throw new GraftError('GRAFT_INTERNAL', `${this.name}: only an idle slot can adopt a generation`);
+    const previous = this.live;
     const generation = new Generation(version, value);
     this.live = generation;
     this.nextVersion = version + 1;
-    this.emit({ type: 'commit', slot: this.name, version, previous: undefined, buildMs: 0 });
+    this.emit({ type: 'commit', slot: this.name, version, previous: previous?.version, buildMs: 0 });
+    if (previous) this.retire(previous);
     return generation;
   }
 

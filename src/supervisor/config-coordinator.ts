@@ -222,7 +222,7 @@ export class ConfigCoordinator {
     const workers = pool.liveWorkers();
     const replies = await Promise.all(
       workers.map((w) =>
-        w.request({ graft: 'config-prepare', config: candidate.payload }, this.options.workerTimeoutMs).then(
+        w.request({ graft: 'config-prepare', config: candidate.payload, timeoutMs: this.options.workerTimeoutMs }, this.options.workerTimeoutMs).then(
           (reply) => ({ w, error: reply.ok ? undefined : GraftError.from(reply.error) }),
           (err: unknown) => ({ w, error: err as GraftError }),
         ),

@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { ConfigInvalid, validateConfig } from '../config/schema.js';
-import type { ListenerFailure } from '../config/subscriptions.js';
+import { listenerFailureFields, type ListenerFailure } from '../config/subscriptions.js';
 import { deferred } from '../core/deferred.js';
 import { GraftError } from '../errors.js';
 import type { SwapReply, WorkerRequest } from '../ipc.js';
@@ -18,7 +18,7 @@ export async function answer(request: WorkerRequest): Promise<void> {
   try {
     switch (request.graft) {
       case 'config-prepare':
-        await prepare(request.config.version, request.config.source, request.config.data);
+        await prepare(request.config.version, request.config.source, request.config.data, request.timeoutMs);
         return send({ graft: 'reply', rid, ok: true });
       case 'config-commit': {
         const failures = await commit(request.version);
@@ -49,13 +49,19 @@ export function abort(version: number): void {
   staged = undefined;
 }
 
-/** Phase one: validate, and hold the version (the store's slot waits for the decision). */
-async function prepare(version: number, source: string, data: Record<string, unknown>): Promise<void> {
+/**
+ * Phase one: validate, and hold the version (the store's slot waits for the
+ * decision). Worker threads take no part here: they see a version only once
+ * it is committed, all at once through the board (config/threads/board.ts).
+ */
+async function prepare(version: number, source: string, data: Record<string, unknown>, masterTimeoutMs: number | undefined): Promise<void> {
   // The master runs one change at a time: a version still staged was given up (its master timed out or went away).
   if (staged) abort(staged.version);
   const decision = deferred<boolean>();
   const valid = deferred<void>();
-  const done = config.apply({ version, source, read: () => data, decision: decision.promise, onValid: () => valid.resolve() });
+  // The commit waits for busy threads, but answers the master before it gives up on this worker.
+  const threadTimeoutMs = masterTimeoutMs === undefined ? undefined : Math.floor(masterTimeoutMs * 0.8);
+  const done = config.apply({ version, source, read: () => data, decision: decision.promise, onValid: () => valid.resolve(), threadTimeoutMs });
   staged = { version, decide: decision.resolve, done };
   try {
     await Promise.race([valid.promise, done]);
@@ -65,7 +71,7 @@ async function prepare(version: number, source: string, data: Record<string, unk
   }
 }
 
-/** Phase two: make the staged version live; subscriptions run before the answer goes back. */
+/** Phase two: make the staged version live; subscriptions (the main thread's and every worker thread's) run before the answer goes back. */
 async function commit(version: number): Promise<ListenerFailure[]> {
   const held = staged;
   if (held?.version !== version) {
@@ -74,7 +80,7 @@ async function commit(version: number): Promise<ListenerFailure[]> {
   staged = undefined;
   held.decide(true);
   const failures = await held.done;
-  for (const f of failures) log.error('config listener failed', { configVersion: config.version, path: f.path, error: f.error });
+  for (const f of failures) log.error('config listener failed', listenerFailureFields(config.version, f));
   log.info('config applied', { configVersion: config.version, changed: config.snapshotInfo.changed });
   heartbeat();
   return failures;

@@ -1,11 +1,11 @@
 import { runningLoops } from '../config/loop.js';
 import type { MasterMessage } from '../ipc.js';
-import { ctx, drainController, log, registry, runtime, send } from './runtime.js';
+import { config, ctx, drainController, log, registry, runtime, send } from './runtime.js';
 
 /**
  * The worker's retirement, when its master drains it: stop accepting (and
  * tell the master, so it knows this worker is out of the round-robin), stop
- * the job loops, finish every connection, run the service's stop(), then wait
+ * the job loops (its worker threads' too), finish every connection, run the service's stop(), then wait
  * for the master's word to exit.
  */
 export async function retire(message: Extract<MasterMessage, { graft: 'drain' }>): Promise<void> {
@@ -17,7 +17,7 @@ export async function retire(message: Extract<MasterMessage, { graft: 'drain' }>
   // Sent after node:cluster's own close message on the same channel, so when the
   // master reads it this worker is out of the round-robin.
   send({ graft: 'closed' });
-  await Promise.all([...runningLoops()].map((l) => l.stop()));
+  await Promise.all([...[...runningLoops()].map((l) => l.stop()), config.stopThreadLoops()]);
   await registry.drain({ idleCloseMs: message.idleCloseMs, lingerMs: message.lingerMs });
   try {
     await runtime.service?.stop?.(ctx);

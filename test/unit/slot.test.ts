@@ -249,12 +249,20 @@ describe('generation slot', () => {
   });
 
   test('adopt makes a value live without building it, and numbering goes on from it', async () => {
-    const { slot } = counterSlot();
+    const { slot, disposed } = counterSlot();
     slot.adopt({ v: 0 }, 7);
     assert.equal(slot.current?.version, 7);
     assert.equal(slot.upcoming, 8);
     const { generation, previous } = await slot.replace();
     assert.deepEqual([generation.version, previous?.version], [8, 7]);
+    // On an idle slot, the live generation is retired as by a replace (a worker thread takes its process's snapshots so).
+    slot.adopt({ v: 20 }, 20);
+    assert.equal(slot.current?.version, 20);
+    await slot.settled();
+    assert.deepEqual(disposed, [0, 8]);
+    // Not while a replace runs.
+    const running = slot.replace();
     assert.throws(() => slot.adopt({ v: 1 }), (err: { code?: string }) => err.code === 'GRAFT_INTERNAL');
+    await running;
   });
 });
