@@ -63,3 +63,21 @@ export function seconds(flag: string, value: string | undefined): number | undef
   }
   return Math.round(n * 1000);
 }
+
+const UNITS: Record<string, number> = { '': 1, B: 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 };
+
+/** A size such as `10M`, `512K`, `1G` or a number of bytes (K, M, G are powers of 1024; a trailing B is allowed). */
+export function bytes(flag: string, value: string | undefined, min: number, max: number): number | undefined {
+  if (value === undefined) return undefined;
+  const m = /^\s*(\d+)\s*(?:([KMG])(?:i?B)?|B)?\s*$/i.exec(value);
+  const n = m ? Number(m[1]) * UNITS[(m[2] ?? '').toUpperCase()]! : NaN;
+  if (!m || !Number.isSafeInteger(n) || n < min || n > max) {
+    throw new GraftError('GRAFT_BAD_ARGUMENT', `${flag} must be a size from ${formatBytes(min)} to ${formatBytes(max)} such as 10M, 512K or 1G, got ${JSON.stringify(value)}`);
+  }
+  return n;
+}
+
+export function formatBytes(n: number): string {
+  for (const unit of ['G', 'M', 'K'] as const) if (n >= UNITS[unit]! && n % UNITS[unit]! === 0) return `${n / UNITS[unit]!}${unit}`;
+  return `${n}B`;
+}

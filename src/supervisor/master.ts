@@ -14,6 +14,7 @@ import type { FleetAddress } from '../fleet/fleet-url.js';
 import type { Membership } from '../fleet/membership.js';
 import { registryKey, type HostRecord } from '../fleet/registration.js';
 import { createLogger } from '../log.js';
+import { ServiceLog, type LogTarget } from '../logs/service-log.js';
 import { Arbiter } from './arbiter.js';
 import { CodeSwapper } from './code-swapper.js';
 import { CodeWatcher } from './code-watcher.js';
@@ -25,6 +26,7 @@ import { ListenerRegistry } from './listeners.js';
 import { MasterFiles } from './master-files.js';
 import type { MasterPaths } from './paths.js';
 import { Reloads, type ReloadRecord } from './reloads.js';
+import { checkName } from './service-registry.js';
 import { installSignals } from './signals.js';
 import { Succession } from './succession.js';
 import { awaitHandover, reportInControl, reportUpgradeFailed, takeUpgradeState, type UpgradeState } from './upgrade.js';
@@ -63,6 +65,8 @@ export interface MasterOptions {
   fleet: FleetAddress | undefined;
   /** Take signed orders from NATS and/or RabbitMQ (--bus). */
   bus?: BusOptions | undefined;
+  /** Where graft's and the app's lines go: a rotated log file (--log-dir), or stdout and stderr. */
+  logs: LogTarget;
 }
 
 export interface MasterStatus {
@@ -84,6 +88,10 @@ export interface MasterStatus {
     bus?: BusStatus[];
     /** The fleet registry this master registers in (--fleet), and whether its entry is written. */
     fleet?: { fleet: string; key: string; registered: boolean };
+    /** The service's name (--name), as `graft ls` and the control commands know it. */
+    name: string;
+    /** Where its lines go. */
+    logs: LogTarget;
   } & Omit<PoolStatus, 'workers'>;
   workers: PoolStatus['workers'];
 }
@@ -107,6 +115,7 @@ export class Master {
   private readonly startedAt = Date.now();
   private readonly control: ControlServer;
   private readonly files: MasterFiles;
+  private readonly output: ServiceLog;
   private readonly applyOverrides = new OverrideSource('apply');
   private readonly arbiter = new Arbiter<Command>({ handle: (c) => this.handle(c), merge: mergeCommands, preempts: (c) => c.kind === 'stop' });
   private listeners!: ListenerRegistry;
@@ -133,7 +142,15 @@ export class Master {
   constructor(private readonly options: MasterOptions) {
     MasterFiles.check(options.paths.socket);
     this.control = new ControlServer(options.paths.socket, controlHandler(this), this.log);
-    this.files = new MasterFiles(options.paths, this.control, { cwd: options.cwd, entry: options.entry });
+    this.files = new MasterFiles(options.paths, this.control, { cwd: options.cwd, entry: options.entry }, () => ({
+      name: options.service,
+      entry: options.entry,
+      cwd: options.cwd,
+      port: this.pool?.currentPort ?? options.port,
+      logs: options.logs,
+    }));
+    // Rotation waits until this master holds its files: a successor shares the log file with its predecessor until then.
+    this.output = new ServiceLog(options.logs, { rotating: false });
   }
 
   get config(): ConfigCoordinator {
@@ -143,26 +160,37 @@ export class Master {
 
   /** Run until stopped; resolves with the process exit code. Rejects if the service cannot start. */
   async run(): Promise<number> {
+    this.output.install();
     let inherited: UpgradeState | undefined;
     try {
       inherited = await takeUpgradeState();
       await this.start(inherited);
     } catch (err) {
-      if (this.stopping) return this.exit.promise; // a stop arrived while starting
+      if (this.stopping) return this.exited(); // a stop arrived while starting
       const error = GraftError.wrap(err, 'the master failed to start');
       await this.pool?.stop(true);
       await this.coordinator?.close();
       await reportUpgradeFailed(error);
       this.files.release();
       this.uninstallSignals?.();
+      await this.output.close();
       throw error;
     }
-    return this.exit.promise;
+    return this.exited();
+  }
+
+  /** The exit code, once every line of this master and its workers is written. */
+  private async exited(): Promise<number> {
+    const code = await this.exit.promise;
+    await this.output.close();
+    return code;
   }
 
   private async start(inherited: UpgradeState | undefined): Promise<void> {
     // What `ps` shows: which service this master runs.
     process.title = `graft master ${this.options.service}`;
+    // Before config and workers: a name held by another live master is refused without touching it.
+    checkName(this.options.service, inherited?.from);
     this.listeners = new ListenerRegistry(inherited?.listeners);
     this.listeners.install();
     if (inherited) this.applyOverrides.restore(inherited.overrides);
@@ -195,6 +223,7 @@ export class Master {
         firstGeneration: inherited?.firstGeneration ?? 1,
         swap: this.options.swap,
         config: () => coordinator.current,
+        output: this.output,
         onWorkerLost: (lost) => this.submitQuietly({ kind: 'replace-worker', ...lost }),
       },
       this.log,
@@ -217,10 +246,12 @@ export class Master {
         }),
         transferControl: async (successor) => {
           this.files.handOff();
+          this.output.rotating(false); // the successor rotates the log file from now on
           try {
             await successor.handOver();
           } catch (err) {
-            await this.files.takeBack();
+            await this.files.takeBack(successor.pid);
+            this.output.rotating(true);
             throw err;
           }
         },
@@ -237,7 +268,10 @@ export class Master {
       await this.control.settled();
       this.exit.resolve(this.exitCode);
     });
-    if (!inherited) await this.files.take();
+    if (!inherited) {
+      await this.files.take();
+      this.output.rotating(true);
+    }
     this.uninstallSignals = installSignals((command, signal) => {
       this.log.info('signal received', { signal, command: command.kind });
       this.submitQuietly(command);
@@ -247,6 +281,7 @@ export class Master {
       await Promise.race([awaitHandover(), this.exit.promise]);
       if (this.stopping) return;
       await this.files.take(inherited.from);
+      this.output.rotating(true);
       reportInControl();
       const closed = this.listeners.closeUnclaimed();
       this.log.info('upgrade: in control', { from: inherited.from, generation: pool.generation, configVersion: coordinator.current.version, closedListeners: closed });
@@ -404,6 +439,8 @@ export class Master {
         config: live ? { version: live.version, hash: live.hash, source: live.source, lastRejected: this.coordinator!.lastRejected, stores: this.coordinator!.sourceStatus() } : undefined,
         ...(this.bus ? { bus: this.bus.status() } : {}),
         ...(this.membership ? { fleet: this.membership.status() } : {}),
+        name: this.options.service,
+        logs: this.options.logs,
         ...pool,
       },
       workers,
