@@ -28,22 +28,31 @@ export class LineSplitter {
     let text = this.pending + (typeof chunk === 'string' ? chunk : this.decoder.write(chunk));
     let newline: number;
     while ((newline = text.indexOf('\n')) !== -1) {
-      this.emit({ text: stripCr(text.slice(0, newline)), partial: false });
+      this.line(stripCr(text.slice(0, newline)));
       text = text.slice(newline + 1);
     }
-    // Characters, not bytes: a cheap bound that is never below the byte bound's intent.
-    while (text.length > this.maxBytes) {
-      this.emit({ text: text.slice(0, this.maxBytes), partial: true });
-      text = text.slice(this.maxBytes);
-    }
-    this.pending = text;
+    this.pending = this.cut(text);
   }
 
   /** The stream ended: what is left is the last line, even without its newline. */
   end(): void {
     const rest = this.pending + this.decoder.end();
     this.pending = '';
-    if (rest !== '') this.emit({ text: stripCr(rest), partial: false });
+    if (rest !== '') this.line(stripCr(rest));
+  }
+
+  private line(text: string): void {
+    this.emit({ text: this.cut(text), partial: false });
+  }
+
+  /** Emit whole pieces of an over-long line, marked partial; returns the rest. Counted in characters: cheap, and never under the bound's intent. */
+  private cut(text: string): string {
+    let rest = text;
+    while (rest.length > this.maxBytes) {
+      this.emit({ text: rest.slice(0, this.maxBytes), partial: true });
+      rest = rest.slice(this.maxBytes);
+    }
+    return rest;
   }
 }
 

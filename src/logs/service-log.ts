@@ -87,13 +87,17 @@ export class ServiceLog {
     this.file?.rotating(on);
   }
 
-  /** Waits (briefly) for the workers' last lines, then closes the file; graft's later records go to stderr only. */
+  /** Resolves once every worker's pipes have ended (their last lines written), or after a moment: a grandchild may hold a pipe open. */
+  async settled(): Promise<void> {
+    if (this.open.size === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(this.open), new Promise<void>((resolve) => (timer = setTimeout(resolve, FLUSH_WAIT_MS)))]);
+    clearTimeout(timer);
+  }
+
+  /** Waits for the workers' last lines, then closes the file; graft's later records go to stderr only. */
   async close(): Promise<void> {
-    if (this.open.size > 0) {
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([Promise.all(this.open), new Promise<void>((resolve) => (timer = setTimeout(resolve, FLUSH_WAIT_MS)))]);
-      clearTimeout(timer);
-    }
+    await this.settled();
     if (!this.file) return;
     setLogSink((line) => process.stderr.write(line));
     await this.file.close();

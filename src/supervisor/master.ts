@@ -519,6 +519,7 @@ export class Master {
     await this.bus?.close();
     await this.membership?.close(this.successorPid === undefined);
     await this.pool?.stop(this.fastStop);
+    await this.output.settled(); // the workers' last lines come before this master's
     this.uninstallSignals?.();
     this.files.release();
     this.log.info('master stopped', { handedOver: this.successorPid !== undefined, successor: this.successorPid });
