@@ -11,6 +11,7 @@ export const ErrorCodes = {
   GRAFT_ENTRY_NOT_FOUND: 'entry module not found',
   GRAFT_ENTRY_UNREADABLE: 'entry module not readable',
   GRAFT_PORT_IN_USE: 'port already in use',
+  GRAFT_METRICS_PORT_IN_USE: 'the metrics or status page port is already in use',
   GRAFT_BOOT_FAILED: 'the application threw while booting',
   GRAFT_WORKER_EXITED: 'a worker exited before it was ready',
   GRAFT_READY_TIMEOUT: 'a worker was not ready in time',
@@ -30,6 +31,8 @@ export const ErrorCodes = {
   GRAFT_DRAIN_TIMEOUT: 'a retired generation did not drain in time',
   GRAFT_CRASH_LOOP: 'worker crash loop',
   GRAFT_WORKER_BLOCKED: 'worker event loop blocked',
+  GRAFT_WORKER_MEMORY: 'a worker stayed over --max-memory',
+  GRAFT_MAX_RESTARTS: 'a generation used up --max-restarts',
   GRAFT_NOT_BUILT: 'the graft package was not built',
   GRAFT_CONFIG_PARSE: 'a config file does not parse',
   GRAFT_CONFIG_UNREADABLE: 'a config file cannot be read',
@@ -56,6 +59,8 @@ export const ErrorCodes = {
   GRAFT_FLEET_BUSY: 'no rollout slot came free in time',
   GRAFT_FLEET_FAILED: 'a fleet rollout stopped on a failure',
   GRAFT_FLEET_NO_ORDERS: 'a registered host takes no orders on the fleet server',
+  GRAFT_KEEPER_GONE: 'the keeper (the graft start process) died; the master stops',
+  GRAFT_START_FAILED: 'the service did not start',
   GRAFT_INTERNAL: 'an unexpected failure inside graft',
 } as const;
 

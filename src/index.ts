@@ -20,6 +20,9 @@ export type { SwappableOptions, SwappableExports, SwapResult } from './swap/swap
 export type { SwapTrigger, SwapOrder } from './swap/trigger.js';
 export type { LeakReport } from './swap/leak-watch.js';
 
+export { collectMetrics } from './metrics-registries.js';
+export type { MetricsRegistry } from './metrics-registries.js';
+
 import { enableStandalone } from './config/standalone.js';
 import { config as store } from './config/store.js';
 import { WorkerEnv } from './ipc.js';

@@ -35,7 +35,9 @@ export type WorkerRequest =
   | { graft: 'config-commit'; rid: number; version: number }
   | { graft: 'config-check'; rid: number; config: ConfigPayload }
   | { graft: 'config-get'; rid: number }
-  | { graft: 'swap'; rid: number; module?: string; files?: string[] };
+  | { graft: 'swap'; rid: number; module?: string; files?: string[] }
+  /** The worker's Prometheus metrics, as prom-client's getMetricsAsJSON() gives them. */
+  | { graft: 'metrics'; rid: number };
 
 /** A request as the caller writes it; WorkerProcess.request adds the rid. */
 export type WorkerRequestBody = WorkerRequest extends infer R ? (R extends unknown ? Omit<R, 'rid'> : never) : never;
@@ -91,4 +93,6 @@ export const WorkerEnv = {
   lingerMs: 'GRAFT_LINGER_MS',
   /** Set for `graft start --swap`: the entry is a handler module loaded as swappable generations. */
   swap: 'GRAFT_SWAP',
+  /** Set for `graft start --metrics`: the worker collects prom-client's default metrics from its boot on. */
+  metrics: 'GRAFT_METRICS',
 } as const;

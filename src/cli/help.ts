@@ -6,7 +6,9 @@ const locate = `Control commands find the master, from any directory, by the ser
 
 export const commandHelp: Record<string, string> = {
   start: `graft start <entry> [options]
-  Run <entry> (.ts or .js) under a master with a pool of workers, in the foreground.
+  Run <entry> (.ts or .js) under a master with a pool of workers, in the foreground:
+  this process (the keeper) stays for the service's whole life, across \`graft upgrade\`
+  too; signals sent to it reach the master, and it exits with the service.
 
   -w, --workers N            worker processes (default: available cores)
   -p, --port P               port given to the app as PORT (default: $PORT or 3000)
@@ -38,7 +40,26 @@ export const commandHelp: Record<string, string> = {
       --host-id NAME         this master's name in the fleet (default: the host name)
       --fleet nats://H:P     register in the fleet registry there (NATS JetStream KV), so that
                              \`graft fleet\` sees this master and can roll changes out to it
-                             (with --bus on the same server and --bus-key)`,
+                             (with --bus on the same server and --bus-key)
+      --metrics [HOST:]PORT  serve Prometheus metrics at /metrics: every worker's prom-client
+                             registry (the app's own metrics too), labelled worker and generation,
+                             and graft's own; the live status page at / unless --dashboard is given
+                             (HOST defaults to 127.0.0.1)
+      --dashboard [HOST:]PORT  serve the live status page (read-only) on this port
+
+  Restart policies (none by default):
+      --max-memory SIZE      a worker whose RSS stays over SIZE (three heartbeats in a row) is
+                             replaced by a fresh one of its generation, then drained; a bare
+                             number is MB, or 512M, 1G. Fresh workers that keep going over
+                             right away are replaced with a backoff (GRAFT_WORKER_MEMORY)
+      --restart-delay D      least wait before a crashed worker is replaced; the crash backoff
+                             takes over when longer (a bare number is ms, or 500ms, 2s, 1m)
+      --max-restarts N       after N unstable restarts in a row, stop replacing the crashed
+                             workers of that generation (GRAFT_MAX_RESTARTS); the master keeps
+                             serving with the workers it has, graft status shows DEGRADED,
+                             and a successful reload starts afresh
+      --min-uptime D         a worker that crashes before serving this long crashed unstable
+                             (default 1s; only with --max-restarts)`,
   reload: `graft reload [name|entry] [--socket PATH]
   Start a new generation of workers and retire the old one once it serves, with
   no connection refused or reset (same as SIGHUP). Answers once every new
@@ -46,7 +67,8 @@ export const commandHelp: Record<string, string> = {
   generation still serving, if the new one fails to boot.`,
   status: `graft status [name|entry] [--json] [--socket PATH]
   The master, its generation, what runs now and what is queued, the last
-  reload, the config version, and every worker with its generation and state.`,
+  reload, the config version, the restart policy and whether the service is
+  DEGRADED (and why), and every worker with its generation and state.`,
   scale: `graft scale [name|entry] N [--socket PATH]
   Change the worker count to N (SIGTTIN/SIGTTOU: one more/less). Waits behind a
   reload in flight; the generation that reload starts runs N.`,
@@ -57,6 +79,12 @@ export const commandHelp: Record<string, string> = {
   Replace the master process itself (new graft or Node version), keeping the
   listening sockets open (SIGUSR2). The config version, its history and the
   overrides of \`graft config apply --set\` carry over.`,
+  systemd: `graft systemd [name|entry] [--env NAME]... [--user USER] [--socket PATH]
+  Print a systemd unit for a running service, from how it was started: the main
+  pid is graft start (stable across upgrades), KillMode=mixed so that a stop
+  drains, TimeoutStopSec from --graceful-timeout, ExecReload running graft reload.
+  It carries GRAFT_*, NODE_ENV, NODE_OPTIONS and PORT as the service started with
+  them; --env NAME adds another of its variables.`,
   fleet: `graft fleet status|reload|swap [module]|config apply [--set K=V] --fleet nats://H:P --name SERVICE
   Every master of a service that registered with --fleet, on any host.
   status                     each host's generation, code version, config version and readiness,
@@ -114,6 +142,7 @@ const oneLine: Record<string, string> = {
   stop: 'graceful stop (SIGTERM); --fast kills workers (SIGQUIT)',
   upgrade: 'replace the master process, keeping the port open (SIGUSR2)',
   swap: 'swap changed code in place in every worker (with --swap)',
+  systemd: 'print a systemd unit for a running service',
   ls: 'every running service of this user (--json)',
   logs: 'the last lines of a service\'s log file; --follow',
   fleet: 'every host of a service: status, rolling reload, swap, config apply',

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-import { readFileSync } from 'node:fs';
 import { GraftError } from '../errors.js';
+import { graftVersion } from '../version.js';
 import { reload, scale, status, stop, swap, upgrade } from './control-commands.js';
 import { configCommand } from './config-command.js';
 import { helpFor, overview } from './help.js';
@@ -8,6 +8,7 @@ import { keygen } from './keygen-command.js';
 import { logs } from './logs-command.js';
 import { ls } from './ls-command.js';
 import { start } from './start.js';
+import { systemdCommand } from './systemd-command.js';
 
 const commands: Record<string, (argv: string[]) => Promise<number>> = {
   start,
@@ -23,14 +24,10 @@ const commands: Record<string, (argv: string[]) => Promise<number>> = {
   // The bus clients load only for this command.
   order: async (argv) => (await import('./order-command.js')).order(argv),
   keygen,
+  systemd: systemdCommand,
   // So does the fleet's NATS client.
   fleet: async (argv) => (await import('./fleet-command.js')).fleetCommand(argv),
 };
-
-/** This package's version (src/cli and dist/cli are both two levels below package.json). */
-function version(): string {
-  return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
-}
 
 function unknownCommand(command: string): GraftError {
   return new GraftError('GRAFT_UNKNOWN_COMMAND', `unknown command ${JSON.stringify(command)}; expected one of ${Object.keys(commands).join(', ')} (see \`graft help\`)`);
@@ -39,13 +36,13 @@ function unknownCommand(command: string): GraftError {
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (command === '--version' || command === '-v' || command === 'version') {
-    console.log(version());
+    console.log(graftVersion());
     return 0;
   }
   if (!command || command === 'help' || command === '--help' || command === '-h') {
     const topic = rest[0];
     if (!topic) {
-      console.log(overview(version()));
+      console.log(overview(graftVersion()));
       return 0;
     }
     const text = helpFor(topic);

@@ -11,9 +11,13 @@ import { parseConfigArg } from '../config/sources/source-url.js';
 import { GraftError } from '../errors.js';
 import { checkLogDir } from '../logs/log-dir.js';
 import type { LogTarget } from '../logs/service-log.js';
+import { Keeper } from '../supervisor/keeper.js';
+import { keeperPid } from '../supervisor/keeper-link.js';
+import { parseHttpAddress, type HttpAddress } from '../supervisor/http-endpoint.js';
 import { Master } from '../supervisor/master.js';
 import { defaultPaths, pathsForSocket } from '../supervisor/paths.js';
-import { bytes, integer, parse, seconds } from './args.js';
+import { DEFAULT_POLICY, type RestartPolicy } from '../supervisor/restart-policy.js';
+import { bytes, integer, megabytes, milliseconds, parse, seconds } from './args.js';
 
 /** A log file rotates at 10 MiB and keeps 5 files: at most 50 MiB per service. */
 export const DEFAULT_LOG_MAX_BYTES = 10 * 1024 * 1024;
@@ -42,6 +46,12 @@ export async function start(argv: string[]): Promise<number> {
       'log-dir': { type: 'string' },
       'log-max-size': { type: 'string' },
       'log-max-files': { type: 'string' },
+      'max-memory': { type: 'string' },
+      'restart-delay': { type: 'string' },
+      'max-restarts': { type: 'string' },
+      'min-uptime': { type: 'string' },
+      metrics: { type: 'string' },
+      dashboard: { type: 'string' },
     },
     1,
   );
@@ -55,7 +65,12 @@ export async function start(argv: string[]): Promise<number> {
   const bus = busOptions(values, entry, cwd);
   const service = serviceName(values.name, entry);
   const logs = logTarget(values, service, cwd);
+  const policy = restartPolicy(values);
+  const metrics = httpAddress('--metrics', values.metrics, port);
+  const dashboard = httpAddress('--dashboard', values.dashboard, port);
   const paths = values.socket ? pathsForSocket(resolve(cwd, values.socket)) : defaultPaths(cwd, entryArg);
+  // `graft start` itself stays as the keeper; the master is its child (and so is every successor).
+  if (keeperPid() === undefined && !process.env.GRAFT_UPGRADE) return new Keeper(service).run();
   const master = new Master({
     entry,
     cwd,
@@ -77,6 +92,9 @@ export async function start(argv: string[]): Promise<number> {
     fleet: values.fleet !== undefined ? parseFleetUrl(values.fleet) : undefined,
     bus,
     logs,
+    policy,
+    metrics,
+    dashboard,
   });
   return master.run();
 }
@@ -95,6 +113,20 @@ function logTarget(values: { 'log-dir'?: string | undefined; 'log-max-size'?: st
   return { kind: 'file', file, maxBytes: maxBytes ?? DEFAULT_LOG_MAX_BYTES, maxFiles: maxFiles ?? DEFAULT_LOG_MAX_FILES };
 }
 
+/** PM2's restart flags; --min-uptime only decides which crashes count against --max-restarts. */
+function restartPolicy(values: { 'max-memory'?: string | undefined; 'restart-delay'?: string | undefined; 'max-restarts'?: string | undefined; 'min-uptime'?: string | undefined }): RestartPolicy {
+  const maxRestarts = integer('--max-restarts', values['max-restarts'], 0, 1_000_000);
+  if (values['min-uptime'] !== undefined && maxRestarts === undefined) {
+    throw new GraftError('GRAFT_BAD_ARGUMENT', '--min-uptime decides which crashes count against --max-restarts; give --max-restarts N too');
+  }
+  return {
+    maxMemoryBytes: megabytes('--max-memory', values['max-memory']),
+    restartDelayMs: milliseconds('--restart-delay', values['restart-delay']) ?? DEFAULT_POLICY.restartDelayMs,
+    maxRestarts,
+    minUptimeMs: milliseconds('--min-uptime', values['min-uptime'], 1) ?? DEFAULT_POLICY.minUptimeMs,
+  };
+}
+
 /** --bus (repeatable) needs --bus-key; --name / --host-id default to the entry's and the machine's names. */
 function busOptions(values: { bus?: string[] | undefined; 'bus-key'?: string | undefined; name?: string | undefined; 'host-id'?: string | undefined }, entry: string, cwd: string): BusOptions | undefined {
   if (!values.bus?.length) {
@@ -104,6 +136,14 @@ function busOptions(values: { bus?: string[] | undefined; 'bus-key'?: string | u
   const urls = values.bus.map((u) => parseBusUrl(u));
   if (!values['bus-key']) throw new GraftError('GRAFT_BUS_KEY', '--bus needs --bus-key FILE: the key every order is checked with (`graft keygen --hmac FILE` or `--ed25519 FILE`)');
   return { urls, key: loadOrderKey(resolve(cwd, values['bus-key'])), service: serviceName(values.name, entry), host: hostId(values['host-id']) };
+}
+
+/** --metrics / --dashboard: not the app's own port, which the workers listen on. */
+function httpAddress(flag: string, value: string | undefined, appPort: number): HttpAddress | undefined {
+  if (value === undefined) return undefined;
+  const address = parseHttpAddress(flag, value);
+  if (address.port === appPort) throw new GraftError('GRAFT_BAD_ARGUMENT', `${flag} ${address.display}: port ${appPort} is the app's port (--port); give ${flag} a port of its own`);
+  return address;
 }
 
 function checkEntry(given: string, entry: string): void {

@@ -13,10 +13,20 @@ function megabytes(bytes: number): string {
   return bytes > 0 ? `${(bytes / 1048576).toFixed(1)} MB` : '-';
 }
 
+/** The flags a master runs with, as a user would write them; empty for the defaults. */
+function describePolicy(policy: MasterStatus['master']['policy'] | undefined): string {
+  if (!policy) return ''; // a master of an older graft
+  const parts: string[] = [];
+  if (policy.maxMemoryBytes !== undefined) parts.push(`--max-memory ${megabytes(policy.maxMemoryBytes)}`);
+  if (policy.restartDelayMs > 0) parts.push(`--restart-delay ${policy.restartDelayMs}ms`);
+  if (policy.maxRestarts !== undefined) parts.push(`--max-restarts ${policy.maxRestarts} --min-uptime ${policy.minUptimeMs}ms`);
+  return parts.join(' ');
+}
+
 export function formatStatus(status: MasterStatus): string {
   const m = status.master;
   const lines = [
-    `master ${m.pid}  ${m.state}  up ${duration(m.uptimeMs)}  generation ${m.generation ?? '-'}  workers ${m.actual === m.desired ? m.desired : `${m.actual} of ${m.desired}`}  port ${m.port}`,
+    `master ${m.pid}${m.keeper ? ` (keeper ${m.keeper})` : ''}  ${m.state}${m.degraded?.length ? ' DEGRADED' : ''}  up ${duration(m.uptimeMs)}  generation ${m.generation ?? '-'}  workers ${m.actual === m.desired ? m.desired : `${m.actual} of ${m.desired}`}  port ${m.port}`,
     `entry ${m.entry}`,
   ];
   // A master of an older graft answers without these.
@@ -35,8 +45,12 @@ export function formatStatus(status: MasterStatus): string {
   if (m.bus?.length) {
     lines.push(`bus ${m.bus.map((b) => `${b.url} ${b.connected ? 'connected' : `DISCONNECTED${b.lastError ? ` (${b.lastError})` : ''}`}`).join(', ')}`);
   }
+  if (m.http) lines.push(`${m.http.metrics ? `metrics ${m.http.metrics}  ` : ''}status page ${m.http.dashboard}`);
   if (m.fleet) lines.push(`fleet ${m.fleet.fleet} ${m.fleet.registered ? `registered as ${m.fleet.key}` : `NOT REGISTERED (yet) as ${m.fleet.key}`}`);
   if (m.busy) lines.push(`running: ${m.busy}${m.queued ? `, ${m.queued} queued behind it` : ''}`);
+  const policy = describePolicy(m.policy);
+  if (policy) lines.push(`restart policy: ${policy}`);
+  for (const d of m.degraded ?? []) lines.push(`DEGRADED since ${d.since} (${d.code}): ${d.message}`);
   if (m.crashLoop) lines.push('WARNING: workers are crash-looping (GRAFT_CRASH_LOOP); see the master log');
   if (m.lastReload) {
     lines.push(

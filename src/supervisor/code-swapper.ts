@@ -2,6 +2,7 @@ import { GraftError, errorFields } from '../errors.js';
 import type { SwapReply } from '../ipc.js';
 import type { Logger } from '../log.js';
 import { needsReload, type SwapOrder } from '../swap/trigger.js';
+import { unobserved, type Observe } from './observers.js';
 import type { ReloadOutcome, WorkerPool } from './worker-pool.js';
 import type { WorkerProcess } from './worker-process.js';
 
@@ -27,9 +28,25 @@ export class CodeSwapper {
     private readonly reload: (reason: string) => Promise<ReloadOutcome>,
     private readonly log: Logger,
     private readonly workerTimeoutMs: number,
+    private readonly observe: Observe = unobserved,
   ) {}
 
   async swap(order: SwapOrder): Promise<SwapOutcome> {
+    const started = performance.now();
+    const named = order.module ? [order.module] : [];
+    try {
+      const outcome = await this.attempt(order);
+      const modules = outcome.mode === 'swap' ? (outcome.workers[0]?.modules.filter((m) => !m.unchanged).map((m) => `${m.module}@${m.generation}`) ?? []) : named;
+      this.observe({ type: 'swap', outcome: outcome.mode === 'swap' ? 'ok' : outcome.mode, modules, source: order.source, durationMs: performance.now() - started });
+      return outcome;
+    } catch (err) {
+      const fields = errorFields(err);
+      this.observe({ type: 'swap', outcome: 'failed', modules: named, source: order.source, durationMs: performance.now() - started, ...(fields.code ? { code: fields.code } : {}), error: fields.error });
+      throw err;
+    }
+  }
+
+  private async attempt(order: SwapOrder): Promise<SwapOutcome> {
     const packageChange = order.files ? needsReload(order.files) : undefined;
     if (packageChange) return this.fallback(`${packageChange} changed: packages are shared, not swapped`, order);
     const workers = this.pool.liveWorkers();

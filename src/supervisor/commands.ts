@@ -12,7 +12,9 @@ export type Command =
   | { kind: 'config'; source: string; overrides?: Overrides; orders?: string[] }
   | { kind: 'swap'; order: SwapOrder; orders?: string[] }
   | { kind: 'upgrade' }
-  | { kind: 'replace-worker'; generation: number; index: number; restarts: number }
+  /** A crashed worker's replacement, after its backoff; or a live worker over --max-memory, replaced by a fresh one before it drains. */
+  | { kind: 'replace-worker'; reason: 'crash'; generation: number; index: number; restarts: number }
+  | { kind: 'replace-worker'; reason: 'memory'; generation: number; index: number; pid: number; rss: number }
   | { kind: 'stop'; fast: boolean };
 
 /** `graft config apply --set/--unset/--reset`: changes to the top config layer. */

@@ -7,6 +7,7 @@ import type { Generation } from '../core/generation.js';
 import { GraftError, errorFields, errorMessage } from '../errors.js';
 import type { ConfigPayload } from '../ipc.js';
 import type { Logger } from '../log.js';
+import type { Observe } from './observers.js';
 import type { PoolChange, ReloadOutcome, WorkerPool } from './worker-pool.js';
 import type { WorkerProcess } from './worker-process.js';
 
@@ -53,6 +54,8 @@ export interface CoordinatorOptions {
   fixed: { port: boolean; workers: boolean };
   /** A zero-downtime worker reload with the given changes, recorded like every other reload. */
   reload: (reason: string, change: PoolChange) => Promise<ReloadOutcome>;
+  /** Told every version recorded in the history, accepted or rejected. */
+  observe?: Observe;
 }
 
 const HISTORY = 100;
@@ -268,7 +271,7 @@ export class ConfigCoordinator {
     );
     for (const { w, error } of failed) {
       this.log.error('worker failed to apply the config; replacing it', { code: 'GRAFT_CONFIG_APPLY_FAILED', configVersion: version, workerPid: w.pid, error });
-      await this.pool?.replace(w, `failed to apply config version ${version}`);
+      await this.pool?.replace(w, `failed to apply config version ${version}`, 'config');
     }
     return failed.map(({ w, error }) => ({ pid: w.pid, error }));
   }
@@ -305,5 +308,7 @@ export class ConfigCoordinator {
   private record(entry: Omit<HistoryEntry, 'at'>): void {
     this.history.push({ at: new Date().toISOString(), ...entry });
     if (this.history.length > HISTORY) this.history.shift();
+    const { version, accepted, source, changed, code, error } = entry;
+    this.options.observe?.({ type: 'config', version, accepted, source, changed, ...(code ? { code } : {}), ...(error ? { error } : {}) });
   }
 }

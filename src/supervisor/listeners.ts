@@ -47,6 +47,8 @@ function keyOf(args: unknown[]): string | undefined {
 
 export class ListenerRegistry {
   private readonly held: Held[] = [];
+  /** The master's own listening servers a successor takes over too (metrics, the status page). */
+  private readonly ownHeld: Held[] = [];
   private readonly inherited = new Map<string, InheritedListener & { claimed: boolean }>();
 
   constructor(inherited: InheritedListener[] = []) {
@@ -74,9 +76,29 @@ export class ListenerRegistry {
     } as typeof listen;
   }
 
-  /** The sockets to pass to a successor. */
-  list(): Array<{ key: string; fd: number }> {
-    return this.held.map((h) => ({ key: h.key, fd: h.handle.fd }));
+  /** The sockets to pass to a successor: by fd to a child, by handle to a keeper over IPC. */
+  list(): Array<{ key: string; fd: number; handle: unknown }> {
+    return [...this.held, ...this.ownHeld].filter((h) => h.handle.fd >= 0).map((h) => ({ key: h.key, fd: h.handle.fd, handle: h.handle }));
+  }
+
+  /** The inherited socket of one of the master's own servers, if the predecessor held one under this key. */
+  claim(key: string): number | undefined {
+    const inherited = this.inherited.get(key);
+    if (!inherited || inherited.claimed) return undefined;
+    inherited.claimed = true;
+    return inherited.fd;
+  }
+
+  /** A listening server of the master's own, handed to a successor on upgrade (it closes it itself when it steps down). */
+  handOver(key: string, server: net.Server): void {
+    const handle = (server as unknown as { _handle?: NativeHandle })._handle;
+    if (handle && typeof handle.fd === 'number' && handle.fd >= 0) this.ownHeld.push({ key, handle });
+  }
+
+  /** The master closed one of its own servers: nothing to hand over under that key any more. */
+  release(key: string): void {
+    const i = this.ownHeld.findIndex((h) => h.key === key);
+    if (i >= 0) this.ownHeld.splice(i, 1);
   }
 
   /** Stop accepting in this process; a successor holding the same sockets keeps accepting. */

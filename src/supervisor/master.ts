@@ -15,6 +15,8 @@ import type { Membership } from '../fleet/membership.js';
 import { registryKey, type HostRecord } from '../fleet/registration.js';
 import { createLogger } from '../log.js';
 import { ServiceLog, type LogTarget } from '../logs/service-log.js';
+import { graftVersion } from '../version.js';
+import { Activity } from './activity.js';
 import { Arbiter } from './arbiter.js';
 import { CodeSwapper } from './code-swapper.js';
 import { CodeWatcher } from './code-watcher.js';
@@ -22,11 +24,17 @@ import { mergeCommands, type Command, type Overrides } from './commands.js';
 import { ConfigCoordinator, type ApplyOutcome, type HistoryEntry } from './config-coordinator.js';
 import { controlHandler } from './control-handlers.js';
 import { ControlServer } from './control-server.js';
+import { Dashboard, type DashboardState } from './dashboard.js';
+import { HttpEndpoint, type HttpAddress, type Route } from './http-endpoint.js';
 import { ListenerRegistry } from './listeners.js';
 import { MasterFiles } from './master-files.js';
+import type { GraftMetrics } from './metrics.js';
+import { Observers } from './observers.js';
 import type { MasterPaths } from './paths.js';
 import { Reloads, type ReloadRecord } from './reloads.js';
 import { checkName } from './service-registry.js';
+import { keeperPid, masterCommand, reportToKeeper } from './keeper-link.js';
+import type { RestartPolicy } from './restart-policy.js';
 import { installSignals } from './signals.js';
 import { Succession } from './succession.js';
 import { awaitHandover, reportInControl, reportUpgradeFailed, takeUpgradeState, type UpgradeState } from './upgrade.js';
@@ -67,11 +75,21 @@ export interface MasterOptions {
   bus?: BusOptions | undefined;
   /** Where graft's and the app's lines go: a rotated log file (--log-dir), or stdout and stderr. */
   logs: LogTarget;
+  /** --max-memory, --restart-delay, --max-restarts, --min-uptime. */
+  policy: RestartPolicy;
+  /** Serve Prometheus metrics at /metrics here (--metrics); the status page too, unless --dashboard puts it elsewhere. */
+  metrics?: HttpAddress | undefined;
+  /** Serve the live status page here (--dashboard). */
+  dashboard?: HttpAddress | undefined;
 }
 
 export interface MasterStatus {
   master: {
     pid: number;
+    /** The `graft start` process that started this master and stays for the service's life (its pid never changes). */
+    keeper: number | undefined;
+    /** How this service was started: what `graft systemd` writes into a unit. */
+    launch: { cwd: string; node: string; args: string[]; service: string; drainTimeoutMs: number };
     uptimeMs: number;
     entry: string;
     port: number;
@@ -92,6 +110,10 @@ export interface MasterStatus {
     name: string;
     /** Where its lines go. */
     logs: LogTarget;
+    /** The restart policy workers run under. */
+    policy: RestartPolicy;
+    /** Where Prometheus scrapes (--metrics) and where the live status page is (--metrics or --dashboard). */
+    http?: { metrics?: string; dashboard: string };
   } & Omit<PoolStatus, 'workers'>;
   workers: PoolStatus['workers'];
 }
@@ -113,6 +135,7 @@ const WORKER_REQUEST_TIMEOUT_MS = 15_000;
 export class Master {
   private readonly log = createLogger({ role: 'master' });
   private readonly startedAt = Date.now();
+  private readonly keeper = keeperPid();
   private readonly control: ControlServer;
   private readonly files: MasterFiles;
   private readonly output: ServiceLog;
@@ -131,6 +154,13 @@ export class Master {
   /** The override layer as it was before each recent config order changed it, by order id. */
   private readonly undoable = new Map<string, Record<string, unknown>>();
   private bus: BusTriggers | undefined;
+  /** Who is told what happens (reloads, replacements, config versions, swaps): metrics and the status page. */
+  private readonly observers = new Observers(this.log);
+  private activity = new Activity();
+  private metrics: GraftMetrics | undefined;
+  private dashboard: Dashboard | undefined;
+  /** The master's own HTTP servers (--metrics, --dashboard). */
+  private readonly endpoints: HttpEndpoint[] = [];
   private state: MasterState = 'starting';
   private stopping: Promise<void> | undefined;
   private fastStop = false;
@@ -170,7 +200,9 @@ export class Master {
       const error = GraftError.wrap(err, 'the master failed to start');
       await this.pool?.stop(true);
       await this.coordinator?.close();
+      this.closeHttp();
       await reportUpgradeFailed(error);
+      await reportToKeeper({ graft: 'master-failed', code: error.code, message: error.message });
       this.files.release();
       this.uninstallSignals?.();
       await this.output.close();
@@ -194,6 +226,8 @@ export class Master {
     this.listeners = new ListenerRegistry(inherited?.listeners);
     this.listeners.install();
     if (inherited) this.applyOverrides.restore(inherited.overrides);
+    this.activity = new Activity(inherited?.activity);
+    this.observers.add(this.activity.observe);
     const stores = storeOptions(this.log, this.options.configCache ?? dirname(this.options.paths.socket));
     const layers = await Promise.all(this.options.config.map((c) => (c.kind === 'file' ? new FileSource(c.path) : createStoreSource(c.address, stores))));
     const loader = new ConfigLoader([
@@ -206,6 +240,7 @@ export class Master {
       workerTimeoutMs: WORKER_REQUEST_TIMEOUT_MS,
       fixed: this.options.fixed,
       reload: (reason, change) => this.reloads!.run(reason, change),
+      observe: this.observers.emit,
     });
     this.coordinator = coordinator;
     const own = coordinator.settings(await coordinator.init(inherited?.config));
@@ -224,17 +259,21 @@ export class Master {
         swap: this.options.swap,
         config: () => coordinator.current,
         output: this.output,
-        onWorkerLost: (lost) => this.submitQuietly({ kind: 'replace-worker', ...lost }),
+        policy: this.options.policy,
+        onWorkerLost: (lost) => this.submitQuietly({ kind: 'replace-worker', reason: 'crash', ...lost }),
+        onWorkerOverMemory: (ask) => this.submit({ kind: 'replace-worker', reason: 'memory', ...ask }),
+        metrics: this.options.metrics !== undefined,
+        observe: this.observers.emit,
       },
       this.log,
     );
     this.pool = pool;
     coordinator.attach(pool);
-    this.reloads = new Reloads(pool, this.log);
-    this.swapper = new CodeSwapper(pool, (reason) => this.reloads!.run(reason), this.log, WORKER_REQUEST_TIMEOUT_MS);
+    this.reloads = new Reloads(pool, this.log, this.observers.emit);
+    this.swapper = new CodeSwapper(pool, (reason) => this.reloads!.run(reason), this.log, WORKER_REQUEST_TIMEOUT_MS, this.observers.emit);
     this.succession = new Succession(
       {
-        handover: () => ({
+        handover: async () => ({
           listeners: this.listeners.list(),
           state: {
             workers: pool.desired,
@@ -242,6 +281,8 @@ export class Master {
             config: coordinator.inheritance(),
             overrides: this.applyOverrides.save(),
             orders: this.bus?.remembered() ?? [],
+            ...(this.metrics ? { metrics: await this.metrics.carried() } : {}),
+            activity: this.activity.snapshot(),
           },
         }),
         transferControl: async (successor) => {
@@ -272,10 +313,20 @@ export class Master {
       await this.files.take();
       this.output.rotating(true);
     }
+    // Before any worker starts: a metrics or status port that is taken fails the start with one line.
+    await this.openHttp(inherited);
     this.uninstallSignals = installSignals((command, signal) => {
       this.log.info('signal received', { signal, command: command.kind });
       this.submitQuietly(command);
     });
+    if (keeperPid() !== undefined) {
+      // Like a worker without its master: a master whose keeper died (kill -9) does not linger.
+      process.once('disconnect', () => {
+        if (this.state === 'stopping') return;
+        this.log.warn('the keeper is gone; stopping', { code: 'GRAFT_KEEPER_GONE' });
+        this.submitQuietly({ kind: 'stop', fast: false });
+      });
+    }
     await pool.start();
     if (inherited) {
       await Promise.race([awaitHandover(), this.exit.promise]);
@@ -325,6 +376,7 @@ export class Master {
       entry: this.options.entry,
       socket: this.options.paths.socket,
     });
+    void reportToKeeper({ graft: 'master-running', pid: process.pid, name: this.options.service, port: pool.currentPort, socket: this.options.paths.socket });
   }
 
   submit(command: Command): Promise<unknown> {
@@ -385,7 +437,7 @@ export class Master {
           throw err;
         });
       case 'replace-worker':
-        return pool.replaceLost(command);
+        return command.reason === 'memory' ? pool.replaceOverMemory(command) : pool.replaceLost(command);
     }
   }
 
@@ -422,11 +474,13 @@ export class Master {
   }
 
   status(): MasterStatus {
-    const { workers, ...pool } = this.pool?.status() ?? { generation: undefined, desired: this.options.workers, actual: 0, reloading: false, crashLoop: false, workers: [] };
+    const { workers, ...pool } = this.pool?.status() ?? { generation: undefined, desired: this.options.workers, actual: 0, reloading: false, crashLoop: false, degraded: [], workers: [] };
     const live = this.coordinator && this.state !== 'starting' ? this.coordinator.current : undefined;
     return {
       master: {
         pid: process.pid,
+        keeper: this.keeper,
+        launch: { cwd: this.options.cwd, ...masterCommand(), service: this.options.service, drainTimeoutMs: this.options.drainTimeoutMs },
         uptimeMs: Date.now() - this.startedAt,
         entry: this.options.entry,
         port: this.pool?.currentPort ?? this.options.port,
@@ -441,6 +495,8 @@ export class Master {
         ...(this.membership ? { fleet: this.membership.status() } : {}),
         name: this.options.service,
         logs: this.options.logs,
+        policy: this.options.policy,
+        ...(this.endpoints.length ? { http: this.httpUrls() } : {}),
         ...pool,
       },
       workers,
@@ -504,6 +560,8 @@ export class Master {
     this.successorPid = successor;
     this.state = 'stopping';
     this.listeners.stopAccepting();
+    // The successor serves metrics and the status page on the same sockets; open pages reconnect to it.
+    this.closeHttp();
     // The successor opened its own connections to the config stores.
     void this.coordinator?.close();
     void this.membership?.close(false); // the successor owns this host's entry now
@@ -520,9 +578,81 @@ export class Master {
     await this.membership?.close(this.successorPid === undefined);
     await this.pool?.stop(this.fastStop);
     await this.output.settled(); // the workers' last lines come before this master's
+    this.closeHttp();
     this.uninstallSignals?.();
     this.files.release();
     this.log.info('master stopped', { handedOver: this.successorPid !== undefined, successor: this.successorPid });
+  }
+
+  /**
+   * --metrics and --dashboard: one server per address (the status page sits
+   * at / on the metrics port unless --dashboard names its own). prom-client
+   * loads only here, for a master started with --metrics.
+   */
+  private async openHttp(inherited: UpgradeState | undefined): Promise<void> {
+    const { metrics, dashboard } = this.options;
+    if (!metrics && !dashboard) return;
+    const servers = new Map<string, { address: HttpAddress; flags: string[]; routes: Record<string, Route> }>();
+    const serve = (address: HttpAddress, flag: string, routes: Record<string, Route>) => {
+      const server = servers.get(address.display) ?? { address, flags: [], routes: {} };
+      server.flags.push(flag);
+      Object.assign(server.routes, routes);
+      servers.set(address.display, server);
+    };
+    if (metrics) {
+      const { GraftMetrics } = await import('./metrics.js');
+      const graftMetrics = new GraftMetrics(
+        {
+          workers: () => this.pool?.allWorkers() ?? [],
+          configVersion: () => (this.state === 'starting' ? undefined : this.coordinator?.current.version),
+          generation: () => this.pool?.generation,
+        },
+        this.log,
+        inherited?.metrics,
+      );
+      this.metrics = graftMetrics;
+      this.observers.add(graftMetrics.observe);
+      serve(metrics, '--metrics', {
+        '/metrics': async (_req, res) => {
+          const { contentType, text } = await graftMetrics.scrape();
+          res.writeHead(200, { 'Content-Type': contentType, 'Cache-Control': 'no-store' });
+          res.end(text);
+        },
+      });
+    }
+    this.dashboard = new Dashboard(() => this.dashboardState(), this.options.service);
+    this.observers.add(this.dashboard.changed);
+    if (dashboard) serve(dashboard, '--dashboard', this.dashboard.routes);
+    else serve(metrics!, '--metrics', this.dashboard.routes);
+    for (const { address, flags, routes } of servers.values()) {
+      const endpoint = new HttpEndpoint(address, [...new Set(flags)].join(' and '), routes, this.log);
+      await endpoint.listen(this.listeners);
+      this.endpoints.push(endpoint);
+      this.log.info(`serving ${Object.keys(routes).includes('/metrics') ? 'metrics' : 'the status page'}`, { address: address.display, paths: Object.keys(routes) });
+    }
+  }
+
+  private httpUrls(): { metrics?: string; dashboard: string } {
+    const { metrics, dashboard } = this.options;
+    const url = (a: HttpAddress, path: string) => `http://${a.display}${path}`;
+    return { ...(metrics ? { metrics: url(metrics, '/metrics') } : {}), dashboard: url((dashboard ?? metrics)!, '/') };
+  }
+
+  private closeHttp(): void {
+    this.dashboard?.close();
+    for (const endpoint of this.endpoints.splice(0)) endpoint.close();
+  }
+
+  /** What the status page shows. */
+  private dashboardState(): DashboardState {
+    return {
+      service: this.options.service,
+      graft: { version: graftVersion(), node: process.version },
+      status: this.status(),
+      history: (this.coordinator?.recent() ?? []).slice(-20).reverse(),
+      activity: this.activity.snapshot(),
+      at: new Date().toISOString(),
+    };
   }
 
   /** Bus orders go through the arbiter like every other command; a swap may name only a module the workers declared swappable. */

@@ -1,5 +1,6 @@
 import { errorFields } from '../errors.js';
 import type { Logger } from '../log.js';
+import { reloadTrigger, unobserved, type Observe } from './observers.js';
 import type { PoolChange, ReloadOutcome, WorkerPool } from './worker-pool.js';
 
 export interface ReloadRecord {
@@ -23,21 +24,36 @@ export class Reloads {
   constructor(
     private readonly pool: WorkerPool,
     private readonly log: Logger,
+    private readonly observe: Observe = unobserved,
   ) {}
 
   async run(reason: string, change: PoolChange = {}, files?: string[]): Promise<ReloadOutcome> {
     const live = this.pool.generation;
+    const started = performance.now();
+    const trigger = reloadTrigger(reason);
     this.log.info('reload requested', { reason, generation: live, ...(files ? { files } : {}) });
     try {
       const outcome = await this.pool.reload(change);
       this.last = { at: new Date().toISOString(), reason, ok: true, generation: outcome.generation, ...(outcome.previous !== undefined ? { previous: outcome.previous } : {}) };
       this.log.info('reload done', { reason, generation: outcome.generation, previous: outcome.previous });
+      this.observe({ type: 'reload', trigger, reason, outcome: 'ok', durationMs: performance.now() - started, generation: outcome.generation, ...(outcome.previous !== undefined ? { previous: outcome.previous } : {}) });
       return outcome;
     } catch (err) {
       const fields = errorFields(err);
       this.last = { at: new Date().toISOString(), reason, ok: false, ...fields };
-      if (fields.code === 'GRAFT_STOPPING') this.log.info('reload abandoned: the master is stopping', { reason, generation: live });
+      const abandoned = fields.code === 'GRAFT_STOPPING';
+      if (abandoned) this.log.info('reload abandoned: the master is stopping', { reason, generation: live });
       else this.log.error('reload failed; the live generation keeps serving', { reason, generation: live, ...fields });
+      this.observe({
+        type: 'reload',
+        trigger,
+        reason,
+        outcome: abandoned ? 'abandoned' : 'failed',
+        durationMs: performance.now() - started,
+        ...(live !== undefined ? { generation: live } : {}),
+        ...(fields.code ? { code: fields.code } : {}),
+        error: fields.error,
+      });
       throw err;
     }
   }

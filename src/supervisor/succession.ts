@@ -10,7 +10,7 @@ interface MasterGeneration {
 
 export interface SuccessionHooks {
   /** The listening sockets and the state a successor starts from, read when the upgrade begins. */
-  handover(): { listeners: Array<{ key: string; fd: number }>; state: Omit<UpgradeState, 'from' | 'listeners' | 'masterGeneration'> };
+  handover(): Promise<{ listeners: Array<{ key: string; fd: number; handle: unknown }>; state: Omit<UpgradeState, 'from' | 'listeners' | 'masterGeneration'> }>;
   /**
    * Give the control socket to the successor; resolves once it confirms. On
    * failure (the successor is killed) this master must hold the socket again.
@@ -46,7 +46,7 @@ export class Succession {
     this.slot = new Slot<MasterGeneration, undefined, { pid: number }>(
       {
         build: async ({ version, signal }) => {
-          const { listeners, state } = hooks.handover();
+          const { listeners, state } = await hooks.handover();
           log.info('upgrade: starting a new master', { masterGeneration: version, listeners: listeners.map((l) => l.key), generation: state.firstGeneration - 1 });
           const successor = await startSuccessor({
             listeners,

@@ -1,7 +1,9 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { GraftError, type SerializedError } from '../errors.js';
+import type { RecentActivity } from './activity.js';
 import type { ConfigInheritance } from './config-coordinator.js';
+import { keeperPid, predecessorGone, spawnSuccessor, type MasterChild } from './keeper-link.js';
 import type { InheritedListener } from './listeners.js';
+import type { MetricSet } from './metrics.js';
 
 /**
  * The handover protocol of a master upgrade (`graft upgrade`, SIGUSR2). Node 20
@@ -11,7 +13,8 @@ import type { InheritedListener } from './listeners.js';
  * config version, history and overrides) over the IPC channel. Both accept on
  * the same sockets until the successor's workers are ready; then the old
  * master stops accepting and hands over the control socket. The port is never
- * closed.
+ * closed. Under a keeper (keeper.ts) the keeper starts the successor and
+ * carries these messages between the two.
  */
 const ENV = 'GRAFT_UPGRADE';
 const FIRST_FD = 4; // 0-2 stdio, 3 the IPC channel to the predecessor
@@ -29,6 +32,10 @@ export interface UpgradeState {
   overrides: Record<string, unknown>;
   /** Bus order ids already carried out (with when): a replay to the successor is refused too. */
   orders?: Array<[string, number]>;
+  /** graft's counters and histograms so far (--metrics): the successor's go on from them. */
+  metrics?: MetricSet;
+  /** Recent reloads, swaps and worker replacements, for the status page. */
+  activity?: RecentActivity;
 }
 
 type HandoverMessage =
@@ -72,7 +79,7 @@ export interface Successor {
  * successor is stopped too, gracefully, and awaited.
  */
 export function startSuccessor(options: {
-  listeners: Array<{ key: string; fd: number }>;
+  listeners: Array<{ key: string; fd: number; handle: unknown }>;
   state: Omit<UpgradeState, 'from' | 'listeners'>;
   readyTimeoutMs: number;
   /** How long a stopping successor may take to drain before it is killed. */
@@ -84,10 +91,7 @@ export function startSuccessor(options: {
     from: process.pid,
     listeners: options.listeners.map((l, i) => ({ key: l.key, fd: FIRST_FD + i })),
   };
-  const child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc', ...options.listeners.map((l) => l.fd)],
-    env: { ...process.env, [ENV]: String(process.pid) },
-  });
+  const child = spawnSuccessor({ env: { [ENV]: String(process.pid) }, listeners: options.listeners });
   // A send to a successor that died must not crash this master; a spawn that failed ends it.
   let spawnError: Error | undefined;
   const exited = new Promise<void>((resolve) => {
@@ -149,7 +153,7 @@ const HANDOVER_TIMEOUT_MS = 10_000;
  * fails, exits or stays silent instead, it is killed and this rejects: the
  * caller keeps (or takes back) control.
  */
-function handOver(child: ChildProcess): Promise<void> {
+function handOver(child: MasterChild): Promise<void> {
   return new Promise((resolve, reject) => {
     const settle = () => {
       clearTimeout(timer);
@@ -164,8 +168,7 @@ function handOver(child: ChildProcess): Promise<void> {
     const onMessage = (message: HandoverMessage) => {
       if (message?.graft === 'in-control') {
         settle();
-        if (child.connected) child.disconnect();
-        child.unref();
+        child.release();
         resolve();
       } else if (message?.graft === 'upgrade-failed') {
         fail(`${message.error.code}: ${message.error.message}`);
@@ -198,6 +201,7 @@ export function awaitHandover(): Promise<void> {
     };
     process.on('message', onMessage);
     process.once('disconnect', onDisconnect);
+    void predecessorGone().then(onDisconnect);
     process.send!({ graft: 'upgrade-ready', pid: process.pid } satisfies HandoverMessage);
   });
 }
@@ -205,7 +209,8 @@ export function awaitHandover(): Promise<void> {
 export function reportInControl(): void {
   if (!process.connected) return;
   process.send!({ graft: 'in-control' } satisfies HandoverMessage, undefined, {}, () => {
-    if (process.connected) process.disconnect();
+    // The channel to a predecessor is done with; the one to a keeper stays for the next upgrade.
+    if (process.connected && keeperPid() === undefined) process.disconnect();
   });
 }
 

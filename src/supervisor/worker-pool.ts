@@ -1,4 +1,5 @@
 import cluster from 'node:cluster';
+import { Backoff } from '../core/backoff.js';
 import { Slot, unlessAborted, type BuildContext } from '../core/slot.js';
 import { slotEventLogger } from '../core/slot-log.js';
 import { GraftError, errorFields } from '../errors.js';
@@ -6,6 +7,9 @@ import { WorkerEnv, type ConfigPayload } from '../ipc.js';
 import type { Logger } from '../log.js';
 import type { ServiceLog } from '../logs/service-log.js';
 import { CrashBackoff } from './crash-backoff.js';
+import { MemoryWatch } from './memory-watch.js';
+import { GenerationRecord, type Degraded, type RestartPolicy } from './restart-policy.js';
+import { unobserved, type Observe, type RestartReason } from './observers.js';
 import { workerExec } from './worker-exec.js';
 import { WorkerProcess, type WorkerStatus } from './worker-process.js';
 
@@ -31,8 +35,16 @@ export interface PoolOptions {
   config: () => ConfigPayload;
   /** Where every line a worker prints goes, tagged with its generation, index and pid. */
   output: ServiceLog;
+  /** --max-memory, --restart-delay, --max-restarts, --min-uptime. */
+  policy: RestartPolicy;
   /** A worker of the live generation died on its own: its replacement is asked for here, after the crash backoff. */
   onWorkerLost: (lost: LostWorker) => void;
+  /** A worker of the live generation stayed over --max-memory: its replacement is asked for here (the outcome settles the ask). */
+  onWorkerOverMemory: (ask: MemoryAsk) => Promise<unknown>;
+  /** Workers collect Prometheus metrics (`--metrics`): they load prom-client at boot. */
+  metrics?: boolean;
+  /** Told of every worker replaced, and why. */
+  observe?: Observe;
 }
 
 /** What a reload may change besides the code: keys that need new processes. */
@@ -54,6 +66,13 @@ export interface LostWorker {
   restarts: number;
 }
 
+export interface MemoryAsk {
+  generation: number;
+  index: number;
+  pid: number;
+  rss: number;
+}
+
 /** The workers of one generation: started together, committed together, retired together. */
 interface WorkerSet {
   generation: number;
@@ -61,6 +80,8 @@ interface WorkerSet {
   port: number;
   /** How many workers this generation should run. */
   desired: number;
+  /** Its standing against the restart policy (unstable crashes, memory churn). */
+  record: GenerationRecord;
 }
 
 export interface PoolStatus {
@@ -71,6 +92,8 @@ export interface PoolStatus {
   actual: number;
   reloading: boolean;
   crashLoop: boolean;
+  /** What graft stopped repairing in the live generation (--max-restarts used up, fresh workers going over --max-memory right away); empty when healthy. */
+  degraded: Degraded[];
   workers: WorkerStatus[];
 }
 
@@ -84,15 +107,25 @@ export interface PoolStatus {
 export class WorkerPool {
   private readonly slot: Slot<WorkerSet, PoolChange, ReloadOutcome>;
   private readonly known = new Set<WorkerProcess>();
-  private readonly backoff = new CrashBackoff();
+  private readonly backoff: CrashBackoff;
+  private readonly memory: MemoryWatch | undefined;
+  /** Workers whose replacement for memory is asked for and not yet settled. */
+  private readonly memoryAsked = new WeakSet<WorkerProcess>();
+  /** Workers over --max-memory whose fresh replacement failed to start: not asked for again before this time. */
+  private readonly memoryRetryAt = new WeakMap<WorkerProcess, number>();
+  private readonly memoryRetry = new Backoff(1000, 60_000);
   private readonly replacements = new Set<NodeJS.Timeout>();
   private watchdog: NodeJS.Timeout | undefined;
   private stopping = false;
+  private readonly observe: Observe;
 
   constructor(
     private readonly options: PoolOptions,
     private readonly log: Logger,
   ) {
+    this.backoff = new CrashBackoff({ minDelayMs: options.policy.restartDelayMs });
+    if (options.policy.maxMemoryBytes !== undefined) this.memory = new MemoryWatch(options.policy.maxMemoryBytes);
+    this.observe = options.observe ?? unobserved;
     // args: [] so the app's process.argv does not carry graft's own flags.
     // stdout and stderr are pipes to the master, which writes each line whole and tagged (src/logs/service-log.ts).
     cluster.setupPrimary({ ...workerExec(options.entry), args: [], stdio: ['inherit', 'pipe', 'pipe', 'ipc'] });
@@ -174,12 +207,16 @@ export class WorkerPool {
     return [...this.known];
   }
 
-  /** Start a fresh worker in w's place (on the live config), wait for it, then retire w. */
-  replace(w: WorkerProcess, reason: string): Promise<void> {
+  /**
+   * Start a fresh worker in w's place (on the live config), wait for it, then
+   * retire w. `why` is the sentence logged; `cause` the word counted.
+   */
+  replace(w: WorkerProcess, why: string, cause: RestartReason): Promise<void> {
     return this.slot.amend(async (live) => {
       const set = live.value;
       if (!set.workers.has(w) || this.stopping) return;
-      this.log.warn('replacing worker', { generation: set.generation, worker: w.index, workerPid: w.pid, reason });
+      this.log.warn('replacing worker', { generation: set.generation, worker: w.index, workerPid: w.pid, reason: why, cause });
+      this.observe({ type: 'worker-restart', reason: cause, generation: set.generation, worker: w.index, workerPid: w.pid });
       set.workers.delete(w);
       const fresh = this.fork(set, w.index, w.restarts + 1);
       await fresh.ready.catch(() => {});
@@ -187,15 +224,64 @@ export class WorkerPool {
     });
   }
 
-  /** A lost worker's replacement, once its backoff is over; nothing if a reload or scale made it moot. */
+  /** A lost worker's replacement, once its backoff is over; nothing if a reload or scale made it moot, or its generation used up --max-restarts. */
   replaceLost(lost: LostWorker): Promise<{ replaced: boolean; workerPid?: number }> {
     return this.slot.amend(async (live) => {
       const set = live.value;
       const taken = [...set.workers].some((w) => !w.retiring && w.index === lost.index);
-      if (this.stopping || set.generation !== lost.generation || taken || this.activeCount(set) >= set.desired) return { replaced: false };
+      if (this.stopping || set.generation !== lost.generation || taken || set.record.exhausted || this.activeCount(set) >= set.desired) return { replaced: false };
       const fresh = this.fork(set, lost.index, lost.restarts);
       // A replacement that fails to boot is lost in turn: its exit asks for the next one, after backoff.
       await fresh.ready.catch(() => {});
+      return { replaced: true, workerPid: fresh.pid };
+    });
+  }
+
+  /**
+   * --max-memory: a fresh worker of the same generation takes the place of
+   * the one over the limit, and only once it is ready does the old one drain
+   * (no request cut). If the fresh one fails to start, nothing changes.
+   * Answers once the old worker is out of the round-robin; it drains on.
+   */
+  replaceOverMemory(ask: MemoryAsk): Promise<{ replaced: boolean; workerPid?: number }> {
+    return this.slot.amend(async (live) => {
+      const set = live.value;
+      const w = [...set.workers].find((x) => x.pid === ask.pid);
+      if (this.stopping || set.generation !== ask.generation || !w || w.retiring || !w.alive) return { replaced: false };
+      set.workers.delete(w);
+      const fresh = this.fork(set, w.index, w.restarts + 1);
+      try {
+        await fresh.ready;
+      } catch (err) {
+        // Reported here, once: not a crash of the generation to replace or count against --max-restarts.
+        set.workers.delete(fresh);
+        fresh.kill();
+        if (w.alive) set.workers.add(w);
+        // Fresh workers do not start (the code on disk changed?): trying again at every heartbeat would only spin.
+        const retryInMs = this.memoryRetry.next();
+        this.memoryRetryAt.set(w, Date.now() + retryInMs);
+        this.log.error('the replacement of a worker over --max-memory failed to start; the worker keeps serving', {
+          generation: set.generation,
+          worker: w.index,
+          workerPid: w.pid,
+          retryInMs,
+          ...errorFields(err),
+        });
+        return { replaced: false };
+      }
+      this.memoryRetry.reset();
+      this.observe({ type: 'worker-restart', reason: 'memory', generation: set.generation, worker: w.index, workerPid: w.pid });
+      this.log.info('worker over --max-memory replaced; draining it', {
+        generation: set.generation,
+        worker: w.index,
+        workerPid: w.pid,
+        replacementPid: fresh.pid,
+        rss: w.stats.rss,
+        limit: this.memory?.limitBytes,
+      });
+      const retired = this.retireWorker(w);
+      await w.closed;
+      void retired; // the drain goes on outside the lock: a reload need not wait for its last request
       return { replaced: true, workerPid: fresh.pid };
     });
   }
@@ -252,6 +338,7 @@ export class WorkerPool {
       actual: live ? this.activeCount(live) : 0,
       reloading: this.slot.replacing,
       crashLoop: this.backoff.inLoop(),
+      degraded: live?.record.degraded() ?? [],
       workers: [...this.known].map((w) => w.status()).sort((a, b) => a.generation - b.generation || a.index - b.index),
     };
   }
@@ -263,6 +350,7 @@ export class WorkerPool {
       workers: new Set(),
       port: change.port ?? ctx.previous?.port ?? this.options.port,
       desired: change.workers ?? ctx.previous?.desired ?? this.options.workers,
+      record: new GenerationRecord(this.options.policy, ctx.version),
     };
     this.log.info('reload: forking workers', { generation: set.generation, workers: set.desired, port: set.port });
     for (let index = 0; index < set.desired; index++) this.fork(set, index, 0, change.config);
@@ -310,6 +398,7 @@ export class WorkerPool {
       ...(this.options.swap ? { [WorkerEnv.swap]: '1' } : {}),
       // The master parses the worker's own log records from its stderr and formats them for where they go.
       GRAFT_LOG_FORMAT: 'json',
+      ...(this.options.metrics ? { [WorkerEnv.metrics]: '1' } : {}),
     });
     const wp = new WorkerProcess(worker, set.generation, index, restarts, this.options.readyTimeoutMs, this.options.entry);
     this.options.output.attach({ generation: set.generation, index, pid: wp.pid }, worker.process.stdout, worker.process.stderr);
@@ -317,6 +406,7 @@ export class WorkerPool {
     set.workers.add(wp);
     // The snapshot answers the worker's hello: it waits for it before loading the app.
     wp.onHello = () => worker.send({ graft: 'config-init', config: config ?? this.options.config() });
+    if (this.memory) wp.onHeartbeat = () => this.watchMemory(wp, set);
     this.log.info('worker started', { generation: set.generation, worker: index, workerPid: wp.pid, restarts });
     wp.ready.then(
       () => this.log.info('worker ready', { generation: set.generation, worker: index, workerPid: wp.pid, bootMs: Date.now() - wp.startedAt, configVersion: wp.stats.configVersion }),
@@ -336,8 +426,31 @@ export class WorkerPool {
       this.log.info('worker exited', fields);
       return;
     }
-    const { delayMs, loopStarted, recent } = this.backoff.record();
-    this.log.warn('worker died; replacing it', { ...fields, delayMs, crashesLastMinute: recent, ...(wp.bootError ? { code: wp.bootError.code, error: wp.bootError.message } : {}) });
+    const diedAt = Date.now();
+    const how = wp.bootError?.message ?? `${signal ? `signal ${signal}` : `exit code ${code}`}${wp.readyAt === undefined ? ' before it was ready' : ''}`;
+    const crash = set.record.crashed(wp.readyAt === undefined ? undefined : diedAt - wp.readyAt, how);
+    const cause = wp.bootError ? { code: wp.bootError.code, error: wp.bootError.message } : {};
+    if (!crash.replace) {
+      if (crash.exhaustedNow) {
+        // The master keeps running and serving with the workers it has; a reload (a new generation) starts afresh.
+        this.log.error('--max-restarts used up: crashed workers of this generation are no longer replaced; fix the app and run graft reload', {
+          code: 'GRAFT_MAX_RESTARTS',
+          ...fields,
+          maxRestarts: this.options.policy.maxRestarts,
+          minUptimeMs: this.options.policy.minUptimeMs,
+          workersLeft: this.activeCount(set),
+          lastError: how,
+          error: set.record.exhausted!.message,
+        });
+      } else {
+        this.log.warn('worker died; not replaced: its generation used up --max-restarts', { ...fields, ...cause, workersLeft: this.activeCount(set) });
+      }
+      return;
+    }
+    const { delayMs, loopStarted, recent } = this.backoff.record(diedAt);
+    const reason = wp.killedFor ?? 'crash';
+    this.log.warn('worker died; replacing it', { ...fields, cause: reason, delayMs, unstable: crash.unstable, crashesLastMinute: recent, ...cause });
+    this.observe({ type: 'worker-restart', reason, generation: set.generation, worker: wp.index, workerPid: wp.pid });
     if (loopStarted) {
       this.log.error('workers are crash-looping; replacements are throttled', {
         code: 'GRAFT_CRASH_LOOP',
@@ -346,11 +459,46 @@ export class WorkerPool {
         lastError: wp.bootError?.message,
       });
     }
+    this.after(diedAt + delayMs, () => this.options.onWorkerLost({ generation: set.generation, index: wp.index, restarts: wp.restarts + 1 }));
+  }
+
+  /**
+   * Run `then` once the clock reads `at` or later, unless the pool stops first.
+   * Re-armed if a timer fires early (libuv measures from its cached loop
+   * time), so that a --restart-delay is never cut short.
+   */
+  private after(at: number, then: () => void): void {
     const timer = setTimeout(() => {
       this.replacements.delete(timer);
-      if (!this.stopping) this.options.onWorkerLost({ generation: set.generation, index: wp.index, restarts: wp.restarts + 1 });
-    }, delayMs);
+      if (this.stopping) return;
+      if (Date.now() < at) this.after(at, then);
+      else then();
+    }, Math.max(0, at - Date.now()));
     this.replacements.add(timer);
+  }
+
+  /** After each heartbeat of a live worker: one that stays over --max-memory is replaced through the arbiter (backing off if fresh ones keep going over right away). */
+  private watchMemory(wp: WorkerProcess, set: WorkerSet): void {
+    if (!this.memory || this.stopping || wp.state !== 'ready' || wp.retiring || this.memoryAsked.has(wp)) return;
+    if (this.slot.current?.value !== set || !set.workers.has(wp) || (this.memoryRetryAt.get(wp) ?? 0) > Date.now()) return;
+    if (!this.memory.beat(wp, wp.stats.rss)) return;
+    const rss = wp.stats.rss;
+    const { delayMs, churnStarted } = set.record.overMemory(Date.now() - (wp.readyAt ?? wp.startedAt), rss);
+    const fields = { code: 'GRAFT_WORKER_MEMORY' as const, generation: set.generation, worker: wp.index, workerPid: wp.pid, rss, limit: this.memory.limitBytes };
+    if (churnStarted) {
+      this.log.error('fresh workers keep going over --max-memory right away: replacements back off; raise --max-memory or find what the app holds', {
+        ...fields,
+        error: churnStarted.message,
+      });
+    }
+    this.log.warn('worker over --max-memory; replacing it once a fresh one is ready', { ...fields, delayMs });
+    this.memoryAsked.add(wp);
+    this.after(Date.now() + delayMs, () => {
+      this.options
+        .onWorkerOverMemory({ generation: set.generation, index: wp.index, pid: wp.pid, rss })
+        .catch(() => {})
+        .finally(() => this.memoryAsked.delete(wp));
+    });
   }
 
   private activeCount(set: WorkerSet): number {
@@ -405,6 +553,7 @@ export class WorkerPool {
         heartbeatTimeoutMs: this.options.heartbeatTimeoutMs,
       });
       w.lastHeartbeat = now;
+      w.killedFor = 'heartbeat';
       w.kill();
     }
   }

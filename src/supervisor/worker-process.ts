@@ -1,5 +1,6 @@
 import type { Worker } from 'node:cluster';
 import { GraftError, type SerializedError } from '../errors.js';
+import type { RestartReason } from './observers.js';
 import { isGraftMessage, type MasterMessage, type WorkerReply, type WorkerRequest, type WorkerRequestBody, type WorkerStats, type WorkerMessage } from '../ipc.js';
 
 export type WorkerState = 'starting' | 'ready' | 'draining' | 'exited';
@@ -32,16 +33,22 @@ interface PendingRequest {
 export class WorkerProcess {
   state: WorkerState = 'starting';
   readonly startedAt = Date.now();
+  /** When it reported ready: how long it served, when it crashes, decides whether the crash was unstable (--min-uptime). */
+  readyAt: number | undefined;
   lastHeartbeat = Date.now();
   listening = false;
   stats: WorkerStats = { inFlight: 0, served: 0, connections: 0, rss: 0, configVersion: 0 };
   /** Answers the worker's hello: messages sent before it listens would be lost. */
   onHello: (() => void) | undefined;
+  /** Called after each heartbeat updated `stats` (the pool's --max-memory watch). */
+  onHeartbeat: (() => void) | undefined;
   /** Key paths the service lists in restartOn (reported when ready). */
   restartOn: string[] = [];
   bootError: SerializedError | undefined;
   /** Set by the pool when it retires this worker on purpose. */
   retiring = false;
+  /** Set by the pool when it kills this worker to replace it (a blocked loop): its death is not a crash. */
+  killedFor: RestartReason | undefined;
   readonly ready: Promise<void>;
   readonly exited: Promise<WorkerExit>;
   /** Resolves once the worker has closed its listeners (or is gone). */
@@ -125,6 +132,7 @@ export class WorkerProcess {
         this.stats = { ...this.stats, configVersion: message.configVersion };
         this.restartOn = message.restartOn;
         this.lastHeartbeat = Date.now();
+        this.readyAt ??= this.lastHeartbeat;
         this.resolveReady();
         break;
       case 'boot-error':
@@ -134,6 +142,7 @@ export class WorkerProcess {
         const { graft: _g, ...stats } = message;
         this.stats = stats;
         this.lastHeartbeat = Date.now();
+        this.onHeartbeat?.();
         break;
       }
       case 'reply': {

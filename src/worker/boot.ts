@@ -7,7 +7,8 @@ import { toRequestListener } from '../swap/handler.js';
 import { Swappable } from '../swap/swappable.js';
 import { serializeBootError } from './boot-error.js';
 import { startHeartbeats } from './heartbeat.js';
-import { config, ctx, entry, registry, runtime, send } from './runtime.js';
+import { startMetrics } from './metrics.js';
+import { config, ctx, entry, log, registry, runtime, send } from './runtime.js';
 
 /** Tell the master why the app could not boot, then exit. */
 export function failBoot(err: unknown): void {
@@ -31,6 +32,8 @@ export async function boot(initial: Promise<ConfigPayload>): Promise<void> {
   runtime.ready = true;
   send({ graft: 'ready', configVersion: config.version, restartOn: runtime.service?.restartOn ?? [] });
   startHeartbeats();
+  // After the app booted: an app that starts prom-client's default metrics itself has done so by now.
+  if (process.env[WorkerEnv.metrics]) startMetrics().catch((err: unknown) => log.warn('metrics: prom-client failed to load', { err }));
 }
 
 /** The entry as an app: a module that listens itself, or a defineService default export. */

@@ -6,6 +6,7 @@ import { GraftError } from '../errors.js';
 import type { SwapReply, WorkerRequest } from '../ipc.js';
 import { swappables } from '../swap/swappable.js';
 import { heartbeat } from './heartbeat.js';
+import { workerMetrics } from './metrics.js';
 import { config, log, send } from './runtime.js';
 
 /** The one config version prepared here and waiting for the master's decision (the master runs one change at a time). */
@@ -32,6 +33,8 @@ export async function answer(request: WorkerRequest): Promise<void> {
         return send({ graft: 'reply', rid, ok: true, value: config.loaded ? config.snapshotInfo : undefined });
       case 'swap':
         return send({ graft: 'reply', rid, ok: true, value: await swapModules(request.module, request.files) });
+      case 'metrics':
+        return send({ graft: 'reply', rid, ok: true, value: await workerMetrics() });
     }
   } catch (err) {
     const error = GraftError.wrap(err, `worker ${process.pid} failed to answer ${request.graft}`);

@@ -56,8 +56,20 @@ export class GraftProcess {
     });
   }
 
+  /** The keeper's pid: `graft start` itself, which stays for the service's whole life. */
   get pid(): number {
     return this.child.pid!;
+  }
+
+  /** The pid of the master the keeper started first (its first log record names it). */
+  async firstMaster(): Promise<number> {
+    return (await this.waitForLog((r) => r.role === 'master')).pid;
+  }
+
+  /** Wait until the keeper saw this master exit (a master that handed over drains and exits on its own). */
+  async masterExit(pid: number, timeoutMs = 30_000): Promise<{ code: number | null; signal: string | null }> {
+    const r = await this.waitForLog((l) => l.role === 'keeper' && l.msg === 'master exited' && l.master === pid, timeoutMs);
+    return { code: r.exitCode as number | null, signal: r.signal as string | null };
   }
 
   get url(): string {
@@ -126,6 +138,7 @@ export class GraftProcess {
 export interface StatusJson {
   master: {
     pid: number;
+    keeper?: number;
     generation: number;
     masterGeneration: number;
     desired: number;
@@ -134,6 +147,8 @@ export interface StatusJson {
     queued: number;
     state: string;
     crashLoop: boolean;
+    /** What graft stopped repairing in the live generation (--max-restarts used up, memory churn). */
+    degraded: Array<{ code: string; generation: number; since: string; message: string }>;
     reloading: boolean;
     lastReload?: { ok: boolean; reason: string; generation?: number; previous?: number; code?: string; error?: string };
     config?: { version: number; hash: string; source: string; lastRejected?: { version: number; code?: string; error?: string; source: string } };
@@ -151,6 +166,8 @@ export interface StartOptions {
   cwd?: string;
   /** Leave --socket out: the master takes its default paths (GRAFT_RUNTIME_DIR, cwd, entry). */
   defaultSocket?: boolean;
+  /** A command graft start runs under, e.g. `unshare --pid --fork` to make it a PID namespace's init. */
+  prefix?: string[];
 }
 
 export function startGraft(entry: string, options: StartOptions = {}): Promise<GraftProcess> {
@@ -159,9 +176,11 @@ export function startGraft(entry: string, options: StartOptions = {}): Promise<G
     const sockDir = tempDir('graft-sock-');
     if (options.uid !== undefined) chownSync(sockDir, options.uid, options.uid);
     const socket = join(sockDir, 'control.sock');
+    const command = [process.execPath, '--import', tsxImport, cliPath, 'start', entry, ...(options.workers === 0 ? [] : ['-w', String(options.workers ?? 2)]), '-p', String(port), ...(options.defaultSocket ? [] : ['--socket', socket]), ...(options.args ?? [])];
+    const [file, ...args] = [...(options.prefix ?? []), ...command];
     const child = spawn(
-      process.execPath,
-      ['--import', tsxImport, cliPath, 'start', entry, ...(options.workers === 0 ? [] : ['-w', String(options.workers ?? 2)]), '-p', String(port), ...(options.defaultSocket ? [] : ['--socket', socket]), ...(options.args ?? [])],
+      file!,
+      args,
       {
         cwd: options.cwd ?? root,
         // Its own runtime directory (service registry, default paths) unless the test shares one: masters

@@ -27,7 +27,7 @@ async function gated(workers: number): Promise<{ g: GraftProcess; gates: string 
 
 async function stopSuccessor(g: GraftProcess): Promise<void> {
   const status = await g.status().catch(() => undefined);
-  if (!status || status.master.pid === g.pid) return;
+  if (!status || status.master.pid === (await g.firstMaster())) return;
   await g.cli('stop');
   await waitFor(() => !isAlive(status.master.pid), 20_000, 'the successor to stop');
 }
@@ -97,9 +97,10 @@ describe('one arbiter: commands that overlap', { timeout: 300_000 }, () => {
       // The successor forks its workers as generation 2; their gate stays shut.
       const forked = await g.waitForLog((l) => l.msg === 'worker started' && l.generation === 2);
       successor = forked.pid;
-      assert.notEqual(successor, g.pid);
+      const first = await g.firstMaster();
+      assert.notEqual(successor, first);
       const stopped = (await g.control({ cmd: 'stop' })) as { stopped: boolean; pid: number };
-      assert.deepEqual(stopped, { stopped: true, pid: g.pid });
+      assert.deepEqual(stopped, { stopped: true, pid: first });
       assert.equal((await upgrade)?.code, 'GRAFT_STOPPING');
       assert.equal(isAlive(successor), false, 'the successor stopped before the stop was answered');
       assert.equal((await g.exited).code, 0);
@@ -120,7 +121,7 @@ describe('one arbiter: commands that overlap', { timeout: 300_000 }, () => {
       openGate(gates, 3);
       assert.deepEqual(await reload, { generation: 2, previous: 1 });
       const { pid } = await upgrade;
-      await g.exited;
+      await g.masterExit(await g.firstMaster());
       const after = await g.status();
       assert.equal(after.master.pid, pid);
       assert.equal(after.master.generation, 3);
@@ -207,7 +208,7 @@ describe('one arbiter: config changes that overlap', () => {
       await g.waitRunning();
       await g.control({ cmd: 'config', action: 'apply', set: ['greeting=override'] });
       const { pid } = (await g.control({ cmd: 'upgrade' })) as { pid: number };
-      await g.exited;
+      await g.masterExit(await g.firstMaster());
       const after = await g.status();
       assert.equal(after.master.pid, pid);
       assert.equal(after.master.config?.version, 2, 'the version goes on, not back to 1');

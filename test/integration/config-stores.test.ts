@@ -7,7 +7,7 @@ import { Kvm, type KV } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Etcd3 } from 'etcd3';
 import { createClient } from 'redis';
-import { fixture, freePort, isAlive, startGraft, tempDir, waitFor, type GraftProcess, type StatusJson } from '../helpers/graft.js';
+import { fixture, freePort, startGraft, tempDir, waitFor, type GraftProcess, type StatusJson } from '../helpers/graft.js';
 import { startEtcd, startNats, startRedis, TcpGate, type StoreProcess } from '../helpers/stores.js';
 
 const REJECTED = 'config change rejected; the live config stays';
@@ -85,15 +85,8 @@ describe('config from a store: NATS KV, etcd and Redis layered, two masters', { 
   });
 
   after(async () => {
-    // The upgraded master's successor is no child of this process: stop it through its socket.
-    await Promise.all(masters.map(async (g) => {
-      const s = await g.status().catch(() => undefined);
-      if (s && s.master.pid !== g.pid) {
-        await g.cli('stop');
-        await waitFor(() => !isAlive(s.master.pid), 15_000, 'the successor to stop');
-      }
-      await g.stop();
-    }));
+    // graft start (the keeper) stops whichever master is in control.
+    await Promise.all(masters.map((g) => g.stop()));
     await nats?.kv.destroy();
     await nats?.nc.close();
     await redis?.del(redisKey);
@@ -163,15 +156,16 @@ describe('config from a store: NATS KV, etcd and Redis layered, two masters', { 
     const g = masters[1]!;
     const up = await g.cli('upgrade');
     assert.equal(up.code, 0, up.stderr);
+    const first = await g.firstMaster();
     const s = await waitFor(async () => {
       const st = await g.status();
-      return st.master.pid !== g.pid && stores(st).every((x) => x.connected) ? st : undefined;
+      return st.master.pid !== first && stores(st).every((x) => x.connected) ? st : undefined;
     }, 20_000, 'the successor connected to every store');
     assert.equal(stores(s).length, 3);
     await etcd.put('/app/db/pool').value('21');
     await serves(g, { greeting: 'fixed', pool: 21 });
     // The old master closed its connections and exited.
-    const exit = await g.exited;
+    const exit = await g.masterExit(first);
     assert.equal(exit.code, 0);
   });
 });

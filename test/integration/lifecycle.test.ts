@@ -64,9 +64,19 @@ describe('worker lifecycle', () => {
     await g.waitRunning();
     const pids = (await g.status()).workers.map((w) => w.pid);
     assert.equal(pids.length, 2);
+    process.kill(await g.firstMaster(), 'SIGKILL');
+    // graft start (the keeper) exits with its master, with the signal's status.
+    assert.equal((await g.exited).code, 128 + 9);
+    await waitFor(() => pids.every((pid) => !isAlive(pid)), 10_000, 'orphaned workers to exit');
+  });
+
+  test('a master whose keeper is killed stops gracefully, and its workers with it', async () => {
+    const g = await startGraft(fixture('mode-app.ts'), { workers: 2, env: { MODE_FILE: modeFile() } });
+    await g.waitRunning();
+    const { master, workers } = await g.status();
     g.child.kill('SIGKILL');
     await g.exited;
-    await waitFor(() => pids.every((pid) => !isAlive(pid)), 10_000, 'orphaned workers to exit');
+    await waitFor(() => [master.pid, ...workers.map((w) => w.pid)].every((pid) => !isAlive(pid)), 20_000, 'the master and its workers to exit');
   });
 
   test('scale with the CLI and with TTIN/TTOU', async () => {

@@ -9,11 +9,12 @@ function title(pid: number): string {
 }
 
 describe('process titles', () => {
-  test('ps names the service of the master and the service, generation and place of every worker', async () => {
+  test('ps names the service of the keeper, the master and the service, generation and place of every worker', async () => {
     const g = await startGraft(fixture('slow-app.ts'), { workers: 2, args: ['--name', 'checkout'] });
     try {
       await g.waitRunning();
-      assert.equal(title(g.pid), 'graft master checkout');
+      assert.equal(title(g.pid), 'graft keeper checkout');
+      assert.equal(title(await g.firstMaster()), 'graft master checkout');
       let s = await g.status();
       assert.deepEqual(s.workers.map((w) => title(w.pid)).sort(), ['graft worker checkout generation 1 #0', 'graft worker checkout generation 1 #1']);
       assert.equal((await g.cli('reload')).code, 0);

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { fixture, isAlive, startGraft, waitFor } from '../helpers/graft.js';
+import { readFileSync } from 'node:fs';
+import { fixture, isAlive, startGraft } from '../helpers/graft.js';
 import { underLoad } from '../helpers/load.js';
 
 describe('graft upgrade', () => {
@@ -10,6 +11,8 @@ describe('graft upgrade', () => {
     try {
       await g.waitRunning();
       const before = await g.status();
+      const first = before.master.pid;
+      assert.equal(before.master.keeper, g.pid, 'graft start is the keeper; the master is its child');
       const oldWorkers = before.workers.map((w) => w.pid);
       // Under load until the old master has drained its workers and exited by itself.
       const { value: exit, load, failed } = await underLoad(
@@ -18,8 +21,8 @@ describe('graft upgrade', () => {
           const r = await g.cli('upgrade');
           assert.equal(r.code, 0, r.stderr);
           successor = Number(/master (\d+) serves/.exec(r.stdout)?.[1]);
-          assert.ok(successor > 0 && successor !== g.pid, r.stdout);
-          return g.exited;
+          assert.ok(successor > 0 && successor !== first, r.stdout);
+          return g.masterExit(first);
         },
         { connections: 64 },
       );
@@ -28,6 +31,8 @@ describe('graft upgrade', () => {
       assert.equal(failed, 0, `failed requests: ${JSON.stringify(load)}`);
       const after = await g.status();
       assert.equal(after.master.pid, successor);
+      assert.equal(after.master.keeper, g.pid, 'the pid a supervisor watches did not change');
+      assert.equal(parentOf(successor!), g.pid, 'the new master is the keeper\'s child, not an orphan');
       assert.equal(after.master.generation, before.master.generation + 1);
       assert.ok(oldWorkers.every((pid) => !isAlive(pid)));
       assert.ok(after.workers.every((w) => w.state === 'ready' && !oldWorkers.includes(w.pid)));
@@ -35,11 +40,13 @@ describe('graft upgrade', () => {
       const reload = await g.cli('reload');
       assert.equal(reload.code, 0, reload.stderr);
       assert.equal((await fetch(g.url)).status, 200);
+      // A TERM to graft start reaches the master in control, which drains; graft start exits with it.
+      g.child.kill('SIGTERM');
+      assert.equal((await g.exited).code, 0);
+      assert.equal(isAlive(successor!), false);
+      assert.ok(after.workers.every((w) => !isAlive(w.pid)));
     } finally {
-      if (successor && isAlive(successor)) {
-        await g.cli('stop');
-        await waitFor(() => !isAlive(successor!), 15_000, 'the successor to stop');
-      }
+      if (successor && isAlive(successor)) process.kill(successor, 'SIGKILL');
       await g.stop();
     }
   });
@@ -48,17 +55,25 @@ describe('graft upgrade', () => {
     const g = await startGraft(fixture('slow-app.ts'), { workers: 1 });
     try {
       await g.waitRunning();
+      const first = await g.firstMaster();
+      // Sent to graft start: the keeper passes it to the master.
       g.child.kill('SIGUSR2');
-      await g.exited;
-      const s = await waitFor(async () => {
-        const st = await g.status().catch(() => undefined);
-        return st && st.master.pid !== g.pid ? st : undefined;
-      }, 15_000, 'the successor');
+      await g.masterExit(first);
+      const s = await g.status();
+      assert.notEqual(s.master.pid, first);
       assert.equal((await fetch(g.url)).status, 200);
-      await g.cli('stop');
-      await waitFor(() => !isAlive(s.master.pid), 15_000, 'the successor to stop');
+      const stop = await g.cli('stop');
+      assert.equal(stop.code, 0, stop.stderr);
+      assert.equal((await g.exited).code, 0, 'graft start exits with the service');
+      assert.equal(isAlive(s.master.pid), false);
     } finally {
       await g.stop();
     }
   });
 });
+
+/** The parent pid of a live process (field 4 of /proc/<pid>/stat, after the parenthesized name). */
+function parentOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+}

@@ -48,7 +48,8 @@ describe('sizes', () => {
     assert.equal(bytes('--s', '1GiB', 1, 2 ** 40), 1024 ** 3);
     assert.equal(bytes('--s', '300B', 1, 2 ** 40), 300);
     assert.equal(bytes('--s', '4096', 1, 2 ** 40), 4096);
-    for (const bad of ['', 'M', '10X', '1.5M', '-1K', '10i']) {
+    assert.equal(bytes('--s', '1.5K', 1, 2 ** 40), 1536);
+    for (const bad of ['', 'M', '10X', '-1K', '10i', '1T']) {
       assert.throws(() => bytes('--s', bad, 1, 2 ** 40), /GRAFT_BAD_ARGUMENT|must be a size/, bad);
     }
     assert.throws(() => bytes('--s', '12', 1024, 2 ** 40), /from 1K/);

@@ -1,0 +1,129 @@
+import assert from 'node:assert/strict';
+import { execFile, spawn } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { describe, test } from 'node:test';
+import { fixture, GraftProcess, isAlive, root, startGraft, tempDir } from '../helpers/graft.js';
+
+/**
+ * graft under an init-like parent: as PID 1 of its own PID namespace (what a
+ * container runtime makes it), and from the unit `graft systemd` prints, with
+ * systemd's stop semantics (KillMode=mixed: SIGTERM to the main pid only).
+ */
+const AS_INIT = ['unshare', '--pid', '--fork', '--mount-proc', '--kill-child'];
+const run = promisify(execFile);
+
+/** The pids of a process's children, as this (outer) namespace numbers them. */
+function childrenOf(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+function descendantsOf(pid: number): number[] {
+  return childrenOf(pid).flatMap((c) => [c, ...descendantsOf(c)]);
+}
+
+function stateOf(pid: number): string {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0]!;
+}
+
+/** Slow requests in flight when the stop arrives: each must still be answered. */
+function slowRequests(url: string, n: number): Promise<number[]> {
+  return Promise.all(Array.from({ length: n }, () => fetch(url).then((r) => r.text().then(() => r.status))));
+}
+
+/** `graft start`'s process inside `unshare`: the namespace's PID 1. */
+async function initOf(g: GraftProcess): Promise<number> {
+  await g.waitRunning();
+  const [init] = childrenOf(g.pid);
+  assert.ok(init, 'unshare has its child');
+  return init;
+}
+
+/** Stop the way a container runtime or systemd (KillMode=mixed) does: SIGTERM to the main process only. */
+async function stopAsInit(g: GraftProcess, init: number): Promise<void> {
+  const inFlight = slowRequests(g.url, 6);
+  await g.waitInFlight(6);
+  const everything = descendantsOf(init);
+  process.kill(init, 'SIGTERM');
+  assert.deepEqual(await inFlight, [200, 200, 200, 200, 200, 200], 'every request in flight was answered');
+  assert.equal((await g.exited).code, 0, 'the service exited cleanly');
+  const exits = g.logs.filter((l) => l.msg === 'worker exited');
+  assert.ok(exits.length >= 2 && exits.every((l) => l.exitCode === 0 && l.signal === null), 'workers drained and exited by themselves, none was killed');
+  assert.ok(g.logs.some((l) => l.msg === 'master stopped'));
+  assert.deepEqual(everything.filter(isAlive), [], 'nothing is left behind');
+}
+
+describe('under an init-like parent', { timeout: 120_000 }, () => {
+  test('as PID 1 of a namespace: an upgrade leaves no zombie, and TERM drains requests in flight and leaves nothing behind', async () => {
+    const g = await startGraft(fixture('slow-app.ts'), { workers: 2, prefix: AS_INIT, env: { DELAY_MS: '1500' } });
+    try {
+      const init = await initOf(g);
+      const before = await g.status();
+      assert.equal(before.master.keeper, 1, 'graft start is PID 1 of the namespace');
+      const upgraded = await g.cli('upgrade');
+      assert.equal(upgraded.code, 0, upgraded.stderr);
+      await g.masterExit(before.master.pid);
+      const children = childrenOf(init);
+      assert.equal(children.length, 1, 'one master under PID 1');
+      assert.deepEqual(children.map(stateOf).filter((s) => s === 'Z'), [], 'the old master was reaped');
+      await stopAsInit(g, init);
+    } finally {
+      await g.stop();
+    }
+  });
+
+  test('the unit graft systemd prints passes systemd-analyze verify, and runs: ExecStart, ExecReload, then a stop drains', async () => {
+    const dir = tempDir();
+    const g = await startGraft(fixture('slow-app.ts'), { workers: 2, cwd: dir, env: { DELAY_MS: '1500' }, args: ['--name', 'checkout', '--graceful-timeout', '20'] });
+    let unit: string;
+    try {
+      await g.waitRunning();
+      const printed = await g.cli('systemd', '--env', 'DELAY_MS');
+      assert.equal(printed.code, 0, printed.stderr);
+      unit = printed.stdout;
+    } finally {
+      await g.stop();
+    }
+    assert.match(unit, /^KillMode=mixed$/m);
+    assert.match(unit, /^Environment=DELAY_MS=1500$/m);
+    assert.match(unit, /^TimeoutStopSec=35$/m, 'the drain timeout plus a margin');
+    assert.match(unit, new RegExp(`^WorkingDirectory=${dir}$`, 'm'));
+    const file = join(dir, 'checkout.service');
+    writeFileSync(file, unit);
+    await run('systemd-analyze', ['verify', file]);
+
+    const environment = [...unit.matchAll(/^Environment=(.*)$/gm)].map((m) => unitWords(m[1]!)[0]!.split(/=(.*)/s).slice(0, 2) as [string, string]);
+    const [node, ...args] = unitWords(/^ExecStart=(.*)$/m.exec(unit)![1]!);
+    const child = spawn(AS_INIT[0]!, [...AS_INIT.slice(1), node!, ...args], {
+      cwd: /^WorkingDirectory=(.*)$/m.exec(unit)![1]!,
+      env: { PATH: process.env.PATH!, ...Object.fromEntries(environment) },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const served = new GraftProcess(child, Number(args[args.indexOf('-p') + 1]), args[args.indexOf('--socket') + 1]!);
+    try {
+      const init = await initOf(served);
+      const [reloadNode, ...reloadArgs] = unitWords(/^ExecReload=(.*)$/m.exec(unit)![1]!);
+      const reload = await run(reloadNode!, reloadArgs, { cwd: root });
+      assert.match(reload.stdout, /generation 2 serves/);
+      await stopAsInit(served, init);
+    } finally {
+      await served.stop();
+    }
+  });
+});
+
+/** A unit's command line as systemd splits it: double quotes, backslash escapes, %% and $$. */
+function unitWords(line: string): string[] {
+  const words: string[] = [];
+  for (const m of line.matchAll(/"((?:[^"\\]|\\.)*)"|(\S+)/g)) {
+    const word = m[1] !== undefined ? m[1].replace(/\\(.)/g, '$1') : m[2]!;
+    words.push(word.replace(/%%/g, '%').replace(/\$\$/g, '$'));
+  }
+  return words;
+}
