@@ -24,31 +24,48 @@ export interface Logger {
 }
 
 const threshold = LEVELS[(process.env.GRAFT_LOG_LEVEL as Level) ?? 'info'] ?? LEVELS.info;
-const pretty = process.env.GRAFT_LOG_FORMAT === 'pretty' || (process.env.GRAFT_LOG_FORMAT !== 'json' && process.stderr.isTTY === true);
 
-let sink: (line: string) => void = (line) => process.stderr.write(line);
+/** Human lines for a terminal, JSON lines for everything else (GRAFT_LOG_FORMAT forces one). */
+export function prettyFor(stream: { isTTY?: boolean }): boolean {
+  return process.env.GRAFT_LOG_FORMAT === 'pretty' || (process.env.GRAFT_LOG_FORMAT !== 'json' && stream.isTTY === true);
+}
 
-/** Where log lines go (stderr unless a test collects them). */
-export function setLogSink(write: (line: string) => void): void {
+const pretty = prettyFor(process.stderr);
+
+/** Where log lines go: the formatted line for stderr, and the record itself (a log file stores it as JSON). */
+export type LogSink = (line: string, record: Fields) => void;
+
+let sink: LogSink = (line) => process.stderr.write(line);
+
+/** Where log lines go (stderr unless a test collects them, or the master writes them to its log file too). */
+export function setLogSink(write: LogSink): void {
   sink = write;
+}
+
+/**
+ * One record as a line. Pretty: `time LEVEL [role pid] msg key=value…`; a line
+ * of the app's own output (it has a `stream`) is `time OUT|ERR [generation #worker pid] text`.
+ */
+export function formatRecord(record: Fields, asPretty: boolean): string {
+  if (!asPretty) return JSON.stringify(record) + '\n';
+  const time = typeof record.time === 'string' ? record.time.slice(11, 23) : '';
+  if (typeof record.stream === 'string') {
+    const tag = record.stream === 'stderr' ? 'ERR' : 'OUT';
+    return `${time} ${tag.padEnd(5)} [g${String(record.generation)} #${String(record.worker)} ${String(record.pid)}] ${String(record.msg)}\n`;
+  }
+  const { time: _t, level, msg, role, pid, ...rest } = record;
+  const extra = Object.entries(rest)
+    .filter(([, v]) => v !== undefined)
+    .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
+    .join(' ');
+  return `${time} ${String(level).toUpperCase().padEnd(5)} [${String(role ?? 'graft')} ${String(pid)}] ${String(msg)}${extra ? ' ' + extra : ''}\n`;
 }
 
 function write(level: Level, base: Fields, msg: string, fields?: Fields): void {
   if (LEVELS[level] < threshold) return;
   const record: Fields = { time: new Date().toISOString(), level, ...base, msg, ...fields };
   if (record.err instanceof Error) record.err = { message: record.err.message, stack: record.err.stack, code: (record.err as { code?: unknown }).code };
-  let line: string;
-  if (pretty) {
-    const { time, level: _l, msg: _m, role, pid, ...rest } = record;
-    const extra = Object.entries(rest)
-      .filter(([, v]) => v !== undefined)
-      .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
-      .join(' ');
-    line = `${String(time).slice(11, 23)} ${level.toUpperCase().padEnd(5)} [${role ?? 'graft'} ${pid}] ${msg}${extra ? ' ' + extra : ''}\n`;
-  } else {
-    line = JSON.stringify(record) + '\n';
-  }
-  sink(line);
+  sink(formatRecord(record, pretty), record);
 }
 
 /** In a worker thread, every record names the thread too. */

@@ -3,7 +3,7 @@
  * loopback port and its own control socket. Waits on its log lines, never on
  * sleeps; stopped at cleanup, with every worker it ever started.
  */
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { isAlive, tempDir } from './cleanup.js';
 import { graftCli, sendControl, type ControlRequest } from './graft.js';
 import { freePort } from './http.js';
@@ -43,7 +43,8 @@ export class Graft extends Proc {
   ) {
     super(['--import', tsxImport, graftCli, 'start', o.entry, '-w', String(o.workers), '-p', String(port), '--socket', socket, ...(o.args ?? [])], {
       ...(o.cwd ? { cwd: o.cwd } : {}),
-      env: { ...process.env, GRAFT_LOG_FORMAT: 'json', ...o.env },
+      // A runtime directory (service registry) of its own: the benchmarks run masters of one name side by side, as hosts.
+      env: { ...process.env, GRAFT_LOG_FORMAT: 'json', GRAFT_RUNTIME_DIR: dirname(socket), ...o.env },
     });
     this.url = `http://127.0.0.1:${port}/`;
   }

@@ -43,7 +43,8 @@ async function hosts(): Promise<void> {
       process.execPath,
       [join(root, 'bin/graft.js'), 'start', join(root, 'examples/fleet/server.ts'), '-w', '2', '-p', String(3001 + i), '--socket', join(root, `.graft/fleet-${id}.sock`),
         '--name', 'demo', '--host-id', id, '--config', `${nats}/${bucket}/demo`, '--fleet', nats, '--bus', nats, '--bus-key', keyFile],
-      { cwd: root, stdio: 'inherit', env: { ...process.env, HOST_ID: id } },
+      // Each stand-in host has its own runtime directory, as a real host does: one service name per host and user.
+      { cwd: root, stdio: 'inherit', env: { ...process.env, HOST_ID: id, GRAFT_RUNTIME_DIR: join(root, `.graft/host-${id}`) } },
     ),
   );
   console.log(`fleet demo: h1, h2, h3 on ports 3001-3003; in another terminal:

@@ -80,13 +80,33 @@ export function milliseconds(flag: string, value: string | undefined, min = 0): 
   return ms;
 }
 
-const SIZE_UNITS: Record<string, number> = { k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
+const SIZE_UNITS: Record<string, number> = { b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
+
+/** A size in bytes, or NaN: a number with K, M or G (powers of 1024, then an optional B or iB), or with B; a bare number counts in `bare`. */
+function sizeInBytes(value: string, bare: 'b' | 'm'): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(?:([kmg])(?:i?b)?|(b))?\s*$/i.exec(value);
+  return m ? Math.round(Number(m[1]) * SIZE_UNITS[(m[2] ?? m[3] ?? bare).toLowerCase()]!) : NaN;
+}
+
+/** A size such as `10M`, `512K`, `1G` or a number of bytes (K, M, G are powers of 1024; a trailing B or iB is allowed). */
+export function bytes(flag: string, value: string | undefined, min: number, max: number): number | undefined {
+  if (value === undefined) return undefined;
+  const n = sizeInBytes(value, 'b');
+  if (!Number.isSafeInteger(n) || n < min || n > max) {
+    throw new GraftError('GRAFT_BAD_ARGUMENT', `${flag} must be a size from ${formatBytes(min)} to ${formatBytes(max)} such as 10M, 512K or 1G, got ${JSON.stringify(value)}`);
+  }
+  return n;
+}
+
+export function formatBytes(n: number): string {
+  for (const unit of ['g', 'm', 'k'] as const) if (n >= SIZE_UNITS[unit]! && n % SIZE_UNITS[unit]! === 0) return `${n / SIZE_UNITS[unit]!}${unit.toUpperCase()}`;
+  return `${n}B`;
+}
 
 /** A memory size in bytes: a bare number is megabytes, or a number with K, M or G (512M, 1.5G, 512MB). */
 export function megabytes(flag: string, value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
-  const m = /^\s*(\d+(?:\.\d+)?)\s*(?:([kmg])b?)?\s*$/i.exec(value);
-  const bytes = m ? Math.round(Number(m[1]) * SIZE_UNITS[(m[2] ?? 'm').toLowerCase()]!) : NaN;
+  const bytes = sizeInBytes(value, 'm');
   if (!Number.isFinite(bytes) || bytes < 1024 ** 2 || bytes > 1024 ** 4) {
     throw new GraftError('GRAFT_BAD_ARGUMENT', `${flag} must be a memory size of at least 1 MB: megabytes (512), or with a unit (512M, 1G), got ${JSON.stringify(value)}`);
   }

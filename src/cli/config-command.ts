@@ -10,8 +10,8 @@ import { locateMaster } from './locate.js';
 
 export async function configCommand(argv: string[]): Promise<number> {
   const [action, ...rest] = argv;
-  const { values, positionals } = parse(`config ${action ?? ''}`.trim(), rest, { socket: { type: 'string' }, json: { type: 'boolean' }, set: { type: 'string', multiple: true }, unset: { type: 'string', multiple: true }, reset: { type: 'boolean' } }, 1);
-  const socket = locateMaster({ socket: values.socket }).socket;
+  const { values, positionals } = parse(`config ${action ?? ''}`.trim(), rest, { socket: { type: 'string' }, name: { type: 'string' }, json: { type: 'boolean' }, set: { type: 'string', multiple: true }, unset: { type: 'string', multiple: true }, reset: { type: 'boolean' } }, 1);
+  const socket = locateMaster({ socket: values.socket, name: values.name }).socket;
   switch (action) {
     case 'show': {
       const result = (await sendControl(socket, { cmd: 'config', action: 'show' })) as { master: ConfigPayload; effective?: Snapshot };

@@ -3,17 +3,19 @@ import { sendControl } from '../supervisor/control-client.js';
 import type { SwapOutcome } from '../supervisor/code-swapper.js';
 import type { MasterStatus } from '../supervisor/master.js';
 import { integer, parse } from './args.js';
-import { locateMaster } from './locate.js';
+import { locateMaster, looksLikeName } from './locate.js';
 import { formatStatus } from './status-table.js';
 
 /**
  * The commands that talk to a running master. Each waits for the outcome and
- * exits non-zero when the master reports a failure.
+ * exits non-zero when the master reports a failure. Each finds its master by
+ * --socket, by --name, by a service name or entry given as its first
+ * argument, or as the only master started from the current directory.
  */
-const common = { socket: { type: 'string' } } as const;
+const common = { socket: { type: 'string' }, name: { type: 'string' } } as const;
 
-function target(values: { socket?: string | undefined }, entry: string | undefined) {
-  return locateMaster({ socket: values.socket, entry });
+function target(values: { socket?: string | undefined; name?: string | undefined }, service: string | undefined) {
+  return locateMaster({ socket: values.socket, name: values.name, target: service });
 }
 
 export async function reload(argv: string[]): Promise<number> {
@@ -32,7 +34,7 @@ export async function stop(argv: string[]): Promise<number> {
 
 export async function scale(argv: string[]): Promise<number> {
   const { values, positionals } = parse('scale', argv, common, 2);
-  // `graft scale N` or `graft scale <entry> N`
+  // `graft scale N` or `graft scale <name|entry> N`
   const countArg = positionals.length === 2 ? positionals[1] : positionals[0];
   const entry = positionals.length === 2 ? positionals[0] : undefined;
   if (countArg === undefined) throw new GraftError('GRAFT_BAD_ARGUMENT', 'graft scale needs a worker count, e.g. `graft scale 4`');
@@ -57,8 +59,10 @@ export async function status(argv: string[]): Promise<number> {
 }
 
 export async function swap(argv: string[]): Promise<number> {
-  const { values, positionals } = parse('swap', argv, { ...common, json: { type: 'boolean' } }, 1);
-  const result = (await sendControl(target(values, undefined).socket, { cmd: 'swap', ...(positionals[0] ? { module: positionals[0] } : {}) })) as SwapOutcome;
+  const { values, positionals } = parse('swap', argv, { ...common, json: { type: 'boolean' } }, 2);
+  // `graft swap [name] [module]`: a module is named as `graft status` shows it (`handler.ts`), a service has no dot or slash.
+  const [service, module] = positionals.length === 2 ? positionals : positionals[0] !== undefined && looksLikeName(positionals[0]) ? [positionals[0], undefined] : [undefined, positionals[0]];
+  const result = (await sendControl(target(values, service).socket, { cmd: 'swap', ...(module ? { module } : {}) })) as SwapOutcome;
   if (values.json) {
     console.log(JSON.stringify(result, null, 2));
     return 0;

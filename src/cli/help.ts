@@ -1,7 +1,8 @@
 /** The help of every command: `graft help`, `graft help <command>`, `graft <command> --help`. */
 
-const locate = `Control commands find the master by --socket PATH, or by the entry, or as the
-only master started from the current directory.`;
+const locate = `Control commands find the master, from any directory, by the service's name
+(\`graft reload api\`, or --name api), by its entry (\`graft reload /srv/app/server.js\`), by
+--socket PATH, or as the only master started from the current directory.`;
 
 export const commandHelp: Record<string, string> = {
   start: `graft start <entry> [options]
@@ -29,7 +30,13 @@ export const commandHelp: Record<string, string> = {
                              amqp://user:pass@host:5672[/vhost] (repeatable; see graft help order)
       --bus-key FILE         the key orders are checked with (an HMAC secret, or an Ed25519
                              public key): required with --bus
-      --name NAME            the service's name on the bus (default: the entry's file name)
+      --name NAME            the service's name: \`graft ls\`, \`graft reload NAME\` from any directory,
+                             its log file, the bus (default: the entry's file name); one running
+                             master per name and user
+      --log-dir DIR          write graft's and the app's lines to DIR/NAME.log, rotated by size
+                             (default: to stdout and stderr, as JSON lines when not a terminal)
+      --log-max-size SIZE    rotate the log file at SIZE, e.g. 10M, 512K, 1G (default 10M)
+      --log-max-files N      keep at most N log files, the live one included (default 5)
       --host-id NAME         this master's name in the fleet (default: the host name)
       --fleet nats://H:P     register in the fleet registry there (NATS JetStream KV), so that
                              \`graft fleet\` sees this master and can roll changes out to it
@@ -53,26 +60,26 @@ export const commandHelp: Record<string, string> = {
                              and a successful reload starts afresh
       --min-uptime D         a worker that crashes before serving this long crashed unstable
                              (default 1s; only with --max-restarts)`,
-  reload: `graft reload [entry] [--socket PATH]
+  reload: `graft reload [name|entry] [--socket PATH]
   Start a new generation of workers and retire the old one once it serves, with
   no connection refused or reset (same as SIGHUP). Answers once every new
   connection reaches the new generation; exits non-zero, with the old
   generation still serving, if the new one fails to boot.`,
-  status: `graft status [entry] [--json] [--socket PATH]
+  status: `graft status [name|entry] [--json] [--socket PATH]
   The master, its generation, what runs now and what is queued, the last
   reload, the config version, the restart policy and whether the service is
   DEGRADED (and why), and every worker with its generation and state.`,
-  scale: `graft scale [entry] N [--socket PATH]
+  scale: `graft scale [name|entry] N [--socket PATH]
   Change the worker count to N (SIGTTIN/SIGTTOU: one more/less). Waits behind a
   reload in flight; the generation that reload starts runs N.`,
-  stop: `graft stop [entry] [--fast] [--socket PATH]
+  stop: `graft stop [name|entry] [--fast] [--socket PATH]
   Graceful stop (SIGTERM): workers finish their requests, then exit. --fast kills
   the workers at once (SIGQUIT). A stop during an upgrade stops both masters.`,
-  upgrade: `graft upgrade [entry] [--socket PATH]
+  upgrade: `graft upgrade [name|entry] [--socket PATH]
   Replace the master process itself (new graft or Node version), keeping the
   listening sockets open (SIGUSR2). The config version, its history and the
   overrides of \`graft config apply --set\` carry over.`,
-  systemd: `graft systemd [entry] [--env NAME]... [--user USER] [--socket PATH]
+  systemd: `graft systemd [name|entry] [--env NAME]... [--user USER] [--socket PATH]
   Print a systemd unit for a running service, from how it was started: the main
   pid is graft start (stable across upgrades), KillMode=mixed so that a stop
   drains, TimeoutStopSec from --graceful-timeout, ExecReload running graft reload.
@@ -92,7 +99,17 @@ export const commandHelp: Record<string, string> = {
       --timeout S            how long one host may take (default 120)
       --slot-timeout S       how long to wait for a free slot (default 600)
       --json                 the report as JSON`,
-  swap: `graft swap [module] [--json] [--socket PATH]
+  ls: `graft ls [--json]
+  Every running service of this user, from any directory: name, master pid, state,
+  workers ready of those wanted, generation, config version, uptime (since the
+  service started, across upgrades) and port. Each master is asked over its
+  control socket; one that does not answer within a second is listed as NOT ANSWERING.`,
+  logs: `graft logs [name|entry] [--follow] [--lines N] [--log-dir DIR]
+  The last N lines (default 20) of a service started with --log-dir, across its
+  rotated files, oldest first; --follow (-f) keeps printing new lines, across
+  rotations, until interrupted. JSON lines as stored, or short lines on a terminal.
+  --log-dir DIR reads DIR/NAME.log without a running master.`,
+  swap: `graft swap [name] [module] [--json] [--socket PATH]
   Swap changed code in place in every worker (services started with --swap).
   Exits non-zero with the error when a worker rejects the new generation; a
   change a swap cannot take falls back to a reload.`,
@@ -114,7 +131,8 @@ graft config apply [--set K=V] [--unset K] [--reset]
                                 re-read the sources and move every worker (and its worker threads)
                                 to the result; --set overrides stay on top (over file edits) until
                                 --unset K or --reset
-graft config history [--json]   recent versions: time, source, changed keys, accepted or rejected`,
+graft config history [--json]   recent versions: time, source, changed keys, accepted or rejected
+  (config commands take the service as --name NAME)`,
 };
 
 /** The first line of each control command's help, for the overview. */
@@ -126,6 +144,8 @@ const oneLine: Record<string, string> = {
   upgrade: 'replace the master process, keeping the port open (SIGUSR2)',
   swap: 'swap changed code in place in every worker (with --swap)',
   systemd: 'print a systemd unit for a running service',
+  ls: 'every running service of this user (--json)',
+  logs: 'the last lines of a service\'s log file; --follow',
   fleet: 'every host of a service: status, rolling reload, swap, config apply',
   order: 'send a signed reload, swap or config order over a bus (--bus)',
   keygen: 'write a key to sign and check bus orders',
@@ -150,5 +170,5 @@ ${locate}`;
 
 export function helpFor(command: string): string | undefined {
   const text = commandHelp[command];
-  return text && (['start', 'order', 'keygen', 'fleet'].includes(command) ? text : `${text}\n\n${locate}`);
+  return text && (['start', 'order', 'keygen', 'fleet', 'ls'].includes(command) ? text : `${text}\n\n${locate}`);
 }

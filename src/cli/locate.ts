@@ -1,22 +1,75 @@
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { GraftError } from '../errors.js';
 import { defaultPaths, mastersIn, pathsForSocket, type MasterPaths } from '../supervisor/paths.js';
+import { findService, listServices, type ServiceRecord } from '../supervisor/service-registry.js';
+
+export interface Target {
+  socket?: string | undefined;
+  /** `--name NAME`: a service by name only. */
+  name?: string | undefined;
+  /** The positional: a service's name, or its entry (a path, relative to cwd or absolute). */
+  target?: string | undefined;
+  cwd?: string;
+}
+
+/** A service name has no dot and no slash (names are letters, digits, `_` and `-`); an entry is a path. */
+export function looksLikeName(text: string): boolean {
+  return /^[A-Za-z0-9_-]+$/.test(text);
+}
 
 /**
- * Which master a command talks to: --socket, else the one started for the
- * given entry in this directory, else the only one started in this directory.
+ * Which master a command talks to, from any directory: --socket; else a
+ * service by name (--name, or the positional); else by its entry (the
+ * registry knows every master's entry as an absolute path); else the only
+ * master started from the current directory.
  */
-export function locateMaster(options: { socket?: string | undefined; entry?: string | undefined; cwd?: string }): MasterPaths {
+export function locateMaster(options: Target): MasterPaths {
   const cwd = options.cwd ?? process.cwd();
   if (options.socket) return pathsForSocket(resolve(cwd, options.socket));
-  if (options.entry) return defaultPaths(cwd, options.entry);
-  const found = mastersIn(cwd);
-  if (found.length === 1) return pathsForSocket(found[0]!.socket);
-  if (found.length === 0) {
-    throw new GraftError('GRAFT_NO_MASTER', `no graft master was started from ${cwd}; start one with \`graft start <entry>\`, or pass --socket`);
+  if (options.name !== undefined) return pathsForSocket(byName(options.name).socket);
+  const target = options.target;
+  if (target !== undefined) {
+    if (looksLikeName(target)) {
+      const service = findService(target);
+      if (service) return pathsForSocket(service.socket);
+    }
+    const entry = resolve(cwd, target);
+    const matches = listServices().filter((s) => s.entry === entry);
+    if (matches.length === 1) return pathsForSocket(matches[0]!.socket);
+    if (matches.length > 1) {
+      throw new GraftError('GRAFT_AMBIGUOUS_MASTER', `${matches.length} services run ${entry} (${matches.map((s) => s.name).join(', ')}); name one of them`);
+    }
+    // A master started by a graft without the service registry.
+    const legacy = defaultPaths(cwd, target);
+    if (existsSync(legacy.socket)) return legacy;
+    if (looksLikeName(target) && !existsSync(entry)) throw noService(`no running service is named ${target}`);
+    throw noService(`no graft master runs ${entry}`);
   }
-  throw new GraftError(
-    'GRAFT_AMBIGUOUS_MASTER',
-    `${found.length} graft masters were started from ${cwd} (${found.map((m) => m.entry).join(', ')}); name the entry or pass --socket`,
-  );
+  const here = new Map<string, string>();
+  for (const s of listServices()) if (s.cwd === resolve(cwd)) here.set(s.socket, s.name);
+  for (const m of mastersIn(cwd)) if (!here.has(m.socket)) here.set(m.socket, m.entry);
+  if (here.size === 1) return pathsForSocket([...here.keys()][0]!);
+  if (here.size === 0) {
+    const names = listServices().map((s) => s.name);
+    const hint = names.length ? `running: ${names.join(', ')}: name one (\`graft status ${names[0]}\`)` : 'start one with `graft start <entry>`';
+    throw new GraftError('GRAFT_NO_MASTER', `no graft master was started from ${cwd}; ${hint}, or pass --socket`);
+  }
+  throw new GraftError('GRAFT_AMBIGUOUS_MASTER', `${here.size} graft masters were started from ${cwd} (${[...here.values()].join(', ')}); name one of them or pass --socket`);
+}
+
+/** The live service by that name, or GRAFT_NO_SERVICE listing the running ones. */
+export function byName(name: string): ServiceRecord {
+  const service = findService(name);
+  if (!service) throw noService(`no running service is named ${name}`);
+  return service;
+}
+
+function noService(what: string): GraftError {
+  return new GraftError('GRAFT_NO_SERVICE', `${what}; ${running()}`);
+}
+
+function running(): string {
+  const names = listServices().map((s) => s.name);
+  return names.length ? `running: ${names.join(', ')} (see \`graft ls\`)` : 'no service is running';
 }

@@ -5,6 +5,8 @@ import { reload, scale, status, stop, swap, upgrade } from './control-commands.j
 import { configCommand } from './config-command.js';
 import { helpFor, overview } from './help.js';
 import { keygen } from './keygen-command.js';
+import { logs } from './logs-command.js';
+import { ls } from './ls-command.js';
 import { start } from './start.js';
 import { systemdCommand } from './systemd-command.js';
 
@@ -17,6 +19,8 @@ const commands: Record<string, (argv: string[]) => Promise<number>> = {
   upgrade,
   swap,
   config: configCommand,
+  ls,
+  logs,
   // The bus clients load only for this command.
   order: async (argv) => (await import('./order-command.js')).order(argv),
   keygen,

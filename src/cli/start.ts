@@ -9,13 +9,19 @@ import { parseFleetUrl } from '../fleet/fleet-url.js';
 import { defaultConfigFiles } from '../config/default-files.js';
 import { parseConfigArg } from '../config/sources/source-url.js';
 import { GraftError } from '../errors.js';
+import { checkLogDir } from '../logs/log-dir.js';
+import type { LogTarget } from '../logs/service-log.js';
 import { Keeper } from '../supervisor/keeper.js';
 import { keeperPid } from '../supervisor/keeper-link.js';
 import { parseHttpAddress, type HttpAddress } from '../supervisor/http-endpoint.js';
 import { Master } from '../supervisor/master.js';
 import { defaultPaths, pathsForSocket } from '../supervisor/paths.js';
 import { DEFAULT_POLICY, type RestartPolicy } from '../supervisor/restart-policy.js';
-import { integer, megabytes, milliseconds, parse, seconds } from './args.js';
+import { bytes, integer, megabytes, milliseconds, parse, seconds } from './args.js';
+
+/** A log file rotates at 10 MiB and keeps 5 files: at most 50 MiB per service. */
+export const DEFAULT_LOG_MAX_BYTES = 10 * 1024 * 1024;
+export const DEFAULT_LOG_MAX_FILES = 5;
 
 export async function start(argv: string[]): Promise<number> {
   const { values, positionals } = parse(
@@ -37,6 +43,9 @@ export async function start(argv: string[]): Promise<number> {
       name: { type: 'string' },
       'host-id': { type: 'string' },
       fleet: { type: 'string' },
+      'log-dir': { type: 'string' },
+      'log-max-size': { type: 'string' },
+      'log-max-files': { type: 'string' },
       'max-memory': { type: 'string' },
       'restart-delay': { type: 'string' },
       'max-restarts': { type: 'string' },
@@ -54,12 +63,14 @@ export async function start(argv: string[]): Promise<number> {
   const port = integer('--port', values.port ?? process.env.PORT ?? '3000', 0, 65535)!;
   const workers = integer('--workers', values.workers, 1, 1024) ?? availableParallelism();
   const bus = busOptions(values, entry, cwd);
+  const service = serviceName(values.name, entry);
+  const logs = logTarget(values, service, cwd);
   const policy = restartPolicy(values);
   const metrics = httpAddress('--metrics', values.metrics, port);
   const dashboard = httpAddress('--dashboard', values.dashboard, port);
   const paths = values.socket ? pathsForSocket(resolve(cwd, values.socket)) : defaultPaths(cwd, entryArg);
   // `graft start` itself stays as the keeper; the master is its child (and so is every successor).
-  if (keeperPid() === undefined && !process.env.GRAFT_UPGRADE) return new Keeper(serviceName(values.name, entry)).run();
+  if (keeperPid() === undefined && !process.env.GRAFT_UPGRADE) return new Keeper(service).run();
   const master = new Master({
     entry,
     cwd,
@@ -76,15 +87,30 @@ export async function start(argv: string[]): Promise<number> {
     configCache: values['config-cache'] ? resolve(cwd, values['config-cache']) : undefined,
     overrides: values.set ?? [],
     fixed: { port: values.port !== undefined, workers: values.workers !== undefined },
-    service: serviceName(values.name, entry),
+    service,
     hostId: hostId(values['host-id']),
     fleet: values.fleet !== undefined ? parseFleetUrl(values.fleet) : undefined,
     bus,
+    logs,
     policy,
     metrics,
     dashboard,
   });
   return master.run();
+}
+
+/** --log-dir DIR: one rotated file per service, checked writable now; without it, stdout and stderr. */
+function logTarget(values: { 'log-dir'?: string | undefined; 'log-max-size'?: string | undefined; 'log-max-files'?: string | undefined }, service: string, cwd: string): LogTarget {
+  const maxBytes = bytes('--log-max-size', values['log-max-size'], 1024, 1024 ** 4);
+  const maxFiles = integer('--log-max-files', values['log-max-files'], 2, 1000);
+  if (values['log-dir'] === undefined) {
+    if (maxBytes !== undefined || maxFiles !== undefined) {
+      throw new GraftError('GRAFT_BAD_ARGUMENT', `${maxBytes !== undefined ? '--log-max-size' : '--log-max-files'} applies to log files: give --log-dir DIR too (without it, lines go to stdout and stderr)`);
+    }
+    return { kind: 'stdio' };
+  }
+  const file = checkLogDir(resolve(cwd, values['log-dir']), service);
+  return { kind: 'file', file, maxBytes: maxBytes ?? DEFAULT_LOG_MAX_BYTES, maxFiles: maxFiles ?? DEFAULT_LOG_MAX_FILES };
 }
 
 /** PM2's restart flags; --min-uptime only decides which crashes count against --max-restarts. */

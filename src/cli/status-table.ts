@@ -1,6 +1,7 @@
 import type { MasterStatus } from '../supervisor/master.js';
+import { formatBytes } from './args.js';
 
-function duration(ms: number): string {
+export function duration(ms: number): string {
   const s = Math.floor(ms / 1000);
   if (s < 60) return `${s}s`;
   const m = Math.floor(s / 60);
@@ -28,6 +29,8 @@ export function formatStatus(status: MasterStatus): string {
     `master ${m.pid}${m.keeper ? ` (keeper ${m.keeper})` : ''}  ${m.state}${m.degraded?.length ? ' DEGRADED' : ''}  up ${duration(m.uptimeMs)}  generation ${m.generation ?? '-'}  workers ${m.actual === m.desired ? m.desired : `${m.actual} of ${m.desired}`}  port ${m.port}`,
     `entry ${m.entry}`,
   ];
+  // A master of an older graft answers without these.
+  if (m.name) lines.push(`service ${m.name}  logs ${m.logs?.kind === 'file' ? `${m.logs.file} (rotated at ${formatBytes(m.logs.maxBytes)}, ${m.logs.maxFiles} files)` : 'to stdout and stderr'}`);
   if (m.config) lines.push(`config version ${m.config.version} (${m.config.hash}) from ${m.config.source}`);
   for (const store of m.config?.stores ?? []) {
     const state = store.connected ? 'connected' : 'DISCONNECTED';

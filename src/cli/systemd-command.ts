@@ -7,7 +7,7 @@ import { parse } from './args.js';
 import { locateMaster } from './locate.js';
 
 /**
- * `graft systemd [entry]`: a systemd unit for a running service, written from
+ * `graft systemd [name|entry]`: a systemd unit for a running service, written from
  * how it was started, so that what runs under systemd is what was tried by hand.
  *
  * - Type=simple and no PIDFile: the main pid is `graft start` itself (the
@@ -22,8 +22,8 @@ import { locateMaster } from './locate.js';
  *   (a `kill -HUP $MAINPID` would report success before anything happened).
  */
 export async function systemdCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parse('systemd', argv, { socket: { type: 'string' }, user: { type: 'string' }, env: { type: 'string', multiple: true } }, 1);
-  const target = locateMaster({ socket: values.socket, entry: positionals[0] });
+  const { values, positionals } = parse('systemd', argv, { socket: { type: 'string' }, name: { type: 'string' }, user: { type: 'string' }, env: { type: 'string', multiple: true } }, 1);
+  const target = locateMaster({ socket: values.socket, name: values.name, target: positionals[0] });
   const status = (await sendControl(target.socket, { cmd: 'status' })) as MasterStatus;
   const env = launchEnv(status.master.pid, values.env ?? []);
   process.stdout.write(systemdUnit(status, { socket: target.socket, user: values.user ?? userInfo().username, env }));

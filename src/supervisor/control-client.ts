@@ -9,11 +9,11 @@ const RETRYABLE = new Set(['ENOENT', 'ECONNREFUSED']);
  * are retried for a moment: during `graft upgrade` the socket is handed from
  * one master to the next.
  */
-export async function sendControl(socketPath: string, request: ControlRequest, retryMs = 1500): Promise<unknown> {
+export async function sendControl(socketPath: string, request: ControlRequest, retryMs = 1500, answerMs?: number): Promise<unknown> {
   const deadline = Date.now() + retryMs;
   for (;;) {
     try {
-      return await attempt(socketPath, request);
+      return await attempt(socketPath, request, answerMs);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (!code || !RETRYABLE.has(code)) throw err;
@@ -25,11 +25,20 @@ export async function sendControl(socketPath: string, request: ControlRequest, r
   }
 }
 
-function attempt(socketPath: string, request: ControlRequest): Promise<unknown> {
+/** `answerMs`: give up on a master that does not answer in that time (`graft ls` asks every master). */
+function attempt(socketPath: string, request: ControlRequest, answerMs: number | undefined): Promise<unknown> {
   return new Promise((resolve, reject) => {
     const socket = net.connect(socketPath);
     let buffer = '';
     let answered = false;
+    if (answerMs !== undefined) {
+      socket.setTimeout(answerMs, () => {
+        if (answered) return;
+        answered = true;
+        socket.destroy();
+        reject(new GraftError('GRAFT_CONTROL_FAILED', `the master on ${socketPath} did not answer within ${answerMs} ms`));
+      });
+    }
     socket.setEncoding('utf8');
     socket.on('connect', () => socket.write(JSON.stringify(request) + '\n'));
     socket.on('data', (chunk: string) => {

@@ -5,14 +5,19 @@ import { sendControl } from './control-client.js';
 import type { ControlServer } from './control-server.js';
 import type { MasterPaths } from './paths.js';
 import { removeMasterFiles, writeMasterFiles } from './pidfile.js';
+import { claimName, releaseName, type ServiceRecord } from './service-registry.js';
 
 /** Unix socket paths are limited by sockaddr_un (108 bytes with the final NUL on Linux). */
 const MAX_SOCKET_PATH = 107;
 
+/** What the service registry says about this master's service (the pid, socket and start time are added here). */
+export type ServiceDescription = Omit<ServiceRecord, 'pid' | 'socket' | 'startedAt'>;
+
 /**
- * What makes a master findable: its control socket, its pidfile and the
- * lookup record. Taken at start (refusing if another live master holds them),
- * handed to a successor on upgrade, released on stop.
+ * What makes a master findable: its control socket, its pidfile, the lookup
+ * record and its service's name in the registry. Taken at start (refusing if
+ * another live master holds them), handed to a successor on upgrade,
+ * released on stop.
  */
 export class MasterFiles {
   private owned = false;
@@ -23,6 +28,7 @@ export class MasterFiles {
     private readonly paths: MasterPaths,
     private readonly control: ControlServer,
     private readonly meta: { cwd: string; entry: string },
+    private readonly service: () => ServiceDescription,
   ) {}
 
   /** Check that the control socket can be created, before anything starts. */
@@ -36,7 +42,11 @@ export class MasterFiles {
     }
   }
 
-  /** Listen on the control socket and write the pidfile; `predecessor` is a master handing over to this one. */
+  /**
+   * Listen on the control socket, write the pidfile and take the service's
+   * name; `predecessor` is a master handing over to this one (or, taking
+   * control back, the successor that failed to), whose files these may be.
+   */
   async take(predecessor?: number): Promise<void> {
     const { socket } = this.paths;
     MasterFiles.check(socket);
@@ -69,6 +79,7 @@ export class MasterFiles {
     }
     this.owned = true;
     writeMasterFiles(this.paths, { ...this.meta, pid: process.pid, socket });
+    claimName({ ...this.service(), pid: process.pid, socket }, predecessor);
   }
 
   /** A successor takes over: stop answering on the socket, leave the pidfile to it. */
@@ -77,15 +88,18 @@ export class MasterFiles {
     this.closeSocket();
   }
 
-  /** The successor did not take control after all: answer on the socket again. */
-  async takeBack(): Promise<void> {
+  /** The successor did not take control after all (it is being killed): answer on the socket again. */
+  async takeBack(successor: number): Promise<void> {
     this.handedOver = false;
-    await this.take();
+    await this.take(successor);
   }
 
   release(): void {
     this.closeSocket();
-    if (!this.handedOver) removeMasterFiles(this.paths, process.pid);
+    if (!this.handedOver) {
+      removeMasterFiles(this.paths, process.pid);
+      releaseName(this.service().name);
+    }
   }
 
   private closeSocket(): void {

@@ -14,6 +14,7 @@ import type { FleetAddress } from '../fleet/fleet-url.js';
 import type { Membership } from '../fleet/membership.js';
 import { registryKey, type HostRecord } from '../fleet/registration.js';
 import { createLogger } from '../log.js';
+import { ServiceLog, type LogTarget } from '../logs/service-log.js';
 import { graftVersion } from '../version.js';
 import { Activity } from './activity.js';
 import { Arbiter } from './arbiter.js';
@@ -31,6 +32,7 @@ import type { GraftMetrics } from './metrics.js';
 import { Observers } from './observers.js';
 import type { MasterPaths } from './paths.js';
 import { Reloads, type ReloadRecord } from './reloads.js';
+import { checkName } from './service-registry.js';
 import { keeperPid, masterCommand, reportToKeeper } from './keeper-link.js';
 import type { RestartPolicy } from './restart-policy.js';
 import { installSignals } from './signals.js';
@@ -71,6 +73,8 @@ export interface MasterOptions {
   fleet: FleetAddress | undefined;
   /** Take signed orders from NATS and/or RabbitMQ (--bus). */
   bus?: BusOptions | undefined;
+  /** Where graft's and the app's lines go: a rotated log file (--log-dir), or stdout and stderr. */
+  logs: LogTarget;
   /** --max-memory, --restart-delay, --max-restarts, --min-uptime. */
   policy: RestartPolicy;
   /** Serve Prometheus metrics at /metrics here (--metrics); the status page too, unless --dashboard puts it elsewhere. */
@@ -102,6 +106,10 @@ export interface MasterStatus {
     bus?: BusStatus[];
     /** The fleet registry this master registers in (--fleet), and whether its entry is written. */
     fleet?: { fleet: string; key: string; registered: boolean };
+    /** The service's name (--name), as `graft ls` and the control commands know it. */
+    name: string;
+    /** Where its lines go. */
+    logs: LogTarget;
     /** The restart policy workers run under. */
     policy: RestartPolicy;
     /** Where Prometheus scrapes (--metrics) and where the live status page is (--metrics or --dashboard). */
@@ -130,6 +138,7 @@ export class Master {
   private readonly keeper = keeperPid();
   private readonly control: ControlServer;
   private readonly files: MasterFiles;
+  private readonly output: ServiceLog;
   private readonly applyOverrides = new OverrideSource('apply');
   private readonly arbiter = new Arbiter<Command>({ handle: (c) => this.handle(c), merge: mergeCommands, preempts: (c) => c.kind === 'stop' });
   private listeners!: ListenerRegistry;
@@ -163,7 +172,15 @@ export class Master {
   constructor(private readonly options: MasterOptions) {
     MasterFiles.check(options.paths.socket);
     this.control = new ControlServer(options.paths.socket, controlHandler(this), this.log);
-    this.files = new MasterFiles(options.paths, this.control, { cwd: options.cwd, entry: options.entry });
+    this.files = new MasterFiles(options.paths, this.control, { cwd: options.cwd, entry: options.entry }, () => ({
+      name: options.service,
+      entry: options.entry,
+      cwd: options.cwd,
+      port: this.pool?.currentPort ?? options.port,
+      logs: options.logs,
+    }));
+    // Rotation waits until this master holds its files: a successor shares the log file with its predecessor until then.
+    this.output = new ServiceLog(options.logs, { rotating: false });
   }
 
   get config(): ConfigCoordinator {
@@ -173,12 +190,13 @@ export class Master {
 
   /** Run until stopped; resolves with the process exit code. Rejects if the service cannot start. */
   async run(): Promise<number> {
+    this.output.install();
     let inherited: UpgradeState | undefined;
     try {
       inherited = await takeUpgradeState();
       await this.start(inherited);
     } catch (err) {
-      if (this.stopping) return this.exit.promise; // a stop arrived while starting
+      if (this.stopping) return this.exited(); // a stop arrived while starting
       const error = GraftError.wrap(err, 'the master failed to start');
       await this.pool?.stop(true);
       await this.coordinator?.close();
@@ -187,14 +205,24 @@ export class Master {
       await reportToKeeper({ graft: 'master-failed', code: error.code, message: error.message });
       this.files.release();
       this.uninstallSignals?.();
+      await this.output.close();
       throw error;
     }
-    return this.exit.promise;
+    return this.exited();
+  }
+
+  /** The exit code, once every line of this master and its workers is written. */
+  private async exited(): Promise<number> {
+    const code = await this.exit.promise;
+    await this.output.close();
+    return code;
   }
 
   private async start(inherited: UpgradeState | undefined): Promise<void> {
     // What `ps` shows: which service this master runs.
     process.title = `graft master ${this.options.service}`;
+    // Before config and workers: a name held by another live master is refused without touching it.
+    checkName(this.options.service, inherited?.from);
     this.listeners = new ListenerRegistry(inherited?.listeners);
     this.listeners.install();
     if (inherited) this.applyOverrides.restore(inherited.overrides);
@@ -230,6 +258,7 @@ export class Master {
         firstGeneration: inherited?.firstGeneration ?? 1,
         swap: this.options.swap,
         config: () => coordinator.current,
+        output: this.output,
         policy: this.options.policy,
         onWorkerLost: (lost) => this.submitQuietly({ kind: 'replace-worker', reason: 'crash', ...lost }),
         onWorkerOverMemory: (ask) => this.submit({ kind: 'replace-worker', reason: 'memory', ...ask }),
@@ -258,10 +287,12 @@ export class Master {
         }),
         transferControl: async (successor) => {
           this.files.handOff();
+          this.output.rotating(false); // the successor rotates the log file from now on
           try {
             await successor.handOver();
           } catch (err) {
-            await this.files.takeBack();
+            await this.files.takeBack(successor.pid);
+            this.output.rotating(true);
             throw err;
           }
         },
@@ -278,7 +309,10 @@ export class Master {
       await this.control.settled();
       this.exit.resolve(this.exitCode);
     });
-    if (!inherited) await this.files.take();
+    if (!inherited) {
+      await this.files.take();
+      this.output.rotating(true);
+    }
     // Before any worker starts: a metrics or status port that is taken fails the start with one line.
     await this.openHttp(inherited);
     this.uninstallSignals = installSignals((command, signal) => {
@@ -298,6 +332,7 @@ export class Master {
       await Promise.race([awaitHandover(), this.exit.promise]);
       if (this.stopping) return;
       await this.files.take(inherited.from);
+      this.output.rotating(true);
       reportInControl();
       const closed = this.listeners.closeUnclaimed();
       this.log.info('upgrade: in control', { from: inherited.from, generation: pool.generation, configVersion: coordinator.current.version, closedListeners: closed });
@@ -458,6 +493,8 @@ export class Master {
         config: live ? { version: live.version, hash: live.hash, source: live.source, lastRejected: this.coordinator!.lastRejected, stores: this.coordinator!.sourceStatus() } : undefined,
         ...(this.bus ? { bus: this.bus.status() } : {}),
         ...(this.membership ? { fleet: this.membership.status() } : {}),
+        name: this.options.service,
+        logs: this.options.logs,
         policy: this.options.policy,
         ...(this.endpoints.length ? { http: this.httpUrls() } : {}),
         ...pool,
@@ -540,6 +577,7 @@ export class Master {
     await this.bus?.close();
     await this.membership?.close(this.successorPid === undefined);
     await this.pool?.stop(this.fastStop);
+    await this.output.settled(); // the workers' last lines come before this master's
     this.closeHttp();
     this.uninstallSignals?.();
     this.files.release();

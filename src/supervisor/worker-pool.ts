@@ -5,6 +5,7 @@ import { slotEventLogger } from '../core/slot-log.js';
 import { GraftError, errorFields } from '../errors.js';
 import { WorkerEnv, type ConfigPayload } from '../ipc.js';
 import type { Logger } from '../log.js';
+import type { ServiceLog } from '../logs/service-log.js';
 import { CrashBackoff } from './crash-backoff.js';
 import { MemoryWatch } from './memory-watch.js';
 import { GenerationRecord, type Degraded, type RestartPolicy } from './restart-policy.js';
@@ -32,6 +33,8 @@ export interface PoolOptions {
   swap: boolean;
   /** The config snapshot a worker starts on (the live one). */
   config: () => ConfigPayload;
+  /** Where every line a worker prints goes, tagged with its generation, index and pid. */
+  output: ServiceLog;
   /** --max-memory, --restart-delay, --max-restarts, --min-uptime. */
   policy: RestartPolicy;
   /** A worker of the live generation died on its own: its replacement is asked for here, after the crash backoff. */
@@ -124,7 +127,8 @@ export class WorkerPool {
     if (options.policy.maxMemoryBytes !== undefined) this.memory = new MemoryWatch(options.policy.maxMemoryBytes);
     this.observe = options.observe ?? unobserved;
     // args: [] so the app's process.argv does not carry graft's own flags.
-    cluster.setupPrimary({ ...workerExec(options.entry), args: [], silent: false });
+    // stdout and stderr are pipes to the master, which writes each line whole and tagged (src/logs/service-log.ts).
+    cluster.setupPrimary({ ...workerExec(options.entry), args: [], stdio: ['inherit', 'pipe', 'pipe', 'ipc'] });
     this.slot = new Slot<WorkerSet, PoolChange, ReloadOutcome>(
       {
         build: (ctx) => this.buildSet(ctx),
@@ -392,9 +396,12 @@ export class WorkerPool {
       [WorkerEnv.idleCloseMs]: String(this.options.idleCloseMs),
       [WorkerEnv.lingerMs]: String(this.options.lingerMs),
       ...(this.options.swap ? { [WorkerEnv.swap]: '1' } : {}),
+      // The master parses the worker's own log records from its stderr and formats them for where they go.
+      GRAFT_LOG_FORMAT: 'json',
       ...(this.options.metrics ? { [WorkerEnv.metrics]: '1' } : {}),
     });
     const wp = new WorkerProcess(worker, set.generation, index, restarts, this.options.readyTimeoutMs, this.options.entry);
+    this.options.output.attach({ generation: set.generation, index, pid: wp.pid }, worker.process.stdout, worker.process.stderr);
     this.known.add(wp);
     set.workers.add(wp);
     // The snapshot answers the worker's hello: it waits for it before loading the app.

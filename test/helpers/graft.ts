@@ -183,7 +183,9 @@ export function startGraft(entry: string, options: StartOptions = {}): Promise<G
       args,
       {
         cwd: options.cwd ?? root,
-        env: { ...process.env, GRAFT_LOG_FORMAT: 'json', ...options.env },
+        // Its own runtime directory (service registry, default paths) unless the test shares one: masters
+        // of one fixture run side by side in tests as on separate hosts, and never meet the user's services.
+        env: { ...process.env, GRAFT_LOG_FORMAT: 'json', GRAFT_RUNTIME_DIR: sockDir, ...options.env },
         stdio: ['ignore', 'pipe', 'pipe'],
         ...(options.uid !== undefined ? { uid: options.uid, gid: options.uid } : {}),
       },

@@ -85,7 +85,7 @@ describe('bad input', () => {
     for (const args of [['help', 'reload'], ['reload', '--help'], ['reload', '-h']]) {
       const r = await graftCli(args);
       assert.equal(r.code, 0, r.stderr);
-      assert.match(r.stdout, /^graft reload \[entry\]/);
+      assert.match(r.stdout, /^graft reload \[name\|entry\]/);
     }
     assertOneLineError(await graftCli(['help', 'relaod']), 'GRAFT_UNKNOWN_COMMAND', /relaod/);
   });

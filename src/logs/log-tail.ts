@@ -1,0 +1,184 @@
+import { watch, type FSWatcher } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { logFiles, type LogFileInfo } from './log-dir.js';
+import { LineSplitter } from './line-splitter.js';
+
+const CHUNK = 64 * 1024;
+const NEWLINE = 0x0a;
+
+/** Where the newest complete line of the live file ends: `follow` goes on from there. */
+export interface TailPosition {
+  ino: number;
+  offset: number;
+}
+
+/**
+ * The last `count` lines of a service's log, across its rotated files
+ * (oldest first), read backwards from the end so that a large file costs
+ * only what is printed. Only complete lines: a line being written is left
+ * for `follow`.
+ */
+export async function lastLines(file: string, count: number): Promise<{ lines: string[]; position: TailPosition | undefined }> {
+  const files = logFiles(file);
+  const live = files.at(-1)?.path === file ? files.at(-1) : undefined;
+  let position: TailPosition | undefined;
+  const lines: string[] = [];
+  for (let i = files.length - 1; i >= 0 && (lines.length < count || files[i] === live); i--) {
+    const info = files[i]!;
+    const { lines: found, end } = await tailOf(info, count - lines.length, info === live);
+    if (info === live) position = { ino: info.ino, offset: end };
+    lines.unshift(...found);
+  }
+  return { lines, position };
+}
+
+async function tailOf(info: LogFileInfo, count: number, live: boolean): Promise<{ lines: string[]; end: number }> {
+  let handle: FileHandle;
+  try {
+    handle = await open(info.path, 'r');
+  } catch {
+    return { lines: [], end: 0 }; // rotated away meanwhile
+  }
+  try {
+    let end = info.size;
+    const chunks: Buffer[] = [];
+    let newlines = 0;
+    let start = end;
+    let trimmed = !live;
+    while (start > 0 && (newlines <= count || !trimmed)) {
+      const size = Math.min(CHUNK, start);
+      start -= size;
+      const chunk = Buffer.alloc(size);
+      await handle.read(chunk, 0, size, start);
+      if (!trimmed) {
+        // The live file may end in a line still being written: it is not ours yet.
+        const last = chunk.lastIndexOf(NEWLINE);
+        if (last === -1) {
+          end = start;
+          continue;
+        }
+        end = start + last + 1;
+        chunks.unshift(chunk.subarray(0, last + 1));
+        trimmed = true;
+      } else chunks.unshift(chunk);
+      for (const byte of chunks[0]!) if (byte === NEWLINE) newlines++;
+    }
+    const text = Buffer.concat(chunks).toString('utf8');
+    const lines = text.split('\n');
+    if (lines.at(-1) === '') lines.pop();
+    return { lines: lines.slice(Math.max(0, lines.length - count)), end };
+  } finally {
+    await handle.close();
+  }
+}
+
+/** How often the files are looked at when no change event came (fs.watch may miss a rename on some file systems). */
+const POLL_MS = 500;
+
+/**
+ * Print every line appended to the log after `position`, following the file
+ * across rotations: when the live file was renamed, the rest of the file it
+ * was is read (by its open descriptor), then every newer file, then the new
+ * live one. Runs until the signal aborts.
+ */
+export async function follow(file: string, position: TailPosition | undefined, print: (line: string) => void, signal: AbortSignal): Promise<void> {
+  let current: { handle: FileHandle; ino: number; offset: number; splitter: LineSplitter } | undefined;
+  let start = position;
+
+  /** Open a file we listed, unless it was renamed meanwhile (then the next look lists it again). */
+  const openFile = async (info: LogFileInfo, offset: number): Promise<boolean> => {
+    let handle: FileHandle;
+    try {
+      handle = await open(info.path, 'r');
+    } catch {
+      return false;
+    }
+    if ((await handle.stat()).ino !== info.ino) {
+      await handle.close();
+      return false;
+    }
+    current = { handle, ino: info.ino, offset, splitter: new LineSplitter((line) => print(line.text)) };
+    return true;
+  };
+
+  const drain = async () => {
+    if (!current) return;
+    const buffer = Buffer.alloc(CHUNK);
+    for (;;) {
+      const { bytesRead } = await current.handle.read(buffer, 0, CHUNK, current.offset);
+      if (bytesRead === 0) return;
+      current.offset += bytesRead;
+      current.splitter.push(buffer.subarray(0, bytesRead));
+    }
+  };
+
+  const finish = async () => {
+    current!.splitter.end();
+    await current!.handle.close();
+    current = undefined;
+  };
+
+  const tick = async () => {
+    let files = logFiles(file);
+    if (!current) {
+      // Where the tail stopped (that file may have been rotated since), else the live file from its start.
+      const from = start ? files.findIndex((f) => f.ino === start!.ino) : -1;
+      const info = from >= 0 ? files[from] : files.at(-1)?.path === file ? files.at(-1) : undefined;
+      if (!info || !(await openFile(info, from >= 0 ? start!.offset : 0))) return;
+      start = undefined;
+    }
+    for (;;) {
+      await drain();
+      files = logFiles(file);
+      const live = files.at(-1)?.path === file ? files.at(-1) : undefined;
+      if (live?.ino === current!.ino) {
+        if (live.size < current!.offset) current!.offset = 0; // truncated by hand
+        return;
+      }
+      // The file we read was rotated (or removed): its rest is read; then what came after it, in order.
+      const at = files.findIndex((f) => f.ino === current!.ino);
+      await drain();
+      await finish();
+      const next = files[at + 1];
+      if (!next || !(await openFile(next, 0))) return;
+    }
+  };
+
+  let running: Promise<void> | undefined;
+  let again = false;
+  const schedule = () => {
+    if (signal.aborted) return;
+    if (running) {
+      again = true;
+      return;
+    }
+    running = tick()
+      .catch(() => {})
+      .finally(() => {
+        running = undefined;
+        if (again) {
+          again = false;
+          schedule();
+        }
+      });
+  };
+
+  let watcher: FSWatcher | undefined;
+  try {
+    watcher = watch(dirname(file), () => schedule());
+    watcher.on('error', () => {});
+  } catch {
+    // polling alone
+  }
+  const timer = setInterval(schedule, POLL_MS);
+  schedule();
+  await new Promise<void>((resolve) => {
+    if (signal.aborted) resolve();
+    else signal.addEventListener('abort', () => resolve(), { once: true });
+  });
+  clearInterval(timer);
+  watcher?.close();
+  await running;
+  await current?.handle.close();
+}

@@ -1,0 +1,165 @@
+import type { Readable } from 'node:stream';
+import { formatRecord, prettyFor, setLogSink, type Fields } from '../log.js';
+import { LineSplitter, type Line } from './line-splitter.js';
+import { LogFile } from './log-file.js';
+
+/** Where a service's lines go: its log file (--log-dir), or the master's stdout and stderr. */
+export type LogTarget = { kind: 'file'; file: string; maxBytes: number; maxFiles: number } | { kind: 'stdio' };
+
+export interface WorkerTags {
+  generation: number;
+  index: number;
+  pid: number;
+}
+
+/** How long a stop waits for the last lines of workers whose pipes are still open (a grandchild may hold them). */
+const FLUSH_WAIT_MS = 1000;
+
+/**
+ * The master's one place for a service's lines: its own log records and every
+ * line its workers print. Workers' stdout and stderr are pipes to the master;
+ * each line is tagged with the worker's generation, index, pid and stream and
+ * written whole:
+ *
+ * - with a log file: as one JSON line in the file (graft's own records go to
+ *   stderr too, so a terminal still sees what the master does);
+ * - without: the app's stdout lines to the master's stdout and its stderr
+ *   lines to the master's stderr, as JSON lines (or short human lines on a
+ *   terminal), which is what a container's log collector reads.
+ *
+ * A worker's own graft records (role `worker`, on its stderr) are passed on
+ * as records, not wrapped as text.
+ */
+export class ServiceLog {
+  private readonly file: LogFile | undefined;
+  private readonly open = new Set<Promise<void>>();
+  private readonly sources = new Set<Readable>();
+  private paused = false;
+  private readonly errPretty = prettyFor(process.stderr);
+  private readonly outPretty = prettyFor(process.stdout);
+
+  constructor(
+    readonly target: LogTarget,
+    /** A successor master appends without rotating until it is in control. */
+    options: { rotating: boolean },
+  ) {
+    this.file =
+      target.kind === 'file'
+        ? new LogFile(target.file, { maxBytes: target.maxBytes, maxFiles: target.maxFiles, onError: (m) => this.fileFailed(m) }, options.rotating)
+        : undefined;
+  }
+
+  /** graft's own log records: to stderr as before, and to the log file. */
+  install(): void {
+    if (!this.file) return;
+    setLogSink((line, record) => {
+      process.stderr.write(line);
+      this.file!.write(JSON.stringify(record) + '\n');
+    });
+  }
+
+  /** Read a worker's stdout and stderr line by line until they end. */
+  attach(tags: WorkerTags, stdout: Readable | null | undefined, stderr: Readable | null | undefined): void {
+    for (const [stream, source] of [
+      ['stdout', stdout],
+      ['stderr', stderr],
+    ] as const) {
+      if (!source) continue;
+      const splitter = new LineSplitter((line) => this.workerLine(tags, stream, line));
+      this.sources.add(source);
+      if (this.paused) source.pause();
+      const ended = new Promise<void>((resolve) => {
+        const done = () => {
+          splitter.end();
+          this.sources.delete(source);
+          resolve();
+        };
+        source.once('end', done);
+        source.once('error', done);
+      });
+      this.open.add(ended);
+      void ended.then(() => this.open.delete(ended));
+      source.on('data', (chunk: Buffer) => splitter.push(chunk));
+    }
+  }
+
+  rotating(on: boolean): void {
+    this.file?.rotating(on);
+  }
+
+  /** Resolves once every worker's pipes have ended (their last lines written), or after a moment: a grandchild may hold a pipe open. */
+  async settled(): Promise<void> {
+    if (this.open.size === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(this.open), new Promise<void>((resolve) => (timer = setTimeout(resolve, FLUSH_WAIT_MS)))]);
+    clearTimeout(timer);
+  }
+
+  /** Waits for the workers' last lines, then closes the file; graft's later records go to stderr only. */
+  async close(): Promise<void> {
+    await this.settled();
+    if (!this.file) return;
+    setLogSink((line) => process.stderr.write(line));
+    await this.file.close();
+  }
+
+  private workerLine(tags: WorkerTags, stream: 'stdout' | 'stderr', line: Line): void {
+    const own = stream === 'stderr' ? workerRecord(line.text, tags.pid) : undefined;
+    if (own) {
+      if (this.file) process.stderr.write(formatRecord(own, this.errPretty));
+      this.write(own, 'stderr');
+      return;
+    }
+    const record: Fields = {
+      time: new Date().toISOString(),
+      generation: tags.generation,
+      worker: tags.index,
+      pid: tags.pid,
+      stream,
+      msg: line.text,
+      ...(line.partial ? { partial: true } : {}),
+    };
+    this.write(record, stream);
+  }
+
+  private write(record: Fields, stream: 'stdout' | 'stderr'): void {
+    if (this.file?.write(JSON.stringify(record) + '\n')) {
+      if (this.file.congested) this.pauseUntilDrained();
+      return;
+    }
+    if (stream === 'stdout') process.stdout.write(formatRecord(record, this.outPretty));
+    else process.stderr.write(formatRecord(record, this.errPretty));
+  }
+
+  /** The disk is slower than the app: hold the workers' pipes (the app's writes wait) instead of buffering without bound. */
+  private pauseUntilDrained(): void {
+    if (this.paused) return;
+    this.paused = true;
+    for (const s of this.sources) s.pause();
+    void this.file!.drained().then(() => {
+      this.paused = false;
+      for (const s of this.sources) s.resume();
+    });
+  }
+
+  private fileFailed(message: string): void {
+    // Not through the logger: its sink is this very file.
+    process.stderr.write(
+      formatRecord(
+        { time: new Date().toISOString(), level: 'error', role: 'master', pid: process.pid, msg: 'log file failed; lines go to stderr until it can be written again', code: 'GRAFT_LOG_DIR', error: message },
+        this.errPretty,
+      ),
+    );
+  }
+}
+
+/** A worker's graft log record (the worker runtime logs JSON to its stderr), or undefined for the app's own output. */
+function workerRecord(text: string, pid: number): Fields | undefined {
+  if (!text.startsWith('{"time":')) return undefined;
+  try {
+    const record = JSON.parse(text) as Fields;
+    return record.role === 'worker' && record.pid === pid && typeof record.level === 'string' ? record : undefined;
+  } catch {
+    return undefined;
+  }
+}

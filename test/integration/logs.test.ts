@@ -1,0 +1,208 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { logFiles } from '../../src/logs/log-dir.js';
+import { record } from '../helpers/output.js';
+import { cliPath, fixture, graftCli, onlyGeneration, startGraft, tempDir, tsxImport, waitFor, type CliResult } from '../helpers/graft.js';
+
+interface Line {
+  msg: string;
+  stream?: 'stdout' | 'stderr';
+  generation?: number;
+  worker?: number;
+  pid: number;
+  role?: string;
+  [key: string]: unknown;
+}
+
+/** Every line of a service's log files, oldest file first: what a user's `cat name.log.N … name.log` shows. */
+function lines(dir: string, name: string): Line[] {
+  return logFiles(join(dir, `${name}.log`)).flatMap((f) =>
+    readFileSync(f.path, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Line),
+  );
+}
+
+/** The numbers of burst `id`'s lines among `found`, in the order they appear. */
+function burst(found: Line[], id: string): number[] {
+  return found.filter((l) => l.msg.startsWith(`burst ${id} `)).map((l) => Number(l.msg.split(' ')[2]));
+}
+
+function range(from: number, to: number): number[] {
+  return Array.from({ length: to - from }, (_, i) => from + i);
+}
+
+function oneLine(r: CliResult, code: string, pattern?: RegExp): string {
+  assert.notEqual(r.code, 0, 'must exit non-zero');
+  const found = r.stderr.split('\n').filter(Boolean);
+  assert.equal(found.length, 1, r.stderr);
+  assert.ok(found[0]!.startsWith(`graft: ${code}: `), found[0]);
+  if (pattern) assert.match(found[0]!, pattern);
+  return found[0]!;
+}
+
+async function say(url: string, path: string): Promise<number> {
+  return Number((await (await fetch(`${url}${path}`)).text()).trim());
+}
+
+describe('logs', () => {
+  test('app lines land in the log file whole, tagged with generation, worker, pid and stream; the tag follows a reload', async () => {
+    const env = { GRAFT_RUNTIME_DIR: tempDir('graft-rt-') };
+    const dir = join(tempDir(), 'logs'); // created by graft
+    const g = await startGraft(fixture('talk-app.ts'), { workers: 2, env, args: ['--name', 'talker', '--log-dir', dir] });
+    try {
+      await g.waitRunning();
+      const pid1 = await say(g.url, '/say?text=hello-1');
+      const errPid = await say(g.url, '/err?text=oops-1');
+      const s1 = await g.status();
+      const out = await waitFor(() => lines(dir, 'talker').find((l) => l.msg === 'hello-1'), 10_000, 'hello-1 in the file');
+      assert.deepEqual(
+        { stream: out.stream, generation: out.generation, worker: out.worker, pid: out.pid },
+        { stream: 'stdout', generation: 1, worker: s1.workers.find((w) => w.pid === pid1)!.index, pid: pid1 },
+      );
+      const err = await waitFor(() => lines(dir, 'talker').find((l) => l.msg === 'oops-1'), 10_000, 'oops-1 in the file');
+      assert.deepEqual({ stream: err.stream, generation: err.generation, pid: err.pid }, { stream: 'stderr', generation: 1, pid: errPid });
+      // graft's own lines share the file; the app's do not reach the master's terminal.
+      assert.ok(lines(dir, 'talker').some((l) => l.role === 'master' && l.msg === 'master running'));
+      assert.ok(!g.output.some((l) => l.includes('hello-1') || l.includes('oops-1')));
+
+      assert.equal((await g.cli('reload')).code, 0);
+      await onlyGeneration(g, 2);
+      const pid2 = await say(g.url, '/say?text=hello-2');
+      const out2 = await waitFor(() => lines(dir, 'talker').find((l) => l.msg === 'hello-2'), 10_000, 'hello-2 in the file');
+      assert.deepEqual({ generation: out2.generation, pid: out2.pid }, { generation: 2, pid: pid2 });
+      // What a worker printed without a newline as it exited is one whole line, tagged like the rest.
+      const last = await waitFor(
+        () => {
+          const found = lines(dir, 'talker').filter((l) => l.msg === 'last words of generation 1');
+          return found.length === 2 ? found : undefined;
+        },
+        10_000,
+        'the last words of both generation-1 workers',
+      );
+      assert.deepEqual(last.map((l) => [l.generation, l.stream]), [
+        [1, 'stdout'],
+        [1, 'stdout'],
+      ]);
+      assert.deepEqual(new Set(last.map((l) => l.pid)), new Set(s1.workers.map((w) => w.pid)));
+      const table = await g.cli('status');
+      assert.match(table.stdout, new RegExp(`^service talker  logs ${join(dir, 'talker.log').replace(/[.]/g, '\\.')} \\(rotated at 10M, 5 files\\)$`, 'm'));
+    } finally {
+      await g.stop();
+    }
+    // The master's last lines, and its workers', are in the file once it has exited.
+    const all = lines(dir, 'talker');
+    assert.ok(all.some((l) => l.msg === 'master stopped'));
+    assert.equal(all.filter((l) => l.msg === 'last words of generation 2').length, 2);
+  });
+
+  test('rotation by size keeps at most --log-max-files files, and graft logs --lines returns the newest lines in order', async () => {
+    const env = { GRAFT_RUNTIME_DIR: tempDir('graft-rt-') };
+    const dir = tempDir();
+    const g = await startGraft(fixture('talk-app.ts'), { workers: 1, env, args: ['--name', 'rotor', '--log-dir', dir, '--log-max-size', '2K', '--log-max-files', '3'] });
+    try {
+      await g.waitRunning();
+      await fetch(`${g.url}/burst?id=r&n=300`);
+      await waitFor(() => burst(lines(dir, 'rotor'), 'r').includes(299), 10_000, 'the whole burst in the files');
+      const files = logFiles(join(dir, 'rotor.log'));
+      assert.deepEqual(
+        files.map((f) => f.path),
+        [join(dir, 'rotor.log.2'), join(dir, 'rotor.log.1'), join(dir, 'rotor.log')],
+      );
+      // A file is cut after the line that reaches the size, never inside one.
+      for (const f of files) assert.ok(f.size < 2048 + 300, `${f.path} is ${f.size} bytes`);
+      const kept = burst(lines(dir, 'rotor'), 'r');
+      assert.deepEqual(kept, range(300 - kept.length, 300), 'the files hold the newest lines, in order, oldest deleted');
+
+      const r = await graftCli(['logs', 'rotor', '--lines', '40'], { env, cwd: tempDir() });
+      assert.equal(r.code, 0, r.stderr);
+      const printed = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Line);
+      assert.equal(printed.length, 40);
+      const numbers = burst(printed, 'r');
+      assert.ok(numbers.length >= 35, `only ${numbers.length} burst lines among the last 40`);
+      assert.deepEqual(numbers, range(300 - numbers.length, 300), 'the newest lines, across the rotated files, in order');
+      assert.equal((await graftCli(['logs', 'rotor'], { env })).stdout.trim().split('\n').length, 20, 'the default is 20 lines');
+    } finally {
+      await g.stop();
+    }
+    // Read after the master stopped: its files, by directory.
+    const stopped = await graftCli(['logs', 'rotor', '--log-dir', dir, '-n', '1'], { env });
+    assert.equal(stopped.code, 0, stopped.stderr);
+    assert.equal((JSON.parse(stopped.stdout) as Line).msg, 'master stopped');
+  });
+
+  test('graft logs --follow prints the lines written after it started, across rotations, none lost or repeated', async () => {
+    const env = { GRAFT_RUNTIME_DIR: tempDir('graft-rt-') };
+    const dir = tempDir();
+    const g = await startGraft(fixture('talk-app.ts'), { workers: 1, env, args: ['--name', 'tail', '--log-dir', dir, '--log-max-size', '2K', '--log-max-files', '100'] });
+    await g.waitRunning();
+    const follower = spawn(process.execPath, ['--import', tsxImport, cliPath, 'logs', 'tail', '--follow', '--lines', '1'], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const seen: Line[] = [];
+    createInterface({ input: follower.stdout }).on('line', (l) => {
+      record('follower', l);
+      seen.push(JSON.parse(l) as Line);
+    });
+    createInterface({ input: follower.stderr }).on('line', (l) => record('follower', l));
+    const exited = new Promise<number | null>((resolve) => follower.once('exit', (code) => resolve(code)));
+    try {
+      // The last line is printed: from here on it follows.
+      await waitFor(() => seen.length >= 1, 15_000, 'the follower to print the last line');
+      await say(g.url, '/say?text=followed-1');
+      await waitFor(() => seen.some((l) => l.msg === 'followed-1'), 10_000, 'the follower to see followed-1');
+      const before = logFiles(join(dir, 'tail.log')).length;
+      await fetch(`${g.url}/burst?id=f&n=200`);
+      await waitFor(() => burst(seen, 'f').includes(199), 15_000, 'the follower to see the whole burst');
+      assert.ok(logFiles(join(dir, 'tail.log')).length >= before + 5, 'the file was rotated while it followed');
+      assert.deepEqual(burst(seen, 'f'), range(0, 200));
+      follower.kill('SIGINT');
+      assert.equal(await exited, 0);
+    } finally {
+      follower.kill('SIGKILL');
+      await g.stop();
+    }
+  });
+
+  test('without --log-dir, app lines go to the master\'s stdout and stderr as tagged JSON lines', async () => {
+    const env = { GRAFT_RUNTIME_DIR: tempDir('graft-rt-') };
+    const g = await startGraft(fixture('talk-app.ts'), { workers: 1, env, args: ['--name', 'plain'] });
+    try {
+      await g.waitRunning();
+      const pid = await say(g.url, '/say?text=to-stdout');
+      await say(g.url, '/err?text=to-stderr');
+      const out = await waitFor(() => g.output.map((l) => (l.startsWith('{') ? (JSON.parse(l) as Line) : undefined)).find((l) => l?.msg === 'to-stdout'), 10_000, 'the stdout line');
+      assert.deepEqual({ stream: out.stream, generation: out.generation, worker: out.worker, pid: out.pid }, { stream: 'stdout', generation: 1, worker: 0, pid });
+      const err = await g.waitForLog((r) => r.msg === 'to-stderr');
+      assert.deepEqual({ stream: err.stream, generation: err.generation, pid: err.pid }, { stream: 'stderr', generation: 1, pid });
+      oneLine(await graftCli(['logs', 'plain'], { env }), 'GRAFT_NO_LOG_FILES', /service plain \(master \d+\) writes no log files: its lines go to the stdout and stderr/);
+    } finally {
+      await g.stop();
+    }
+  });
+
+  test('bad input: an unwritable log directory, bad sizes, an unknown service', async () => {
+    const env = { GRAFT_RUNTIME_DIR: tempDir('graft-rt-') };
+    const blocker = join(tempDir(), 'a-file');
+    writeFileSync(blocker, 'in the way');
+    // Under a regular file: no directory can be made there, even by root.
+    const g = await startGraft(fixture('talk-app.ts'), { workers: 1, env, args: ['--name', 'nodir', '--log-dir', join(blocker, 'logs')] });
+    const exit = await g.exited;
+    assert.equal(exit.code, 1);
+    const errors = g.output.filter((l) => l.startsWith('graft: '));
+    assert.deepEqual(errors, [`graft: GRAFT_LOG_DIR: cannot use ${join(blocker, 'logs')} as the log directory: a file is in the way; pass another --log-dir`]);
+    assert.equal(g.logs.filter((r) => r.msg === 'worker started').length, 0);
+
+    const entry = fixture('talk-app.ts');
+    oneLine(await graftCli(['start', entry, '--log-dir', tempDir(), '--log-max-size', '10X'], { env }), 'GRAFT_BAD_ARGUMENT', /--log-max-size .*"10X"/);
+    oneLine(await graftCli(['start', entry, '--log-dir', tempDir(), '--log-max-size', '12'], { env }), 'GRAFT_BAD_ARGUMENT', /--log-max-size must be a size from 1K/);
+    oneLine(await graftCli(['start', entry, '--log-dir', tempDir(), '--log-max-files', '1'], { env }), 'GRAFT_BAD_ARGUMENT', /--log-max-files/);
+    oneLine(await graftCli(['start', entry, '--log-max-size', '1M'], { env }), 'GRAFT_BAD_ARGUMENT', /--log-max-size applies to log files: give --log-dir/);
+    oneLine(await graftCli(['logs', 'nosuch'], { env }), 'GRAFT_NO_SERVICE', /nosuch/);
+    oneLine(await graftCli(['logs', 'nosuch', '--log-dir', tempDir()], { env }), 'GRAFT_NO_SERVICE', /nosuch\.log does not exist/);
+    oneLine(await graftCli(['logs', 'x', '--lines', 'many'], { env }), 'GRAFT_BAD_ARGUMENT', /--lines/);
+  });
+});
