@@ -37,6 +37,9 @@ export const commandHelp: Record<string, string> = {
                              (default: to stdout and stderr, as JSON lines when not a terminal)
       --log-max-size SIZE    rotate the log file at SIZE, e.g. 10M, 512K, 1G (default 10M)
       --log-max-files N      keep at most N log files, the live one included (default 5)
+  -d, --daemon               run in the background (PM2's habit): returns once the master
+                             serves, printing the keeper's and master's pids; logs go to
+                             --log-dir, by default $XDG_STATE_HOME/graft/logs
       --host-id NAME         this master's name in the fleet (default: the host name)
       --fleet nats://H:P     register in the fleet registry there (NATS JetStream KV), so that
                              \`graft fleet\` sees this master and can roll changes out to it

@@ -9,7 +9,7 @@ import { parseFleetUrl } from '../fleet/fleet-url.js';
 import { defaultConfigFiles } from '../config/default-files.js';
 import { parseConfigArg } from '../config/sources/source-url.js';
 import { GraftError } from '../errors.js';
-import { checkLogDir } from '../logs/log-dir.js';
+import { checkLogDir, defaultLogDir } from '../logs/log-dir.js';
 import type { LogTarget } from '../logs/service-log.js';
 import { Keeper } from '../supervisor/keeper.js';
 import { keeperPid } from '../supervisor/keeper-link.js';
@@ -17,6 +17,7 @@ import { parseHttpAddress, type HttpAddress } from '../supervisor/http-endpoint.
 import { Master } from '../supervisor/master.js';
 import { defaultPaths, pathsForSocket } from '../supervisor/paths.js';
 import { DEFAULT_POLICY, type RestartPolicy } from '../supervisor/restart-policy.js';
+import { startDaemon } from './daemon.js';
 import { bytes, integer, megabytes, milliseconds, parse, seconds } from './args.js';
 
 /** A log file rotates at 10 MiB and keeps 5 files: at most 50 MiB per service. */
@@ -52,6 +53,7 @@ export async function start(argv: string[]): Promise<number> {
       'min-uptime': { type: 'string' },
       metrics: { type: 'string' },
       dashboard: { type: 'string' },
+      daemon: { type: 'boolean', short: 'd' },
     },
     1,
   );
@@ -64,11 +66,14 @@ export async function start(argv: string[]): Promise<number> {
   const workers = integer('--workers', values.workers, 1, 1024) ?? availableParallelism();
   const bus = busOptions(values, entry, cwd);
   const service = serviceName(values.name, entry);
+  // Detached, nothing reads stdout: lines go to files, in the per-user default place unless --log-dir says.
+  if (values.daemon && values['log-dir'] === undefined) values['log-dir'] = defaultLogDir();
   const logs = logTarget(values, service, cwd);
   const policy = restartPolicy(values);
   const metrics = httpAddress('--metrics', values.metrics, port);
   const dashboard = httpAddress('--dashboard', values.dashboard, port);
   const paths = values.socket ? pathsForSocket(resolve(cwd, values.socket)) : defaultPaths(cwd, entryArg);
+  if (values.daemon) return startDaemon(argv, { service, logDir: resolve(cwd, values['log-dir']!), cwd });
   // `graft start` itself stays as the keeper; the master is its child (and so is every successor).
   if (keeperPid() === undefined && !process.env.GRAFT_UPGRADE) return new Keeper(service).run();
   const master = new Master({
