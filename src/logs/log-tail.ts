@@ -84,9 +84,14 @@ const POLL_MS = 500;
  */
 export async function follow(file: string, position: TailPosition | undefined, print: (line: string) => void, signal: AbortSignal): Promise<void> {
   let current: { handle: FileHandle; ino: number; offset: number; splitter: LineSplitter } | undefined;
-  let start = position;
+  /**
+   * Where reading stands, by inode: a rotation renames every file (`.1` becomes
+   * `.2` …), so a path says nothing; `done` once that file was read to its end
+   * after it stopped being the live one.
+   */
+  let cursor: { ino: number; offset: number; done: boolean } | undefined = position && { ...position, done: false };
 
-  /** Open a file we listed, unless it was renamed meanwhile (then the next look lists it again). */
+  /** Open a file we listed, unless it was renamed meanwhile (then it is listed again). */
   const openFile = async (info: LogFileInfo, offset: number): Promise<boolean> => {
     let handle: FileHandle;
     try {
@@ -103,45 +108,49 @@ export async function follow(file: string, position: TailPosition | undefined, p
   };
 
   const drain = async () => {
-    if (!current) return;
+    const c = current!;
     const buffer = Buffer.alloc(CHUNK);
     for (;;) {
-      const { bytesRead } = await current.handle.read(buffer, 0, CHUNK, current.offset);
-      if (bytesRead === 0) return;
-      current.offset += bytesRead;
-      current.splitter.push(buffer.subarray(0, bytesRead));
+      const { bytesRead } = await c.handle.read(buffer, 0, CHUNK, c.offset);
+      if (bytesRead === 0) break;
+      c.offset += bytesRead;
+      c.splitter.push(buffer.subarray(0, bytesRead));
     }
+    cursor = { ino: c.ino, offset: c.offset, done: false };
   };
 
-  const finish = async () => {
-    current!.splitter.end();
-    await current!.handle.close();
-    current = undefined;
+  /** The next file to read, from the cursor: the rest of the one it is in, or the one after it. */
+  const nextFile = (files: LogFileInfo[]): { info: LogFileInfo; offset: number } | undefined => {
+    if (!cursor) {
+      const live = files.at(-1);
+      return live?.path === file ? { info: live, offset: 0 } : undefined;
+    }
+    const at = files.findIndex((f) => f.ino === cursor!.ino);
+    // Ours was deleted as the oldest: every file left is newer.
+    if (at === -1) return files[0] && { info: files[0], offset: 0 };
+    if (cursor.done) return files[at + 1] && { info: files[at + 1]!, offset: 0 };
+    return { info: files[at]!, offset: cursor.offset };
   };
 
   const tick = async () => {
-    let files = logFiles(file);
-    if (!current) {
-      // Where the tail stopped (that file may have been rotated since), else the live file from its start.
-      const from = start ? files.findIndex((f) => f.ino === start!.ino) : -1;
-      const info = from >= 0 ? files[from] : files.at(-1)?.path === file ? files.at(-1) : undefined;
-      if (!info || !(await openFile(info, from >= 0 ? start!.offset : 0))) return;
-      start = undefined;
-    }
-    for (;;) {
+    for (let attempt = 0; attempt < 20; attempt++) {
+      if (!current) {
+        const next = nextFile(logFiles(file));
+        if (!next) return;
+        if (!(await openFile(next.info, next.offset))) continue; // renamed by a rotation meanwhile
+      }
       await drain();
-      files = logFiles(file);
-      const live = files.at(-1)?.path === file ? files.at(-1) : undefined;
-      if (live?.ino === current!.ino) {
+      const live = logFiles(file).at(-1);
+      if (live?.path === file && live.ino === current!.ino) {
         if (live.size < current!.offset) current!.offset = 0; // truncated by hand
         return;
       }
-      // The file we read was rotated (or removed): its rest is read; then what came after it, in order.
-      const at = files.findIndex((f) => f.ino === current!.ino);
+      // Rotated: the writer closed it before renaming it, so what is left of it is read now; then the next file.
       await drain();
-      await finish();
-      const next = files[at + 1];
-      if (!next || !(await openFile(next, 0))) return;
+      current!.splitter.end();
+      await current!.handle.close();
+      cursor = { ...cursor!, done: true };
+      current = undefined;
     }
   };
 

@@ -118,6 +118,37 @@ describe('log files', () => {
   });
 });
 
+describe('follow under rotation', () => {
+  test('a writer rotating the logrotate way (every file renamed) while the follower reads: every line once, in order', async () => {
+    const dir = tempDir();
+    const file = join(dir, 'api.log');
+    writeFileSync(file, '');
+    const { position } = await lastLines(file, 0);
+    const seen: string[] = [];
+    const stop = new AbortController();
+    const done = follow(file, position, (l) => seen.push(l), stop.signal);
+    const rotate = () => {
+      for (let i = 100; i >= 1; i--) {
+        try {
+          renameSync(i === 1 ? file : `${file}.${i - 1}`, `${file}.${i}`);
+        } catch {
+          // not there yet
+        }
+      }
+      writeFileSync(file, '');
+    };
+    for (let i = 0; i < 400; i++) {
+      appendFileSync(file, `line ${i}\n`);
+      if (i % 7 === 6) rotate();
+      if (i % 3 === 0) await new Promise((r) => setImmediate(r));
+    }
+    await waitUntil(() => seen.includes('line 399'));
+    stop.abort();
+    await done;
+    assert.deepEqual(seen, Array.from({ length: 400 }, (_, i) => `line ${i}`));
+  });
+});
+
 async function waitUntil(check: () => boolean): Promise<void> {
   const deadline = Date.now() + 5000;
   while (!check()) {
