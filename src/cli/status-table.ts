@@ -18,6 +18,8 @@ export function formatStatus(status: MasterStatus): string {
     `master ${m.pid}  ${m.state}  up ${duration(m.uptimeMs)}  generation ${m.generation ?? '-'}  workers ${m.actual === m.desired ? m.desired : `${m.actual} of ${m.desired}`}  port ${m.port}`,
     `entry ${m.entry}`,
   ];
+  // A master from before this field (mid-upgrade) has none.
+  if (m.memory) lines.push(`memory rss ${megabytes(m.memory.rss)}  heap ${megabytes(m.memory.heapUsed)} of ${megabytes(m.memory.heapTotal)}`);
   if (m.config) lines.push(`config version ${m.config.version} (${m.config.hash}) from ${m.config.source}`);
   for (const store of m.config?.stores ?? []) {
     const state = store.connected ? 'connected' : 'DISCONNECTED';

@@ -21,6 +21,7 @@ import { mergeCommands, type Command, type Overrides } from './commands.js';
 import { ConfigCoordinator, type ApplyOutcome, type HistoryEntry } from './config-coordinator.js';
 import { controlHandler } from './control-handlers.js';
 import { ControlServer } from './control-server.js';
+import { EntryBuilds, isTypeScript } from './entry-builds.js';
 import { ListenerRegistry } from './listeners.js';
 import { MasterFiles } from './master-files.js';
 import type { MasterPaths } from './paths.js';
@@ -47,6 +48,8 @@ export interface MasterOptions {
   watch: string | undefined;
   /** Serve the entry as a swappable handler; code changes swap in place. */
   swap: boolean;
+  /** Load a TypeScript entry with tsx in every worker instead of compiling it in the master (--tsx). */
+  tsx: boolean;
   /** Config files and stores (--config), lowest layer first. */
   config: ConfigArg[];
   /** Where store sources cache their last good snapshot (default: beside the control socket). */
@@ -69,6 +72,8 @@ export interface MasterStatus {
   master: {
     pid: number;
     uptimeMs: number;
+    /** The master process's own memory: resident set and V8 heap, in bytes. */
+    memory: { rss: number; heapUsed: number; heapTotal: number };
     entry: string;
     port: number;
     socket: string;
@@ -181,6 +186,9 @@ export class Master {
     });
     this.coordinator = coordinator;
     const own = coordinator.settings(await coordinator.init(inherited?.config));
+    // A --swap handler is bundled by the worker itself; --tsx keeps TypeScript to tsx in each worker.
+    const typescript = isTypeScript(this.options.entry);
+    const builds = typescript && !this.options.swap && !this.options.tsx ? new EntryBuilds(this.options.entry, this.options.paths.build, this.log) : undefined;
     const pool = new WorkerPool(
       {
         entry: this.options.entry,
@@ -194,6 +202,8 @@ export class Master {
         lingerMs: this.options.lingerMs,
         firstGeneration: inherited?.firstGeneration ?? 1,
         swap: this.options.swap,
+        tsx: typescript && this.options.tsx,
+        builds,
         config: () => coordinator.current,
         onWorkerLost: (lost) => this.submitQuietly({ kind: 'replace-worker', ...lost }),
       },
@@ -389,10 +399,12 @@ export class Master {
   status(): MasterStatus {
     const { workers, ...pool } = this.pool?.status() ?? { generation: undefined, desired: this.options.workers, actual: 0, reloading: false, crashLoop: false, workers: [] };
     const live = this.coordinator && this.state !== 'starting' ? this.coordinator.current : undefined;
+    const { rss, heapUsed, heapTotal } = process.memoryUsage();
     return {
       master: {
         pid: process.pid,
         uptimeMs: Date.now() - this.startedAt,
+        memory: { rss, heapUsed, heapTotal },
         entry: this.options.entry,
         port: this.pool?.currentPort ?? this.options.port,
         socket: this.options.paths.socket,

@@ -5,6 +5,7 @@ import { GraftError, errorFields } from '../errors.js';
 import { WorkerEnv, type ConfigPayload } from '../ipc.js';
 import type { Logger } from '../log.js';
 import { CrashBackoff } from './crash-backoff.js';
+import type { EntryBuilds } from './entry-builds.js';
 import { workerExec } from './worker-exec.js';
 import { WorkerProcess, type WorkerStatus } from './worker-process.js';
 
@@ -26,6 +27,10 @@ export interface PoolOptions {
   firstGeneration: number;
   /** `--swap`: workers serve the entry as a swappable handler. */
   swap: boolean;
+  /** Workers load TypeScript through tsx (`--tsx`) instead of a build. */
+  tsx: boolean;
+  /** A TypeScript entry compiled by the master for each generation (see EntryBuilds). */
+  builds: EntryBuilds | undefined;
   /** The config snapshot a worker starts on (the live one). */
   config: () => ConfigPayload;
   /** A worker of the live generation died on its own: its replacement is asked for here, after the crash backoff. */
@@ -55,6 +60,8 @@ export interface LostWorker {
 interface WorkerSet {
   generation: number;
   workers: Set<WorkerProcess>;
+  /** The generation's compiled entry, when the master compiles it: every worker of the set runs this code. */
+  code: string | undefined;
   port: number;
   /** How many workers this generation should run. */
   desired: number;
@@ -91,17 +98,21 @@ export class WorkerPool {
     private readonly log: Logger,
   ) {
     // args: [] so the app's process.argv does not carry graft's own flags.
-    cluster.setupPrimary({ ...workerExec(options.entry), args: [], silent: false });
+    cluster.setupPrimary({ ...workerExec({ tsx: options.tsx }), args: [], silent: false });
     this.slot = new Slot<WorkerSet, PoolChange, ReloadOutcome>(
       {
         build: (ctx) => this.buildSet(ctx),
         verify: (set) => this.verifySet(set),
         // A set that served already (its workers took connections once listening) drains, it is not killed.
-        discard: (set) => this.retireSet(set, AbortSignal.timeout(options.drainTimeoutMs)),
+        discard: async (set) => {
+          await this.retireSet(set, AbortSignal.timeout(options.drainTimeoutMs));
+          options.builds?.remove(set.generation);
+        },
         commit: (next, previous) => this.commitSet(next.value, previous?.value),
         drain: (generation, deadline) => this.retireSet(generation.value, deadline),
         dispose: (set) => {
           for (const w of set.workers) w.kill();
+          options.builds?.remove(set.generation);
         },
       },
       {
@@ -233,6 +244,7 @@ export class WorkerPool {
       await this.slot.close();
     }
     await Promise.all([...this.known].map((w) => w.exited));
+    await this.options.builds?.close();
   }
 
   /** Kill every worker now (a fast stop after a graceful one began). */
@@ -254,9 +266,12 @@ export class WorkerPool {
 
   private async buildSet(ctx: BuildContext<WorkerSet, PoolChange>): Promise<WorkerSet> {
     const change = ctx.request ?? {};
+    // New code on disk is a new build; code that does not compile refuses the generation before any worker starts.
+    const code = await this.options.builds?.build(ctx.version);
     const set: WorkerSet = {
       generation: ctx.version,
       workers: new Set(),
+      code,
       port: change.port ?? ctx.previous?.port ?? this.options.port,
       desired: change.workers ?? ctx.previous?.desired ?? this.options.workers,
     };
@@ -267,6 +282,7 @@ export class WorkerPool {
     } catch (err) {
       // Roll back: the live generation keeps serving; the new one goes away.
       await Promise.all([...set.workers].map((w) => this.retireWorker(w)));
+      this.options.builds?.remove(set.generation);
       throw err;
     }
     return set;
@@ -297,6 +313,7 @@ export class WorkerPool {
     const worker = cluster.fork({
       PORT: String(set.port),
       [WorkerEnv.entry]: this.options.entry,
+      ...(set.code ? { [WorkerEnv.code]: set.code } : {}),
       [WorkerEnv.generation]: String(set.generation),
       [WorkerEnv.service]: this.options.service,
       [WorkerEnv.index]: String(index),

@@ -1,0 +1,38 @@
+import type * as esbuild from 'esbuild';
+import { pathToFileURL } from 'node:url';
+
+interface Inner {
+  graftInner: true;
+}
+
+/**
+ * For a bundle Node loads from a build directory: packages stay outside it, as
+ * Node would load them from the source file's own place. Each one is resolved
+ * where it is imported (esbuild's resolver with Node's conditions: `import` or
+ * `require`, `node`, `default`, no `module`) and imported by absolute path, so
+ * it is the same module instance anything else in the process loads. Files
+ * `outside` says belong to the host (graft's own modules) stay outside too.
+ */
+export function externalsPlugin(format: 'esm' | 'cjs', outside: (file: string) => boolean): esbuild.Plugin {
+  return {
+    name: 'graft-externals',
+    setup(build) {
+      build.onResolve({ filter: /.*/ }, async (args) => {
+        if (args.kind === 'entry-point' || (args.pluginData as Inner | undefined)?.graftInner) return undefined;
+        const resolved = await build.resolve(args.path, {
+          kind: args.kind,
+          importer: args.importer,
+          resolveDir: args.resolveDir,
+          pluginData: { graftInner: true } satisfies Inner,
+        });
+        // A failure is reported by esbuild's own resolution, with the import's file and line.
+        if (resolved.errors.length > 0) return undefined;
+        if (resolved.external) return { path: args.path, external: true }; // a Node builtin
+        if (!/[\\/]node_modules[\\/]/.test(resolved.path) && !outside(resolved.path)) return { path: resolved.path, sideEffects: resolved.sideEffects };
+        // An ES module imports by URL (a path is not one); require() takes a path.
+        const byUrl = format === 'esm' && (args.kind === 'import-statement' || args.kind === 'dynamic-import');
+        return { path: byUrl ? pathToFileURL(resolved.path).href : resolved.path, external: true };
+      });
+    },
+  };
+}
