@@ -1,14 +1,15 @@
 import { createInterface } from 'node:readline';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { chownSync, existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { chownSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { builtPackage, graftBin } from '../../bench/lib/built.js';
 import { freePort } from '../../bench/lib/http.js';
 import { sendControl } from '../../src/supervisor/control-client.js';
 import type { ControlRequest } from '../../src/supervisor/control-protocol.js';
 import { record, tempDir } from './output.js';
 
-export { freePort, tempDir };
+export { builtPackage, freePort, tempDir };
 
 export const root = fileURLToPath(new URL('../../', import.meta.url));
 export const cliPath = join(root, 'src/cli/main.ts');
@@ -163,7 +164,7 @@ export function startGraft(entry: string, options: StartOptions = {}): Promise<G
     const socket = join(sockDir, 'control.sock');
     const child = spawn(
       process.execPath,
-      [...(options.built ? [join(root, 'bin/graft.js')] : ['--import', tsxImport, cliPath]), 'start', entry, ...(options.workers === 0 ? [] : ['-w', String(options.workers ?? 2)]), '-p', String(port), ...(options.defaultSocket ? [] : ['--socket', socket]), ...(options.args ?? [])],
+      [...(options.built ? [graftBin] : ['--import', tsxImport, cliPath]), 'start', entry, ...(options.workers === 0 ? [] : ['-w', String(options.workers ?? 2)]), '-p', String(port), ...(options.defaultSocket ? [] : ['--socket', socket]), ...(options.args ?? [])],
       {
         cwd: options.cwd ?? root,
         env: { ...process.env, GRAFT_LOG_FORMAT: 'json', ...options.env },
@@ -238,24 +239,4 @@ export async function waitFor<T>(check: () => T | undefined | false | Promise<T 
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 100));
   }
-}
-
-/** The newest modification time of a file under dir (0 if there is none). */
-function newest(dir: string): number {
-  let latest = 0;
-  for (const entry of readdirSync(dir, { withFileTypes: true, recursive: true })) {
-    if (entry.isFile()) latest = Math.max(latest, statSync(join(entry.parentPath ?? entry.path, entry.name)).mtimeMs);
-  }
-  return latest;
-}
-
-/**
- * graft as installed runs from dist/ (`npm run build`, which `npm ci` runs):
- * built here when missing or older than the source, so a test of the
- * installed package never runs stale code.
- */
-export function builtPackage(): void {
-  const main = join(root, 'dist/cli/main.js');
-  if (existsSync(main) && statSync(main).mtimeMs >= newest(join(root, 'src'))) return;
-  execFileSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'tsconfig.build.json')], { cwd: root, stdio: 'pipe' });
 }
