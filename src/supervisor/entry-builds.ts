@@ -1,14 +1,28 @@
 import { mkdirSync, readdirSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
-import { basename, extname, join, sep } from 'node:path';
+import { basename, dirname, extname, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { GraftError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { Bundler } from '../swap/bundle.js';
 import { moduleType } from '../swap/module-type.js';
 
-/** graft's own modules (src/ from source, dist/ when installed): an app that imports them must get the host's instance. */
-const graftRoot = fileURLToPath(new URL('../../', import.meta.url));
-const graftOwn = [join(graftRoot, 'src') + sep, join(graftRoot, 'dist') + sep];
+const here = fileURLToPath(import.meta.url);
+const graftRoot = join(dirname(here), '..', '..');
+const srcDir = join(graftRoot, 'src') + sep;
+const distDir = join(graftRoot, 'dist') + sep;
+
+/**
+ * graft's own modules, which an app must share with the worker runtime, never
+ * load twice: a file of graft's dist/ as it is, and one of its src/ (an app
+ * in graft's checkout imports it) as this process runs graft: from source,
+ * or the dist/ file tsc compiled from it.
+ */
+function graftModule(file: string): string | undefined {
+  if (file.startsWith(distDir)) return file;
+  if (!file.startsWith(srcDir)) return undefined;
+  if (here.endsWith('.ts')) return file;
+  return join(distDir, relative(srcDir, file)).replace(/\.([cm]?)tsx?$/, '.$1js');
+}
 
 /** A TypeScript entry, which workers cannot load without a TypeScript loader of their own. */
 export function isTypeScript(entry: string): boolean {
@@ -44,7 +58,7 @@ export class EntryBuilds {
     this.format = moduleType(entry) === 'module' ? 'esm' : 'cjs';
     this.bundler = new Bundler(entry, {
       format: this.format,
-      outside: (file) => graftOwn.some((own) => file.startsWith(own)),
+      outside: graftModule,
       failure: (where, text) =>
         new GraftError('GRAFT_BOOT_FAILED', `${entry} failed to boot: ${/^Could not resolve/.test(text) ? '' : 'syntax error in '}${where}: ${text}`),
     });

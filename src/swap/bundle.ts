@@ -18,8 +18,12 @@ export type BundleFormat = 'function' | 'esm' | 'cjs';
 
 export interface BundlerOptions {
   format?: BundleFormat;
-  /** Project files that stay outside an `esm`/`cjs` bundle: modules the host loads too, which must not exist twice. */
-  outside?: (file: string) => boolean;
+  /**
+   * Project files that stay outside an `esm`/`cjs` bundle: modules the host
+   * loads too, which must not exist twice. Answers the file to import instead
+   * (the same one, or its compiled twin), or undefined for a file to bundle.
+   */
+  outside?: (file: string) => string | undefined;
   /** What a build failure becomes, given where (`file:line:col`, or the entry) and esbuild's text. */
   failure?: (where: string, text: string) => GraftError;
 }
@@ -81,7 +85,7 @@ export class Bundler {
             // Node's own resolution: no bundler-only `module` condition or field.
             conditions: [],
             mainFields: ['main'],
-            plugins: [externalsPlugin(this.format, this.options.outside ?? (() => false)), originPlugin(this.format === 'cjs')],
+            plugins: [externalsPlugin(this.format, this.options.outside ?? (() => undefined)), originPlugin(this.format === 'cjs')],
           }),
     });
     let result: esbuild.BuildResult<{ write: false; metafile: true }>;

@@ -11,9 +11,10 @@ interface Inner {
  * where it is imported (esbuild's resolver with Node's conditions: `import` or
  * `require`, `node`, `default`, no `module`) and imported by absolute path, so
  * it is the same module instance anything else in the process loads. Files
- * `outside` says belong to the host (graft's own modules) stay outside too.
+ * `outside` says belong to the host (graft's own modules) stay outside too,
+ * imported as the file it names.
  */
-export function externalsPlugin(format: 'esm' | 'cjs', outside: (file: string) => boolean): esbuild.Plugin {
+export function externalsPlugin(format: 'esm' | 'cjs', outside: (file: string) => string | undefined): esbuild.Plugin {
   return {
     name: 'graft-externals',
     setup(build) {
@@ -28,10 +29,11 @@ export function externalsPlugin(format: 'esm' | 'cjs', outside: (file: string) =
         // A failure is reported by esbuild's own resolution, with the import's file and line.
         if (resolved.errors.length > 0) return undefined;
         if (resolved.external) return { path: args.path, external: true }; // a Node builtin
-        if (!/[\\/]node_modules[\\/]/.test(resolved.path) && !outside(resolved.path)) return { path: resolved.path, sideEffects: resolved.sideEffects };
+        const file = /[\\/]node_modules[\\/]/.test(resolved.path) ? resolved.path : outside(resolved.path);
+        if (file === undefined) return { path: resolved.path, sideEffects: resolved.sideEffects };
         // An ES module imports by URL (a path is not one); require() takes a path.
         const byUrl = format === 'esm' && (args.kind === 'import-statement' || args.kind === 'dynamic-import');
-        return { path: byUrl ? pathToFileURL(resolved.path).href : resolved.path, external: true };
+        return { path: byUrl ? pathToFileURL(file).href : file, external: true };
       });
     },
   };

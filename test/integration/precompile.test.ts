@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from '
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { getFresh } from '../../bench/lib/http.js';
-import { builtPackage, onlyGeneration, root, startGraft, tempDir, waitFor, type GraftProcess } from '../helpers/graft.js';
+import { builtPackage, fixture, onlyGeneration, root, startGraft, tempDir, waitFor, type GraftProcess } from '../helpers/graft.js';
 
 /**
  * graft as a user installs it (the built package, no tsx in any process) runs
@@ -158,6 +158,19 @@ http.createServer((_q, res) => res.end(JSON.stringify({ here: here(), dirname: _
         config: 1,
         execArgv: ['--enable-source-maps'],
       });
+    } finally {
+      await g.stop();
+    }
+  });
+});
+
+describe("an app in graft's own checkout that imports graft's source", () => {
+  test('under graft as installed, gets the compiled twin: the one graft instance its worker runs', async () => {
+    builtPackage();
+    const g = await startGraft(fixture('config-app.ts'), { built: true, workers: 1, args: ['--set', 'greeting=hi'] });
+    try {
+      await g.waitRunning();
+      assert.deepEqual(await json(`${g.url}/config`), { version: 1, greeting: 'hi', pool: 2 });
     } finally {
       await g.stop();
     }
