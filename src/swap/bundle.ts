@@ -99,11 +99,7 @@ export class Bundler {
     const map = JSON.parse(result.outputFiles.find((f) => f.path.endsWith('.map'))?.text ?? '{"version":3,"sources":[],"mappings":""}') as { sources: string[]; mappings: string };
     map.sources = map.sources.map((s) => (isAbsolute(s) || s.includes(':') ? s : pathToFileURL(resolve(dirname(this.outfile), s)).href));
     const preamble = this.preamble(code);
-    if (preamble) {
-      // One line more at the top: the map's lines move down by one.
-      code = `${preamble}\n${code}`;
-      map.mappings = `;${map.mappings}`;
-    }
+    if (preamble) ({ code, mappings: map.mappings } = insertLine(code, map.mappings, preamble));
     const cwd = process.cwd();
     const inputs = Object.keys(result.metafile.inputs).map((p) => resolve(cwd, p));
     const output = Object.values(result.metafile.outputs).find((o) => o.entryPoint !== undefined) ?? Object.values(result.metafile.outputs)[0];
@@ -140,6 +136,19 @@ export class Bundler {
     const more = (err as esbuild.BuildFailure).errors.length - 1;
     return fail(where, `${first.text}${more > 0 ? ` (and ${more} more)` : ''}`);
   }
+}
+
+/** A line put into code after its hashbang and "use strict" (which must stay first), and the map's lines below it moved down by one. */
+function insertLine(code: string, mappings: string, line: string): { code: string; mappings: string } {
+  const lines = code.split('\n');
+  let at = 0;
+  if (lines[0]?.startsWith('#!')) at++;
+  if (/^(['"])use strict\1;?$/.test(lines[at] ?? '')) at++;
+  lines.splice(at, 0, line);
+  const groups = mappings.split(';');
+  while (groups.length < at) groups.push('');
+  groups.splice(at, 0, '');
+  return { code: lines.join('\n'), mappings: groups.join(';') };
 }
 
 function swapLoadError(where: string, text: string): GraftError {

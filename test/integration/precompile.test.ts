@@ -136,14 +136,16 @@ describe('a TypeScript entry under graft as installed', { timeout: 120_000 }, ()
 });
 
 describe('a TypeScript entry of a "type": "commonjs" project under graft as installed', () => {
-  test('runs as CommonJS: __dirname and __filename of each file, require() of a computed name found from the source', async () => {
+  test('runs as CommonJS: "use strict" kept, __dirname and __filename of each file, require() of a computed name found from the source', async () => {
     builtPackage();
     const dir = project('commonjs', {
-      'app.ts': `import http from 'node:http';
+      'app.ts': `'use strict';
+import http from 'node:http';
 import { config } from 'graft';
 import { here } from './lib/here';
 const name = ['du', 'al'].join('');
-http.createServer((_q, res) => res.end(JSON.stringify({ here: here(), dirname: __dirname, via: require(name).via, module: typeof module, config: config.version, execArgv: process.execArgv }))).listen(Number(process.env.PORT));
+const strict = (function (this: unknown) { return this === undefined; })();
+http.createServer((_q, res) => res.end(JSON.stringify({ strict, here: here(), dirname: __dirname, via: require(name).via, module: typeof module, config: config.version, execArgv: process.execArgv }))).listen(Number(process.env.PORT));
 `,
       'lib/here.ts': 'export const here = (): string => __filename;\n',
     });
@@ -151,6 +153,7 @@ http.createServer((_q, res) => res.end(JSON.stringify({ here: here(), dirname: _
     try {
       await g.waitRunning();
       assert.deepEqual(await json(g.url), {
+        strict: true,
         here: join(dir, 'lib/here.ts'),
         dirname: dir,
         via: 'require',
