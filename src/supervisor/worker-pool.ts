@@ -267,7 +267,7 @@ export class WorkerPool {
   private async buildSet(ctx: BuildContext<WorkerSet, PoolChange>): Promise<WorkerSet> {
     const change = ctx.request ?? {};
     // New code on disk is a new build; code that does not compile refuses the generation before any worker starts.
-    const code = await this.options.builds?.build(ctx.version);
+    const code = await unlessAborted(ctx.signal, this.options.builds?.build(ctx.version) ?? Promise.resolve(undefined));
     const set: WorkerSet = {
       generation: ctx.version,
       workers: new Set(),
