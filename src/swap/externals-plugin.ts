@@ -1,5 +1,5 @@
 import type * as esbuild from 'esbuild';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 interface Inner {
   graftInner: true;
@@ -20,7 +20,9 @@ export function externalsPlugin(format: 'esm' | 'cjs', outside: (file: string) =
     setup(build) {
       build.onResolve({ filter: /.*/ }, async (args) => {
         if (args.kind === 'entry-point' || (args.pluginData as Inner | undefined)?.graftInner) return undefined;
-        const resolved = await build.resolve(args.path, {
+        // Node takes file: URLs as specifiers; esbuild's resolver takes paths.
+        const spec = args.path.startsWith('file:') ? fileURLToPath(args.path) : args.path;
+        const resolved = await build.resolve(spec, {
           kind: args.kind,
           importer: args.importer,
           resolveDir: args.resolveDir,
