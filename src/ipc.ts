@@ -85,6 +85,8 @@ export interface SwapReply {
 /** Environment variables the master sets for each worker. */
 export const WorkerEnv = {
   entry: 'GRAFT_ENTRY',
+  /** The entry as the master compiled it for this worker's generation (a TypeScript entry): what the worker imports. */
+  code: 'GRAFT_ENTRY_CODE',
   generation: 'GRAFT_GENERATION',
   /** The service's name (`--name`), for the worker's process title. */
   service: 'GRAFT_SERVICE',

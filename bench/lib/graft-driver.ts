@@ -4,6 +4,7 @@
  * sleeps; stopped at cleanup, with every worker it ever started.
  */
 import { dirname, join } from 'node:path';
+import { graftBin } from './built.js';
 import { isAlive, tempDir } from './cleanup.js';
 import { graftCli, sendControl, type ControlRequest } from './graft.js';
 import { freePort } from './http.js';
@@ -20,6 +21,8 @@ export interface GraftOptions {
   cwd?: string;
   /** Added to the environment (GRAFT_LOG_FORMAT=json is always set). */
   env?: NodeJS.ProcessEnv;
+  /** Run graft as installed (bin/graft.js on dist/, no tsx anywhere; see builtPackage) instead of from its source. */
+  built?: boolean;
 }
 
 export interface GraftReload {
@@ -41,7 +44,7 @@ export class Graft extends Proc {
     readonly socket: string,
     o: GraftOptions,
   ) {
-    super(['--import', tsxImport, graftCli, 'start', o.entry, '-w', String(o.workers), '-p', String(port), '--socket', socket, ...(o.args ?? [])], {
+    super([...(o.built ? [graftBin] : ['--import', tsxImport, graftCli]), 'start', o.entry, '-w', String(o.workers), '-p', String(port), '--socket', socket, ...(o.args ?? [])], {
       ...(o.cwd ? { cwd: o.cwd } : {}),
       // A runtime directory (service registry) of its own: the benchmarks run masters of one name side by side, as hosts.
       env: { ...process.env, GRAFT_LOG_FORMAT: 'json', GRAFT_RUNTIME_DIR: dirname(socket), ...o.env },

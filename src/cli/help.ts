@@ -9,6 +9,8 @@ export const commandHelp: Record<string, string> = {
   Run <entry> (.ts or .js) under a master with a pool of workers, in the foreground:
   this process (the keeper) stays for the service's whole life, across \`graft upgrade\`
   too; signals sent to it reach the master, and it exits with the service.
+  A .ts entry is compiled by the master (esbuild, with source maps) for each
+  generation; the workers run plain JavaScript.
 
   -w, --workers N            worker processes (default: available cores)
   -p, --port P               port given to the app as PORT (default: $PORT or 3000)
@@ -19,6 +21,9 @@ export const commandHelp: Record<string, string> = {
       --swap                 serve the entry's default export (a handler, or an Express, Fastify,
                              Koa or Hono app) as swappable generations: code changes apply
                              in every worker without a new process
+      --tsx                  load a .ts entry with tsx in every worker instead of compiling it
+                             in the master (for code that imports .ts files by computed paths
+                             or starts worker threads from .ts files; costs memory per worker)
   -c, --config FILE|URL      config file (.json .yaml .toml .env) or store, repeatable, later wins
                              (default: graft.config.{yaml,yml,json,toml} in the working directory);
                              stores: nats://host:port/bucket[/prefix], etcd://host:port/prefix,

@@ -31,6 +31,8 @@ export function formatStatus(status: MasterStatus): string {
   ];
   // A master of an older graft answers without these.
   if (m.name) lines.push(`service ${m.name}  logs ${m.logs?.kind === 'file' ? `${m.logs.file} (rotated at ${formatBytes(m.logs.maxBytes)}, ${m.logs.maxFiles} files)` : 'to stdout and stderr'}`);
+  // A master from before this field (mid-upgrade) has none.
+  if (m.memory) lines.push(`memory rss ${megabytes(m.memory.rss)}  heap ${megabytes(m.memory.heapUsed)} of ${megabytes(m.memory.heapTotal)}`);
   if (m.config) lines.push(`config version ${m.config.version} (${m.config.hash}) from ${m.config.source}`);
   for (const store of m.config?.stores ?? []) {
     const state = store.connected ? 'connected' : 'DISCONNECTED';

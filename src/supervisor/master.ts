@@ -26,6 +26,7 @@ import { controlHandler } from './control-handlers.js';
 import { ControlServer } from './control-server.js';
 import { Dashboard, type DashboardState } from './dashboard.js';
 import { HttpEndpoint, type HttpAddress, type Route } from './http-endpoint.js';
+import { EntryBuilds, isTypeScript } from './entry-builds.js';
 import { ListenerRegistry } from './listeners.js';
 import { MasterFiles } from './master-files.js';
 import type { GraftMetrics } from './metrics.js';
@@ -57,6 +58,8 @@ export interface MasterOptions {
   watch: string | undefined;
   /** Serve the entry as a swappable handler; code changes swap in place. */
   swap: boolean;
+  /** Load a TypeScript entry with tsx in every worker instead of compiling it in the master (--tsx). */
+  tsx: boolean;
   /** Config files and stores (--config), lowest layer first. */
   config: ConfigArg[];
   /** Where store sources cache their last good snapshot (default: beside the control socket). */
@@ -91,6 +94,8 @@ export interface MasterStatus {
     /** How this service was started: what `graft systemd` writes into a unit. */
     launch: { cwd: string; node: string; args: string[]; service: string; drainTimeoutMs: number };
     uptimeMs: number;
+    /** The master process's own memory: resident set and V8 heap, in bytes. */
+    memory: { rss: number; heapUsed: number; heapTotal: number };
     entry: string;
     port: number;
     socket: string;
@@ -244,6 +249,9 @@ export class Master {
     });
     this.coordinator = coordinator;
     const own = coordinator.settings(await coordinator.init(inherited?.config));
+    // A --swap handler is bundled by the worker itself; --tsx keeps TypeScript to tsx in each worker.
+    const typescript = isTypeScript(this.options.entry);
+    const builds = typescript && !this.options.swap && !this.options.tsx ? new EntryBuilds(this.options.entry, this.options.paths.build, this.log) : undefined;
     const pool = new WorkerPool(
       {
         entry: this.options.entry,
@@ -257,6 +265,8 @@ export class Master {
         lingerMs: this.options.lingerMs,
         firstGeneration: inherited?.firstGeneration ?? 1,
         swap: this.options.swap,
+        tsx: typescript && this.options.tsx,
+        builds,
         config: () => coordinator.current,
         output: this.output,
         policy: this.options.policy,
@@ -476,12 +486,14 @@ export class Master {
   status(): MasterStatus {
     const { workers, ...pool } = this.pool?.status() ?? { generation: undefined, desired: this.options.workers, actual: 0, reloading: false, crashLoop: false, degraded: [], workers: [] };
     const live = this.coordinator && this.state !== 'starting' ? this.coordinator.current : undefined;
+    const { rss, heapUsed, heapTotal } = process.memoryUsage();
     return {
       master: {
         pid: process.pid,
         keeper: this.keeper,
         launch: { cwd: this.options.cwd, ...masterCommand(), service: this.options.service, drainTimeoutMs: this.options.drainTimeoutMs },
         uptimeMs: Date.now() - this.startedAt,
+        memory: { rss, heapUsed, heapTotal },
         entry: this.options.entry,
         port: this.pool?.currentPort ?? this.options.port,
         socket: this.options.paths.socket,

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 
 /**
  * Where a master keeps its control socket and pidfile when --socket is not
@@ -23,11 +23,13 @@ export interface MasterPaths {
   pidfile: string;
   /** Describes the master for lookups: cwd, entry, pid. */
   meta: string;
+  /** Where a TypeScript entry is compiled for the workers (hidden: a --watch of the project skips it). */
+  build: string;
 }
 
 export function pathsForSocket(socket: string): MasterPaths {
   const base = socket.endsWith('.sock') ? socket.slice(0, -5) : socket;
-  return { socket, pidfile: `${base}.pid`, meta: `${base}.json` };
+  return { socket, pidfile: `${base}.pid`, meta: `${base}.json`, build: join(dirname(base), `.${basename(base)}.build`) };
 }
 
 export function defaultPaths(cwd: string, entry: string): MasterPaths {

@@ -3,17 +3,18 @@ import { fileURLToPath } from 'node:url';
 
 const workerMain = new URL(`../worker/main${extname(fileURLToPath(import.meta.url))}`, import.meta.url);
 
-/** TypeScript needs tsx in the worker: for a .ts entry, or when graft itself runs from source. */
-function needsTsx(entry: string): boolean {
-  return /\.[cm]?tsx?$/.test(entry) || /\.ts$/.test(fileURLToPath(workerMain));
-}
+/** graft itself runs from its TypeScript source (its tests do): its worker runtime needs tsx. */
+const fromSource = /\.ts$/.test(fileURLToPath(workerMain));
 
 /**
  * What node:cluster runs for a worker: graft's worker runtime, with the
  * master's Node flags minus the ones that must not be inherited (an inspector
- * port, a second tsx), plus tsx when TypeScript has to load.
+ * port, a second tsx), plus tsx only when TypeScript has to load in the
+ * worker: graft's own source, or an app started with --tsx. A TypeScript
+ * entry is otherwise compiled by the master (EntryBuilds), and a --swap
+ * handler is bundled by the worker itself: neither needs tsx.
  */
-export function workerExec(entry: string): { exec: string; execArgv: string[] } {
+export function workerExec(options: { tsx: boolean }): { exec: string; execArgv: string[] } {
   const tsx = import.meta.resolve('tsx');
   const inherited: string[] = [];
   const argv = process.execArgv;
@@ -26,5 +27,6 @@ export function workerExec(entry: string): { exec: string; execArgv: string[] } 
     }
     inherited.push(arg);
   }
-  return { exec: fileURLToPath(workerMain), execArgv: [...inherited, '--enable-source-maps', ...(needsTsx(entry) ? ['--import', tsx] : [])] };
+  const loader = options.tsx || fromSource ? ['--import', tsx] : [];
+  return { exec: fileURLToPath(workerMain), execArgv: [...inherited, '--enable-source-maps', ...loader] };
 }

@@ -10,6 +10,7 @@ import { CrashBackoff } from './crash-backoff.js';
 import { MemoryWatch } from './memory-watch.js';
 import { GenerationRecord, type Degraded, type RestartPolicy } from './restart-policy.js';
 import { unobserved, type Observe, type RestartReason } from './observers.js';
+import type { EntryBuilds } from './entry-builds.js';
 import { workerExec } from './worker-exec.js';
 import { WorkerProcess, type WorkerStatus } from './worker-process.js';
 
@@ -31,6 +32,10 @@ export interface PoolOptions {
   firstGeneration: number;
   /** `--swap`: workers serve the entry as a swappable handler. */
   swap: boolean;
+  /** Workers load TypeScript through tsx (`--tsx`) instead of a build. */
+  tsx: boolean;
+  /** A TypeScript entry compiled by the master for each generation (see EntryBuilds). */
+  builds: EntryBuilds | undefined;
   /** The config snapshot a worker starts on (the live one). */
   config: () => ConfigPayload;
   /** Where every line a worker prints goes, tagged with its generation, index and pid. */
@@ -77,6 +82,8 @@ export interface MemoryAsk {
 interface WorkerSet {
   generation: number;
   workers: Set<WorkerProcess>;
+  /** The generation's compiled entry, when the master compiles it: every worker of the set runs this code. */
+  code: string | undefined;
   port: number;
   /** How many workers this generation should run. */
   desired: number;
@@ -128,17 +135,21 @@ export class WorkerPool {
     this.observe = options.observe ?? unobserved;
     // args: [] so the app's process.argv does not carry graft's own flags.
     // stdout and stderr are pipes to the master, which writes each line whole and tagged (src/logs/service-log.ts).
-    cluster.setupPrimary({ ...workerExec(options.entry), args: [], stdio: ['inherit', 'pipe', 'pipe', 'ipc'] });
+    cluster.setupPrimary({ ...workerExec({ tsx: options.tsx }), args: [], stdio: ['inherit', 'pipe', 'pipe', 'ipc'] });
     this.slot = new Slot<WorkerSet, PoolChange, ReloadOutcome>(
       {
         build: (ctx) => this.buildSet(ctx),
         verify: (set) => this.verifySet(set),
         // A set that served already (its workers took connections once listening) drains, it is not killed.
-        discard: (set) => this.retireSet(set, AbortSignal.timeout(options.drainTimeoutMs)),
+        discard: async (set) => {
+          await this.retireSet(set, AbortSignal.timeout(options.drainTimeoutMs));
+          options.builds?.remove(set.generation);
+        },
         commit: (next, previous) => this.commitSet(next.value, previous?.value),
         drain: (generation, deadline) => this.retireSet(generation.value, deadline),
         dispose: (set) => {
           for (const w of set.workers) w.kill();
+          options.builds?.remove(set.generation);
         },
       },
       {
@@ -323,6 +334,7 @@ export class WorkerPool {
       await this.slot.close();
     }
     await Promise.all([...this.known].map((w) => w.exited));
+    await this.options.builds?.close();
   }
 
   /** Kill every worker now (a fast stop after a graceful one began). */
@@ -345,9 +357,12 @@ export class WorkerPool {
 
   private async buildSet(ctx: BuildContext<WorkerSet, PoolChange>): Promise<WorkerSet> {
     const change = ctx.request ?? {};
+    // New code on disk is a new build; code that does not compile refuses the generation before any worker starts.
+    const code = await unlessAborted(ctx.signal, this.options.builds?.build(ctx.version) ?? Promise.resolve(undefined));
     const set: WorkerSet = {
       generation: ctx.version,
       workers: new Set(),
+      code,
       port: change.port ?? ctx.previous?.port ?? this.options.port,
       desired: change.workers ?? ctx.previous?.desired ?? this.options.workers,
       record: new GenerationRecord(this.options.policy, ctx.version),
@@ -359,6 +374,7 @@ export class WorkerPool {
     } catch (err) {
       // Roll back: the live generation keeps serving; the new one goes away.
       await Promise.all([...set.workers].map((w) => this.retireWorker(w)));
+      this.options.builds?.remove(set.generation);
       throw err;
     }
     return set;
@@ -389,6 +405,7 @@ export class WorkerPool {
     const worker = cluster.fork({
       PORT: String(set.port),
       [WorkerEnv.entry]: this.options.entry,
+      ...(set.code ? { [WorkerEnv.code]: set.code } : {}),
       [WorkerEnv.generation]: String(set.generation),
       [WorkerEnv.service]: this.options.service,
       [WorkerEnv.index]: String(index),

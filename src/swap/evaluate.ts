@@ -1,6 +1,6 @@
 import { builtinModules, createRequire, SourceMap } from 'node:module';
 import { dirname, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import vm from 'node:vm';
 import { GraftError } from '../errors.js';
 import type { Bundle } from './bundle.js';
@@ -53,7 +53,7 @@ export function frameMapper(bundle: Bundle, filename: string, sourceDir: string)
     // The wrapper adds no line before the bundle's first line.
     const entry = map.findEntry(Number(m[1]) - 1, Number(m[2]) - 1) as { originalSource?: string; originalLine?: number; originalColumn?: number };
     if (!entry?.originalSource) return frame;
-    const source = entry.originalSource.startsWith('file://') ? new URL(entry.originalSource).pathname : resolve(sourceDir, entry.originalSource);
+    const source = entry.originalSource.startsWith('file://') ? fileURLToPath(entry.originalSource) : resolve(sourceDir, entry.originalSource);
     return `${source}:${(entry.originalLine ?? 0) + 1}:${(entry.originalColumn ?? 0) + 1}`;
   };
 }

@@ -38,7 +38,9 @@ export async function boot(initial: Promise<ConfigPayload>): Promise<void> {
 
 /** The entry as an app: a module that listens itself, or a defineService default export. */
 async function bootService(entry: string, init: ConfigPayload): Promise<void> {
-  const mod = (await import(pathToFileURL(entry).href)) as { default?: unknown };
+  // A TypeScript entry runs as the master compiled it for this generation.
+  const code = process.env[WorkerEnv.code] ?? entry;
+  const mod = (await import(pathToFileURL(code).href)) as { default?: unknown };
   const service = isService(mod.default) ? mod.default : undefined;
   runtime.service = service;
   if (config.declaredSchema) {

@@ -3,12 +3,13 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { chownSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { builtPackage, graftBin } from '../../bench/lib/built.js';
 import { freePort } from '../../bench/lib/http.js';
 import { sendControl } from '../../src/supervisor/control-client.js';
 import type { ControlRequest } from '../../src/supervisor/control-protocol.js';
 import { record, tempDir } from './output.js';
 
-export { freePort, tempDir };
+export { builtPackage, freePort, tempDir };
 
 export const root = fileURLToPath(new URL('../../', import.meta.url));
 export const cliPath = join(root, 'src/cli/main.ts');
@@ -168,6 +169,8 @@ export interface StartOptions {
   defaultSocket?: boolean;
   /** A command graft start runs under, e.g. `unshare --pid --fork` to make it a PID namespace's init. */
   prefix?: string[];
+  /** Run graft as installed (bin/graft.js, the built dist/, no tsx anywhere) instead of from its source; see builtPackage(). */
+  built?: boolean;
 }
 
 export function startGraft(entry: string, options: StartOptions = {}): Promise<GraftProcess> {
@@ -176,7 +179,7 @@ export function startGraft(entry: string, options: StartOptions = {}): Promise<G
     const sockDir = tempDir('graft-sock-');
     if (options.uid !== undefined) chownSync(sockDir, options.uid, options.uid);
     const socket = join(sockDir, 'control.sock');
-    const command = [process.execPath, '--import', tsxImport, cliPath, 'start', entry, ...(options.workers === 0 ? [] : ['-w', String(options.workers ?? 2)]), '-p', String(port), ...(options.defaultSocket ? [] : ['--socket', socket]), ...(options.args ?? [])];
+    const command = [process.execPath, ...(options.built ? [graftBin] : ['--import', tsxImport, cliPath]), 'start', entry, ...(options.workers === 0 ? [] : ['-w', String(options.workers ?? 2)]), '-p', String(port), ...(options.defaultSocket ? [] : ['--socket', socket]), ...(options.args ?? [])];
     const [file, ...args] = [...(options.prefix ?? []), ...command];
     const child = spawn(
       file!,

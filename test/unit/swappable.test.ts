@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { fullGc } from '../../src/swap/leak-watch.js';
@@ -50,6 +51,21 @@ describe('swappable modules', () => {
       assert.equal(await inFlight, 'v1');
       await sleep(20);
       assert.equal(h.draining, 0);
+    } finally {
+      await h.close();
+    }
+  });
+
+  test('every file of a generation keeps its own location: import.meta.url, import.meta.dirname, __dirname, __filename', async () => {
+    const dir = project({ 'mod.ts': "export { where } from './lib/where.js';\nexport const self = import.meta.url;\n" });
+    mkdirSync(join(dir, 'lib'));
+    writeFileSync(join(dir, 'lib', 'where.ts'), 'export const where = { dirname: import.meta.dirname, filename: import.meta.filename, cjsDirname: __dirname, cjsFilename: __filename };\n');
+    const h = swappable<{ self: string; where: Record<string, string> }>(join(dir, 'mod.ts'));
+    try {
+      await h.ready;
+      assert.equal(h.current.self, pathToFileURL(join(dir, 'mod.ts')).href);
+      const lib = join(dir, 'lib');
+      assert.deepEqual(h.current.where, { dirname: lib, filename: join(lib, 'where.ts'), cjsDirname: lib, cjsFilename: join(lib, 'where.ts') });
     } finally {
       await h.close();
     }
