@@ -27,6 +27,14 @@ function descendantsOf(pid: number): number[] {
   return childrenOf(pid).flatMap((c) => [c, ...descendantsOf(c)]);
 }
 
+function titleOf(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0+$/, '').replace(/\0/g, ' ');
+  } catch {
+    return '';
+  }
+}
+
 function stateOf(pid: number): string {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0]!;
@@ -70,7 +78,8 @@ describe('under an init-like parent', { timeout: 120_000 }, () => {
       assert.equal(upgraded.code, 0, upgraded.stderr);
       await g.masterExit(before.master.pid);
       const children = childrenOf(init);
-      assert.equal(children.length, 1, 'one master under PID 1');
+      // (graft run from its source has tsx's esbuild service beside it; the built package has none.)
+      assert.equal(children.filter((pid) => titleOf(pid).startsWith('graft master')).length, 1, 'one master under PID 1');
       assert.deepEqual(children.map(stateOf).filter((s) => s === 'Z'), [], 'the old master was reaped');
       await stopAsInit(g, init);
     } finally {
