@@ -26,6 +26,7 @@ import { controlHandler } from './control-handlers.js';
 import { ControlServer } from './control-server.js';
 import { Dashboard, type DashboardState } from './dashboard.js';
 import { HttpEndpoint, type HttpAddress, type Route } from './http-endpoint.js';
+import { stopCompiler } from '../swap/bundle.js';
 import { EntryBuilds, isTypeScript } from './entry-builds.js';
 import { ListenerRegistry } from './listeners.js';
 import { MasterFiles } from './master-files.js';
@@ -591,6 +592,7 @@ export class Master {
     await this.pool?.stop(this.fastStop);
     await this.output.settled(); // the workers' last lines come before this master's
     this.closeHttp();
+    await stopCompiler();
     this.uninstallSignals?.();
     this.files.release();
     this.log.info('master stopped', { handedOver: this.successorPid !== undefined, successor: this.successorPid });

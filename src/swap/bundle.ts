@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { setTimeout as delay } from 'node:timers/promises';
 import * as esbuild from 'esbuild';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -153,4 +155,37 @@ function insertLine(code: string, mappings: string, line: string): { code: strin
 
 function swapLoadError(where: string, text: string): GraftError {
   return new GraftError('GRAFT_SWAP_LOAD', `${where}: ${text}; the live generation keeps serving`);
+}
+
+/** This process's children whose command is esbuild's service. */
+function compilerPids(): number[] {
+  try {
+    return readFileSync(`/proc/self/task/${process.pid}/children`, 'utf8')
+      .trim()
+      .split(/\s+/)
+      .filter(Boolean)
+      .map(Number)
+      .filter((pid) => {
+        try {
+          return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('esbuild');
+        } catch {
+          return false;
+        }
+      });
+  } catch {
+    return []; // not Linux: nothing to wait for
+  }
+}
+
+/**
+ * Stop esbuild's service process and wait (at most 2 s) until it is gone
+ * and reaped here. Left running, it outlives a master that exits and is
+ * reparented to init, or to a keeper that is PID 1 of a container, which
+ * cannot reap a process it did not start: one zombie per upgrade.
+ */
+export async function stopCompiler(): Promise<void> {
+  const running = compilerPids();
+  await esbuild.stop();
+  const deadline = Date.now() + 2000;
+  while (Date.now() < deadline && compilerPids().some((pid) => running.includes(pid))) await delay(20);
 }

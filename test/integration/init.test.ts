@@ -4,7 +4,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, test } from 'node:test';
-import { fixture, GraftProcess, isAlive, root, startGraft, tempDir } from '../helpers/graft.js';
+import { builtPackage, fixture, GraftProcess, isAlive, root, startGraft, tempDir } from '../helpers/graft.js';
 
 /**
  * graft under an init-like parent: as PID 1 of its own PID namespace (what a
@@ -69,7 +69,9 @@ async function stopAsInit(g: GraftProcess, init: number): Promise<void> {
 
 describe('under an init-like parent', { timeout: 120_000 }, () => {
   test('as PID 1 of a namespace: an upgrade leaves no zombie, and TERM drains requests in flight and leaves nothing behind', async () => {
-    const g = await startGraft(fixture('slow-app.ts'), { workers: 2, prefix: AS_INIT, env: { DELAY_MS: '1500' } });
+    // As installed (no tsx): a process tsx starts beside a master from source would be orphaned with it.
+    builtPackage();
+    const g = await startGraft(fixture('slow-app.ts'), { workers: 2, prefix: AS_INIT, built: true, env: { DELAY_MS: '1500' } });
     try {
       const init = await initOf(g);
       const before = await g.status();
@@ -78,7 +80,6 @@ describe('under an init-like parent', { timeout: 120_000 }, () => {
       assert.equal(upgraded.code, 0, upgraded.stderr);
       await g.masterExit(before.master.pid);
       const children = childrenOf(init);
-      // (graft run from its source has tsx's esbuild service beside it; the built package has none.)
       assert.equal(children.filter((pid) => titleOf(pid).startsWith('graft master')).length, 1, 'one master under PID 1');
       assert.deepEqual(children.map(stateOf).filter((s) => s === 'Z'), [], 'the old master was reaped');
       await stopAsInit(g, init);
