@@ -5,6 +5,7 @@ import { GraftError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { Bundler } from '../swap/bundle.js';
 import { moduleType } from '../swap/module-type.js';
+import { masterAlive } from './paths.js';
 
 const here = fileURLToPath(import.meta.url);
 const graftRoot = join(dirname(here), '..', '..');
@@ -104,7 +105,7 @@ export class EntryBuilds {
     this.swept = true;
     for (const name of this.list()) {
       const pid = Number(name.split('-')[0]);
-      if (Number.isInteger(pid) && pid > 0 && !alive(pid)) rmSync(join(this.dir, name), { recursive: true, force: true });
+      if (Number.isInteger(pid) && pid > 0 && !masterAlive(pid)) rmSync(join(this.dir, name), { recursive: true, force: true });
     }
   }
 
@@ -114,14 +115,5 @@ export class EntryBuilds {
     } catch {
       return [];
     }
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

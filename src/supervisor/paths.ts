@@ -58,7 +58,7 @@ export function mastersIn(cwd: string): MasterMeta[] {
     if (!name.startsWith(prefix) || !name.endsWith('.json')) continue;
     try {
       const meta = JSON.parse(readFileSync(join(dir, name), 'utf8')) as MasterMeta;
-      if (isAlive(meta.pid)) found.push(meta);
+      if (masterAlive(meta.pid)) found.push(meta);
     } catch {
       // a half-written or foreign file is not a master
     }
@@ -66,11 +66,21 @@ export function mastersIn(cwd: string): MasterMeta[] {
   return found;
 }
 
-function isAlive(pid: number): boolean {
+/**
+ * A master that still runs: the pid exists and, where /proc tells, it is a
+ * graft process (a crashed master's pid may since belong to something else).
+ */
+export function masterAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
+  let cmdline: string;
+  try {
+    cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+  } catch {
+    return true; // no /proc (macOS): the pid is all there is to go by
+  }
+  return cmdline.includes('graft');
 }

@@ -2,7 +2,7 @@ import { linkSync, mkdirSync, readFileSync, readdirSync, renameSync, unlinkSync,
 import { join } from 'node:path';
 import { GraftError, errorMessage } from '../errors.js';
 import type { LogTarget } from '../logs/service-log.js';
-import { runtimeDir } from './paths.js';
+import { masterAlive, runtimeDir } from './paths.js';
 
 /**
  * The services of this user, by name: one record per running service in
@@ -132,23 +132,4 @@ function taken(held: ServiceRecord): GraftError {
     'GRAFT_NAME_TAKEN',
     `the name ${held.name} is taken by the graft master ${held.pid} running ${held.entry} (from ${held.cwd}); start this one with another --name, or stop that one first (\`graft stop ${held.name}\`)`,
   );
-}
-
-/**
- * A master that still runs: the pid exists and, where /proc tells, it is a
- * graft process (a crashed master's pid may since belong to something else).
- */
-export function masterAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
-  }
-  let cmdline: string;
-  try {
-    cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-  } catch {
-    return true; // no /proc (macOS): the pid is all there is to go by
-  }
-  return cmdline.includes('graft');
 }
