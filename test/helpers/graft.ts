@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import { createInterface } from 'node:readline';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chownSync, writeFileSync } from 'node:fs';
@@ -210,6 +211,22 @@ export interface CliResult {
   code: number | null;
   stdout: string;
   stderr: string;
+}
+
+/**
+ * A failed command as a user sees it: a non-zero exit, one `graft: CODE: …`
+ * line (matching pattern), no stack trace; with alone, nothing else on stderr
+ * (a failed `graft start` may log before it). Returns the line.
+ */
+export function oneLineError(r: CliResult, code: string, pattern?: RegExp, options: { alone?: boolean } = {}): string {
+  assert.notEqual(r.code, 0, 'must exit non-zero');
+  const lines = r.stderr.split('\n').filter((l) => (options.alone ? l.length > 0 : l.startsWith('graft: ')));
+  assert.equal(lines.length, 1, r.stderr);
+  const line = lines[0]!;
+  assert.ok(line.startsWith(`graft: ${code}: `), line);
+  if (pattern) assert.match(line, pattern);
+  assert.doesNotMatch(r.stderr, /^\s+at /m, 'no stack trace');
+  return line;
 }
 
 export function graftCli(args: string[], options: { cwd?: string; env?: Record<string, string>; uid?: number } = {}): Promise<CliResult> {

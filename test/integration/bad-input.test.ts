@@ -3,17 +3,8 @@ import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { fixture, freePort, graftCli, isAlive, root, startGraft, tempDir, type GraftProcess } from '../helpers/graft.js';
+import { fixture, freePort, graftCli, isAlive, oneLineError, root, startGraft, tempDir, type GraftProcess } from '../helpers/graft.js';
 
-/** One line naming the problem, with a stable code, and a non-zero exit. */
-function assertOneLineError(r: { code: number | null; stderr: string }, code: string, pattern?: RegExp): void {
-  assert.notEqual(r.code, 0, 'must exit non-zero');
-  const first = r.stderr.split('\n').find((l) => l.startsWith('graft: '));
-  assert.ok(first, `no "graft: CODE: ..." line in:\n${r.stderr}`);
-  assert.ok(first.startsWith(`graft: ${code}: `), first);
-  if (pattern) assert.match(first, pattern);
-  assert.doesNotMatch(r.stderr, /^\s+at /m, 'no stack trace');
-}
 
 /** A graft start that failed: its `graft:` line, and no stack printed. */
 async function failedStart(g: GraftProcess): Promise<string> {
@@ -25,19 +16,19 @@ async function failedStart(g: GraftProcess): Promise<string> {
 
 describe('bad input', () => {
   test('an unknown flag', async () => {
-    assertOneLineError(await graftCli(['start', fixture('slow-app.ts'), '--wrokers', '2']), 'GRAFT_UNKNOWN_FLAG', /--wrokers/);
+    oneLineError(await graftCli(['start', fixture('slow-app.ts'), '--wrokers', '2']), 'GRAFT_UNKNOWN_FLAG', /--wrokers/);
   });
 
   test('an unknown command', async () => {
-    assertOneLineError(await graftCli(['relaod']), 'GRAFT_UNKNOWN_COMMAND', /relaod/);
+    oneLineError(await graftCli(['relaod']), 'GRAFT_UNKNOWN_COMMAND', /relaod/);
   });
 
   test('a bad worker count', async () => {
-    assertOneLineError(await graftCli(['start', fixture('slow-app.ts'), '-w', 'two']), 'GRAFT_BAD_ARGUMENT', /--workers/);
+    oneLineError(await graftCli(['start', fixture('slow-app.ts'), '-w', 'two']), 'GRAFT_BAD_ARGUMENT', /--workers/);
   });
 
   test('a missing entry', async () => {
-    assertOneLineError(await graftCli(['start', 'no/such/app.ts']), 'GRAFT_ENTRY_NOT_FOUND', /no\/such\/app\.ts/);
+    oneLineError(await graftCli(['start', 'no/such/app.ts']), 'GRAFT_ENTRY_NOT_FOUND', /no\/such\/app\.ts/);
   });
 
   test('an unreadable entry', async () => {
@@ -49,7 +40,7 @@ describe('bad input', () => {
     // root reads every file, so as root the check runs as nobody.
     const asRoot = process.getuid?.() === 0;
     const r = await graftCli(['start', file], { cwd: dir, env: { GRAFT_RUNTIME_DIR: dir }, ...(asRoot ? { uid: 65534 } : {}) });
-    assertOneLineError(r, 'GRAFT_ENTRY_UNREADABLE', /app\.js/);
+    oneLineError(r, 'GRAFT_ENTRY_UNREADABLE', /app\.js/);
   });
 
   test('an entry that throws at boot', async () => {
@@ -72,9 +63,9 @@ describe('bad input', () => {
   });
 
   test('a negative worker count, a socket path too long', async () => {
-    assertOneLineError(await graftCli(['start', fixture('slow-app.ts'), '-w', '-1']), 'GRAFT_BAD_ARGUMENT', /--workers .*"-1"/);
+    oneLineError(await graftCli(['start', fixture('slow-app.ts'), '-w', '-1']), 'GRAFT_BAD_ARGUMENT', /--workers .*"-1"/);
     const long = join(tempDir(), `${'x'.repeat(120)}.sock`);
-    assertOneLineError(await graftCli(['start', fixture('slow-app.ts'), '--socket', long]), 'GRAFT_SOCKET_UNUSABLE', /at most 107/);
+    oneLineError(await graftCli(['start', fixture('slow-app.ts'), '--socket', long]), 'GRAFT_SOCKET_UNUSABLE', /at most 107/);
   });
 
   test('--version, graft help <command>, graft <command> --help', async () => {
@@ -87,7 +78,7 @@ describe('bad input', () => {
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stdout, /^graft reload \[name\|entry\]/);
     }
-    assertOneLineError(await graftCli(['help', 'relaod']), 'GRAFT_UNKNOWN_COMMAND', /relaod/);
+    oneLineError(await graftCli(['help', 'relaod']), 'GRAFT_UNKNOWN_COMMAND', /relaod/);
   });
 
   test('a port in use', async () => {
@@ -117,8 +108,8 @@ describe('bad input', () => {
 
   test('graft reload with no master running', async () => {
     const dir = tempDir();
-    assertOneLineError(await graftCli(['reload'], { cwd: dir, env: { GRAFT_RUNTIME_DIR: dir } }), 'GRAFT_NO_MASTER');
-    assertOneLineError(await graftCli(['reload', '--socket', join(dir, 'nothing.sock')]), 'GRAFT_NO_MASTER', /nothing\.sock/);
+    oneLineError(await graftCli(['reload'], { cwd: dir, env: { GRAFT_RUNTIME_DIR: dir } }), 'GRAFT_NO_MASTER');
+    oneLineError(await graftCli(['reload', '--socket', join(dir, 'nothing.sock')]), 'GRAFT_NO_MASTER', /nothing\.sock/);
   });
 
   test('a second master for the same socket is refused and the first keeps running', async () => {
@@ -126,7 +117,7 @@ describe('bad input', () => {
     try {
       await g.waitRunning();
       const second = await graftCli(['start', fixture('slow-app.ts'), '-w', '1', '-p', String(await freePort()), '--socket', g.socket]);
-      assertOneLineError(second, 'GRAFT_ALREADY_RUNNING');
+      oneLineError(second, 'GRAFT_ALREADY_RUNNING');
       assert.equal(isAlive(g.pid), true);
       assert.equal((await fetch(g.url)).status, 200);
     } finally {

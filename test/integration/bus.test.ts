@@ -9,7 +9,7 @@ import { natsConnect } from '../../src/bus/nats-connect.js';
 import { newOrder, signOrder, type OrderBody, type OrderOutcome } from '../../src/bus/order.js';
 import { hmacKey, loadOrderKey } from '../../src/bus/order-key.js';
 import { subjects } from '../../src/bus/subjects.js';
-import { graftCli, isAlive, onlyGeneration, startGraft, tempDir, waitFor, type GraftProcess } from '../helpers/graft.js';
+import { graftCli, isAlive, onlyGeneration, startGraft, tempDir, waitFor, type GraftProcess, oneLineError } from '../helpers/graft.js';
 
 const NATS = 'nats://127.0.0.1:4222';
 const AMQP = 'amqp://guest:guest@127.0.0.1:5672';
@@ -356,24 +356,15 @@ describe('bus: bad input', () => {
   const app = handlerProject('b0');
   const entry = join(app.dir, 'handler.ts');
 
-  function oneLine(r: { code: number | null; stderr: string }, code: string, pattern: RegExp): void {
-    assert.notEqual(r.code, 0);
-    const lines = r.stderr.split('\n').filter((l) => l.startsWith('graft: '));
-    assert.equal(lines.length, 1, r.stderr);
-    assert.ok(lines[0]!.startsWith(`graft: ${code}: `), lines[0]);
-    assert.match(lines[0]!, pattern);
-    assert.doesNotMatch(r.stderr, /^\s+at /m, 'no stack trace');
-  }
-
   test('an unknown scheme, --bus without --bus-key, a key file that cannot be read or is too short', async () => {
-    oneLine(await graftCli(['start', entry, '--swap', '--bus', 'redis://127.0.0.1:6379', '--bus-key', hmacFile()], { cwd: app.dir }), 'GRAFT_STORE_URL', /nats:\/\/ or amqp:\/\/ .*not redis:\/\//);
-    oneLine(await graftCli(['start', entry, '--swap', '--bus', NATS], { cwd: app.dir }), 'GRAFT_BUS_KEY', /--bus needs --bus-key FILE/);
-    oneLine(await graftCli(['start', entry, '--swap', '--bus', NATS, '--bus-key', join(app.dir, 'missing.key')], { cwd: app.dir }), 'GRAFT_BUS_KEY', /missing\.key cannot be read \(ENOENT\)/);
+    oneLineError(await graftCli(['start', entry, '--swap', '--bus', 'redis://127.0.0.1:6379', '--bus-key', hmacFile()], { cwd: app.dir }), 'GRAFT_STORE_URL', /nats:\/\/ or amqp:\/\/ .*not redis:\/\//);
+    oneLineError(await graftCli(['start', entry, '--swap', '--bus', NATS], { cwd: app.dir }), 'GRAFT_BUS_KEY', /--bus needs --bus-key FILE/);
+    oneLineError(await graftCli(['start', entry, '--swap', '--bus', NATS, '--bus-key', join(app.dir, 'missing.key')], { cwd: app.dir }), 'GRAFT_BUS_KEY', /missing\.key cannot be read \(ENOENT\)/);
     const short = join(tempDir(), 'short.key');
     writeFileSync(short, 'secret');
-    oneLine(await graftCli(['start', entry, '--swap', '--bus', NATS, '--bus-key', short], { cwd: app.dir }), 'GRAFT_BUS_KEY', /holds 6 bytes; an HMAC secret needs at least 32/);
-    oneLine(await graftCli(['start', entry, '--swap', '--bus', NATS, '--bus-key', hmacFile(), '--name', 'a.b'], { cwd: app.dir }), 'GRAFT_BAD_ARGUMENT', /--name "a\.b"/);
-    oneLine(await graftCli(['order', 'reload', '--bus', 'nats://127.0.0.1:1', '--bus-key', hmacFile(), '--name', 'x', '--timeout', '2']), 'GRAFT_BUS_UNREACHABLE', /nats:\/\/127\.0\.0\.1:1/);
+    oneLineError(await graftCli(['start', entry, '--swap', '--bus', NATS, '--bus-key', short], { cwd: app.dir }), 'GRAFT_BUS_KEY', /holds 6 bytes; an HMAC secret needs at least 32/);
+    oneLineError(await graftCli(['start', entry, '--swap', '--bus', NATS, '--bus-key', hmacFile(), '--name', 'a.b'], { cwd: app.dir }), 'GRAFT_BAD_ARGUMENT', /--name "a\.b"/);
+    oneLineError(await graftCli(['order', 'reload', '--bus', 'nats://127.0.0.1:1', '--bus-key', hmacFile(), '--name', 'x', '--timeout', '2']), 'GRAFT_BUS_UNREACHABLE', /nats:\/\/127\.0\.0\.1:1/);
   });
 
   test('a bus down at start: the service starts and serves, warns, and shows the bus disconnected', async () => {

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { logFiles } from '../../src/logs/log-dir.js';
 import { record } from '../helpers/output.js';
-import { cliPath, fixture, graftCli, onlyGeneration, startGraft, tempDir, tsxImport, waitFor, type CliResult } from '../helpers/graft.js';
+import { cliPath, fixture, graftCli, onlyGeneration, startGraft, tempDir, tsxImport, waitFor, type CliResult, oneLineError } from '../helpers/graft.js';
 
 interface Line {
   msg: string;
@@ -37,14 +37,8 @@ function range(from: number, to: number): number[] {
   return Array.from({ length: to - from }, (_, i) => from + i);
 }
 
-function oneLine(r: CliResult, code: string, pattern?: RegExp): string {
-  assert.notEqual(r.code, 0, 'must exit non-zero');
-  const found = r.stderr.split('\n').filter(Boolean);
-  assert.equal(found.length, 1, r.stderr);
-  assert.ok(found[0]!.startsWith(`graft: ${code}: `), found[0]);
-  if (pattern) assert.match(found[0]!, pattern);
-  return found[0]!;
-}
+/** One `graft: CODE: …` line and nothing else on stderr, and a non-zero exit. */
+const oneLine = (r: CliResult, code: string, pattern?: RegExp) => oneLineError(r, code, pattern, { alone: true });
 
 async function say(url: string, path: string): Promise<number> {
   return Number((await (await fetch(`${url}${path}`)).text()).trim());

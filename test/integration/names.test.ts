@@ -3,17 +3,10 @@ import { spawn } from 'node:child_process';
 import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { fixture, graftCli, isAlive, startGraft, tempDir, waitFor, type CliResult, type GraftProcess, type StatusJson } from '../helpers/graft.js';
+import { fixture, graftCli, isAlive, startGraft, tempDir, waitFor, type CliResult, type GraftProcess, type StatusJson, oneLineError } from '../helpers/graft.js';
 
-/** One `graft: CODE: …` line and a non-zero exit. */
-function oneLine(r: CliResult, code: string, pattern?: RegExp): string {
-  assert.notEqual(r.code, 0, 'must exit non-zero');
-  const lines = r.stderr.split('\n').filter(Boolean);
-  assert.equal(lines.length, 1, r.stderr);
-  assert.ok(lines[0]!.startsWith(`graft: ${code}: `), lines[0]);
-  if (pattern) assert.match(lines[0]!, pattern);
-  return lines[0]!;
-}
+/** One `graft: CODE: …` line and nothing else on stderr, and a non-zero exit. */
+const oneLine = (r: CliResult, code: string, pattern?: RegExp) => oneLineError(r, code, pattern, { alone: true });
 
 interface Listing {
   name: string;
