@@ -15,6 +15,8 @@ import { Keeper } from '../supervisor/keeper.js';
 import { keeperPid } from '../supervisor/keeper-link.js';
 import { parseHttpAddress, type HttpAddress } from '../supervisor/http-endpoint.js';
 import { Master } from '../supervisor/master.js';
+import { MasterFiles } from '../supervisor/master-files.js';
+import { checkName } from '../supervisor/service-registry.js';
 import { defaultPaths, pathsForSocket } from '../supervisor/paths.js';
 import { DEFAULT_POLICY, type RestartPolicy } from '../supervisor/restart-policy.js';
 import { startDaemon } from './daemon.js';
@@ -73,7 +75,13 @@ export async function start(argv: string[]): Promise<number> {
   const policy = restartPolicy(values);
   const metrics = httpAddress('--metrics', values.metrics, port);
   const dashboard = httpAddress('--dashboard', values.dashboard, port);
-  const paths = values.socket ? pathsForSocket(resolve(cwd, values.socket)) : defaultPaths(cwd, entryArg);
+  const paths = values.socket ? pathsForSocket(resolve(cwd, values.socket)) : defaultPaths(cwd, entryArg, service);
+  if (keeperPid() === undefined && !process.env.GRAFT_UPGRADE) {
+    // Refused here, in one line, before a keeper or a master starts.
+    MasterFiles.check(paths.socket);
+    checkName(service);
+    await MasterFiles.checkFree(paths.socket);
+  }
   if (values.daemon) return startDaemon(argv, { service, logDir: resolve(cwd, values['log-dir']!), cwd });
   // `graft start` itself stays as the keeper; the master is its child (and so is every successor).
   if (keeperPid() === undefined && !process.env.GRAFT_UPGRADE) return new Keeper(service).run();

@@ -28,6 +28,8 @@ interface KeptMaster {
   /** The master whose upgrade started this one (none for the first). */
   requester: number | undefined;
   inControl: boolean;
+  /** It reported serving; one that exits before has printed its own `graft: GRAFT_…` line. */
+  served: boolean;
 }
 
 type ReportToParent = Extract<ToKeeper, { graft: 'master-running' | 'master-failed' }>;
@@ -82,7 +84,7 @@ export class Keeper {
       if (!requester) this.exit.resolve(1);
       return undefined;
     }
-    const kept: KeptMaster = { child, pid: child.pid, requester, inControl: false };
+    const kept: KeptMaster = { child, pid: child.pid, requester, inControl: false, served: false };
     this.masters.set(kept.pid, kept);
     child.on('message', (message: ToKeeper, handle: unknown) => this.fromMaster(kept, message, handle));
     child.once('exit', (code, signal) => this.exited(kept, code, signal));
@@ -110,6 +112,7 @@ export class Keeper {
         return;
       }
       case 'master-running':
+        from.served = true;
         this.log.debug('master running', { master: from.pid });
         return this.reportToParent(message);
       case 'master-failed':
@@ -150,7 +153,8 @@ export class Keeper {
 
   private exited(kept: KeptMaster, code: number | null, signal: NodeJS.Signals | null): void {
     this.masters.delete(kept.pid);
-    this.log.info('master exited', { master: kept.pid, exitCode: code, signal, inControl: kept.inControl });
+    // A master that failed to start said why in one line; the keeper adds nothing to it.
+    (kept.served || kept.requester !== undefined ? this.log.info : this.log.debug)('master exited', { master: kept.pid, exitCode: code, signal, inControl: kept.inControl });
     const requester = kept.requester !== undefined ? this.masters.get(kept.requester) : undefined;
     if (requester?.child.connected) requester.child.send({ graft: 'keeper-exit', pid: kept.pid, code, signal } satisfies FromKeeper);
     // A successor still waiting for this master's handover takes control by itself.

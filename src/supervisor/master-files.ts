@@ -42,6 +42,21 @@ export class MasterFiles {
     }
   }
 
+  /** GRAFT_ALREADY_RUNNING if a master other than `predecessor` answers on this control socket. */
+  static async checkFree(socket: string, predecessor?: number): Promise<void> {
+    if (!existsSync(socket)) return;
+    const running = await sendControl(socket, { cmd: 'status' }, 0).then(
+      (s) => s as { master: { pid: number; entry: string } },
+      () => undefined,
+    );
+    if (running && running.master.pid !== predecessor) {
+      throw new GraftError(
+        'GRAFT_ALREADY_RUNNING',
+        `a graft master (pid ${running.master.pid}) already runs ${running.master.entry} on ${socket}; use \`graft reload\` or stop it first (or give this one another --name or --socket)`,
+      );
+    }
+  }
+
   /**
    * Listen on the control socket, write the pidfile and take the service's
    * name; `predecessor` is a master handing over to this one (or, taking
@@ -56,16 +71,7 @@ export class MasterFiles {
       throw new GraftError('GRAFT_SOCKET_UNUSABLE', `cannot create ${dirname(socket)} for the control socket: ${errorMessage(err)}; pass --socket or set GRAFT_RUNTIME_DIR`, { cause: err });
     }
     if (existsSync(socket)) {
-      const running = await sendControl(socket, { cmd: 'status' }, 0).then(
-        (s) => s as { master: { pid: number; entry: string } },
-        () => undefined,
-      );
-      if (running && running.master.pid !== predecessor) {
-        throw new GraftError(
-          'GRAFT_ALREADY_RUNNING',
-          `a graft master (pid ${running.master.pid}) already runs ${running.master.entry} on ${socket}; use \`graft reload\` or stop it first`,
-        );
-      }
+      await MasterFiles.checkFree(socket, predecessor);
       try {
         unlinkSync(socket); // the stale socket of a master that died, or the predecessor's
       } catch {

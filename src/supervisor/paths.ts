@@ -32,8 +32,10 @@ export function pathsForSocket(socket: string): MasterPaths {
   return { socket, pidfile: `${base}.pid`, meta: `${base}.json`, build: join(dirname(base), `.${basename(base)}.build`) };
 }
 
-export function defaultPaths(cwd: string, entry: string): MasterPaths {
-  return pathsForSocket(join(runtimeDir(), `${hash(resolve(cwd))}-${hash(resolve(cwd, entry))}.sock`));
+/** `name` (the service's) tells apart two services of one entry started from one directory. */
+export function defaultPaths(cwd: string, entry: string, name?: string): MasterPaths {
+  const what = resolve(cwd, entry) + (name !== undefined ? `\0${name}` : '');
+  return pathsForSocket(join(runtimeDir(), `${hash(resolve(cwd))}-${hash(what)}.sock`));
 }
 
 export interface MasterMeta {

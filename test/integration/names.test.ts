@@ -144,6 +144,7 @@ describe('services by name', () => {
       assert.equal(exit.code, 1);
       const lines = second.output.filter((l) => l.startsWith('graft: '));
       assert.equal(lines.length, 1, second.output.join('\n'));
+      assert.deepEqual(second.output, lines, 'refused before a keeper or a master started: nothing else printed');
       assert.match(lines[0]!, new RegExp(`^graft: GRAFT_NAME_TAKEN: the name api is taken by the graft master ${held.master.pid} running ${entryA.replace(/[.]/g, '\\.')}`));
       assert.equal(second.logs.filter((r) => r.msg === 'worker started').length, 0, 'no worker was started');
     } finally {
@@ -157,6 +158,21 @@ describe('services by name', () => {
       held.workers.map((w) => w.pid),
     );
     assert.equal((await fetch(api.url)).status, 200);
+  });
+
+  test('two services of one entry from one directory, told apart by --name', async () => {
+    const dir = tempDir('graft-twins-');
+    const entry = join(dir, 'server.ts');
+    copyFileSync(fixture('slow-app.ts'), entry);
+    const twins = await Promise.all(['blue', 'green'].map((name) => startGraft(entry, { workers: 1, cwd: dir, env, defaultSocket: true, args: ['--name', name] })));
+    try {
+      await Promise.all(twins.map((t) => t.waitRunning()));
+      const both = (await listed()).filter((s) => s.entry === entry).map((s) => s.name);
+      assert.deepEqual(both, ['blue', 'green']);
+      for (const [i, name] of ['blue', 'green'].entries()) assert.equal((await status(name)).master.pid, await twins[i]!.firstMaster());
+    } finally {
+      await Promise.all(twins.map((t) => t.stop()));
+    }
   });
 
   test('after graft upgrade the name resolves to the new master, also once the old one is gone', async () => {
