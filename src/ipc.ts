@@ -12,7 +12,7 @@ export interface WorkerStats {
   rss: number;
   /** Config version the worker runs (0 before its first snapshot). */
   configVersion: number;
-  /** Swappable modules and the generation of each that serves, as `name@generation`. */
+  /** Swappable modules and the generation of each that serves, as `name@generation` (moduleName() takes the name back). */
   modules?: string[];
 }
 
@@ -99,3 +99,8 @@ export const WorkerEnv = {
   /** Set for `graft start --metrics`: the worker collects prom-client's default metrics from its boot on. */
   metrics: 'GRAFT_METRICS',
 } as const;
+
+/** The module's name in a heartbeat's `name@generation`. */
+export function moduleName(reported: string): string {
+  return reported.replace(/@[^@]*$/, '');
+}

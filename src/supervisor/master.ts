@@ -14,6 +14,7 @@ import type { FleetAddress } from '../fleet/fleet-url.js';
 import type { Membership } from '../fleet/membership.js';
 import { registryKey, type HostRecord } from '../fleet/registration.js';
 import { createLogger } from '../log.js';
+import { moduleName } from '../ipc.js';
 import { ServiceLog, type LogTarget } from '../logs/service-log.js';
 import { graftVersion } from '../version.js';
 import { Activity } from './activity.js';
@@ -678,7 +679,7 @@ export class Master {
       options,
       {
         submit: (command) => this.submit(command),
-        swappableModules: () => [...new Set(this.pool!.liveWorkers().flatMap((w) => (w.stats.modules ?? []).map((m) => m.replace(/@[^@]*$/, ''))))],
+        swappableModules: () => [...new Set(this.pool!.liveWorkers().flatMap((w) => (w.stats.modules ?? []).map(moduleName)))],
       },
       this.log,
     );

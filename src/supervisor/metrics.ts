@@ -10,6 +10,7 @@
 import client from 'prom-client';
 import { errorFields, GraftError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { moduleName } from '../ipc.js';
 import { graftVersion } from '../version.js';
 import type { MasterEvent } from './observers.js';
 import type { WorkerProcess } from './worker-process.js';
@@ -76,24 +77,8 @@ export class GraftMetrics {
         for (const state of WORKER_STATES) this.set({ state }, workers.filter((w) => w.state === state).length);
       },
     });
-    new client.Gauge({
-      name: 'graft_config_version',
-      help: 'The config version the workers run.',
-      registers,
-      collect(this: client.Gauge) {
-        const version = view.configVersion();
-        if (version !== undefined) this.set(version);
-      },
-    });
-    new client.Gauge({
-      name: 'graft_generation',
-      help: 'The worker generation that serves.',
-      registers,
-      collect(this: client.Gauge) {
-        const generation = view.generation();
-        if (generation !== undefined) this.set(generation);
-      },
-    });
+    valueGauge(registers, 'graft_config_version', 'The config version the workers run.', () => view.configVersion());
+    valueGauge(registers, 'graft_generation', 'The worker generation that serves.', () => view.generation());
     new client.Gauge({ name: 'graft_build_info', help: 'The graft and Node versions of the master (always 1).', labelNames: ['version', 'node'], registers }).set({ version: graftVersion(), node: process.version }, 1);
   }
 
@@ -112,7 +97,7 @@ export class GraftMetrics {
         break;
       case 'swap': {
         // A swap counts once per module it moved to a new generation.
-        const modules = event.outcome === 'ok' && event.modules.length > 0 ? event.modules.map((m) => m.replace(/@[^@]*$/, '')) : [event.modules[0] ?? '*'];
+        const modules = event.outcome === 'ok' && event.modules.length > 0 ? event.modules.map(moduleName) : [event.modules[0] ?? '*'];
         for (const module of modules) this.swaps.inc({ module, outcome: event.outcome });
         break;
       }
@@ -157,4 +142,17 @@ export class GraftMetrics {
  */
 function merge(sets: MetricSet[]): client.Registry {
   return client.AggregatorRegistry.aggregate(sets.map((set) => set.map((m) => ({ ...m, aggregator: 'sum' }))));
+}
+
+/** A gauge read at each scrape; absent until the value is known. */
+function valueGauge(registers: client.Registry[], name: string, help: string, read: () => number | undefined): void {
+  new client.Gauge({
+    name,
+    help,
+    registers,
+    collect(this: client.Gauge) {
+      const value = read();
+      if (value !== undefined) this.set(value);
+    },
+  });
 }
