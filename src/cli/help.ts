@@ -14,7 +14,7 @@ export const commandHelp: Record<string, string> = {
 
   -w, --workers N            worker processes (default: available cores)
   -p, --port P               port given to the app as PORT (default: $PORT or 3000)
-      --socket PATH          control socket (default: derived from cwd and entry)
+      --socket PATH          control socket (default: derived from cwd, entry and --name)
       --timeout S            boot readiness and heartbeat limit in seconds (default 30)
       --graceful-timeout S   how long a retired worker may drain (default 30)
       --watch                reload when the app's files change (with --swap: swap them in place)
