@@ -212,6 +212,7 @@ export class Master {
       await reportToKeeper({ graft: 'master-failed', code: error.code, message: error.message });
       this.files.release();
       this.uninstallSignals?.();
+      await stopCompiler();
       await this.output.close();
       throw error;
     }
@@ -221,6 +222,8 @@ export class Master {
   /** The exit code, once every line of this master and its workers is written. */
   private async exited(): Promise<number> {
     const code = await this.exit.promise;
+    // Last, once nothing can compile any more (a retired generation's build is disposed late).
+    await stopCompiler();
     await this.output.close();
     return code;
   }
@@ -593,7 +596,6 @@ export class Master {
     await this.pool?.stop(this.fastStop);
     await this.output.settled(); // the workers' last lines come before this master's
     this.closeHttp();
-    await stopCompiler();
     this.uninstallSignals?.();
     this.files.release();
     this.log.info('master stopped', { handedOver: this.successorPid !== undefined, successor: this.successorPid });

@@ -157,35 +157,50 @@ function swapLoadError(where: string, text: string): GraftError {
   return new GraftError('GRAFT_SWAP_LOAD', `${where}: ${text}; the live generation keeps serving`);
 }
 
-/** This process's children whose command is esbuild's service. */
-function compilerPids(): number[] {
+/** This process's children (a zombie among them until it is reaped here). */
+function childPids(): number[] {
   try {
-    return readFileSync(`/proc/self/task/${process.pid}/children`, 'utf8')
-      .trim()
-      .split(/\s+/)
-      .filter(Boolean)
-      .map(Number)
-      .filter((pid) => {
-        try {
-          return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('esbuild');
-        } catch {
-          return false;
-        }
-      });
+    return readFileSync(`/proc/self/task/${process.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
   } catch {
     return []; // not Linux: nothing to wait for
   }
 }
 
+/** Those running esbuild's service (a zombie's command line is empty: only a live one is recognized). */
+function compilerPids(): number[] {
+  return childPids().filter((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('esbuild');
+    } catch {
+      return false;
+    }
+  });
+}
+
 /**
- * Stop esbuild's service process and wait (at most 2 s) until it is gone
+ * Stop esbuild's service process and wait (at most 2 s, killing it after 1 s) until it is gone
  * and reaped here. Left running, it outlives a master that exits and is
  * reparented to init, or to a keeper that is PID 1 of a container, which
  * cannot reap a process it did not start: one zombie per upgrade.
  */
 export async function stopCompiler(): Promise<void> {
   const running = compilerPids();
-  await esbuild.stop();
-  const deadline = Date.now() + 2000;
-  while (Date.now() < deadline && compilerPids().some((pid) => running.includes(pid))) await delay(20);
+  await esbuild.stop(); // SIGTERM
+  // Gone means reaped: an exited service stays a child (a zombie) until this process collects it.
+  const left = () => childPids().filter((pid) => running.includes(pid));
+  const gone = async (ms: number) => {
+    const deadline = Date.now() + ms;
+    while (Date.now() < deadline && left().length > 0) await delay(20);
+    return left().length === 0;
+  };
+  if (await gone(1000)) return;
+  // A service busy on the last build may not heed TERM in time.
+  for (const pid of left()) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // exited meanwhile
+    }
+  }
+  await gone(1000);
 }
