@@ -35,6 +35,12 @@ function titleOf(pid: number): string {
   }
 }
 
+/** The command name of a process (a zombie's too), from /proc/<pid>/stat. */
+function nameOf(pid: number): string {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+}
+
 function stateOf(pid: number): string {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0]!;
@@ -81,7 +87,7 @@ describe('under an init-like parent', { timeout: 120_000 }, () => {
       await g.masterExit(before.master.pid);
       const children = childrenOf(init);
       assert.equal(children.filter((pid) => titleOf(pid).startsWith('graft master')).length, 1, 'one master under PID 1');
-      assert.deepEqual(children.map(stateOf).filter((s) => s === 'Z'), [], 'the old master was reaped');
+      assert.deepEqual(children.filter((pid) => stateOf(pid) === 'Z').map(nameOf), [], 'no zombie under PID 1: the old master, and whatever it started, were reaped');
       await stopAsInit(g, init);
     } finally {
       await g.stop();

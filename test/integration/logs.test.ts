@@ -20,12 +20,20 @@ interface Line {
 
 /** Every line of a service's log files, oldest file first: what a user's `cat name.log.N … name.log` shows. */
 function lines(dir: string, name: string): Line[] {
-  return logFiles(join(dir, `${name}.log`)).flatMap((f) =>
-    readFileSync(f.path, 'utf8')
+  return logFiles(join(dir, `${name}.log`)).flatMap((f) => {
+    let text: string;
+    try {
+      text = readFileSync(f.path, 'utf8');
+    } catch (err) {
+      // Rotated away between the listing and the read (a burst still being written): the caller waits and reads again.
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw err;
+    }
+    return text
       .split('\n')
       .filter(Boolean)
-      .map((l) => JSON.parse(l) as Line),
-  );
+      .map((l) => JSON.parse(l) as Line);
+  });
 }
 
 /** The numbers of burst `id`'s lines among `found`, in the order they appear. */
