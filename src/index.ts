@@ -1,32 +1,32 @@
-export { defineService, isService } from './service.js';
-export type { ServiceContext, ServiceDefinition, ServerLike, Service } from './service.js';
+export { defineService, isService } from './worker/service.js';
+export type { ServiceContext, ServiceDefinition, ServerLike, Service } from './worker/service.js';
 export { Slot } from './core/slot.js';
 export type { SlotHooks, SlotOptions, SlotEvent, BuildContext } from './core/slot.js';
 export { Generation } from './core/generation.js';
 export type { Lease } from './core/lease.js';
-export { GraftError, ErrorCodes } from './errors.js';
-export type { ErrorCode } from './errors.js';
+export { GraftError, ErrorCodes } from './core/errors.js';
+export type { ErrorCode } from './core/errors.js';
 export { config, ConfigStore } from './config/store.js';
 export type { Config, Register } from './config/store.js';
 export type { Snapshot } from './config/snapshot.js';
 export type { ConfigSchema, ConfigIssue } from './config/schema.js';
 export { resource } from './config/resource.js';
 export type { Resource, ResourceOptions } from './config/resource.js';
-export { loop } from './config/loop.js';
-export type { LoopContext, LoopOptions, LoopHandle } from './config/loop.js';
+export { loop } from './jobs/loop.js';
+export type { LoopContext, LoopOptions, LoopHandle } from './jobs/loop.js';
 
 export { swappable, Swappable } from './swap/swappable.js';
 export type { SwappableOptions, SwappableExports, SwapResult } from './swap/swappable.js';
 export type { SwapTrigger, SwapOrder } from './swap/trigger.js';
 export type { LeakReport } from './swap/leak-watch.js';
 
-export { collectMetrics } from './metrics-registries.js';
-export type { MetricsRegistry } from './metrics-registries.js';
+export { collectMetrics } from './observe/metrics-registries.js';
+export type { MetricsRegistry } from './observe/metrics-registries.js';
 
 import { isMainThread } from 'node:worker_threads';
 import { enableStandalone } from './config/standalone.js';
 import { config as store } from './config/store.js';
-import { WorkerEnv } from './ipc.js';
+import { WorkerEnv } from './core/ipc.js';
 // Without a graft master, the process loads and watches its own config (in
 // its main thread: a worker thread's config follows its main thread's).
 if (isMainThread && !process.env[WorkerEnv.entry]) enableStandalone(store as never);

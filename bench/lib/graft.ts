@@ -8,10 +8,10 @@ import { root } from './paths.js';
 export { config, ConfigStore, defineService, swappable } from '../../src/index.js';
 export type { Snapshot } from '../../src/index.js';
 export { pendingRetired } from '../../src/swap/leak-watch.js';
-export { sendControl } from '../../src/supervisor/control-client.js';
-export type { ControlRequest } from '../../src/supervisor/control-protocol.js';
-export type { ApplyOutcome } from '../../src/supervisor/config-coordinator.js';
-export type { SwapOutcome } from '../../src/supervisor/code-swapper.js';
+export { sendControl } from '../../src/control/client.js';
+export type { ControlRequest } from '../../src/control/protocol.js';
+export type { ApplyOutcome } from '../../src/master/config-coordinator.js';
+export type { SwapOutcome } from '../../src/master/code-swapper.js';
 
 /** graft's CLI (`node --import tsx <graftCli> start …`). */
 export const graftCli = join(root, 'src/cli/main.ts');

@@ -1,6 +1,6 @@
 import { connect } from 'amqplib';
 import { declareExchanges, ownQueue } from './amqp-layout.js';
-import type { BusUrl } from './bus-url.js';
+import type { BusUrl } from '../net/bus-url.js';
 import type { OrderOutcome, SignedOrder } from './order.js';
 import { OutcomeCollector, unreachable, type SendOptions } from './order-send.js';
 import { subjects } from './subjects.js';

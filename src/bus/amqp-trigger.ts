@@ -1,5 +1,5 @@
 import { connect, type Channel, type ChannelModel, type ConsumeMessage } from 'amqplib';
-import { errorMessage } from '../errors.js';
+import { errorMessage } from '../core/errors.js';
 import { declareExchanges, ownQueue } from './amqp-layout.js';
 import type { BusSession } from './bus-link.js';
 import { LinkedTrigger } from './order-trigger.js';

@@ -1,7 +1,7 @@
-import { errorFields, errorMessage } from '../errors.js';
-import type { Logger } from '../log.js';
+import { errorFields, errorMessage } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
 import { Backoff } from '../core/backoff.js';
-import type { BusUrl } from './bus-url.js';
+import type { BusUrl } from '../net/bus-url.js';
 import { unreachable } from './order-send.js';
 
 /** One open connection of a transport: resolves `closed` when it is lost for good. */

@@ -1,7 +1,7 @@
-import type { Logger } from '../log.js';
+import type { Logger } from '../core/log.js';
 import { AmqpTrigger } from './amqp-trigger.js';
 import type { BusStatus } from './bus-link.js';
-import type { BusUrl } from './bus-url.js';
+import type { BusUrl } from '../net/bus-url.js';
 import { NatsTrigger } from './nats-trigger.js';
 import { OrderDesk, type OrderTarget } from './order-desk.js';
 import type { OrderKey } from './order-key.js';

@@ -1,7 +1,7 @@
-import { GraftError, errorMessage } from '../errors.js';
-import type { BusUrl } from './bus-url.js';
+import { GraftError, errorMessage } from '../core/errors.js';
+import type { BusUrl } from '../net/bus-url.js';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { natsConnect } from './nats-connect.js';
+import { natsConnect } from '../net/nats-connect.js';
 import type { OrderOutcome, SignedOrder } from './order.js';
 import { OutcomeCollector, unreachable, type SendOptions } from './order-send.js';
 import { subjects } from './subjects.js';

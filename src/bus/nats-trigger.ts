@@ -1,7 +1,7 @@
 import type { Msg, NatsConnection } from '@nats-io/transport-node';
-import { errorMessage } from '../errors.js';
+import { errorMessage } from '../core/errors.js';
 import type { BusSession } from './bus-link.js';
-import { natsConnect } from './nats-connect.js';
+import { natsConnect } from '../net/nats-connect.js';
 import { LinkedTrigger } from './order-trigger.js';
 import { subjects } from './subjects.js';
 

@@ -1,6 +1,6 @@
 import { createHmac, createPrivateKey, createPublicKey, sign, timingSafeEqual, verify, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { GraftError } from '../errors.js';
+import { GraftError } from '../core/errors.js';
 
 /**
  * The key a fleet signs and checks orders with, read from a file (`--bus-key`):

@@ -1,6 +1,6 @@
-import { GraftError, errorMessage } from '../errors.js';
-import type { BusUrl } from './bus-url.js';
-import { isNatsAuthError } from './nats-connect.js';
+import { GraftError, errorMessage } from '../core/errors.js';
+import type { BusUrl } from '../net/bus-url.js';
+import { isNatsAuthError } from '../net/nats-connect.js';
 import type { OrderOutcome, SignedOrder } from './order.js';
 
 export interface SendOptions {

@@ -1,6 +1,6 @@
-import type { Logger } from '../log.js';
+import type { Logger } from '../core/log.js';
 import { BusLink, type BusSession, type BusStatus } from './bus-link.js';
-import type { BusUrl } from './bus-url.js';
+import type { BusUrl } from '../net/bus-url.js';
 import type { OrderDesk } from './order-desk.js';
 
 /**

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { stableStringify } from '../config/snapshot.js';
-import { GraftError, type SerializedError } from '../errors.js';
+import { GraftError, type SerializedError } from '../core/errors.js';
 import type { OrderKey } from './order-key.js';
 
 /**

@@ -1,5 +1,5 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { GraftError } from '../errors.js';
+import { GraftError } from '../core/errors.js';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 

@@ -1,10 +1,10 @@
 import { resolve } from 'node:path';
 import { getPath } from '../config/key-path.js';
 import type { Snapshot } from '../config/snapshot.js';
-import { GraftError } from '../errors.js';
-import type { ConfigPayload } from '../ipc.js';
-import type { ApplyOutcome, HistoryEntry } from '../supervisor/config-coordinator.js';
-import { sendControl } from '../supervisor/control-client.js';
+import { GraftError } from '../core/errors.js';
+import type { ConfigPayload } from '../core/ipc.js';
+import type { ApplyOutcome, HistoryEntry } from '../master/config-coordinator.js';
+import { sendControl } from '../control/client.js';
 import { parse } from './args.js';
 import { locateMaster } from './locate.js';
 

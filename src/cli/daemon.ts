@@ -1,8 +1,8 @@
 import { spawn } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { join } from 'node:path';
-import { GraftError, isErrorCode } from '../errors.js';
-import type { ToKeeper } from '../supervisor/keeper-link.js';
+import { GraftError, isErrorCode } from '../core/errors.js';
+import type { ToKeeper } from '../succession/keeper-link.js';
 
 /**
  * `graft start --daemon`: PM2's habit. The service runs as it would in the

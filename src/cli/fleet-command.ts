@@ -2,12 +2,12 @@ import { hostname } from 'node:os';
 import { loadOrderKey } from '../bus/order-key.js';
 import { checkName, newOrder, signOrder } from '../bus/order.js';
 import { requestFromHost } from '../bus/nats-send.js';
-import { GraftError } from '../errors.js';
+import { GraftError } from '../core/errors.js';
 import { DEFAULT_SLOT_TTL_MS, FleetStore } from '../fleet/fleet-store.js';
-import { parseFleetUrl } from '../fleet/fleet-url.js';
+import { parseFleetUrl } from '../net/fleet-url.js';
 import { listHosts, registryKey, type HostRecord } from '../fleet/registration.js';
 import { rollout, type RolloutEvent, type RolloutOrder, type RolloutReport } from '../fleet/rollout.js';
-import { RolloutSlots } from '../fleet/rollout-slots.js';
+import { RolloutSlots } from '../fleet/rollout-semaphore.js';
 import { OverrideSource } from '../config/sources/override-source.js';
 import { parse, seconds } from './args.js';
 

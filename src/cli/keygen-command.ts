@@ -1,6 +1,6 @@
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
-import { GraftError } from '../errors.js';
+import { GraftError } from '../core/errors.js';
 import { parse } from './args.js';
 
 /**

@@ -1,8 +1,8 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { GraftError } from '../errors.js';
-import { defaultPaths, mastersIn, pathsForSocket, type MasterPaths } from '../supervisor/paths.js';
-import { findService, listServices, type ServiceRecord } from '../supervisor/service-registry.js';
+import { GraftError } from '../core/errors.js';
+import { defaultPaths, mastersIn, pathsForSocket, type MasterPaths } from '../registry/paths.js';
+import { findService, listServices, type ServiceRecord } from '../registry/service-registry.js';
 
 export interface Target {
   socket?: string | undefined;

@@ -1,13 +1,13 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { GraftError } from '../errors.js';
-import { formatRecord, prettyFor, type Fields } from '../log.js';
+import { GraftError } from '../core/errors.js';
+import { formatRecord, prettyFor, type Fields } from '../core/log.js';
 import { defaultLogDir, logFile } from '../logs/log-dir.js';
 import { follow, lastLines } from '../logs/log-tail.js';
 import type { LogTarget } from '../logs/service-log.js';
-import { sendControl } from '../supervisor/control-client.js';
-import type { MasterStatus } from '../supervisor/master.js';
-import { findService } from '../supervisor/service-registry.js';
+import { sendControl } from '../control/client.js';
+import type { MasterStatus } from '../master/master.js';
+import { findService } from '../registry/service-registry.js';
 import { integer, parse } from './args.js';
 import { locateMaster, looksLikeName } from './locate.js';
 

@@ -1,8 +1,8 @@
-import { errorFields } from '../errors.js';
+import { errorFields } from '../core/errors.js';
 import type { LogTarget } from '../logs/service-log.js';
-import { sendControl } from '../supervisor/control-client.js';
-import type { MasterStatus } from '../supervisor/master.js';
-import { listServices, type ServiceRecord } from '../supervisor/service-registry.js';
+import { sendControl } from '../control/client.js';
+import type { MasterStatus } from '../master/master.js';
+import { listServices, type ServiceRecord } from '../registry/service-registry.js';
 import { parse } from './args.js';
 import { duration } from './status-table.js';
 

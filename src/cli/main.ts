@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-import { GraftError } from '../errors.js';
-import { graftVersion } from '../version.js';
+import { GraftError } from '../core/errors.js';
+import { graftVersion } from '../core/version.js';
 import { reload, scale, status, stop, swap, upgrade } from './control-commands.js';
 import { configCommand } from './config-command.js';
 import { helpFor, overview } from './help.js';

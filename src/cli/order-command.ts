@@ -1,10 +1,10 @@
 import { resolve } from 'node:path';
-import { parseBusUrl } from '../bus/bus-url.js';
+import { parseBusUrl } from '../net/bus-url.js';
 import { sendOverAmqp } from '../bus/amqp-send.js';
 import { sendOverNats } from '../bus/nats-send.js';
 import { checkName, newOrder, signOrder, type OrderAction, type OrderBody, type OrderOutcome } from '../bus/order.js';
 import { loadOrderKey } from '../bus/order-key.js';
-import { GraftError } from '../errors.js';
+import { GraftError } from '../core/errors.js';
 import { integer, parse, seconds } from './args.js';
 
 const ACTIONS: OrderAction[] = ['reload', 'swap', 'config'];

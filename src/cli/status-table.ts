@@ -1,4 +1,4 @@
-import type { MasterStatus } from '../supervisor/master.js';
+import type { MasterStatus } from '../master/master.js';
 import { formatBytes } from './args.js';
 
 export function duration(ms: number): string {

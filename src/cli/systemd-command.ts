@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
-import { GraftError } from '../errors.js';
-import { sendControl } from '../supervisor/control-client.js';
-import type { MasterStatus } from '../supervisor/master.js';
+import { GraftError } from '../core/errors.js';
+import { sendControl } from '../control/client.js';
+import type { MasterStatus } from '../master/master.js';
 import { parse } from './args.js';
 import { locateMaster } from './locate.js';
 

@@ -3,7 +3,7 @@ import { parseEnv } from 'node:util';
 import { basename, extname } from 'node:path';
 import { parse as parseJsonLocated, printParseErrorCode, type ParseError } from 'jsonc-parser';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
-import { GraftError } from '../errors.js';
+import { GraftError } from '../core/errors.js';
 import { setPath } from './key-path.js';
 
 /** The config file formats graft reads, each with its real parser. */

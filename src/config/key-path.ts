@@ -1,4 +1,4 @@
-import { GraftError } from '../errors.js';
+import { GraftError } from '../core/errors.js';
 
 /** Dotted key paths (`db.pool.max`) into plain config objects. */
 export function splitPath(path: string): string[] {

@@ -1,6 +1,6 @@
 import { Slot } from '../core/slot.js';
 import { slotEventLogger } from '../core/slot-log.js';
-import { createLogger } from '../log.js';
+import { createLogger } from '../core/log.js';
 import { config as defaultStore, type Config, type ConfigStore } from './store.js';
 
 export interface Resource<R> {

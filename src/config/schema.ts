@@ -1,5 +1,5 @@
 import type { StandardSchemaV1 } from '@standard-schema/spec';
-import { GraftError } from '../errors.js';
+import { GraftError } from '../core/errors.js';
 
 /**
  * Any Standard Schema validator (zod 4, valibot, arktype): graft asks it to

@@ -1,5 +1,5 @@
-import { errorFields } from '../errors.js';
-import { createLogger } from '../log.js';
+import { errorFields } from '../core/errors.js';
+import { createLogger } from '../core/log.js';
 import { defaultConfigFiles } from './default-files.js';
 import { ConfigLoader } from './loader.js';
 import { issuesError, validateConfigSync } from './schema.js';

@@ -1,8 +1,8 @@
 import { isMainThread } from 'node:worker_threads';
 import { deferred } from '../core/deferred.js';
-import { GraftError } from '../errors.js';
+import { GraftError } from '../core/errors.js';
 import { Slot, Unchanged } from '../core/slot.js';
-import { stopRunningLoops } from './running-loops.js';
+import { stopRunningLoops } from '../jobs/running-loops.js';
 import type { ConfigSchema } from './schema.js';
 import { issuesError, validateConfig } from './schema.js';
 import { changedPaths, contentHash, deepFreeze, type Snapshot } from './snapshot.js';

@@ -1,5 +1,5 @@
-import { errorMessage, isErrorCode } from '../errors.js';
-import type { Fields } from '../log.js';
+import { errorMessage, isErrorCode } from '../core/errors.js';
+import type { Fields } from '../core/log.js';
 import { getPath, splitPath, touches } from './key-path.js';
 
 export type ConfigListener = (next: unknown, previous: unknown) => void | Promise<void>;

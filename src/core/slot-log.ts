@@ -1,5 +1,5 @@
-import { errorFields, errorMessage } from '../errors.js';
-import type { Fields, Logger } from '../log.js';
+import { errorFields, errorMessage } from './errors.js';
+import type { Fields, Logger } from './log.js';
 import type { SlotEvent } from './slot.js';
 
 /** What a layer calls each step of its slot in its log; a step left out is not logged. */

@@ -1,4 +1,4 @@
-import { GraftError } from '../errors.js';
+import { GraftError } from './errors.js';
 import { deferred, type Deferred } from './deferred.js';
 import { Generation } from './generation.js';
 import type { Lease } from './lease.js';

@@ -1,8 +1,8 @@
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { isNatsAuthError, natsConnect } from '../bus/nats-connect.js';
-import { GraftError, errorMessage } from '../errors.js';
-import type { FleetAddress } from './fleet-url.js';
+import { isNatsAuthError, natsConnect } from '../net/nats-connect.js';
+import { GraftError, errorMessage } from '../core/errors.js';
+import type { FleetAddress } from '../net/fleet-url.js';
 
 /** The registry bucket: one entry per master (`<service>.<host>`), gone when its heartbeats stop. */
 export const REGISTRY_BUCKET = 'graft_fleet';

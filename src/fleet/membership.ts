@@ -1,10 +1,10 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Backoff } from '../core/backoff.js';
-import { errorFields } from '../errors.js';
-import type { Logger } from '../log.js';
+import { errorFields } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
 import { codeVersion } from './code-version.js';
 import { FleetStore, DEFAULT_REGISTRY_TTL_MS } from './fleet-store.js';
-import type { FleetAddress } from './fleet-url.js';
+import type { FleetAddress } from '../net/fleet-url.js';
 import { Registration, type HostRecord } from './registration.js';
 
 export interface MembershipOptions {

@@ -1,6 +1,6 @@
 import type { KV } from '@nats-io/kv';
-import { errorFields } from '../errors.js';
-import type { Logger } from '../log.js';
+import { errorFields } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
 
 /** What a master tells the fleet about itself: enough to see whether every host runs the same thing. */
 export interface HostRecord {

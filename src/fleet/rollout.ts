@@ -1,7 +1,7 @@
-import { GraftError, errorFields, type SerializedError } from '../errors.js';
+import { GraftError, errorFields, type SerializedError } from '../core/errors.js';
 import type { OrderBody, OrderOutcome } from '../bus/order.js';
 import type { HostRecord } from './registration.js';
-import type { HeldSlot } from './rollout-slots.js';
+import type { HeldSlot } from './rollout-semaphore.js';
 
 /** What a rollout asks of each host: an order without its address and stamp. */
 export type RolloutOrder = Pick<OrderBody, 'action' | 'module' | 'config'>;

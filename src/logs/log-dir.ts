@@ -1,7 +1,7 @@
 import { closeSync, mkdirSync, openSync, readdirSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { GraftError, errorMessage } from '../errors.js';
+import { GraftError, errorMessage } from '../core/errors.js';
 
 /**
  * Where a service's log files live: one file per service, `<dir>/<name>.log`,

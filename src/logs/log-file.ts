@@ -1,6 +1,6 @@
 import { createStream, type RotatingFileStream } from 'rotating-file-stream';
 import { basename, dirname } from 'node:path';
-import { errorMessage } from '../errors.js';
+import { errorMessage } from '../core/errors.js';
 
 export interface LogFileOptions {
   /** Rotate once the file reaches this many bytes (--log-max-size). */

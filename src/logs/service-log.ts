@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { formatRecord, prettyFor, setLogSink, type Fields } from '../log.js';
+import { formatRecord, prettyFor, setLogSink, type Fields } from '../core/log.js';
 import { LineSplitter, type Line } from './line-splitter.js';
 import { LogFile } from './log-file.js';
 

@@ -3,7 +3,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import * as esbuild from 'esbuild';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { GraftError } from '../errors.js';
+import { GraftError } from '../core/errors.js';
 import { externalsPlugin } from './externals-plugin.js';
 import { originPlugin } from './origin-plugin.js';
 

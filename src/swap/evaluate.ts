@@ -2,7 +2,7 @@ import { builtinModules, createRequire, SourceMap } from 'node:module';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import vm from 'node:vm';
-import { GraftError } from '../errors.js';
+import { GraftError } from '../core/errors.js';
 import type { Bundle } from './bundle.js';
 import { TIMER_NAMES, TimerLedger } from './timer-ledger.js';
 

@@ -1,5 +1,5 @@
 import type { IncomingMessage, RequestListener, Server, ServerResponse } from 'node:http';
-import { GraftError } from '../errors.js';
+import { GraftError } from '../core/errors.js';
 
 /**
  * Handler mode (`graft start app.ts --swap`): the module's default export is

@@ -1,4 +1,4 @@
-import { GraftError, type SerializedError } from '../errors.js';
+import { GraftError, type SerializedError } from '../core/errors.js';
 
 /** Turn whatever the app threw while booting into a message the master can show. */
 export function serializeBootError(err: unknown, entry: string): SerializedError {

@@ -1,8 +1,8 @@
 import { createServer } from 'node:http';
 import { pathToFileURL } from 'node:url';
-import { whenLoopStarted } from '../config/loop.js';
-import { WorkerEnv, type ConfigPayload } from '../ipc.js';
-import { isService, serverOf } from '../service.js';
+import { whenLoopStarted } from '../jobs/loop.js';
+import { WorkerEnv, type ConfigPayload } from '../core/ipc.js';
+import { isService, serverOf } from './service.js';
 import { toRequestListener } from '../swap/handler.js';
 import { Swappable } from '../swap/swappable.js';
 import { serializeBootError } from './boot-error.js';

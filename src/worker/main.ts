@@ -5,7 +5,7 @@
  * (node:cluster exits a worker whose IPC channel closes).
  */
 import { deferred } from '../core/deferred.js';
-import { isGraftMessage, WorkerEnv, type ConfigPayload, type MasterMessage } from '../ipc.js';
+import { isGraftMessage, WorkerEnv, type ConfigPayload, type MasterMessage } from '../core/ipc.js';
 import { boot, failBoot } from './boot.js';
 import { abort, answer } from './requests.js';
 import { retire } from './retire.js';

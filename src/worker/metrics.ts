@@ -9,7 +9,7 @@
  */
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
-import { appRegistries } from '../metrics-registries.js';
+import { appRegistries } from '../observe/metrics-registries.js';
 import { entry, log } from './runtime.js';
 
 type PromClient = typeof import('prom-client');

@@ -1,5 +1,5 @@
-import { runningLoops } from '../config/loop.js';
-import type { MasterMessage } from '../ipc.js';
+import { runningLoops } from '../jobs/loop.js';
+import type { MasterMessage } from '../core/ipc.js';
 import { config, ctx, drainController, log, registry, runtime, send } from './runtime.js';
 
 /**

@@ -1,7 +1,7 @@
 import { config as typedConfig, type ConfigStore } from '../config/store.js';
-import { WorkerEnv, type WorkerMessage } from '../ipc.js';
-import { createLogger } from '../log.js';
-import type { Service, ServiceContext } from '../service.js';
+import { WorkerEnv, type WorkerMessage } from '../core/ipc.js';
+import { createLogger } from '../core/log.js';
+import type { Service, ServiceContext } from './service.js';
 import { ServerRegistry } from './server-registry.js';
 
 /**

@@ -6,8 +6,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { builtPackage, graftBin } from '../../bench/lib/built.js';
 import { freePort } from '../../bench/lib/http.js';
-import { sendControl } from '../../src/supervisor/control-client.js';
-import type { ControlRequest } from '../../src/supervisor/control-protocol.js';
+import { sendControl } from '../../src/control/client.js';
+import type { ControlRequest } from '../../src/control/protocol.js';
 import { record, tempDir } from './output.js';
 
 export { builtPackage, freePort, tempDir };

@@ -2,7 +2,7 @@ import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, type TestContext } from 'node:test';
-import { setLogSink } from '../../src/log.js';
+import { setLogSink } from '../../src/core/log.js';
 
 /**
  * What the processes of a test print (graft's JSON log lines, the app's

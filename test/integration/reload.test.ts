@@ -3,7 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { getFresh } from '../../bench/lib/http.js';
-import { sendControl } from '../../src/supervisor/control-client.js';
+import { sendControl } from '../../src/control/client.js';
 import { fixture, onlyGeneration, startGraft, tempDir, waitFor, type GraftProcess } from '../helpers/graft.js';
 import { underLoad } from '../helpers/load.js';
 

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import type { SwapOutcome } from '../../src/supervisor/code-swapper.js';
-import { sendControl } from '../../src/supervisor/control-client.js';
+import type { SwapOutcome } from '../../src/master/code-swapper.js';
+import { sendControl } from '../../src/control/client.js';
 import { startGraft, tempDir, waitFor, type GraftProcess } from '../helpers/graft.js';
 import { underLoad } from '../helpers/load.js';
 

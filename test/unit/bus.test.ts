@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { parseBusUrl } from '../../src/bus/bus-url.js';
+import { parseBusUrl } from '../../src/net/bus-url.js';
 import { hostId, sanitizeName, serviceName } from '../../src/bus/names.js';
 import { looksLikePath, toCommand } from '../../src/bus/order-desk.js';
 import { newOrder } from '../../src/bus/order.js';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { loop } from '../../src/config/loop.js';
+import { loop } from '../../src/jobs/loop.js';
 import { ConfigStore } from '../../src/config/store.js';
 
 test('a loop of many iterations, with and without a pause, adds no listener per iteration', async () => {

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { Activity } from '../../src/supervisor/activity.js';
-import { parseHttpAddress } from '../../src/supervisor/http-endpoint.js';
-import { GraftMetrics } from '../../src/supervisor/metrics.js';
-import { reloadTrigger, type MasterEvent } from '../../src/supervisor/observers.js';
-import { createLogger } from '../../src/log.js';
+import { Activity } from '../../src/observe/activity.js';
+import { parseHttpAddress } from '../../src/observe/http-endpoint.js';
+import { GraftMetrics } from '../../src/observe/metrics.js';
+import { reloadTrigger, type MasterEvent } from '../../src/observe/observers.js';
+import { createLogger } from '../../src/core/log.js';
 import { parseMetrics, total } from '../helpers/prometheus.js';
 
 const log = createLogger({ role: 'test' });

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { megabytes, milliseconds } from '../../src/cli/args.js';
-import { CrashBackoff } from '../../src/supervisor/crash-backoff.js';
-import { MemoryWatch } from '../../src/supervisor/memory-watch.js';
-import { DEFAULT_POLICY, GenerationRecord, MEMORY_SETTLE_MS } from '../../src/supervisor/restart-policy.js';
+import { CrashBackoff } from '../../src/pool/crash-backoff.js';
+import { MemoryWatch } from '../../src/pool/memory-watch.js';
+import { DEFAULT_POLICY, GenerationRecord, MEMORY_SETTLE_MS } from '../../src/pool/restart-policy.js';
 
 const MB = 1048576;
 

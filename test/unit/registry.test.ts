@@ -3,7 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { checkName, claimName, findService, listServices, readRecord, releaseName, servicesDir } from '../../src/supervisor/service-registry.js';
+import { checkName, claimName, findService, listServices, readRecord, releaseName, servicesDir } from '../../src/registry/service-registry.js';
 import { tempDir } from '../helpers/output.js';
 
 /** A process whose title says what it is, as a master's does (`ps` shows it; /proc/<pid>/cmdline holds it). */

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { parseConfigArg } from '../../src/config/sources/source-url.js';
-import { GraftError } from '../../src/errors.js';
+import { parseConfigArg } from '../../src/net/source-url.js';
+import { GraftError } from '../../src/core/errors.js';
 
 const store = (value: string) => {
   const arg = parseConfigArg(value, '/srv/app');

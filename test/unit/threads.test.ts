@@ -3,7 +3,7 @@ import { afterEach, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { deferred } from '../../src/core/deferred.js';
-import { whenLoopStarted } from '../../src/config/loop.js';
+import { whenLoopStarted } from '../../src/jobs/loop.js';
 import { config as processStore, type ConfigStore } from '../../src/config/store.js';
 import '../helpers/output.js';
 

@@ -1,5 +1,5 @@
 import { Etcd3, type IKeyValue, type IWatchResponse, type Watcher } from 'etcd3';
-import { GraftError, errorMessage } from '../../errors.js';
+import { GraftError, errorMessage } from '../../core/errors.js';
 import { StoreSource, type KeyPlace } from './store-source.js';
 
 /** graft's loop reconnects and decides when to read again: etcd3's own retries would hide an outage from it. */

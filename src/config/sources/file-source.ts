@@ -1,6 +1,6 @@
 import { lstatSync, readFileSync, readlinkSync, statSync, watch, type FSWatcher } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
-import { GraftError } from '../../errors.js';
+import { GraftError } from '../../core/errors.js';
 import { formatOf, parseConfigText } from '../formats.js';
 import type { ConfigSource } from './source.js';
 

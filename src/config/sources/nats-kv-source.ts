@@ -1,6 +1,6 @@
 import { Kvm, type KvWatchEntry } from '@nats-io/kv';
-import { isNatsAuthError, natsConnect } from '../../bus/nats-connect.js';
-import { GraftError, errorMessage } from '../../errors.js';
+import { isNatsAuthError, natsConnect } from '../../net/nats-connect.js';
+import { GraftError, errorMessage } from '../../core/errors.js';
 import { StoreSource, type KeyPlace } from './store-source.js';
 
 /**

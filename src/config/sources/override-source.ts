@@ -1,4 +1,4 @@
-import { GraftError } from '../../errors.js';
+import { GraftError } from '../../core/errors.js';
 import { coerce } from '../formats.js';
 import { setPath, splitPath } from '../key-path.js';
 import type { ConfigSource } from './source.js';

@@ -1,7 +1,7 @@
 import { createClient } from 'redis';
 import { deferred } from '../../core/deferred.js';
-import { GraftError, errorMessage } from '../../errors.js';
-import type { StoreAddress } from './source-url.js';
+import { GraftError, errorMessage } from '../../core/errors.js';
+import type { StoreAddress } from '../../net/source-url.js';
 import { fingerprint, StoreSource, type KeyPlace, type StoreSourceOptions } from './store-source.js';
 
 /** The entry a string key's document is held under (hash fields are key paths, never empty). */

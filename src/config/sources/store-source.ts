@@ -2,13 +2,13 @@ import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Backoff } from '../../core/backoff.js';
-import { GraftError, errorFields, errorMessage } from '../../errors.js';
-import type { Logger } from '../../log.js';
+import { GraftError, errorFields, errorMessage } from '../../core/errors.js';
+import type { Logger } from '../../core/log.js';
 import { coerce, parseConfigText } from '../formats.js';
 import { setPath } from '../key-path.js';
 import { mergeLayers, stableStringify } from '../snapshot.js';
 import type { ConfigSource, SourceStatus } from './source.js';
-import type { StoreAddress } from './source-url.js';
+import type { StoreAddress } from '../../net/source-url.js';
 import { StoreCache, type StoreSnapshot } from './store-cache.js';
 
 export interface StoreSourceOptions {

@@ -1,5 +1,5 @@
-import type { Logger } from '../../log.js';
-import type { StoreAddress } from './source-url.js';
+import type { Logger } from '../../core/log.js';
+import type { StoreAddress } from '../../net/source-url.js';
 import type { StoreSource, StoreSourceOptions } from './store-source.js';
 
 /** Knobs for tests and impatient operators; the defaults suit production. */

@@ -1,6 +1,6 @@
 import { deserialize } from 'node:v8';
 import { BroadcastChannel, receiveMessageOnPort, type MessagePort, threadId, type Worker } from 'node:worker_threads';
-import { GraftError, isErrorCode, type SerializedError } from '../../errors.js';
+import { GraftError, isErrorCode, type SerializedError } from '../../core/errors.js';
 import { changedPaths, type Snapshot } from '../snapshot.js';
 import type { ListenerFailure } from '../subscriptions.js';
 import { BoardState, SnapshotBoard } from './board.js';

@@ -1,8 +1,8 @@
 import { serialize } from 'node:v8';
 import { BroadcastChannel, receiveMessageOnPort, type MessagePort, type Worker } from 'node:worker_threads';
-import { GraftError, errorMessage } from '../../errors.js';
-import { createLogger } from '../../log.js';
-import { announceLoopStarted } from '../running-loops.js';
+import { GraftError, errorMessage } from '../../core/errors.js';
+import { createLogger } from '../../core/log.js';
+import { announceLoopStarted } from '../../jobs/running-loops.js';
 import type { Snapshot } from '../snapshot.js';
 import { listenerFailureFields, type ListenerFailure } from '../subscriptions.js';
 import { BoardState, MAX_BYTES, SnapshotBoard } from './board.js';

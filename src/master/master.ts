@@ -1,0 +1,700 @@
+import { dirname } from 'node:path';
+import type { BusOptions, BusTriggers } from '../bus/bus-triggers.js';
+import type { BusStatus } from '../bus/bus-link.js';
+import { ConfigLoader } from '../config/loader.js';
+import { EnvSource } from '../config/sources/env-source.js';
+import { FileSource } from '../config/sources/file-source.js';
+import { OverrideSource } from '../config/sources/override-source.js';
+import type { SourceStatus } from '../config/sources/source.js';
+import type { ConfigArg } from '../net/source-url.js';
+import { createStoreSource, storeOptions } from '../config/sources/stores.js';
+import { deferred } from '../core/deferred.js';
+import { GraftError, errorFields } from '../core/errors.js';
+import type { FleetAddress } from '../net/fleet-url.js';
+import type { Membership } from '../fleet/membership.js';
+import { registryKey, type HostRecord } from '../fleet/registration.js';
+import { createLogger } from '../core/log.js';
+import { moduleName } from '../core/ipc.js';
+import { ServiceLog, type LogTarget } from '../logs/service-log.js';
+import { graftVersion } from '../core/version.js';
+import { Activity } from '../observe/activity.js';
+import { Arbiter } from './arbiter.js';
+import { CodeSwapper } from './code-swapper.js';
+import { CodeWatcher } from './code-watcher.js';
+import { mergeCommands, type Command, type Overrides } from './commands.js';
+import { ConfigCoordinator, type ApplyOutcome, type HistoryEntry } from './config-coordinator.js';
+import { controlHandler } from '../control/handlers.js';
+import { ControlServer } from '../control/server.js';
+import { Dashboard, type DashboardState } from '../observe/dashboard.js';
+import { HttpEndpoint, type HttpAddress, type Route } from '../observe/http-endpoint.js';
+import { stopCompiler } from '../swap/bundle.js';
+import { EntryBuilds, isTypeScript } from '../pool/entry-builds.js';
+import { ListenerRegistry } from '../succession/listeners.js';
+import { MasterFiles } from '../registry/master-files.js';
+import type { GraftMetrics } from '../observe/metrics.js';
+import { Observers } from '../observe/observers.js';
+import type { MasterPaths } from '../registry/paths.js';
+import { Reloads, type ReloadRecord } from './reloads.js';
+import { checkName } from '../registry/service-registry.js';
+import { keeperPid, masterCommand, reportToKeeper } from '../succession/keeper-link.js';
+import type { RestartPolicy } from '../pool/restart-policy.js';
+import { installSignals } from './signals.js';
+import { Succession } from '../succession/succession.js';
+import { awaitHandover, reportInControl, reportUpgradeFailed, takeUpgradeState, type UpgradeState } from '../succession/upgrade.js';
+import { WorkerPool, type PoolStatus } from '../pool/worker-pool.js';
+
+export interface MasterOptions {
+  entry: string;
+  cwd: string;
+  workers: number;
+  port: number;
+  paths: MasterPaths;
+  /** How long a new worker may take to become ready; also how long a ready one may go without a heartbeat (--timeout). */
+  readyTimeoutMs: number;
+  /** How long a retired worker may drain before it is killed (--graceful-timeout). */
+  drainTimeoutMs: number;
+  /** A draining worker closes a keep-alive connection idle this long. */
+  idleCloseMs: number;
+  /** How long a closing connection keeps reading before it is released. */
+  lingerMs: number;
+  watch: string | undefined;
+  /** Serve the entry as a swappable handler; code changes swap in place. */
+  swap: boolean;
+  /** Load a TypeScript entry with tsx in every worker instead of compiling it in the master (--tsx). */
+  tsx: boolean;
+  /** Config files and stores (--config), lowest layer first. */
+  config: ConfigArg[];
+  /** Where store sources cache their last good snapshot (default: beside the control socket). */
+  configCache: string | undefined;
+  /** `--set key.path=value` overrides from the command line. */
+  overrides: string[];
+  /** Set when -w / -p were given: the config's graft.workers / graft.port do not apply. */
+  fixed: { port: boolean; workers: boolean };
+  /** The service's name (`--name`): every master of a fleet runs the same one. */
+  service: string;
+  /** This master's name in the fleet (`--host-id`). */
+  hostId: string;
+  /** Register in this fleet store (`--fleet`). */
+  fleet: FleetAddress | undefined;
+  /** Take signed orders from NATS and/or RabbitMQ (--bus). */
+  bus?: BusOptions | undefined;
+  /** Where graft's and the app's lines go: a rotated log file (--log-dir), or stdout and stderr. */
+  logs: LogTarget;
+  /** --max-memory, --restart-delay, --max-restarts, --min-uptime. */
+  policy: RestartPolicy;
+  /** Serve Prometheus metrics at /metrics here (--metrics); the status page too, unless --dashboard puts it elsewhere. */
+  metrics?: HttpAddress | undefined;
+  /** Serve the live status page here (--dashboard). */
+  dashboard?: HttpAddress | undefined;
+}
+
+export interface MasterStatus {
+  master: {
+    pid: number;
+    /** The `graft start` process that started this master and stays for the service's life (its pid never changes). */
+    keeper: number | undefined;
+    /** How this service was started: what `graft systemd` writes into a unit. */
+    launch: { cwd: string; node: string; args: string[]; service: string; drainTimeoutMs: number };
+    uptimeMs: number;
+    /** The master process's own memory: resident set and V8 heap, in bytes. */
+    memory: { rss: number; heapUsed: number; heapTotal: number };
+    entry: string;
+    port: number;
+    socket: string;
+    state: MasterState;
+    /** This master's place in its line of upgrades (1 for a master started by hand). */
+    masterGeneration: number | undefined;
+    /** The command the arbiter carries out now, and how many wait. */
+    busy: string | undefined;
+    queued: number;
+    lastReload: ReloadRecord | undefined;
+    config: { version: number; hash: string; source: string; lastRejected: HistoryEntry | undefined; stores: SourceStatus[] } | undefined;
+    /** The buses this master takes orders from (--bus), and whether each is connected. */
+    bus?: BusStatus[];
+    /** The fleet registry this master registers in (--fleet), and whether its entry is written. */
+    fleet?: { fleet: string; key: string; registered: boolean };
+    /** The service's name (--name), as `graft ls` and the control commands know it. */
+    name: string;
+    /** Where its lines go. */
+    logs: LogTarget;
+    /** The restart policy workers run under. */
+    policy: RestartPolicy;
+    /** Where Prometheus scrapes (--metrics) and where the live status page is (--metrics or --dashboard). */
+    http?: { metrics?: string; dashboard: string };
+  } & Omit<PoolStatus, 'workers'>;
+  workers: PoolStatus['workers'];
+}
+
+type MasterState = 'starting' | 'running' | 'stopping';
+
+/** How many recent bus order ids a master remembers as carried out, and config orders it can undo. */
+const ORDERS_KEPT = 50;
+
+/** How long a worker may take to validate or apply a config version, or to swap code. */
+const WORKER_REQUEST_TIMEOUT_MS = 15_000;
+
+/**
+ * The arbiter: owns the listening sockets (through node:cluster), the control
+ * socket and the pidfile, and runs no application code. Every change to the
+ * running service, whoever asks for it, is a command carried out by one loop,
+ * one at a time; a stop preempts.
+ */
+export class Master {
+  private readonly log = createLogger({ role: 'master' });
+  private readonly startedAt = Date.now();
+  private readonly keeper = keeperPid();
+  private readonly control: ControlServer;
+  private readonly files: MasterFiles;
+  private readonly output: ServiceLog;
+  private readonly applyOverrides = new OverrideSource('apply');
+  private readonly arbiter = new Arbiter<Command>({ handle: (c) => this.handle(c), merge: mergeCommands, preempts: (c) => c.kind === 'stop' });
+  private listeners!: ListenerRegistry;
+  private coordinator: ConfigCoordinator | undefined;
+  private pool: WorkerPool | undefined;
+  private reloads: Reloads | undefined;
+  private swapper: CodeSwapper | undefined;
+  private succession: Succession | undefined;
+  private watcher: CodeWatcher | undefined;
+  private membership: Membership | undefined;
+  /** Ids of the bus orders carried out lately (the fleet registry shows them: a rollout's proof that a host did it). */
+  private readonly carriedOut: string[] = [];
+  /** The override layer as it was before each recent config order changed it, by order id. */
+  private readonly undoable = new Map<string, Record<string, unknown>>();
+  private bus: BusTriggers | undefined;
+  /** Who is told what happens (reloads, replacements, config versions, swaps): metrics and the status page. */
+  private readonly observers = new Observers(this.log);
+  private activity = new Activity();
+  private metrics: GraftMetrics | undefined;
+  private dashboard: Dashboard | undefined;
+  /** The master's own HTTP servers (--metrics, --dashboard). */
+  private readonly endpoints: HttpEndpoint[] = [];
+  private state: MasterState = 'starting';
+  private stopping: Promise<void> | undefined;
+  private fastStop = false;
+  private successorPid: number | undefined;
+  private uninstallSignals: (() => void) | undefined;
+  private readonly exit = deferred<number>();
+  private exitCode = 0;
+
+  constructor(private readonly options: MasterOptions) {
+    MasterFiles.check(options.paths.socket);
+    this.control = new ControlServer(options.paths.socket, controlHandler(this), this.log);
+    this.files = new MasterFiles(options.paths, this.control, { cwd: options.cwd, entry: options.entry }, () => ({
+      name: options.service,
+      entry: options.entry,
+      cwd: options.cwd,
+      port: this.pool?.currentPort ?? options.port,
+      logs: options.logs,
+    }));
+    // Rotation waits until this master holds its files: a successor shares the log file with its predecessor until then.
+    this.output = new ServiceLog(options.logs, { rotating: false });
+  }
+
+  get config(): ConfigCoordinator {
+    if (!this.coordinator) throw new GraftError('GRAFT_CONFIG_NOT_READY', 'the master has not loaded its config yet');
+    return this.coordinator;
+  }
+
+  /** Run until stopped; resolves with the process exit code. Rejects if the service cannot start. */
+  async run(): Promise<number> {
+    this.output.install();
+    let inherited: UpgradeState | undefined;
+    try {
+      inherited = await takeUpgradeState();
+      await this.start(inherited);
+    } catch (err) {
+      if (this.stopping) return this.exited(); // a stop arrived while starting
+      const error = GraftError.wrap(err, 'the master failed to start');
+      await this.pool?.stop(true);
+      await this.coordinator?.close();
+      this.closeHttp();
+      await reportUpgradeFailed(error);
+      await reportToKeeper({ graft: 'master-failed', code: error.code, message: error.message });
+      this.files.release();
+      this.uninstallSignals?.();
+      await stopCompiler();
+      await this.output.close();
+      throw error;
+    }
+    return this.exited();
+  }
+
+  /** The exit code, once every line of this master and its workers is written. */
+  private async exited(): Promise<number> {
+    const code = await this.exit.promise;
+    // Last, once nothing can compile any more (a retired generation's build is disposed late).
+    await stopCompiler();
+    await this.output.close();
+    return code;
+  }
+
+  private async start(inherited: UpgradeState | undefined): Promise<void> {
+    // What `ps` shows: which service this master runs.
+    process.title = `graft master ${this.options.service}`;
+    // Before config and workers: a name held by another live master is refused without touching it.
+    checkName(this.options.service, inherited?.from);
+    this.listeners = new ListenerRegistry(inherited?.listeners);
+    this.listeners.install();
+    if (inherited) this.applyOverrides.restore(inherited.overrides);
+    this.activity = new Activity(inherited?.activity);
+    this.observers.add(this.activity.observe);
+    const stores = storeOptions(this.log, this.options.configCache ?? dirname(this.options.paths.socket));
+    const layers = await Promise.all(this.options.config.map((c) => (c.kind === 'file' ? new FileSource(c.path) : createStoreSource(c.address, stores))));
+    const loader = new ConfigLoader([
+      ...layers,
+      new EnvSource(),
+      new OverrideSource('cli', this.options.overrides),
+      this.applyOverrides,
+    ]);
+    const coordinator = new ConfigCoordinator(loader, this.log, {
+      workerTimeoutMs: WORKER_REQUEST_TIMEOUT_MS,
+      fixed: this.options.fixed,
+      reload: (reason, change) => this.reloads!.run(reason, change),
+      observe: this.observers.emit,
+    });
+    this.coordinator = coordinator;
+    const own = coordinator.settings(await coordinator.init(inherited?.config));
+    // A --swap handler is bundled by the worker itself; --tsx keeps TypeScript to tsx in each worker.
+    const typescript = isTypeScript(this.options.entry);
+    const builds = typescript && !this.options.swap && !this.options.tsx ? new EntryBuilds(this.options.entry, this.options.paths.build, this.log) : undefined;
+    const pool = new WorkerPool(
+      {
+        entry: this.options.entry,
+        service: this.options.service,
+        workers: inherited?.workers ?? own.workers ?? this.options.workers,
+        port: own.port ?? this.options.port,
+        readyTimeoutMs: this.options.readyTimeoutMs,
+        heartbeatTimeoutMs: this.options.readyTimeoutMs,
+        drainTimeoutMs: this.options.drainTimeoutMs,
+        idleCloseMs: this.options.idleCloseMs,
+        lingerMs: this.options.lingerMs,
+        firstGeneration: inherited?.firstGeneration ?? 1,
+        swap: this.options.swap,
+        tsx: typescript && this.options.tsx,
+        builds,
+        config: () => coordinator.current,
+        output: this.output,
+        policy: this.options.policy,
+        onWorkerLost: (lost) => this.submitQuietly({ kind: 'replace-worker', reason: 'crash', ...lost }),
+        onWorkerOverMemory: (ask) => this.submit({ kind: 'replace-worker', reason: 'memory', ...ask }),
+        metrics: this.options.metrics !== undefined,
+        observe: this.observers.emit,
+      },
+      this.log,
+    );
+    this.pool = pool;
+    coordinator.attach(pool);
+    this.reloads = new Reloads(pool, this.log, this.observers.emit);
+    this.swapper = new CodeSwapper(pool, (reason) => this.reloads!.run(reason), this.log, WORKER_REQUEST_TIMEOUT_MS, this.observers.emit);
+    this.succession = new Succession(
+      {
+        handover: async () => ({
+          listeners: this.listeners.list(),
+          state: {
+            workers: pool.desired,
+            firstGeneration: pool.nextGeneration,
+            config: coordinator.inheritance(),
+            overrides: this.applyOverrides.save(),
+            orders: this.bus?.remembered() ?? [],
+            ...(this.metrics ? { metrics: await this.metrics.carried() } : {}),
+            activity: this.activity.snapshot(),
+          },
+        }),
+        transferControl: async (successor) => {
+          this.files.handOff();
+          this.output.rotating(false); // the successor rotates the log file from now on
+          try {
+            await successor.handOver();
+          } catch (err) {
+            await this.files.takeBack(successor.pid);
+            this.output.rotating(true);
+            throw err;
+          }
+        },
+        stepDown: (successor) => this.stepDown(successor),
+        shutdown: () => this.shutdown(),
+        readyTimeoutMs: this.options.readyTimeoutMs * 2 + 5000,
+        drainTimeoutMs: this.options.drainTimeoutMs,
+      },
+      this.log,
+      inherited?.masterGeneration ?? 1,
+    );
+    void this.succession.retired.then(async () => {
+      // Exit only after every control client (the `graft stop` waiting on us) has its answer.
+      await this.control.settled();
+      this.exit.resolve(this.exitCode);
+    });
+    if (!inherited) {
+      await this.files.take();
+      this.output.rotating(true);
+    }
+    // Before any worker starts: a metrics or status port that is taken fails the start with one line.
+    await this.openHttp(inherited);
+    this.uninstallSignals = installSignals((command, signal) => {
+      this.log.info('signal received', { signal, command: command.kind });
+      this.submitQuietly(command);
+    });
+    if (keeperPid() !== undefined) {
+      // Like a worker without its master: a master whose keeper died (kill -9) does not linger.
+      process.once('disconnect', () => {
+        if (this.state === 'stopping') return;
+        this.log.warn('the keeper is gone; stopping', { code: 'GRAFT_KEEPER_GONE' });
+        this.submitQuietly({ kind: 'stop', fast: false });
+      });
+    }
+    await pool.start();
+    if (inherited) {
+      await Promise.race([awaitHandover(), this.exit.promise]);
+      if (this.stopping) return;
+      await this.files.take(inherited.from);
+      this.output.rotating(true);
+      reportInControl();
+      const closed = this.listeners.closeUnclaimed();
+      this.log.info('upgrade: in control', { from: inherited.from, generation: pool.generation, configVersion: coordinator.current.version, closedListeners: closed });
+    }
+    if (this.stopping) return;
+    this.state = 'running';
+    coordinator.watch((source) => this.submitQuietly({ kind: 'config', source }));
+    if (this.options.watch) await this.watchCode(this.options.watch);
+    this.arbiter.open();
+    if (this.options.fleet && !this.stopping) {
+      // The fleet's NATS client loads only for a master started with --fleet.
+      const { Membership } = await import('../fleet/membership.js');
+      this.membership = new Membership(
+        {
+          address: this.options.fleet,
+          key: registryKey(this.options.service, this.options.hostId),
+          entry: this.options.entry,
+          root: dirname(this.options.entry),
+          record: () => this.hostRecord(),
+        },
+        this.log,
+      );
+      this.membership.start();
+      if (!this.takesFleetOrders()) {
+        this.log.warn('in the fleet registry but taking no orders on its server: graft fleet lists this master but cannot roll out to it', {
+          code: 'GRAFT_FLEET_NO_ORDERS',
+          fleet: this.options.fleet.display,
+          hint: `add --bus ${this.options.fleet.display} --bus-key FILE`,
+        });
+      }
+    }
+    if (this.options.bus) await this.listenForOrders({ ...this.options.bus, ...(inherited?.orders ? { seen: inherited.orders } : {}) });
+    // Sources may have changed while the masters handed over; unchanged content makes no version.
+    if (inherited) this.submitQuietly({ kind: 'config', source: 'upgrade' });
+    this.log.info('master running', {
+      generation: pool.generation,
+      workers: pool.desired,
+      port: pool.currentPort,
+      configVersion: coordinator.current.version,
+      masterGeneration: this.succession.generation,
+      entry: this.options.entry,
+      socket: this.options.paths.socket,
+    });
+    void reportToKeeper({ graft: 'master-running', pid: process.pid, name: this.options.service, port: pool.currentPort, socket: this.options.paths.socket });
+  }
+
+  submit(command: Command): Promise<unknown> {
+    return this.arbiter.submit(command);
+  }
+
+  /** For commands nobody waits on (signals, watchers, lost workers): each handler logs its own failure. */
+  private submitQuietly(command: Command): void {
+    this.arbiter.submit(command).catch((err: unknown) => this.log.debug('command not carried out', { command: command.kind, ...errorFields(err) }));
+  }
+
+  private async handle(command: Command): Promise<unknown> {
+    let done = false;
+    try {
+      const outcome = await this.carryOut(command);
+      done = true;
+      return outcome;
+    } finally {
+      const orders = 'orders' in command ? (command.orders ?? []) : [];
+      this.carriedOut.push(...orders);
+      this.carriedOut.splice(0, Math.max(0, this.carriedOut.length - ORDERS_KEPT));
+      // After the arbiter has let go of this command (so the entry says not busy); a failed reload or swap left the code as it was.
+      const codeChanged = done && (command.kind === 'reload' || command.kind === 'swap');
+      setImmediate(() => this.membership?.changed(codeChanged));
+    }
+  }
+
+  private async carryOut(command: Command): Promise<unknown> {
+    if (command.kind === 'stop') return this.stop(command.fast);
+    if (this.state !== 'running') {
+      const why = this.successorPid ? `handed over to master ${this.successorPid}; send it again` : `the master is ${this.state}`;
+      throw new GraftError('GRAFT_STOPPING', `${why}; ${command.kind} refused`);
+    }
+    const pool = this.pool!;
+    switch (command.kind) {
+      case 'reload':
+        return this.reloads!.run(command.reason, {}, command.files);
+      case 'scale': {
+        const target = command.workers ?? pool.desired + (command.delta ?? 0);
+        if (command.workers === undefined && target < 1) {
+          this.log.warn('scale-down ignored: a pool keeps at least one worker', { workers: pool.desired });
+          return { from: pool.desired, to: pool.desired };
+        }
+        return pool.scale(target).catch((err: unknown) => {
+          this.log.error('scale failed', { workers: target, ...errorFields(err) });
+          throw err;
+        });
+      }
+      case 'config':
+        return this.applyConfig(command.source, command.overrides, command.orders?.[0]);
+      case 'swap':
+        return this.swapper!.swap(command.order);
+      case 'upgrade':
+        return this.succession!.upgrade().catch((err: unknown) => {
+          const fields = errorFields(err);
+          if (fields.code === 'GRAFT_STOPPING') this.log.info('upgrade abandoned: the master is stopping');
+          else this.log.error('upgrade failed; this master keeps serving', fields);
+          throw err;
+        });
+      case 'replace-worker':
+        return command.reason === 'memory' ? pool.replaceOverMemory(command) : pool.replaceLost(command);
+    }
+  }
+
+  /**
+   * With overrides from a bus order, what the top layer held before is kept
+   * under the order's id, so that a fleet rollback can ask for it back (`undo`)
+   * without the layer ever crossing the network.
+   */
+  private async applyConfig(source: string, overrides: Overrides | undefined, order: string | undefined): Promise<ApplyOutcome> {
+    const coordinator = this.coordinator!;
+    if (!overrides) return coordinator.change(source);
+    // Overrides stay the top layer until unset: a file edit to the same key does not win over them.
+    const saved = this.applyOverrides.save();
+    try {
+      if (overrides.undo !== undefined) {
+        const before = this.undoable.get(overrides.undo);
+        if (!before) throw new GraftError('GRAFT_BAD_ARGUMENT', `nothing to undo: order ${overrides.undo} did not change this master's config overrides (or is more than ${ORDERS_KEPT} orders old)`);
+        this.applyOverrides.restore(before);
+      }
+      if (overrides.reset) this.applyOverrides.clear();
+      if (overrides.unset?.length) this.applyOverrides.unset(overrides.unset);
+      if (overrides.set?.length) this.applyOverrides.set(overrides.set);
+      const outcome = await coordinator.change(source);
+      if (overrides.undo !== undefined) this.undoable.delete(overrides.undo);
+      else if (order !== undefined) {
+        this.undoable.set(order, saved);
+        for (const id of this.undoable.keys()) if (this.undoable.size > ORDERS_KEPT) this.undoable.delete(id);
+      }
+      return outcome;
+    } catch (err) {
+      this.applyOverrides.restore(saved); // a rejected override must not linger in the top layer
+      throw err;
+    }
+  }
+
+  status(): MasterStatus {
+    const { workers, ...pool } = this.pool?.status() ?? { generation: undefined, desired: this.options.workers, actual: 0, reloading: false, crashLoop: false, degraded: [], workers: [] };
+    const live = this.coordinator && this.state !== 'starting' ? this.coordinator.current : undefined;
+    const { rss, heapUsed, heapTotal } = process.memoryUsage();
+    return {
+      master: {
+        pid: process.pid,
+        keeper: this.keeper,
+        launch: { cwd: this.options.cwd, ...masterCommand(), service: this.options.service, drainTimeoutMs: this.options.drainTimeoutMs },
+        uptimeMs: Date.now() - this.startedAt,
+        memory: { rss, heapUsed, heapTotal },
+        entry: this.options.entry,
+        port: this.pool?.currentPort ?? this.options.port,
+        socket: this.options.paths.socket,
+        state: this.state,
+        masterGeneration: this.succession?.generation,
+        busy: this.arbiter.current?.kind,
+        queued: this.arbiter.waiting,
+        lastReload: this.reloads?.last,
+        config: live ? { version: live.version, hash: live.hash, source: live.source, lastRejected: this.coordinator!.lastRejected, stores: this.coordinator!.sourceStatus() } : undefined,
+        ...(this.bus ? { bus: this.bus.status() } : {}),
+        ...(this.membership ? { fleet: this.membership.status() } : {}),
+        name: this.options.service,
+        logs: this.options.logs,
+        policy: this.options.policy,
+        ...(this.endpoints.length ? { http: this.httpUrls() } : {}),
+        ...pool,
+      },
+      workers,
+    };
+  }
+
+  /** Whether `graft fleet` can reach this master: it takes orders on the fleet's own NATS server. */
+  private takesFleetOrders(): boolean {
+    const fleet = this.options.fleet;
+    return fleet !== undefined && (this.options.bus?.urls.some((u) => u.transport === 'nats' && u.server === fleet.server) ?? false);
+  }
+
+  /** This master's entry in the fleet registry (its code version is added by the membership). */
+  private hostRecord(): Omit<HostRecord, 'code'> {
+    const { master, workers } = this.status();
+    const ready = workers.filter((w) => w.state === 'ready' && w.generation === master.generation).length;
+    return {
+      service: this.options.service,
+      host: this.options.hostId,
+      pid: master.pid,
+      port: master.port,
+      state: master.state,
+      ready: master.state === 'running' && !master.reloading && master.busy === undefined && ready >= master.desired,
+      workers: { desired: master.desired, ready },
+      generation: master.generation,
+      config: master.config ? { version: master.config.version, hash: master.config.hash } : undefined,
+      busy: master.busy,
+      masterGeneration: master.masterGeneration,
+      takesOrders: this.takesFleetOrders(),
+      orders: [...this.carriedOut],
+      startedAt: new Date(this.startedAt).toISOString(),
+      at: new Date().toISOString(),
+    };
+  }
+
+  /** Graceful: every worker drains; fast: they are killed. Resolves once this master has retired. */
+  private stop(fast: boolean): Promise<void> {
+    if (this.stopping) {
+      if (fast && !this.fastStop) {
+        this.fastStop = true;
+        this.log.warn('fast stop: killing workers');
+        this.pool?.killAll();
+      }
+      return this.stopping;
+    }
+    this.fastStop = fast;
+    this.state = 'stopping';
+    this.log.info(fast ? 'fast stop' : 'graceful stop', { generation: this.pool?.generation, upgrading: this.succession?.upgrading });
+    const retired = this.succession
+      ? this.succession.close() // an upgrade in flight is aborted: its successor stops too
+      : this.shutdown().then(() => this.exit.resolve(this.exitCode));
+    this.stopping = retired.catch((err: unknown) => {
+      this.exitCode = 1;
+      this.log.error('stop failed', errorFields(err));
+    });
+    return this.stopping;
+  }
+
+  /** The successor serves now: this master stops taking connections and commands. */
+  private stepDown(successor: number): void {
+    this.successorPid = successor;
+    this.state = 'stopping';
+    this.listeners.stopAccepting();
+    // The successor serves metrics and the status page on the same sockets; open pages reconnect to it.
+    this.closeHttp();
+    // The successor opened its own connections to the config stores.
+    void this.coordinator?.close();
+    void this.membership?.close(false); // the successor owns this host's entry now
+    void this.watcher?.close();
+    void this.bus?.close(); // the successor opens its own connections
+  }
+
+  /** This master's retirement: drain (or kill) its workers and release what it holds. */
+  private async shutdown(): Promise<void> {
+    this.state = 'stopping';
+    await this.coordinator?.close();
+    await this.watcher?.close();
+    await this.bus?.close();
+    await this.membership?.close(this.successorPid === undefined);
+    await this.pool?.stop(this.fastStop);
+    await this.output.settled(); // the workers' last lines come before this master's
+    this.closeHttp();
+    this.uninstallSignals?.();
+    this.files.release();
+    this.log.info('master stopped', { handedOver: this.successorPid !== undefined, successor: this.successorPid });
+  }
+
+  /**
+   * --metrics and --dashboard: one server per address (the status page sits
+   * at / on the metrics port unless --dashboard names its own). prom-client
+   * loads only here, for a master started with --metrics.
+   */
+  private async openHttp(inherited: UpgradeState | undefined): Promise<void> {
+    const { metrics, dashboard } = this.options;
+    if (!metrics && !dashboard) return;
+    const servers = new Map<string, { address: HttpAddress; flags: string[]; routes: Record<string, Route> }>();
+    const serve = (address: HttpAddress, flag: string, routes: Record<string, Route>) => {
+      const server = servers.get(address.display) ?? { address, flags: [], routes: {} };
+      server.flags.push(flag);
+      Object.assign(server.routes, routes);
+      servers.set(address.display, server);
+    };
+    if (metrics) {
+      const { GraftMetrics } = await import('../observe/metrics.js');
+      const graftMetrics = new GraftMetrics(
+        {
+          workers: () => this.pool?.allWorkers() ?? [],
+          configVersion: () => (this.state === 'starting' ? undefined : this.coordinator?.current.version),
+          generation: () => this.pool?.generation,
+        },
+        this.log,
+        inherited?.metrics,
+      );
+      this.metrics = graftMetrics;
+      this.observers.add(graftMetrics.observe);
+      serve(metrics, '--metrics', {
+        '/metrics': async (_req, res) => {
+          const { contentType, text } = await graftMetrics.scrape();
+          res.writeHead(200, { 'Content-Type': contentType, 'Cache-Control': 'no-store' });
+          res.end(text);
+        },
+      });
+    }
+    this.dashboard = new Dashboard(() => this.dashboardState(), this.options.service);
+    this.observers.add(this.dashboard.changed);
+    if (dashboard) serve(dashboard, '--dashboard', this.dashboard.routes);
+    else serve(metrics!, '--metrics', this.dashboard.routes);
+    for (const { address, flags, routes } of servers.values()) {
+      const endpoint = new HttpEndpoint(address, [...new Set(flags)].join(' and '), routes, this.log);
+      await endpoint.listen(this.listeners);
+      this.endpoints.push(endpoint);
+      this.log.info(`serving ${Object.keys(routes).includes('/metrics') ? 'metrics' : 'the status page'}`, { address: address.display, paths: Object.keys(routes) });
+    }
+  }
+
+  private httpUrls(): { metrics?: string; dashboard: string } {
+    const { metrics, dashboard } = this.options;
+    const url = (a: HttpAddress, path: string) => `http://${a.display}${path}`;
+    return { ...(metrics ? { metrics: url(metrics, '/metrics') } : {}), dashboard: url((dashboard ?? metrics)!, '/') };
+  }
+
+  private closeHttp(): void {
+    this.dashboard?.close();
+    for (const endpoint of this.endpoints.splice(0)) endpoint.close();
+  }
+
+  /** What the status page shows. */
+  private dashboardState(): DashboardState {
+    return {
+      service: this.options.service,
+      graft: { version: graftVersion(), node: process.version },
+      status: this.status(),
+      history: (this.coordinator?.recent() ?? []).slice(-20).reverse(),
+      activity: this.activity.snapshot(),
+      at: new Date().toISOString(),
+    };
+  }
+
+  /** Bus orders go through the arbiter like every other command; a swap may name only a module the workers declared swappable. */
+  private async listenForOrders(options: BusOptions): Promise<void> {
+    // The bus clients load only for a master started with --bus.
+    const { BusTriggers } = await import('../bus/bus-triggers.js');
+    if (this.stopping || this.state !== 'running') return;
+    this.bus = new BusTriggers(
+      options,
+      {
+        submit: (command) => this.submit(command),
+        swappableModules: () => [...new Set(this.pool!.liveWorkers().flatMap((w) => (w.stats.modules ?? []).map(moduleName)))],
+      },
+      this.log,
+    );
+    this.bus.start();
+    this.log.info('listening for bus orders', { service: options.service, hostId: options.host, buses: options.urls.map((u) => u.display), keyAlg: options.key.alg });
+  }
+
+  private async watchCode(root: string): Promise<void> {
+    this.watcher = new CodeWatcher(root, (files) => {
+      // With --swap a change swaps in place (or falls back to a reload); otherwise it reloads the workers.
+      this.submitQuietly(this.options.swap ? { kind: 'swap', order: { files, source: 'watch' } } : { kind: 'reload', reason: 'watch', files });
+    });
+    await this.watcher.start();
+    this.log.info('watching for code changes', { root });
+  }
+}

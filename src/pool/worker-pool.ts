@@ -1,0 +1,577 @@
+import cluster from 'node:cluster';
+import { Backoff } from '../core/backoff.js';
+import { Slot, unlessAborted, type BuildContext } from '../core/slot.js';
+import { slotEventLogger } from '../core/slot-log.js';
+import { GraftError, errorFields } from '../core/errors.js';
+import { WorkerEnv, type ConfigPayload } from '../core/ipc.js';
+import type { Logger } from '../core/log.js';
+import type { ServiceLog } from '../logs/service-log.js';
+import { CrashBackoff } from './crash-backoff.js';
+import { MemoryWatch } from './memory-watch.js';
+import { GenerationRecord, type Degraded, type RestartPolicy } from './restart-policy.js';
+import { unobserved, type Observe, type RestartReason } from '../observe/observers.js';
+import type { EntryBuilds } from './entry-builds.js';
+import { workerExec } from './worker-exec.js';
+import { WorkerProcess, type WorkerStatus } from './worker-process.js';
+
+export interface PoolOptions {
+  entry: string;
+  /** The service's name, in every worker's process title. */
+  service: string;
+  /** The first generation's worker count. */
+  workers: number;
+  port: number;
+  /** How long a new worker may take to become ready. */
+  readyTimeoutMs: number;
+  /** How long a ready worker may go without a heartbeat before it counts as blocked. */
+  heartbeatTimeoutMs: number;
+  /** How long a retired worker may drain before it is killed (--graceful-timeout). */
+  drainTimeoutMs: number;
+  idleCloseMs: number;
+  lingerMs: number;
+  firstGeneration: number;
+  /** `--swap`: workers serve the entry as a swappable handler. */
+  swap: boolean;
+  /** Workers load TypeScript through tsx (`--tsx`) instead of a build. */
+  tsx: boolean;
+  /** A TypeScript entry compiled by the master for each generation (see EntryBuilds). */
+  builds: EntryBuilds | undefined;
+  /** The config snapshot a worker starts on (the live one). */
+  config: () => ConfigPayload;
+  /** Where every line a worker prints goes, tagged with its generation, index and pid. */
+  output: ServiceLog;
+  /** --max-memory, --restart-delay, --max-restarts, --min-uptime. */
+  policy: RestartPolicy;
+  /** A worker of the live generation died on its own: its replacement is asked for here, after the crash backoff. */
+  onWorkerLost: (lost: LostWorker) => void;
+  /** A worker of the live generation stayed over --max-memory: its replacement is asked for here (the outcome settles the ask). */
+  onWorkerOverMemory: (ask: MemoryAsk) => Promise<unknown>;
+  /** Workers collect Prometheus metrics (`--metrics`): they load prom-client at boot. */
+  metrics?: boolean;
+  /** Told of every worker replaced, and why. */
+  observe?: Observe;
+}
+
+/** What a reload may change besides the code: keys that need new processes. */
+export interface PoolChange {
+  config?: ConfigPayload;
+  port?: number;
+  workers?: number;
+}
+
+export interface ReloadOutcome {
+  generation: number;
+  /** The generation that served until this one committed. */
+  previous: number | undefined;
+}
+
+export interface LostWorker {
+  generation: number;
+  index: number;
+  restarts: number;
+}
+
+export interface MemoryAsk {
+  generation: number;
+  index: number;
+  pid: number;
+  rss: number;
+}
+
+/** The workers of one generation: started together, committed together, retired together. */
+interface WorkerSet {
+  generation: number;
+  workers: Set<WorkerProcess>;
+  /** The generation's compiled entry, when the master compiles it: every worker of the set runs this code. */
+  code: string | undefined;
+  port: number;
+  /** How many workers this generation should run. */
+  desired: number;
+  /** Its standing against the restart policy (unstable crashes, memory churn). */
+  record: GenerationRecord;
+}
+
+export interface PoolStatus {
+  generation: number | undefined;
+  /** Workers the live generation should run. */
+  desired: number;
+  /** Workers of the live generation that are up and not retiring. */
+  actual: number;
+  reloading: boolean;
+  crashLoop: boolean;
+  /** What graft stopped repairing in the live generation (--max-restarts used up, fresh workers going over --max-memory right away); empty when healthy. */
+  degraded: Degraded[];
+  workers: WorkerStatus[];
+}
+
+/**
+ * The worker pool: a generation slot whose generations are sets of worker
+ * processes. A reload builds a whole new set (all at once), commits it when
+ * every worker is ready, then drains the old set. Everything else that
+ * changes the live set (scale, a lost worker's replacement, a worker that
+ * failed to apply the config) is an amend of it, under the same lock.
+ */
+export class WorkerPool {
+  private readonly slot: Slot<WorkerSet, PoolChange, ReloadOutcome>;
+  private readonly known = new Set<WorkerProcess>();
+  private readonly backoff: CrashBackoff;
+  private readonly memory: MemoryWatch | undefined;
+  /** Workers whose replacement for memory is asked for and not yet settled. */
+  private readonly memoryAsked = new WeakSet<WorkerProcess>();
+  /** Workers over --max-memory whose fresh replacement failed to start: not asked for again before this time. */
+  private readonly memoryRetryAt = new WeakMap<WorkerProcess, number>();
+  private readonly memoryRetry = new Backoff(1000, 60_000);
+  private readonly replacements = new Set<NodeJS.Timeout>();
+  private watchdog: NodeJS.Timeout | undefined;
+  private stopping = false;
+  private readonly observe: Observe;
+
+  constructor(
+    private readonly options: PoolOptions,
+    private readonly log: Logger,
+  ) {
+    this.backoff = new CrashBackoff({ minDelayMs: options.policy.restartDelayMs });
+    if (options.policy.maxMemoryBytes !== undefined) this.memory = new MemoryWatch(options.policy.maxMemoryBytes);
+    this.observe = options.observe ?? unobserved;
+    // args: [] so the app's process.argv does not carry graft's own flags.
+    // stdout and stderr are pipes to the master, which writes each line whole and tagged (src/logs/service-log.ts).
+    cluster.setupPrimary({ ...workerExec({ tsx: options.tsx }), args: [], stdio: ['inherit', 'pipe', 'pipe', 'ipc'] });
+    this.slot = new Slot<WorkerSet, PoolChange, ReloadOutcome>(
+      {
+        build: (ctx) => this.buildSet(ctx),
+        verify: (set) => this.verifySet(set),
+        // A set that served already (its workers took connections once listening) drains, it is not killed.
+        discard: async (set) => {
+          await this.retireSet(set, AbortSignal.timeout(options.drainTimeoutMs));
+          options.builds?.remove(set.generation);
+        },
+        commit: (next, previous) => this.commitSet(next.value, previous?.value),
+        drain: (generation, deadline) => this.retireSet(generation.value, deadline),
+        dispose: (set) => {
+          for (const w of set.workers) w.kill();
+          options.builds?.remove(set.generation);
+        },
+      },
+      {
+        name: 'workers',
+        drainTimeoutMs: options.drainTimeoutMs,
+        firstVersion: options.firstGeneration,
+        onEvent: slotEventLogger(
+          log,
+          {
+            build: 'reload: starting generation',
+            commit: 'reload: generation committed',
+            reject: 'reload: generation rejected',
+            drain: 'generation draining',
+            dispose: 'generation retired',
+            disposeError: 'generation dispose failed',
+          },
+          (e) => (e.type === 'reject' ? { live: this.slot.current?.version } : {}),
+        ),
+      },
+    );
+  }
+
+  get generation(): number | undefined {
+    return this.slot.current?.version;
+  }
+
+  /** The number the next generation gets (a successor master starts there). */
+  get nextGeneration(): number {
+    return this.slot.upcoming;
+  }
+
+  get desired(): number {
+    return this.slot.current?.value.desired ?? this.options.workers;
+  }
+
+  get currentPort(): number {
+    return this.slot.current?.value.port ?? this.options.port;
+  }
+
+  /** Boot the first generation; rejects with the first worker's failure. */
+  async start(): Promise<void> {
+    await this.slot.replace({});
+    const checkMs = Math.max(50, Math.min(1000, Math.floor(this.options.heartbeatTimeoutMs / 4)));
+    this.watchdog = setInterval(() => this.checkHeartbeats(), checkMs);
+    this.watchdog.unref();
+  }
+
+  /**
+   * Zero-downtime reload: resolves once the new generation serves and the old
+   * one is out of the round-robin. With changes (a config that needs new
+   * processes, a new port or count) the new generation starts with them; if
+   * it fails, nothing changes.
+   */
+  async reload(change: PoolChange = {}): Promise<ReloadOutcome> {
+    if (this.stopping) throw new GraftError('GRAFT_STOPPING', 'the master is stopping; reload refused');
+    return (await this.slot.replace(change)).result;
+  }
+
+  /** Ready workers of the live generation: the ones a config change must reach. */
+  liveWorkers(): WorkerProcess[] {
+    return [...(this.slot.current?.value.workers ?? [])].filter((w) => w.state === 'ready' && !w.retiring);
+  }
+
+  /** Every worker the master knows, in any state. */
+  allWorkers(): WorkerProcess[] {
+    return [...this.known];
+  }
+
+  /**
+   * Start a fresh worker in w's place (on the live config), wait for it, then
+   * retire w. `why` is the sentence logged; `cause` the word counted.
+   */
+  replace(w: WorkerProcess, why: string, cause: RestartReason): Promise<void> {
+    return this.slot.amend(async (live) => {
+      const set = live.value;
+      if (!set.workers.has(w) || this.stopping) return;
+      this.log.warn('replacing worker', { generation: set.generation, worker: w.index, workerPid: w.pid, reason: why, cause });
+      this.observe({ type: 'worker-restart', reason: cause, generation: set.generation, worker: w.index, workerPid: w.pid });
+      set.workers.delete(w);
+      const fresh = this.fork(set, w.index, w.restarts + 1);
+      await fresh.ready.catch(() => {});
+      await this.retireWorker(w);
+    });
+  }
+
+  /** A lost worker's replacement, once its backoff is over; nothing if a reload or scale made it moot, or its generation used up --max-restarts. */
+  replaceLost(lost: LostWorker): Promise<{ replaced: boolean; workerPid?: number }> {
+    return this.slot.amend(async (live) => {
+      const set = live.value;
+      const taken = [...set.workers].some((w) => !w.retiring && w.index === lost.index);
+      if (this.stopping || set.generation !== lost.generation || taken || set.record.exhausted || this.activeCount(set) >= set.desired) return { replaced: false };
+      const fresh = this.fork(set, lost.index, lost.restarts);
+      // A replacement that fails to boot is lost in turn: its exit asks for the next one, after backoff.
+      await fresh.ready.catch(() => {});
+      return { replaced: true, workerPid: fresh.pid };
+    });
+  }
+
+  /**
+   * --max-memory: a fresh worker of the same generation takes the place of
+   * the one over the limit, and only once it is ready does the old one drain
+   * (no request cut). If the fresh one fails to start, nothing changes.
+   * Answers once the old worker is out of the round-robin; it drains on.
+   */
+  replaceOverMemory(ask: MemoryAsk): Promise<{ replaced: boolean; workerPid?: number }> {
+    return this.slot.amend(async (live) => {
+      const set = live.value;
+      const w = [...set.workers].find((x) => x.pid === ask.pid);
+      if (this.stopping || set.generation !== ask.generation || !w || w.retiring || !w.alive) return { replaced: false };
+      set.workers.delete(w);
+      const fresh = this.fork(set, w.index, w.restarts + 1);
+      try {
+        await fresh.ready;
+      } catch (err) {
+        // Reported here, once: not a crash of the generation to replace or count against --max-restarts.
+        set.workers.delete(fresh);
+        fresh.kill();
+        if (w.alive) set.workers.add(w);
+        // Fresh workers do not start (the code on disk changed?): trying again at every heartbeat would only spin.
+        const retryInMs = this.memoryRetry.next();
+        this.memoryRetryAt.set(w, Date.now() + retryInMs);
+        this.log.error('the replacement of a worker over --max-memory failed to start; the worker keeps serving', {
+          generation: set.generation,
+          worker: w.index,
+          workerPid: w.pid,
+          retryInMs,
+          ...errorFields(err),
+        });
+        return { replaced: false };
+      }
+      this.memoryRetry.reset();
+      this.observe({ type: 'worker-restart', reason: 'memory', generation: set.generation, worker: w.index, workerPid: w.pid });
+      this.log.info('worker over --max-memory replaced; draining it', {
+        generation: set.generation,
+        worker: w.index,
+        workerPid: w.pid,
+        replacementPid: fresh.pid,
+        rss: w.stats.rss,
+        limit: this.memory?.limitBytes,
+      });
+      const retired = this.retireWorker(w);
+      await w.closed;
+      void retired; // the drain goes on outside the lock: a reload need not wait for its last request
+      return { replaced: true, workerPid: fresh.pid };
+    });
+  }
+
+  /** Change the live generation's worker count (and so every later one's). */
+  scale(count: number): Promise<{ from: number; to: number }> {
+    if (!Number.isInteger(count) || count < 1) {
+      return Promise.reject(new GraftError('GRAFT_BAD_ARGUMENT', `worker count must be a whole number of at least 1, got ${count}`));
+    }
+    if (this.stopping) return Promise.reject(new GraftError('GRAFT_STOPPING', 'the master is stopping; scale refused'));
+    return this.slot.amend(async (live) => {
+      const set = live.value;
+      const from = set.desired;
+      set.desired = count;
+      const active = [...set.workers].filter((w) => !w.retiring);
+      if (active.length > count) {
+        const surplus = active.sort((a, b) => b.index - a.index).slice(0, active.length - count);
+        for (const w of surplus) set.workers.delete(w);
+        this.log.info('scaling down', { generation: set.generation, from, to: count, pids: surplus.map((w) => w.pid) });
+        await Promise.all(surplus.map((w) => this.retireWorker(w)));
+      } else if (active.length < count) {
+        this.log.info('scaling up', { generation: set.generation, from, to: count });
+        await this.topUp(set);
+      }
+      return { from, to: count };
+    });
+  }
+
+  /** Graceful: drain every worker. Fast: kill them. */
+  async stop(fast: boolean): Promise<void> {
+    this.stopping = true;
+    if (this.watchdog) clearInterval(this.watchdog);
+    for (const t of this.replacements) clearTimeout(t);
+    this.replacements.clear();
+    if (fast) {
+      void this.slot.close(); // nothing queued may start workers now
+      for (const w of this.known) w.kill();
+    } else {
+      await this.slot.close();
+    }
+    await Promise.all([...this.known].map((w) => w.exited));
+    await this.options.builds?.close();
+  }
+
+  /** Kill every worker now (a fast stop after a graceful one began). */
+  killAll(): void {
+    for (const w of this.known) w.kill();
+  }
+
+  status(): PoolStatus {
+    const live = this.slot.current?.value;
+    return {
+      generation: this.slot.current?.version,
+      desired: this.desired,
+      actual: live ? this.activeCount(live) : 0,
+      reloading: this.slot.replacing,
+      crashLoop: this.backoff.inLoop(),
+      degraded: live?.record.degraded() ?? [],
+      workers: [...this.known].map((w) => w.status()).sort((a, b) => a.generation - b.generation || a.index - b.index),
+    };
+  }
+
+  private async buildSet(ctx: BuildContext<WorkerSet, PoolChange>): Promise<WorkerSet> {
+    const change = ctx.request ?? {};
+    // New code on disk is a new build; code that does not compile refuses the generation before any worker starts.
+    const code = await unlessAborted(ctx.signal, this.options.builds?.build(ctx.version) ?? Promise.resolve(undefined));
+    const set: WorkerSet = {
+      generation: ctx.version,
+      workers: new Set(),
+      code,
+      port: change.port ?? ctx.previous?.port ?? this.options.port,
+      desired: change.workers ?? ctx.previous?.desired ?? this.options.workers,
+      record: new GenerationRecord(this.options.policy, ctx.version),
+    };
+    this.log.info('reload: forking workers', { generation: set.generation, workers: set.desired, port: set.port });
+    for (let index = 0; index < set.desired; index++) this.fork(set, index, 0, change.config);
+    try {
+      await unlessAborted(ctx.signal, Promise.all([...set.workers].map((w) => w.ready)));
+    } catch (err) {
+      // Roll back: the live generation keeps serving; the new one goes away.
+      await Promise.all([...set.workers].map((w) => this.retireWorker(w)));
+      this.options.builds?.remove(set.generation);
+      throw err;
+    }
+    return set;
+  }
+
+  /** A worker that died between its ready and the commit leaves the set short: not a generation to commit. */
+  private verifySet(set: WorkerSet): void {
+    const lost = set.desired - this.activeCount(set);
+    if (lost > 0) throw new GraftError('GRAFT_WORKER_EXITED', `${lost} worker(s) of generation ${set.generation} exited right after becoming ready; the live generation keeps serving`);
+  }
+
+  /** Inside the lock, after the new set went live and the old one began draining. */
+  private async commitSet(set: WorkerSet, previous: WorkerSet | undefined): Promise<ReloadOutcome> {
+    // A worker of the new set that died between ready and commit was not live, so nobody replaced it.
+    // The new set serves already: a failure here is logged, and crash replacement goes on from it.
+    await this.topUp(set).catch((err: unknown) =>
+      this.log.error('reload: a worker of the new generation failed to start after the commit', { generation: set.generation, ...errorFields(err) }),
+    );
+    // Answer only once the old generation is out of the round-robin: a client that
+    // connects after this reaches the new code. A worker that never confirms is
+    // killed at the drain timeout, and `closed` resolves when it exits.
+    if (previous) await Promise.all([...previous.workers].map((w) => w.closed));
+    return { generation: set.generation, previous: previous?.generation };
+  }
+
+  private fork(set: WorkerSet, index: number, restarts: number, config?: ConfigPayload): WorkerProcess {
+    const heartbeatMs = Math.max(20, Math.min(1000, Math.floor(this.options.heartbeatTimeoutMs / 4)));
+    const worker = cluster.fork({
+      PORT: String(set.port),
+      [WorkerEnv.entry]: this.options.entry,
+      ...(set.code ? { [WorkerEnv.code]: set.code } : {}),
+      [WorkerEnv.generation]: String(set.generation),
+      [WorkerEnv.service]: this.options.service,
+      [WorkerEnv.index]: String(index),
+      [WorkerEnv.heartbeatMs]: String(heartbeatMs),
+      [WorkerEnv.idleCloseMs]: String(this.options.idleCloseMs),
+      [WorkerEnv.lingerMs]: String(this.options.lingerMs),
+      ...(this.options.swap ? { [WorkerEnv.swap]: '1' } : {}),
+      // The master parses the worker's own log records from its stderr and formats them for where they go.
+      GRAFT_LOG_FORMAT: 'json',
+      ...(this.options.metrics ? { [WorkerEnv.metrics]: '1' } : {}),
+    });
+    const wp = new WorkerProcess(worker, set.generation, index, restarts, this.options.readyTimeoutMs, this.options.entry);
+    this.options.output.attach({ generation: set.generation, index, pid: wp.pid }, worker.process.stdout, worker.process.stderr);
+    this.known.add(wp);
+    set.workers.add(wp);
+    // The snapshot answers the worker's hello: it waits for it before loading the app.
+    wp.onHello = () => worker.send({ graft: 'config-init', config: config ?? this.options.config() });
+    if (this.memory) wp.onHeartbeat = () => this.watchMemory(wp, set);
+    this.log.info('worker started', { generation: set.generation, worker: index, workerPid: wp.pid, restarts });
+    wp.ready.then(
+      () => this.log.info('worker ready', { generation: set.generation, worker: index, workerPid: wp.pid, bootMs: Date.now() - wp.startedAt, configVersion: wp.stats.configVersion }),
+      () => {},
+    );
+    void wp.exited.then((exit) => this.onExit(wp, set, exit.code, exit.signal));
+    return wp;
+  }
+
+  private onExit(wp: WorkerProcess, set: WorkerSet, code: number | null, signal: string | null): void {
+    this.known.delete(wp);
+    const live = this.slot.current?.value === set && set.workers.has(wp);
+    set.workers.delete(wp);
+    const expected = wp.retiring || this.stopping || !live;
+    const fields = { generation: wp.generation, worker: wp.index, workerPid: wp.pid, exitCode: code, signal, served: wp.stats.served };
+    if (expected) {
+      this.log.info('worker exited', fields);
+      return;
+    }
+    const diedAt = Date.now();
+    const how = wp.bootError?.message ?? `${signal ? `signal ${signal}` : `exit code ${code}`}${wp.readyAt === undefined ? ' before it was ready' : ''}`;
+    const crash = set.record.crashed(wp.readyAt === undefined ? undefined : diedAt - wp.readyAt, how);
+    const cause = wp.bootError ? { code: wp.bootError.code, error: wp.bootError.message } : {};
+    if (!crash.replace) {
+      if (crash.exhaustedNow) {
+        // The master keeps running and serving with the workers it has; a reload (a new generation) starts afresh.
+        this.log.error('--max-restarts used up: crashed workers of this generation are no longer replaced; fix the app and run graft reload', {
+          code: 'GRAFT_MAX_RESTARTS',
+          ...fields,
+          maxRestarts: this.options.policy.maxRestarts,
+          minUptimeMs: this.options.policy.minUptimeMs,
+          workersLeft: this.activeCount(set),
+          lastError: how,
+          error: set.record.exhausted!.message,
+        });
+      } else {
+        this.log.warn('worker died; not replaced: its generation used up --max-restarts', { ...fields, ...cause, workersLeft: this.activeCount(set) });
+      }
+      return;
+    }
+    const { delayMs, loopStarted, recent } = this.backoff.record(diedAt);
+    const reason = wp.killedFor ?? 'crash';
+    this.log.warn('worker died; replacing it', { ...fields, cause: reason, delayMs, unstable: crash.unstable, crashesLastMinute: recent, ...cause });
+    this.observe({ type: 'worker-restart', reason, generation: set.generation, worker: wp.index, workerPid: wp.pid });
+    if (loopStarted) {
+      this.log.error('workers are crash-looping; replacements are throttled', {
+        code: 'GRAFT_CRASH_LOOP',
+        generation: set.generation,
+        crashesLastMinute: recent,
+        lastError: wp.bootError?.message,
+      });
+    }
+    this.after(diedAt + delayMs, () => this.options.onWorkerLost({ generation: set.generation, index: wp.index, restarts: wp.restarts + 1 }));
+  }
+
+  /**
+   * Run `then` once the clock reads `at` or later, unless the pool stops first.
+   * Re-armed if a timer fires early (libuv measures from its cached loop
+   * time), so that a --restart-delay is never cut short.
+   */
+  private after(at: number, then: () => void): void {
+    const timer = setTimeout(() => {
+      this.replacements.delete(timer);
+      if (this.stopping) return;
+      if (Date.now() < at) this.after(at, then);
+      else then();
+    }, Math.max(0, at - Date.now()));
+    this.replacements.add(timer);
+  }
+
+  /** After each heartbeat of a live worker: one that stays over --max-memory is replaced through the arbiter (backing off if fresh ones keep going over right away). */
+  private watchMemory(wp: WorkerProcess, set: WorkerSet): void {
+    if (!this.memory || this.stopping || wp.state !== 'ready' || wp.retiring || this.memoryAsked.has(wp)) return;
+    if (this.slot.current?.value !== set || !set.workers.has(wp) || (this.memoryRetryAt.get(wp) ?? 0) > Date.now()) return;
+    if (!this.memory.beat(wp, wp.stats.rss)) return;
+    const rss = wp.stats.rss;
+    const { delayMs, churnStarted } = set.record.overMemory(Date.now() - (wp.readyAt ?? wp.startedAt), rss);
+    const fields = { code: 'GRAFT_WORKER_MEMORY' as const, generation: set.generation, worker: wp.index, workerPid: wp.pid, rss, limit: this.memory.limitBytes };
+    if (churnStarted) {
+      this.log.error('fresh workers keep going over --max-memory right away: replacements back off; raise --max-memory or find what the app holds', {
+        ...fields,
+        error: churnStarted.message,
+      });
+    }
+    this.log.warn('worker over --max-memory; replacing it once a fresh one is ready', { ...fields, delayMs });
+    this.memoryAsked.add(wp);
+    this.after(Date.now() + delayMs, () => {
+      this.options
+        .onWorkerOverMemory({ generation: set.generation, index: wp.index, pid: wp.pid, rss })
+        .catch(() => {})
+        .finally(() => this.memoryAsked.delete(wp));
+    });
+  }
+
+  private activeCount(set: WorkerSet): number {
+    return [...set.workers].filter((w) => !w.retiring && w.alive).length;
+  }
+
+  /** Start workers until the set has its desired count; waits for them and rejects with the first one's failure. */
+  private async topUp(set: WorkerSet): Promise<void> {
+    if (this.stopping) return;
+    const started: WorkerProcess[] = [];
+    const used = new Set([...set.workers].filter((w) => !w.retiring).map((w) => w.index));
+    for (let index = 0; this.activeCount(set) < set.desired; index++) {
+      if (used.has(index)) continue;
+      started.push(this.fork(set, index, 0));
+    }
+    const results = await Promise.allSettled(started.map((w) => w.ready));
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+  }
+
+  private async retireSet(set: WorkerSet, deadline: AbortSignal): Promise<void> {
+    await Promise.all([...set.workers].map((w) => this.retireWorker(w, deadline)));
+  }
+
+  /** Drain one worker; killed at the drain timeout (a set's deadline, or its own). */
+  private async retireWorker(w: WorkerProcess, deadline = AbortSignal.timeout(this.options.drainTimeoutMs)): Promise<void> {
+    const killed = await w.retire(deadline, { idleCloseMs: this.options.idleCloseMs, lingerMs: this.options.lingerMs });
+    if (killed) {
+      this.log.warn('worker killed after the graceful timeout', {
+        code: 'GRAFT_DRAIN_TIMEOUT',
+        generation: w.generation,
+        worker: w.index,
+        workerPid: w.pid,
+        drainTimeoutMs: this.options.drainTimeoutMs,
+        inFlight: w.stats.inFlight,
+      });
+    }
+  }
+
+  private checkHeartbeats(): void {
+    const now = Date.now();
+    for (const w of this.known) {
+      if (w.state !== 'ready' && w.state !== 'draining') continue;
+      const silentMs = now - w.lastHeartbeat;
+      if (silentMs <= this.options.heartbeatTimeoutMs) continue;
+      this.log.error('worker event loop blocked; killing it', {
+        code: 'GRAFT_WORKER_BLOCKED',
+        generation: w.generation,
+        worker: w.index,
+        workerPid: w.pid,
+        silentMs,
+        heartbeatTimeoutMs: this.options.heartbeatTimeoutMs,
+      });
+      w.lastHeartbeat = now;
+      w.killedFor = 'heartbeat';
+      w.kill();
+    }
+  }
+}
