@@ -10,7 +10,7 @@ export type { Snapshot } from '../../src/index.js';
 export { pendingRetired } from '../../src/swap/leak-watch.js';
 export { sendControl } from '../../src/control/client.js';
 export type { ControlRequest } from '../../src/control/protocol.js';
-export type { ApplyOutcome } from '../../src/master/config-coordinator.js';
+export type { ApplyOutcome } from '../../src/config/history.js';
 export type { SwapOutcome } from '../../src/master/code-swapper.js';
 
 /** graft's CLI (`node --import tsx <graftCli> start …`). */

@@ -1,6 +1,6 @@
 import { GraftError, errorFields } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
-import type { Command } from '../master/commands.js';
+import type { Command } from '../control/commands.js';
 import { OrderGuard, parseOrder, type OrderBody, type OrderOutcome } from './order.js';
 import type { OrderKey } from './order-key.js';
 

@@ -3,7 +3,7 @@ import { getPath } from '../config/key-path.js';
 import type { Snapshot } from '../config/snapshot.js';
 import { GraftError } from '../core/errors.js';
 import type { ConfigPayload } from '../core/ipc.js';
-import type { ApplyOutcome, HistoryEntry } from '../master/config-coordinator.js';
+import type { ApplyOutcome, HistoryEntry } from '../config/history.js';
 import { sendControl } from '../control/client.js';
 import { parse } from './args.js';
 import { locateMaster } from './locate.js';

@@ -2,7 +2,7 @@ import { isMainThread } from 'node:worker_threads';
 import { deferred } from '../core/deferred.js';
 import { GraftError } from '../core/errors.js';
 import { Slot, Unchanged } from '../core/slot.js';
-import { stopRunningLoops } from '../jobs/running-loops.js';
+import { loopHooks } from './threads/loop-hooks.js';
 import type { ConfigSchema } from './schema.js';
 import { issuesError, validateConfig } from './schema.js';
 import { changedPaths, contentHash, deepFreeze, type Snapshot } from './snapshot.js';
@@ -172,7 +172,7 @@ export class ConfigStore<T = Config> {
       const follower = (this.follower ??= new ThreadFollower({
         take: (snapshot) => this.takeFromMainThread(snapshot as Snapshot<T>),
         notify: (changed, next, previous) => this.subscriptions.notify(changed, next, previous, this.listenerTimeoutMs),
-        stopLoops: stopRunningLoops,
+        stopLoops: () => loopHooks.stopLoops(),
       }));
       Object.defineProperty(this, 'current', { configurable: true, enumerable: true, get: () => follower.current() });
     }

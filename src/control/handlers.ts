@@ -1,6 +1,8 @@
 import { FileSource } from '../config/sources/file-source.js';
-import type { Command } from '../master/commands.js';
-import type { ConfigCoordinator } from '../master/config-coordinator.js';
+import type { Command } from './commands.js';
+import type { HistoryEntry } from '../config/history.js';
+import type { ConfigSource } from '../config/sources/source.js';
+import type { ConfigPayload } from '../core/ipc.js';
 import type { ControlRequest } from './protocol.js';
 
 /** What the control socket may ask of a master. */
@@ -8,7 +10,15 @@ export interface Controlled {
   status(): unknown;
   /** Changes go to the arbiter; the answer is their outcome. */
   submit(command: Command): Promise<unknown>;
-  readonly config: ConfigCoordinator;
+  readonly config: ConfigReads;
+}
+
+/** The master's config as the control socket reads it; changes go through `submit`. */
+export interface ConfigReads {
+  readonly current: ConfigPayload;
+  effective(): Promise<unknown>;
+  recent(): HistoryEntry[];
+  check(file: ConfigSource): Promise<unknown>;
 }
 
 /**

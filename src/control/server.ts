@@ -3,7 +3,7 @@ import net from 'node:net';
 import { GraftError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { CONTROL_COMMANDS, type ControlRequest, type ControlResponse } from './protocol.js';
-import { markOwnServer } from '../succession/listeners.js';
+import { markOwnServer } from '../net/listeners.js';
 
 export type ControlHandler = (request: ControlRequest) => Promise<unknown>;
 

@@ -1,11 +1,11 @@
 import { isMainThread, threadId } from 'node:worker_threads';
+import { setLoopHooks } from '../config/threads/loop-hooks.js';
 import { postToHub } from '../config/threads/messages.js';
 
 /**
  * The job loops running in this thread, and whether the process started one:
  * a job worker (no server) is ready once it has, in its main thread or in a
- * worker thread. Apart from loop.ts so that the store and the thread hub can
- * reach them without importing the store back.
+ * worker thread. The threads channel reaches them through its loop hooks.
  */
 export interface RunningLoop {
   stop(options?: { abort?: boolean }): Promise<void>;
@@ -49,3 +49,5 @@ export function announceLoopStarted(): void {
 export function whenLoopStarted(): Promise<void> {
   return started;
 }
+
+setLoopHooks({ stopLoops: stopRunningLoops, loopStarted: announceLoopStarted });

@@ -6,6 +6,7 @@ import { Slot, Unchanged, type BuildContext } from '../core/slot.js';
 import type { Generation } from '../core/generation.js';
 import { GraftError, errorFields, errorMessage } from '../core/errors.js';
 import type { ConfigPayload } from '../core/ipc.js';
+import type { ApplyOutcome, ConfigInheritance, HistoryEntry } from '../config/history.js';
 import type { Logger } from '../core/log.js';
 import type { Observe } from '../observe/observers.js';
 import type { PoolChange, ReloadOutcome, WorkerPool } from '../pool/worker-pool.js';
@@ -13,31 +14,6 @@ import type { WorkerProcess } from '../pool/worker-process.js';
 
 /** Keys of graft's own that need new processes when they change. */
 export const RESTART_KEYS = ['graft.port', 'graft.workers'];
-
-export interface HistoryEntry {
-  version: number;
-  at: string;
-  source: string;
-  changed: string[];
-  accepted: boolean;
-  mode?: 'in-place' | 'reload';
-  code?: string;
-  error?: string;
-}
-
-export interface ApplyOutcome {
-  version: number;
-  changed: string[];
-  mode: 'in-place' | 'reload' | 'unchanged';
-  workers: Array<{ pid: number; generation: number; configVersion: number }>;
-  replaced: Array<{ pid: number; error: string }>;
-}
-
-/** What a master hands its successor (graft upgrade), so versions and history go on. */
-export interface ConfigInheritance {
-  live: ConfigPayload;
-  history: HistoryEntry[];
-}
 
 interface Candidate {
   payload: ConfigPayload;

@@ -21,15 +21,16 @@ import { Activity } from '../observe/activity.js';
 import { Arbiter } from './arbiter.js';
 import { CodeSwapper } from './code-swapper.js';
 import { CodeWatcher } from './code-watcher.js';
-import { mergeCommands, type Command, type Overrides } from './commands.js';
-import { ConfigCoordinator, type ApplyOutcome, type HistoryEntry } from './config-coordinator.js';
+import { mergeCommands, type Command, type Overrides } from '../control/commands.js';
+import { ConfigCoordinator } from './config-coordinator.js';
+import type { ApplyOutcome, HistoryEntry } from '../config/history.js';
 import { controlHandler } from '../control/handlers.js';
 import { ControlServer } from '../control/server.js';
 import { Dashboard, type DashboardState } from '../observe/dashboard.js';
 import { HttpEndpoint, type HttpAddress, type Route } from '../observe/http-endpoint.js';
 import { stopCompiler } from '../swap/bundle.js';
 import { EntryBuilds, isTypeScript } from '../pool/entry-builds.js';
-import { ListenerRegistry } from '../succession/listeners.js';
+import { ListenerRegistry } from '../net/listeners.js';
 import { MasterFiles } from '../registry/master-files.js';
 import type { GraftMetrics } from '../observe/metrics.js';
 import { Observers } from '../observe/observers.js';
@@ -165,7 +166,7 @@ export class Master {
   private readonly observers = new Observers(this.log);
   private activity = new Activity();
   private metrics: GraftMetrics | undefined;
-  private dashboard: Dashboard | undefined;
+  private dashboard: Dashboard<MasterStatus> | undefined;
   /** The master's own HTTP servers (--metrics, --dashboard). */
   private readonly endpoints: HttpEndpoint[] = [];
   private state: MasterState = 'starting';
@@ -661,7 +662,7 @@ export class Master {
   }
 
   /** What the status page shows. */
-  private dashboardState(): DashboardState {
+  private dashboardState(): DashboardState<MasterStatus> {
     return {
       service: this.options.service,
       graft: { version: graftVersion(), node: process.version },

@@ -1,4 +1,4 @@
-import type { Command } from './commands.js';
+import type { Command } from '../control/commands.js';
 
 /**
  * Signals only submit a command; the master's arbiter carries it out (Gunicorn's

@@ -1,15 +1,14 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RecentActivity } from './activity.js';
-import type { HistoryEntry } from '../master/config-coordinator.js';
+import type { HistoryEntry } from '../config/history.js';
 import { dashboardPage } from './dashboard-page.js';
 import type { Route } from './http-endpoint.js';
-import type { MasterStatus } from '../master/master.js';
 
-/** Everything the live status page shows, as one JSON document. */
-export interface DashboardState {
+/** Everything the live status page shows, as one JSON document; `status` is what `graft status --json` gives. */
+export interface DashboardState<Status> {
   service: string;
   graft: { version: string; node: string };
-  status: MasterStatus;
+  status: Status;
   /** Recent config versions, newest first, accepted and rejected. */
   history: HistoryEntry[];
   /** Recent reloads, swaps and worker replacements, newest first. */
@@ -28,14 +27,14 @@ const SETTLE_MS = 50;
  * every second and as soon as something happens. Read-only: nothing here
  * changes the service.
  */
-export class Dashboard {
+export class Dashboard<Status> {
   private readonly streams = new Set<ServerResponse>();
   private tick: NodeJS.Timeout | undefined;
   private settle: NodeJS.Timeout | undefined;
   private readonly page: string;
 
   constructor(
-    private readonly state: () => DashboardState,
+    private readonly state: () => DashboardState<Status>,
     service: string,
   ) {
     this.page = dashboardPage(service);

@@ -2,7 +2,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { GraftError, errorFields } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
-import { markOwnServer, type ListenerRegistry } from '../succession/listeners.js';
+import { markOwnServer, type ListenerRegistry } from '../net/listeners.js';
 
 /** Where one of the master's HTTP servers listens (`--metrics`, `--dashboard`). */
 export interface HttpAddress {

@@ -13,15 +13,24 @@ import type { Logger } from '../core/log.js';
 import { moduleName } from '../core/ipc.js';
 import { graftVersion } from '../core/version.js';
 import type { MasterEvent } from './observers.js';
-import type { WorkerProcess } from '../pool/worker-process.js';
+import type { WorkerRequestBody, WorkerReply } from '../core/ipc.js';
 
 /** A registry's metrics as plain data (what getMetricsAsJSON gives and what crosses IPC). */
 export type MetricSet = Awaited<ReturnType<client.Registry['getMetricsAsJSON']>>;
 
+/** A worker as a scrape sees it: where it stands, and the IPC channel that asks it for its registry. */
+export interface ScrapedWorker {
+  readonly state: string;
+  readonly index: number;
+  readonly generation: number;
+  readonly pid: number | undefined;
+  request(message: WorkerRequestBody, timeoutMs: number): Promise<WorkerReply>;
+}
+
 /** What the master's metrics read from the master when scraped. */
 export interface MetricsView {
   /** Every worker the master knows, in any state. */
-  workers(): WorkerProcess[];
+  workers(): ScrapedWorker[];
   configVersion(): number | undefined;
   generation(): number | undefined;
 }
@@ -120,7 +129,7 @@ export class GraftMetrics {
     return merge([own, this.inherited]).getMetricsAsJSON();
   }
 
-  private async fromWorker(w: WorkerProcess): Promise<MetricSet | undefined> {
+  private async fromWorker(w: ScrapedWorker): Promise<MetricSet | undefined> {
     try {
       const reply = await w.request({ graft: 'metrics' }, WORKER_SCRAPE_TIMEOUT_MS);
       if (!reply.ok) throw GraftError.from(reply.error);

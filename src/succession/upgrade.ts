@@ -1,8 +1,8 @@
 import { GraftError, type SerializedError } from '../core/errors.js';
 import type { RecentActivity } from '../observe/activity.js';
-import type { ConfigInheritance } from '../master/config-coordinator.js';
+import type { ConfigInheritance } from '../config/history.js';
 import { keeperPid, predecessorGone, spawnSuccessor, type MasterChild } from './keeper-link.js';
-import type { InheritedListener } from './listeners.js';
+import type { InheritedListener } from '../net/listeners.js';
 import type { MetricSet } from '../observe/metrics.js';
 
 /**

@@ -14,6 +14,13 @@ export interface SwapOrder {
   source: string;
 }
 
+/** Two orders as one: every file of both; a module only if both name the same one. */
+export function mergeOrders(a: SwapOrder, b: SwapOrder): SwapOrder {
+  const files = a.files && b.files ? [...new Set([...a.files, ...b.files])] : undefined;
+  const module = a.module && a.module === b.module ? a.module : undefined;
+  return { source: a.source === b.source ? a.source : `${a.source},${b.source}`, ...(files ? { files } : {}), ...(module ? { module } : {}) };
+}
+
 export interface SwapTrigger {
   readonly name: string;
   /** Start delivering orders; returns a function that stops. */

@@ -3,7 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { getFresh } from '../../bench/lib/http.js';
-import type { ApplyOutcome, HistoryEntry } from '../../src/master/config-coordinator.js';
+import type { ApplyOutcome, HistoryEntry } from '../../src/config/history.js';
 import { fixture, isAlive, startGraft, tempDir, waitFor, type GraftProcess, type LogRecord } from '../helpers/graft.js';
 
 /**

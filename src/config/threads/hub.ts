@@ -2,9 +2,9 @@ import { serialize } from 'node:v8';
 import { BroadcastChannel, receiveMessageOnPort, type MessagePort, type Worker } from 'node:worker_threads';
 import { GraftError, errorMessage } from '../../core/errors.js';
 import { createLogger } from '../../core/log.js';
-import { announceLoopStarted } from '../../jobs/running-loops.js';
 import type { Snapshot } from '../snapshot.js';
 import { listenerFailureFields, type ListenerFailure } from '../subscriptions.js';
+import { loopHooks } from './loop-hooks.js';
 import { BoardState, MAX_BYTES, SnapshotBoard } from './board.js';
 import { HUB_CHANNEL, THREADS_CHANNEL, isConfigMessage, type HubMessage, type ThreadMessage } from './messages.js';
 
@@ -184,7 +184,7 @@ export class ThreadHub {
         break;
       case 'loop':
         this.looping.add(message.thread);
-        announceLoopStarted();
+        loopHooks.loopStarted();
         break;
       case 'loops-stopped':
         this.loopsStopped(message.thread);

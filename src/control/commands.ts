@@ -1,5 +1,4 @@
-import type { SwapOrder } from '../swap/trigger.js';
-import { mergeOrders } from './code-swapper.js';
+import { mergeOrders, type SwapOrder } from '../swap/trigger.js';
 
 /**
  * Everything that changes a running service, whoever asks (a signal, the
