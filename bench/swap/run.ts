@@ -211,7 +211,7 @@ function setup(r: Results): string {
       `- part 1: a temp project, \`handler.ts\` (default-exports a node:http handler answering \`<version> <pid>\`) importing \`./version.ts\`; a change rewrites version.ts. ` +
         `graft: \`node --import tsx src/cli/main.ts start <tmp>/handler.ts --swap --watch -w ${workers} -p <port> --socket <tmp>/ctl.sock\` (GRAFT_LOG_FORMAT=json, cwd <tmp>); ` +
         `"done" = the master's \`swap applied in every worker\` line arriving on its stderr; ${change.changes} changes after ${change.warmup} warm-up, ${change.gapMs} ms apart. ` +
-        `The watcher waits for 250 ms of quiet after a write before it orders the swap (src/supervisor/code-watcher.ts), so ~250 ms of each sample is that debounce.`,
+        `The watcher waits for 250 ms of quiet after a write before it orders the swap (src/master/code-watcher.ts), so ~250 ms of each sample is that debounce.`,
     );
   }
   for (const p of r.peers) {
