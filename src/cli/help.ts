@@ -17,6 +17,10 @@ export const commandHelp: Record<string, string> = {
       --socket PATH          control socket (default: derived from cwd, entry and --name)
       --timeout S            boot readiness and heartbeat limit in seconds (default 30)
       --graceful-timeout S   how long a retired worker may drain (default 30)
+      --ready MODE           when a worker that is not a defineService is ready: listen (its
+                             servers listen), load (its entry evaluated), message (it calls
+                             process.send('ready')), auto (default: the first of those; an entry
+                             that has not called listen() 1 s after it evaluated is a job worker)
       --watch                reload when the app's files change (with --swap: swap them in place)
       --swap                 serve the entry's default export (a handler, or an Express, Fastify,
                              Koa or Hono app) as swappable generations: code changes apply

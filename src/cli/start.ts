@@ -9,6 +9,7 @@ import { parseFleetUrl } from '../net/fleet-url.js';
 import { defaultConfigFiles } from '../config/default-files.js';
 import { parseConfigArg } from '../net/source-url.js';
 import { GraftError } from '../core/errors.js';
+import { READY_MODES, type ReadyMode } from '../core/ipc.js';
 import { checkLogDir, defaultLogDir } from '../logs/log-dir.js';
 import type { LogTarget } from '../logs/service-log.js';
 import { Keeper } from '../succession/keeper.js';
@@ -57,6 +58,7 @@ export async function start(argv: string[]): Promise<number> {
       metrics: { type: 'string' },
       dashboard: { type: 'string' },
       daemon: { type: 'boolean', short: 'd' },
+      ready: { type: 'string' },
     },
     1,
   );
@@ -73,6 +75,7 @@ export async function start(argv: string[]): Promise<number> {
   if (values.daemon && values['log-dir'] === undefined) values['log-dir'] = defaultLogDir();
   const logs = logTarget(values, service, cwd);
   const policy = restartPolicy(values);
+  const ready = readyMode(values.ready);
   const metrics = httpAddress('--metrics', values.metrics, port);
   const dashboard = httpAddress('--dashboard', values.dashboard, port);
   const paths = values.socket ? pathsForSocket(resolve(cwd, values.socket)) : defaultPaths(cwd, entryArg, service);
@@ -92,6 +95,7 @@ export async function start(argv: string[]): Promise<number> {
     port,
     paths,
     readyTimeoutMs: seconds('--timeout', values.timeout) ?? 30_000,
+    ready,
     drainTimeoutMs: seconds('--graceful-timeout', values['graceful-timeout']) ?? 30_000,
     idleCloseMs: 1000,
     lingerMs: 2000,
@@ -159,6 +163,13 @@ function httpAddress(flag: string, value: string | undefined, appPort: number): 
   const address = parseHttpAddress(flag, value);
   if (address.port === appPort) throw new GraftError('GRAFT_BAD_ARGUMENT', `${flag} ${address.display}: port ${appPort} is the app's port (--port); give ${flag} a port of its own`);
   return address;
+}
+
+/** --ready listen|load|message|auto. */
+function readyMode(value: string | undefined): ReadyMode {
+  if (value === undefined) return 'auto';
+  if ((READY_MODES as readonly string[]).includes(value)) return value as ReadyMode;
+  throw new GraftError('GRAFT_BAD_ARGUMENT', `--ready must be one of ${READY_MODES.join(', ')}, got ${JSON.stringify(value)}`);
 }
 
 function checkEntry(given: string, entry: string): void {

@@ -50,6 +50,7 @@ export type WorkerReply =
 export type WorkerMessage =
   /** The worker listens for messages now and asks for its config snapshot. */
   | { graft: 'hello' }
+  /** The entry has booted (listening, or a job worker): from now on it is drained, not killed. */
   | { graft: 'listening'; address: string }
   | { graft: 'ready'; configVersion: number; restartOn: string[] }
   | { graft: 'boot-error'; error: SerializedError }
@@ -98,7 +99,19 @@ export const WorkerEnv = {
   swap: 'GRAFT_SWAP',
   /** Set for `graft start --metrics`: the worker collects prom-client's default metrics from its boot on. */
   metrics: 'GRAFT_METRICS',
+  /** `graft start --ready`: when a worker whose entry is not a defineService counts as ready. */
+  ready: 'GRAFT_READY',
 } as const;
+
+/**
+ * `--ready`: `listen` once its servers listen; `load` once its entry has
+ * evaluated (and any listen() it called completed); `message` once the app
+ * says `process.send('ready')` (PM2's wait_ready); `auto`, the default, the
+ * first of those, where `load` waits LOAD_SETTLE_MS for a listen() that an
+ * async start may still make.
+ */
+export const READY_MODES = ['auto', 'listen', 'load', 'message'] as const;
+export type ReadyMode = (typeof READY_MODES)[number];
 
 /** The module's name in a heartbeat's `name@generation`. */
 export function moduleName(reported: string): string {

@@ -14,7 +14,7 @@ import type { FleetAddress } from '../net/fleet-url.js';
 import type { Membership } from '../fleet/membership.js';
 import { registryKey, type HostRecord } from '../fleet/registration.js';
 import { createLogger } from '../core/log.js';
-import { moduleName } from '../core/ipc.js';
+import { moduleName, type ReadyMode } from '../core/ipc.js';
 import { ServiceLog, type LogTarget } from '../logs/service-log.js';
 import { graftVersion } from '../core/version.js';
 import { Activity } from '../observe/activity.js';
@@ -52,6 +52,8 @@ export interface MasterOptions {
   paths: MasterPaths;
   /** How long a new worker may take to become ready; also how long a ready one may go without a heartbeat (--timeout). */
   readyTimeoutMs: number;
+  /** When a worker whose entry is not a defineService is ready (--ready). */
+  ready: ReadyMode;
   /** How long a retired worker may drain before it is killed (--graceful-timeout). */
   drainTimeoutMs: number;
   /** A draining worker closes a keep-alive connection idle this long. */
@@ -265,6 +267,7 @@ export class Master {
         workers: inherited?.workers ?? own.workers ?? this.options.workers,
         port: own.port ?? this.options.port,
         readyTimeoutMs: this.options.readyTimeoutMs,
+        ready: this.options.ready,
         heartbeatTimeoutMs: this.options.readyTimeoutMs,
         drainTimeoutMs: this.options.drainTimeoutMs,
         idleCloseMs: this.options.idleCloseMs,

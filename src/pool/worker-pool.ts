@@ -3,7 +3,7 @@ import { Backoff } from '../core/backoff.js';
 import { Slot, unlessAborted, type BuildContext } from '../core/slot.js';
 import { slotEventLogger } from '../core/slot-log.js';
 import { GraftError, errorFields } from '../core/errors.js';
-import { WorkerEnv, type ConfigPayload } from '../core/ipc.js';
+import { WorkerEnv, type ConfigPayload, type ReadyMode } from '../core/ipc.js';
 import type { Logger } from '../core/log.js';
 import type { ServiceLog } from '../logs/service-log.js';
 import { CrashBackoff } from './crash-backoff.js';
@@ -23,6 +23,8 @@ export interface PoolOptions {
   port: number;
   /** How long a new worker may take to become ready. */
   readyTimeoutMs: number;
+  /** --ready: when a worker whose entry is not a defineService counts as ready. */
+  ready: ReadyMode;
   /** How long a ready worker may go without a heartbeat before it counts as blocked. */
   heartbeatTimeoutMs: number;
   /** How long a retired worker may drain before it is killed (--graceful-timeout). */
@@ -400,6 +402,18 @@ export class WorkerPool {
     return { generation: set.generation, previous: previous?.generation };
   }
 
+  /**
+   * --ready auto guesses a job worker from an entry that does not listen; once
+   * a worker of the service has listened, its next generations and their
+   * replacements must listen too, so a new version that never listens fails
+   * its reload instead of passing for a job worker.
+   */
+  private readyMode(set: WorkerSet): ReadyMode {
+    if (this.options.ready !== 'auto') return this.options.ready;
+    const live = this.slot.current?.value;
+    return [...set.workers, ...(live?.workers ?? [])].some((w) => w.address) ? 'listen' : 'auto';
+  }
+
   private fork(set: WorkerSet, index: number, restarts: number, config?: ConfigPayload): WorkerProcess {
     const heartbeatMs = Math.max(20, Math.min(1000, Math.floor(this.options.heartbeatTimeoutMs / 4)));
     const worker = cluster.fork({
@@ -413,11 +427,12 @@ export class WorkerPool {
       [WorkerEnv.idleCloseMs]: String(this.options.idleCloseMs),
       [WorkerEnv.lingerMs]: String(this.options.lingerMs),
       ...(this.options.swap ? { [WorkerEnv.swap]: '1' } : {}),
+      [WorkerEnv.ready]: this.readyMode(set),
       // The master parses the worker's own log records from its stderr and formats them for where they go.
       GRAFT_LOG_FORMAT: 'json',
       ...(this.options.metrics ? { [WorkerEnv.metrics]: '1' } : {}),
     });
-    const wp = new WorkerProcess(worker, set.generation, index, restarts, this.options.readyTimeoutMs, this.options.entry);
+    const wp = new WorkerProcess(worker, set.generation, index, restarts, this.options.readyTimeoutMs, this.options.entry, this.readyMode(set));
     this.options.output.attach({ generation: set.generation, index, pid: wp.pid }, worker.process.stdout, worker.process.stderr);
     this.known.add(wp);
     set.workers.add(wp);

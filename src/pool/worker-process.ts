@@ -1,7 +1,7 @@
 import type { Worker } from 'node:cluster';
 import { GraftError, type SerializedError } from '../core/errors.js';
 import type { RestartReason } from '../observe/observers.js';
-import { isGraftMessage, type MasterMessage, type WorkerReply, type WorkerRequest, type WorkerRequestBody, type WorkerStats, type WorkerMessage } from '../core/ipc.js';
+import { isGraftMessage, type MasterMessage, type ReadyMode, type WorkerReply, type WorkerRequest, type WorkerRequestBody, type WorkerStats, type WorkerMessage } from '../core/ipc.js';
 
 export type WorkerState = 'starting' | 'ready' | 'draining' | 'exited';
 
@@ -37,6 +37,8 @@ export class WorkerProcess {
   readyAt: number | undefined;
   lastHeartbeat = Date.now();
   listening = false;
+  /** Where its servers listen, once they do (a job worker has none). */
+  address: string | undefined;
   stats: WorkerStats = { inFlight: 0, served: 0, connections: 0, rss: 0, configVersion: 0 };
   /** Answers the worker's hello: messages sent before it listens would be lost. */
   onHello: (() => void) | undefined;
@@ -66,6 +68,7 @@ export class WorkerProcess {
     readonly restarts: number,
     readyTimeoutMs: number,
     entry: string,
+    readyMode: ReadyMode = 'auto',
   ) {
     this.ready = new Promise<void>((resolve, reject) => {
       this.resolveReady = resolve;
@@ -76,7 +79,7 @@ export class WorkerProcess {
       this.rejectReady(
         new GraftError(
           'GRAFT_READY_TIMEOUT',
-          `worker ${this.pid} (generation ${generation}) was not ready within ${readyTimeoutMs} ms: ${entry} ${this.listening ? 'listens but its ready() did not resolve' : 'never started listening'}; raise --timeout or fix the entry`,
+          `worker ${this.pid} (generation ${generation}) was not ready within ${readyTimeoutMs} ms: ${entry} ${notReady(readyMode, this.listening)}; raise --timeout or fix the entry`,
         ),
       );
     }, readyTimeoutMs);
@@ -126,6 +129,7 @@ export class WorkerProcess {
         break;
       case 'listening':
         this.listening = true;
+        if (message.address) this.address = message.address;
         break;
       case 'ready':
         this.state = this.state === 'starting' ? 'ready' : this.state;
@@ -246,4 +250,12 @@ export class WorkerProcess {
       ...this.stats,
     };
   }
+}
+
+/** Why a worker is not ready yet, in the words of its --ready mode. */
+function notReady(mode: ReadyMode, listening: boolean): string {
+  if (listening) return 'listens but its ready() did not resolve';
+  if (mode === 'message') return "never sent process.send('ready') (--ready message)";
+  if (mode === 'listen') return 'never started listening (--ready listen)';
+  return 'never started listening';
 }

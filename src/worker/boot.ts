@@ -1,7 +1,8 @@
 import { createServer } from 'node:http';
 import { pathToFileURL } from 'node:url';
 import { whenLoopStarted } from '../jobs/loop.js';
-import { WorkerEnv, type ConfigPayload } from '../core/ipc.js';
+import { WorkerEnv, type ConfigPayload, type ReadyMode } from '../core/ipc.js';
+import { appSaidReady } from './app-ready.js';
 import { isService, serverOf } from './service.js';
 import { toRequestListener } from '../swap/handler.js';
 import { Swappable } from '../swap/swappable.js';
@@ -62,10 +63,42 @@ async function bootService(entry: string, init: ConfigPayload): Promise<void> {
     }
     if (server || registry.servers.length > 0) await registry.whenListening();
   } else {
-    await Promise.race([registry.whenListening(), whenLoopStarted()]);
+    await plainModuleReady((process.env[WorkerEnv.ready] ?? 'auto') as ReadyMode);
   }
   send({ graft: 'listening', address: registry.addresses().join(', ') });
+  registry.onListening = () => send({ graft: 'listening', address: registry.addresses().join(', ') });
   if (!readied) await service?.ready?.(ctx);
+}
+
+/**
+ * How long an entry that is not a defineService may take, after it has
+ * evaluated, to call listen() before it counts as a job worker that starts
+ * no server (an async start awaiting its database first listens later).
+ */
+const LOAD_SETTLE_MS = 1000;
+
+/** When a plain module (not a defineService) is ready, by --ready; the master never waits for a listen() that will not come. */
+function plainModuleReady(mode: ReadyMode): Promise<void> {
+  const loaded = () => (registry.servers.length > 0 ? registry.whenListening() : Promise.resolve());
+  switch (mode) {
+    case 'listen':
+      return registry.whenListening();
+    case 'load':
+      return loaded();
+    case 'message':
+      return appSaidReady;
+    case 'auto':
+      return Promise.race([registry.whenListening(), whenLoopStarted(), appSaidReady, settled()]);
+  }
+}
+
+/** Resolves LOAD_SETTLE_MS after the entry evaluated, unless a server came up meanwhile (then whenListening decides). */
+function settled(): Promise<void> {
+  return new Promise((resolve) => {
+    setTimeout(() => {
+      if (registry.servers.length === 0) resolve();
+    }, LOAD_SETTLE_MS).unref();
+  });
 }
 
 /** `--swap`: serve HTTP from the entry's default export, held as swappable generations. */

@@ -5,10 +5,11 @@
  * (node:cluster exits a worker whose IPC channel closes).
  */
 import { deferred } from '../core/deferred.js';
-import { isGraftMessage, WorkerEnv, type ConfigPayload, type MasterMessage } from '../core/ipc.js';
+import { isGraftMessage, type ConfigPayload, type MasterMessage } from '../core/ipc.js';
+import { watchAppReady } from './app-ready.js';
 import { boot, failBoot } from './boot.js';
 import { abort, answer } from './requests.js';
-import { retire } from './retire.js';
+import { retire, retireOnSignal } from './retire.js';
 import { log, registry, runtime, send } from './runtime.js';
 
 process.on('uncaughtException', (err) => {
@@ -27,9 +28,8 @@ registry.install((failure) => {
 process.on('SIGINT', () => {});
 process.on('SIGHUP', () => {});
 process.on('SIGQUIT', () => {});
-process.on('SIGTERM', () =>
-  void retire({ graft: 'drain', idleCloseMs: Number(process.env[WorkerEnv.idleCloseMs] ?? 1000), lingerMs: Number(process.env[WorkerEnv.lingerMs] ?? 2000) }),
-);
+process.on('SIGTERM', retireOnSignal);
+watchAppReady();
 
 const initialConfig = deferred<ConfigPayload>();
 
@@ -41,7 +41,7 @@ process.on('message', (message: unknown) => {
       break;
     case 'exit':
       // Flush what is queued (the answers to late connection handoffs) before exiting.
-      send({ graft: 'bye' }, () => process.exit(0));
+      send({ graft: 'bye' }, () => process.exit());
       break;
     case 'config-init':
       initialConfig.resolve(message.config);

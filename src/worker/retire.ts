@@ -1,14 +1,27 @@
+import { deferred } from '../core/deferred.js';
+import { WorkerEnv, type MasterMessage } from '../core/ipc.js';
 import { runningLoops } from '../jobs/loop.js';
-import type { MasterMessage } from '../core/ipc.js';
 import { config, ctx, drainController, log, registry, runtime, send } from './runtime.js';
+
+type DrainMessage = Extract<MasterMessage, { graft: 'drain' }>;
+
+/** A worker sent SIGTERM by hand drains as if its master had asked (and the master replaces it). */
+export function retireOnSignal(): void {
+  void retire({ graft: 'drain', idleCloseMs: Number(process.env[WorkerEnv.idleCloseMs] ?? 1000), lingerMs: Number(process.env[WorkerEnv.lingerMs] ?? 2000) }, { signalled: true });
+}
 
 /**
  * The worker's retirement, when its master drains it: stop accepting (and
- * tell the master, so it knows this worker is out of the round-robin), stop
- * the job loops (its worker threads' too), finish every connection, run the service's stop(), then wait
- * for the master's word to exit.
+ * tell the master, so it knows this worker is out of the round-robin), tell
+ * the app in the words it already understands (ctx.signal aborts; its own
+ * SIGTERM listeners run, as under any other supervisor: a BullMQ, amqplib or
+ * Agenda worker's graceful shutdown stops taking jobs and finishes the ones
+ * it holds), stop the job loops (its worker threads' too), finish every
+ * connection, run the service's stop(), wait for the app's own shutdown,
+ * then wait for the master's word to exit. The master kills what is still
+ * running at --graceful-timeout.
  */
-export async function retire(message: Extract<MasterMessage, { graft: 'drain' }>): Promise<void> {
+export async function retire(message: DrainMessage, how: { signalled?: boolean } = {}): Promise<void> {
   if (runtime.draining) return;
   runtime.draining = true;
   drainController.abort();
@@ -17,6 +30,10 @@ export async function retire(message: Extract<MasterMessage, { graft: 'drain' }>
   // Sent after node:cluster's own close message on the same channel, so when the
   // master reads it this worker is out of the round-robin.
   send({ graft: 'closed' });
+  const handlers = process.listeners('SIGTERM').filter((l) => l !== retireOnSignal);
+  const appShutdown = handlers.length ? holdExit() : undefined;
+  // A real SIGTERM has reached the app's listeners by itself.
+  if (!how.signalled) for (const handler of handlers) runHandler(handler, () => appShutdown?.release());
   await Promise.all([...[...runningLoops()].map((l) => l.stop()), config.stopThreadLoops()]);
   await registry.drain({ idleCloseMs: message.idleCloseMs, lingerMs: message.lingerMs });
   try {
@@ -24,9 +41,52 @@ export async function retire(message: Extract<MasterMessage, { graft: 'drain' }>
   } catch (err) {
     log.error('service stop() threw', { err });
   }
+  if (appShutdown) {
+    await appShutdown.done;
+    log.debug('the app shut down', { exitCode: process.exitCode });
+  }
   // Wait for the master's word: it may still be handing this worker a connection
   // it accepted before our close reached it; node:cluster answers those by
   // passing them on, which needs this process alive.
   send({ graft: 'drained', served: registry.stats().served });
-  setTimeout(() => process.exit(0), 2000).unref();
+  setTimeout(() => process.exit(), 2000).unref();
+}
+
+/** A drain hook that throws is logged, and the drain goes on without waiting for the app's shutdown. */
+function runHandler(handler: NodeJS.SignalsListener, failed: () => void): void {
+  const fail = (err: unknown) => {
+    log.error("the app's SIGTERM handler threw; the drain goes on", { err });
+    failed();
+  };
+  try {
+    const result = (handler as (signal: NodeJS.Signals) => unknown)('SIGTERM');
+    if (result instanceof Promise) result.catch(fail);
+  } catch (err) {
+    fail(err);
+  }
+}
+
+/**
+ * The app's shutdown ends when it calls process.exit (held until this worker
+ * has drained and the master agrees, so a connection on its way is not lost;
+ * its exit code is kept) or when nothing of its own keeps the process alive
+ * (graft's channel to the master does not count until then).
+ */
+function holdExit(): { done: Promise<void>; release(): void } {
+  const done = deferred<void>();
+  const exit = process.exit;
+  process.exit = ((code?: number | string | null) => {
+    if (code !== undefined && code !== null) process.exitCode = code;
+    done.resolve();
+  }) as typeof process.exit;
+  const channel = process.channel as { ref(): void; unref(): void } | undefined;
+  channel?.unref();
+  const onBeforeExit = () => done.resolve();
+  process.once('beforeExit', onBeforeExit);
+  const released = done.promise.then(() => {
+    process.exit = exit;
+    process.off('beforeExit', onBeforeExit);
+    channel?.ref();
+  });
+  return { done: released, release: () => done.resolve() };
 }

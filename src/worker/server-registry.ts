@@ -18,6 +18,8 @@ export class ServerRegistry {
   private pendingListens = 0;
 
   private onListenError: (failure: ListenFailure) => void = () => {};
+  /** Told when a server starts listening (a job worker that starts one after it was ready). */
+  onListening: (() => void) | undefined;
 
   /** Wrap net.Server#listen before the app loads; a failed listen is reported to onListenError. */
   install(onListenError: (failure: ListenFailure) => void): void {
@@ -39,6 +41,7 @@ export class ServerRegistry {
       server.off('error', onError);
       this.pendingListens--;
       this.wake();
+      this.onListening?.();
     };
     const onError = (error: NodeJS.ErrnoException) => {
       // cluster workers see the primary's bind failure as syscall 'bind'

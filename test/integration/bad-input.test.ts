@@ -98,12 +98,16 @@ describe('bad input', () => {
     }
   });
 
-  test('an entry that never listens', async () => {
+  test('an entry that never listens, with --ready listen', async () => {
     const mode = join(tempDir(), 'mode');
     writeFileSync(mode, 'never');
-    const g = await startGraft(fixture('mode-app.ts'), { env: { MODE_FILE: mode }, args: ['--timeout', '1'] });
+    const g = await startGraft(fixture('mode-app.ts'), { env: { MODE_FILE: mode }, args: ['--timeout', '1', '--ready', 'listen'] });
     const line = await failedStart(g);
-    assert.match(line, /^graft: GRAFT_READY_TIMEOUT: .*never started listening/);
+    assert.match(line, /^graft: GRAFT_READY_TIMEOUT: .*never started listening \(--ready listen\)/);
+  });
+
+  test('--ready takes listen, load, message or auto', async () => {
+    oneLineError(await graftCli(['start', fixture('slow-app.ts'), '--ready', 'soon']), 'GRAFT_BAD_ARGUMENT', /--ready must be one of auto, listen, load, message, got "soon"/);
   });
 
   test('graft reload with no master running', async () => {
