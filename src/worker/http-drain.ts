@@ -16,6 +16,8 @@ import { hasLingered, lingeringClose } from './lingering-close.js';
 interface ConnectionState {
   active: number;
   idleTimer: NodeJS.Timeout | undefined;
+  /** Handed to an 'upgrade' handler (a WebSocket): a lease of its own, never an idle keep-alive connection. */
+  upgraded: boolean;
 }
 
 export interface DrainOptions {
@@ -63,8 +65,11 @@ export class HttpDrain {
     this.lingerMs = options.lingerMs;
     this.stopAccepting();
     for (const res of this.responses) closeAfter(res);
+    // The app's own server.close() (in its SIGTERM handler) must not destroy idle keep-alive connections at once: graft closes them safely.
+    if (this.isHttp) (this.server as http.Server).closeIdleConnections = () => {};
     for (const [socket, state] of this.connections) {
-      if (this.isHttp && state.active === 0) this.scheduleIdleClose(socket, state);
+      if (state.upgraded) goAway(socket, options.idleCloseMs);
+      else if (this.isHttp && state.active === 0) this.scheduleIdleClose(socket, state);
     }
     return new Promise((resolve) => {
       this.onSettled = resolve;
@@ -73,7 +78,7 @@ export class HttpDrain {
   }
 
   private track(socket: Socket): void {
-    const state: ConnectionState = { active: 0, idleTimer: undefined };
+    const state: ConnectionState = { active: 0, idleTimer: undefined, upgraded: false };
     this.connections.set(socket, state);
     if (this.isHttp) {
       // Node closes a `Connection: close` response's socket with destroySoon();
@@ -97,7 +102,7 @@ export class HttpDrain {
         const req = args[0] as http.IncomingMessage;
         const res = args[1] as http.ServerResponse;
         if (!self.beginRequest(req, res)) return true;
-      }
+      } else if (event === 'upgrade') self.upgraded(args[1] as Socket);
       return (emit as (...a: unknown[]) => boolean).call(this, event, ...args);
     } as Server['emit'];
   }
@@ -132,8 +137,17 @@ export class HttpDrain {
     return true;
   }
 
+  private upgraded(socket: Socket): void {
+    const state = this.connections.get(socket);
+    if (!state) return;
+    state.upgraded = true;
+    if (state.idleTimer) clearTimeout(state.idleTimer);
+    state.idleTimer = undefined;
+    if (this.draining) goAway(socket, this.draining.idleCloseMs);
+  }
+
   private scheduleIdleClose(socket: Socket, state: ConnectionState): void {
-    if (!this.draining || state.idleTimer || hasLingered(socket)) return;
+    if (!this.draining || state.idleTimer || state.upgraded || hasLingered(socket)) return;
     const { idleCloseMs, lingerMs } = this.draining;
     state.idleTimer = setTimeout(() => {
       state.idleTimer = undefined;
@@ -156,4 +170,47 @@ function closeAfter(res: http.ServerResponse): void {
   if (res.headersSent) return;
   res.shouldKeepAlive = false;
   res.setHeader('Connection', 'close');
+}
+
+/** What graft needs of a `ws` WebSocket (ws 8 keeps it on its socket under a symbol of this name). */
+interface WebSocketLike {
+  readyState: number;
+  close(code: number, reason: string): void;
+}
+
+function webSocketOf(socket: Socket): WebSocketLike | undefined {
+  const key = Object.getOwnPropertySymbols(socket).find((s) => s.description === 'websocket');
+  const ws = key ? (socket as unknown as Record<symbol, unknown>)[key] : undefined;
+  return ws && typeof (ws as WebSocketLike).close === 'function' ? (ws as WebSocketLike) : undefined;
+}
+
+/**
+ * A WebSocket of a draining worker moves in its protocol's words: it reads
+ * no further message (the client's next ones go to the new generation once
+ * it reconnects), the app finishes answering what it already took (the
+ * socket writes nothing for quietMs), then a close frame 1001 "going away"
+ * follows what the app queued, and the closing handshake ends it. An
+ * upgraded protocol graft does not speak is left to the app's drain hook
+ * (its SIGTERM handler, ctx.signal) and, at the end, the drain timeout.
+ */
+function goAway(socket: Socket, quietMs: number): void {
+  const ws = webSocketOf(socket);
+  if (!ws || ws.readyState !== 1) return;
+  socket.pause();
+  let written = socket.bytesWritten;
+  let quietSince = Date.now();
+  const timer = setInterval(() => {
+    if (socket.destroyed) return clearInterval(timer);
+    if (socket.bytesWritten !== written) {
+      written = socket.bytesWritten;
+      quietSince = Date.now();
+      return;
+    }
+    if (Date.now() - quietSince < quietMs) return;
+    clearInterval(timer);
+    // Read again: the client's close frame answers ours.
+    socket.resume();
+    ws.close(1001, 'server going away');
+  }, Math.max(10, Math.floor(quietMs / 5)));
+  timer.unref();
 }

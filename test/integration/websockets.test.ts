@@ -1,0 +1,101 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { WebSocket } from 'ws';
+import { deferred } from '../../src/core/deferred.js';
+import { fixture, startGraft } from '../helpers/graft.js';
+
+const CLIENTS = 10;
+const RELOADS = 5;
+
+/**
+ * A client as an app writes one: sends a numbered message every 50 ms, counts
+ * the answers, and reconnects when the server closes. Each connection's
+ * answers must be a gap-free prefix of what it sent: the server answered
+ * every message it took.
+ */
+class Client {
+  readonly closes: number[] = [];
+  readonly connections: Array<{ generation: number; sent: number; answered: number[] }> = [];
+  private socket: WebSocket | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private waiting: { generation: number; done: () => void } | undefined;
+
+  constructor(private readonly url: string) {
+    this.connect();
+  }
+
+  private connect(): void {
+    const socket = new WebSocket(this.url);
+    this.socket = socket;
+    const connection = { generation: 0, sent: 0, answered: [] as number[] };
+    socket.on('message', (data) => {
+      const text = String(data);
+      if (text.startsWith('hello ')) {
+        connection.generation = Number(text.slice(6));
+        this.connections.push(connection);
+        if (this.waiting && connection.generation >= this.waiting.generation) this.waiting.done();
+        this.timer = setInterval(() => {
+          if (socket.readyState === WebSocket.OPEN) socket.send(String(++connection.sent));
+        }, 50);
+      } else connection.answered.push(Number(text.slice(5)));
+    });
+    socket.on('close', (code) => {
+      clearInterval(this.timer);
+      if (this.stopped) return;
+      this.closes.push(code);
+      this.connect();
+    });
+    socket.on('error', () => {});
+  }
+
+  /** Resolves once this client is connected to the given generation (or a later one). */
+  on(generation: number): Promise<void> {
+    const last = this.connections.at(-1);
+    if (last && last.generation >= generation && this.socket?.readyState === WebSocket.OPEN) return Promise.resolve();
+    const d = deferred<void>();
+    this.waiting = { generation, done: () => d.resolve() };
+    return d.promise;
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearInterval(this.timer);
+    this.socket?.close(1000);
+  }
+}
+
+describe('WebSockets through reloads (ws, no graft import)', () => {
+  test(`${CLIENTS} clients sending continuously through ${RELOADS} reloads: every close is 1001, every message the server took is answered, each client moves to the new generation, no worker waits for the drain timeout`, async () => {
+    const g = await startGraft(fixture('ws-echo.mjs'), { workers: 2 });
+    const clients: Client[] = [];
+    try {
+      const running = await g.waitRunning();
+      const url = `ws://127.0.0.1:${g.port}/`;
+      for (let i = 0; i < CLIENTS; i++) clients.push(new Client(url));
+      await Promise.all(clients.map((c) => c.on(Number(running.generation))));
+      let generation = Number(running.generation);
+      for (let i = 0; i < RELOADS; i++) {
+        const r = await g.cli('reload');
+        assert.equal(r.code, 0, r.stderr);
+        generation++;
+        // Every client reconnects by itself to the generation that took over.
+        await Promise.all(clients.map((c) => c.on(generation)));
+      }
+      const status = await g.status();
+      assert.equal(status.master.generation, generation);
+      for (const [i, c] of clients.entries()) {
+        assert.equal(c.closes.length, RELOADS, `client ${i} was closed once per reload`);
+        assert.deepEqual(c.closes.filter((code) => code !== 1001), [], `client ${i}: every close is 1001 "going away", none abnormal`);
+        for (const conn of c.connections) {
+          assert.deepEqual(conn.answered, conn.answered.map((_, k) => k + 1), `client ${i}, generation ${conn.generation}: answers are a gap-free prefix of what it sent`);
+        }
+        assert.ok(c.connections.slice(0, -1).every((conn) => conn.answered.length > 0), `client ${i}: each drained connection had its messages answered`);
+      }
+      assert.equal(g.output.some((l) => l.includes('GRAFT_DRAIN_TIMEOUT')), false, 'no old worker waited for the drain timeout');
+    } finally {
+      for (const c of clients) c.stop();
+      await g.stop();
+    }
+  });
+});
