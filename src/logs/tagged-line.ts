@@ -15,8 +15,10 @@ const CLOSE_BRACE = 0x7d;
  * The line as a JSON object, if it is exactly one: it starts with `{`, ends
  * with `}` and parses. The two character checks keep the parse off every
  * plain line; the parse is the check that a `{…}` line is valid JSON (no
- * splice into text that is not), and V8's parser is faster than a validator
- * written in JavaScript.
+ * splice into text that is not). A validator in JavaScript that builds
+ * nothing was tried: on the master's lines (slices of a pipe's chunk) it took
+ * as long as JSON.parse (about 0.6 µs for a pino line), so the parse stays,
+ * and gives the keys the splice checks for free.
  */
 export function jsonObject(text: string): Record<string, unknown> | undefined {
   if (text.charCodeAt(0) !== OPEN_BRACE || text.charCodeAt(text.length - 1) !== CLOSE_BRACE) return undefined;

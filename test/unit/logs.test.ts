@@ -90,6 +90,9 @@ describe('tagged lines', () => {
       { app_generation: out.app_generation, app_pid: out.app_pid, app_app_pid: out.app_app_pid, app_worker: out.app_worker, msg: out.msg },
       { app_generation: 'blue', app_pid: 'taken', app_app_pid: 7, app_worker: undefined, msg: 'x' },
     );
+    // A key written with an escape is the same key.
+    const escaped = JSON.parse(tag('{"p\\u0069d":7,"msg":"x"}')) as Record<string, unknown>;
+    assert.deepEqual({ pid: escaped.pid, app_pid: escaped.app_pid }, { pid: 4242, app_pid: 7 });
     // An app's __proto__ key stays a key of the line, never a prototype.
     const proto = tag('{"__proto__":{"polluted":true},"stream":"mine"}');
     assert.match(proto, /"__proto__":\{"polluted":true\}/);
