@@ -69,15 +69,16 @@ export interface Line {
   record: Record<string, unknown> | undefined;
 }
 
-/** A long-running `node ...args`: its stdout and stderr as timed lines, and a sure stop. */
+/** A long-running `node ...args` (or another program): its stdout and stderr as timed lines, and a sure stop. */
 export class Proc {
   readonly lines: Line[] = [];
   readonly child: ChildProcess;
   private waiters: Array<() => void> = [];
   private stopping: Promise<void> | undefined;
 
-  constructor(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) {
-    this.child = spawn(process.execPath, args, { cwd: options.cwd ?? root, env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+  /** `program` (default: this node) with `args`; `sh` with `-c` runs a shell command line (a redirection). */
+  constructor(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; program?: string } = {}) {
+    this.child = spawn(options.program ?? process.execPath, args, { cwd: options.cwd ?? root, env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
     for (const stream of [this.child.stdout!, this.child.stderr!]) createInterface({ input: stream }).on('line', (text) => this.push(text));
     this.child.once('exit', () => this.wake());
     onCleanup(() => this.stop());

@@ -48,17 +48,30 @@ export function setLogSink(write: LogSink): void {
  */
 export function formatRecord(record: Fields, asPretty: boolean): string {
   if (!asPretty) return JSON.stringify(record) + '\n';
-  const time = typeof record.time === 'string' ? record.time.slice(11, 23) : '';
+  const time = clock(record.time);
   if (typeof record.stream === 'string') {
-    const tag = record.stream === 'stderr' ? 'ERR' : 'OUT';
-    return `${time} ${tag.padEnd(5)} [g${String(record.generation)} #${String(record.worker)} ${String(record.pid)}] ${String(record.msg)}\n`;
+    // An app's JSON line (pino's) shows its msg and its other keys, like a record of graft's.
+    const { time: _t, generation, worker, pid, stream, msg, partial: _p, ...rest } = record;
+    const tag = stream === 'stderr' ? 'ERR' : 'OUT';
+    return `${time} ${tag.padEnd(5)} [g${String(generation)} #${String(worker)} ${String(pid)}] ${msg === undefined ? '' : String(msg)}${extras(rest)}\n`;
   }
   const { time: _t, level, msg, role, pid, ...rest } = record;
-  const extra = Object.entries(rest)
+  return `${time} ${String(level).toUpperCase().padEnd(5)} [${String(role ?? 'graft')} ${String(pid)}] ${String(msg)}${extras(rest)}\n`;
+}
+
+/** hh:mm:ss.mmm of an ISO time (graft's) or of epoch milliseconds (pino's; 8.64e15 is the last a Date holds). */
+function clock(time: unknown): string {
+  if (typeof time === 'string') return time.slice(11, 23);
+  if (typeof time === 'number' && Math.abs(time) <= 8.64e15) return new Date(time).toISOString().slice(11, 23);
+  return '';
+}
+
+function extras(fields: Fields): string {
+  const extra = Object.entries(fields)
     .filter(([, v]) => v !== undefined)
     .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
     .join(' ');
-  return `${time} ${String(level).toUpperCase().padEnd(5)} [${String(role ?? 'graft')} ${String(pid)}] ${String(msg)}${extra ? ' ' + extra : ''}\n`;
+  return extra ? ' ' + extra : '';
 }
 
 function write(level: Level, base: Fields, msg: string, fields?: Fields): void {

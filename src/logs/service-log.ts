@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import { formatRecord, prettyFor, setLogSink, type Fields } from '../core/log.js';
 import { LineSplitter, type Line } from './line-splitter.js';
+import { jsonObject, LineTagger } from './tagged-line.js';
 import { LogFile } from './log-file.js';
 
 /** Where a service's lines go: its log file (--log-dir), or the master's stdout and stderr. */
@@ -27,8 +28,10 @@ const FLUSH_WAIT_MS = 1000;
  *   lines to the master's stderr, as JSON lines (or short human lines on a
  *   terminal), which is what a container's log collector reads.
  *
- * A worker's own graft records (role `worker`, on its stderr) are passed on
- * as records, not wrapped as text.
+ * An app's line that is one JSON object (pino's) stays that object, with the
+ * tags spliced in (LineTagger); any other line becomes a record with the text
+ * as its `msg`. A worker's own graft records (role `worker`, on its stderr)
+ * are passed on as they are.
  */
 export class ServiceLog {
   private readonly file: LogFile | undefined;
@@ -65,7 +68,8 @@ export class ServiceLog {
       ['stderr', stderr],
     ] as const) {
       if (!source) continue;
-      const splitter = new LineSplitter((line) => this.workerLine(tags, stream, line));
+      const tagger = new LineTagger({ generation: tags.generation, worker: tags.index, pid: tags.pid, stream });
+      const splitter = new LineSplitter((line) => this.workerLine(tagger, line));
       this.sources.add(source);
       if (this.paused) source.pause();
       const ended = new Promise<void>((resolve) => {
@@ -103,32 +107,30 @@ export class ServiceLog {
     await this.file.close();
   }
 
-  private workerLine(tags: WorkerTags, stream: 'stdout' | 'stderr', line: Line): void {
-    const own = stream === 'stderr' ? workerRecord(line.text, tags.pid) : undefined;
-    if (own) {
-      if (this.file) process.stderr.write(formatRecord(own, this.errPretty));
-      this.write(own, 'stderr');
-      return;
-    }
-    const record: Fields = {
-      time: new Date().toISOString(),
-      generation: tags.generation,
-      worker: tags.index,
-      pid: tags.pid,
-      stream,
-      msg: line.text,
-      ...(line.partial ? { partial: true } : {}),
-    };
-    this.write(record, stream);
+  private workerLine(tagger: LineTagger, line: Line): void {
+    const { stream, pid } = tagger.tags;
+    const object = line.partial ? undefined : jsonObject(line.text);
+    if (object === undefined) this.write(stream, undefined, tagger.plain(line.text, line.partial));
+    else if (stream === 'stderr' && isWorkerRecord(object, pid)) {
+      if (this.file) process.stderr.write(formatRecord(object, this.errPretty));
+      this.write(stream, line.text, object);
+    } else if (this.file === undefined && this.pretty(stream)) this.write(stream, undefined, tagger.record(object));
+    else this.write(stream, tagger.json(line.text, object), undefined);
   }
 
-  private write(record: Fields, stream: 'stdout' | 'stderr'): void {
-    if (this.file?.write(JSON.stringify(record) + '\n')) {
+  /** One line, to the file or to the master's stdout or stderr: `json` is its JSON text when it is at hand (not made twice), else `record` is. */
+  private write(stream: 'stdout' | 'stderr', json: string | undefined, record: Fields | undefined): void {
+    if (this.file?.write((json ?? JSON.stringify(record)) + '\n')) {
       if (this.file.congested) this.pauseUntilDrained();
       return;
     }
-    if (stream === 'stdout') process.stdout.write(formatRecord(record, this.outPretty));
-    else process.stderr.write(formatRecord(record, this.errPretty));
+    const out = stream === 'stdout' ? process.stdout : process.stderr;
+    if (json !== undefined && !this.pretty(stream)) out.write(json + '\n');
+    else out.write(formatRecord(record ?? (JSON.parse(json!) as Fields), this.pretty(stream)));
+  }
+
+  private pretty(stream: 'stdout' | 'stderr'): boolean {
+    return stream === 'stdout' ? this.outPretty : this.errPretty;
   }
 
   /** The disk is slower than the app: hold the workers' pipes (the app's writes wait) instead of buffering without bound. */
@@ -153,13 +155,7 @@ export class ServiceLog {
   }
 }
 
-/** A worker's graft log record (the worker runtime logs JSON to its stderr), or undefined for the app's own output. */
-function workerRecord(text: string, pid: number): Fields | undefined {
-  if (!text.startsWith('{"time":')) return undefined;
-  try {
-    const record = JSON.parse(text) as Fields;
-    return record.role === 'worker' && record.pid === pid && typeof record.level === 'string' ? record : undefined;
-  } catch {
-    return undefined;
-  }
+/** A worker's graft log record (the worker runtime logs JSON to its stderr), not the app's own output. */
+function isWorkerRecord(object: Record<string, unknown>, pid: number): boolean {
+  return object.role === 'worker' && object.pid === pid && typeof object.level === 'string';
 }

@@ -188,6 +188,72 @@ describe('logs', () => {
     }
   });
 
+  test("an app's pino lines stay JSON objects in the log file: the app's own fields with graft's tags; other lines are wrapped", async () => {
+    const env = { GRAFT_RUNTIME_DIR: tempDir('graft-rt-') };
+    const dir = tempDir();
+    const g = await startGraft(fixture('pino-app.ts'), { workers: 1, env, args: ['--name', 'pinot', '--log-dir', dir] });
+    try {
+      await g.waitRunning();
+      const pid = await say(g.url, '/log?msg=hello-pino');
+      const line = await waitFor(() => lines(dir, 'pinot').find((l) => l.msg === 'hello-pino'), 10_000, 'the pino line in the file');
+      const { time, hostname, ...rest } = line;
+      assert.deepEqual(rest, { generation: 1, worker: 0, pid, stream: 'stdout', level: 30, custom: 'value', reqId: 1, nested: { quote: 'a "b" \\ c' }, msg: 'hello-pino' });
+      assert.equal(typeof time, 'number', "pino's own time, kept");
+      assert.equal(typeof hostname, 'string');
+      // The app's text itself, after graft's tags (pino's pid is the worker's: written once).
+      const raw = readFileSync(join(dir, 'pinot.log'), 'utf8').split('\n').find((l) => l.includes('"hello-pino"'))!;
+      assert.match(raw, new RegExp(`^\\{"generation":1,"worker":0,"stream":"stdout","level":30,"time":\\d+,"pid":${pid},"hostname":`));
+
+      const errPid = await say(g.url, '/err?msg=warned');
+      const err = await waitFor(() => lines(dir, 'pinot').find((l) => l.msg === 'warned'), 10_000, 'the stderr pino line');
+      assert.deepEqual({ stream: err.stream, pid: err.pid, level: err.level, custom: err.custom }, { stream: 'stderr', pid: errPid, level: 40, custom: 'on stderr' });
+
+      // The app's own `generation` and `worker` keys: graft's tags stay true, the app's values are kept beside them.
+      await say(g.url, '/clash?msg=clashing');
+      const clash = await waitFor(() => lines(dir, 'pinot').find((l) => l.msg === 'clashing'), 10_000, 'the clashing line');
+      assert.deepEqual(
+        { generation: clash.generation, worker: clash.worker, app_generation: clash.app_generation, app_worker: clash.app_worker, level: clash.level },
+        { generation: 1, worker: 0, app_generation: 'blue', app_worker: 'w-7', level: 30 },
+      );
+
+      // Lines that look like JSON and are not: each is one valid JSON line, the text whole in `msg`.
+      const broken = ['{not json}', '{"a":1}{"b":2}', '{"open": "}', '[1,2]', '{'];
+      for (const text of broken) await say(g.url, `/broken?text=${encodeURIComponent(text)}`);
+      const wrapped = await waitFor(
+        () => {
+          const found = lines(dir, 'pinot').filter((l) => broken.includes(l.msg));
+          return found.length === broken.length ? found : undefined;
+        },
+        10_000,
+        'the broken lines',
+      );
+      assert.deepEqual(wrapped.map((l) => [l.msg, l.stream, l.pid]), broken.map((t) => [t, 'stdout', pid]));
+    } finally {
+      await g.stop();
+    }
+    // Every line of the file is one JSON object (lines() parses each).
+    assert.ok(lines(dir, 'pinot').every((l) => typeof l === 'object' && l !== null && !Array.isArray(l)));
+  });
+
+  test("without --log-dir, an app's pino line goes to the master's stdout as one JSON object with graft's tags", async () => {
+    const env = { GRAFT_RUNTIME_DIR: tempDir('graft-rt-') };
+    const g = await startGraft(fixture('pino-app.ts'), { workers: 1, env, args: ['--name', 'pinout'] });
+    try {
+      await g.waitRunning();
+      const pid = await say(g.url, '/log?msg=pino-to-stdout');
+      const raw = await waitFor(() => g.output.find((l) => l.includes('pino-to-stdout')), 10_000, 'the pino line on stdout');
+      const { time, hostname, ...rest } = JSON.parse(raw) as Line;
+      assert.deepEqual(rest, { generation: 1, worker: 0, pid, stream: 'stdout', level: 30, custom: 'value', reqId: 1, nested: { quote: 'a "b" \\ c' }, msg: 'pino-to-stdout' });
+      assert.equal(typeof time, 'number');
+      assert.equal(typeof hostname, 'string');
+      await say(g.url, `/broken?text=${encodeURIComponent('{half')}`);
+      const broken = await waitFor(() => g.output.find((l) => l.includes('{half')), 10_000, 'the broken line on stdout');
+      assert.deepEqual({ msg: (JSON.parse(broken) as Line).msg, stream: (JSON.parse(broken) as Line).stream }, { msg: '{half', stream: 'stdout' });
+    } finally {
+      await g.stop();
+    }
+  });
+
   test('bad input: an unwritable log directory, bad sizes, an unknown service', async () => {
     const env = { GRAFT_RUNTIME_DIR: tempDir('graft-rt-') };
     const blocker = join(tempDir(), 'a-file');

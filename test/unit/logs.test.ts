@@ -3,9 +3,11 @@ import { renameSync, writeFileSync, appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { bytes } from '../../src/cli/args.js';
+import { formatRecord } from '../../src/core/log.js';
 import { LineSplitter, type Line } from '../../src/logs/line-splitter.js';
 import { checkLogDir, defaultLogDir } from '../../src/logs/log-dir.js';
 import { follow, lastLines } from '../../src/logs/log-tail.js';
+import { jsonObject, LineTagger, type LineTags } from '../../src/logs/tagged-line.js';
 import { tempDir } from '../helpers/output.js';
 
 function split(chunks: Array<string | Buffer>, max?: number): Line[] {
@@ -38,6 +40,70 @@ describe('line splitter', () => {
       { text: 'def', partial: true },
       { text: 'g', partial: false },
     ]);
+  });
+});
+
+describe('tagged lines', () => {
+  const tags: LineTags = { generation: 3, worker: 1, pid: 4242, stream: 'stdout' };
+  const tagger = new LineTagger(tags);
+  /** What the master writes for one line of the app's: one JSON text, as the file and a JSON stdout get it. */
+  const tag = (text: string): string => {
+    const object = jsonObject(text);
+    return object ? tagger.json(text, object) : JSON.stringify(tagger.plain(text, false));
+  };
+
+  test("a pino line is spliced, not re-encoded: graft's tags first, then the app's text unchanged; its pid (the worker's) once", () => {
+    const pino = '{"level":30,"time":1764916800000,"pid":4242,"hostname":"h","req":{"q":"a \\"b\\" \\u2028 \\\\"},"msg":"served"}';
+    const out = tag(pino);
+    assert.equal(out, '{"generation":3,"worker":1,"stream":"stdout",' + pino.slice(1));
+    assert.deepEqual(JSON.parse(out), { generation: 3, worker: 1, stream: 'stdout', ...(JSON.parse(pino) as object) });
+  });
+
+  test("an object without a time or a pid gets the master's time and the pid tag", () => {
+    const out = JSON.parse(tag('{"msg":"hi","n":1}')) as Record<string, unknown>;
+    assert.deepEqual(Object.keys(out), ['generation', 'worker', 'pid', 'stream', 'time', 'msg', 'n']);
+    assert.equal(out.pid, 4242);
+    assert.match(String(out.time), /^\d{4}-\d\d-\d\dT/);
+  });
+
+  test('an empty object, with or without blanks, comes out as the tags alone', () => {
+    for (const empty of ['{}', '{ }', '{\t }']) {
+      const out = JSON.parse(tag(empty)) as Record<string, unknown>;
+      assert.deepEqual(Object.keys(out), ['generation', 'worker', 'pid', 'stream', 'time'], empty);
+    }
+  });
+
+  test('a line that starts with { and is not one JSON object is wrapped whole in msg, as valid JSON', () => {
+    for (const text of ['{', '{not json}', '{"a":1}{"b":2}', '{"open":"}', '{"a":1,}', '{"a":1} ', ' {"a":1}', '{"a":01}', '[1]', '{"a":"\u0000"}x', '{"a":"\u0001"}', 'plain']) {
+      assert.equal(jsonObject(text), undefined, text);
+      const out = JSON.parse(tag(text)) as Record<string, unknown>;
+      assert.deepEqual({ msg: out.msg, generation: out.generation, pid: out.pid, stream: out.stream }, { msg: text, generation: 3, pid: 4242, stream: 'stdout' }, text);
+    }
+  });
+
+  test("an app key that a tag uses: the tag stays true at the top level, the app's value is kept as app_<key>", () => {
+    const out = JSON.parse(tag('{"generation":"blue","pid":7,"app_pid":"taken","worker":1,"msg":"x"}')) as Record<string, unknown>;
+    assert.deepEqual(out.generation, 3);
+    assert.deepEqual(out.pid, 4242);
+    assert.deepEqual(out.worker, 1, 'the same value is written once');
+    assert.deepEqual(
+      { app_generation: out.app_generation, app_pid: out.app_pid, app_app_pid: out.app_app_pid, app_worker: out.app_worker, msg: out.msg },
+      { app_generation: 'blue', app_pid: 'taken', app_app_pid: 7, app_worker: undefined, msg: 'x' },
+    );
+    // A key written with an escape is the same key.
+    const escaped = JSON.parse(tag('{"p\\u0069d":7,"msg":"x"}')) as Record<string, unknown>;
+    assert.deepEqual({ pid: escaped.pid, app_pid: escaped.app_pid }, { pid: 4242, app_pid: 7 });
+    // An app's __proto__ key stays a key of the line, never a prototype.
+    const proto = tag('{"__proto__":{"polluted":true},"stream":"mine"}');
+    assert.match(proto, /"__proto__":\{"polluted":true\}/);
+    assert.equal((JSON.parse(proto) as Record<string, unknown>).app_stream, 'mine');
+    assert.equal(({} as Record<string, unknown>).polluted, undefined);
+  });
+
+  test("on a terminal an app's JSON line is its msg and its other keys", () => {
+    const record = tagger.record(jsonObject('{"level":30,"time":1764916800123,"pid":4242,"msg":"served","ms":4}')!);
+    assert.equal(formatRecord(record, true), '06:40:00.123 OUT   [g3 #1 4242] served level=30 ms=4\n');
+    assert.equal(formatRecord(tagger.plain('plain text', false), true).slice(12), ' OUT   [g3 #1 4242] plain text\n');
   });
 });
 
