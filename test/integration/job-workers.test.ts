@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
+import amqp from 'amqplib';
 import { Queue, QueueEvents } from 'bullmq';
 import { Redis } from 'ioredis';
 import { deferred } from '../../src/core/deferred.js';
@@ -77,6 +78,44 @@ describe('job workers: no server, no graft import', () => {
       await queue.obliterate({ force: true });
       await queue.close();
       await redis.del(`${name}:runs`, `${name}:started`, `${name}:closing`);
+    }
+  });
+
+  test('a plain amqplib consumer (prefetch 5): 300 messages through 3 reloads, each handled once, none redelivered', async () => {
+    const name = `graft-test-amqp-${process.pid}`;
+    const MESSAGES = 300;
+    const broker = await amqp.connect('amqp://guest:guest@127.0.0.1:5672');
+    const channel = await broker.createChannel();
+    await channel.assertQueue(name, { durable: false });
+    const acks = new Redis(connection);
+    const allAcked = deferred<void>();
+    let acked = 0;
+    acks.on('message', () => {
+      if (++acked === MESSAGES) allAcked.resolve();
+    });
+    await acks.subscribe(`${name}:acked`);
+    const g = await startGraft(fixture('amqp-consumer.mjs'), { workers: 2, env: { QUEUE: name } });
+    try {
+      await g.waitRunning();
+      let sent = 0;
+      for (let i = 0; i < 3; i++) {
+        // A batch right before each reload: the draining generation holds messages when its drain begins.
+        for (let j = 0; j < MESSAGES / 3; j++, sent++) channel.sendToQueue(name, Buffer.from(JSON.stringify({ id: sent, ms: 50 + ((sent * 37) % 101) })));
+        const r = await g.cli('reload');
+        assert.equal(r.code, 0, r.stderr);
+      }
+      const bound = setTimeout(() => allAcked.reject(new Error(`only ${acked} of ${MESSAGES} messages acked`)), 120_000);
+      await allAcked.promise.finally(() => clearTimeout(bound));
+      assert.equal((await channel.checkQueue(name)).messageCount, 0);
+      const runs = await redis.hgetall(`${name}:runs`);
+      assert.deepEqual(Object.entries(runs).filter(([, n]) => n !== '1'), [], 'no message handled twice');
+      assert.deepEqual(await redis.smembers(`${name}:redelivered`), [], 'no message redelivered (none was in hand when a worker went)');
+    } finally {
+      await g.stop();
+      await acks.quit();
+      await channel.deleteQueue(name);
+      await broker.close();
+      await redis.del(`${name}:runs`, `${name}:redelivered`);
     }
   });
 
