@@ -43,9 +43,16 @@ describe('graft start --swap: code changes apply in place', () => {
       const { load, failed } = await underLoad(g.url, async () => {
         for (let i = 1; i <= 100; i++) {
           app.write(`v${i}`);
-          const r = await g.cli('swap');
-          assert.equal(r.code, 0, r.stderr);
-          assert.match(r.stdout, /swapped in place/);
+          // Every tenth through the CLI, the others over the control socket it uses: a CLI process costs a
+          // second of CPU, which the load and the workers need more.
+          if (i % 10 === 0) {
+            const r = await g.cli('swap');
+            assert.equal(r.code, 0, r.stderr);
+            assert.match(r.stdout, /swapped in place/);
+          } else {
+            const outcome = (await g.control({ cmd: 'swap' })) as SwapOutcome;
+            assert.equal(outcome.mode, 'swap', `swap ${i} did not apply in place: ${JSON.stringify(outcome)}`);
+          }
         }
       });
       assert.ok(load.answered > 100, `only ${load.answered} requests were answered`);
