@@ -37,7 +37,8 @@ describe('worker lifecycle', () => {
   });
 
   test('a worker whose event loop is blocked longer than --timeout is killed and replaced', async () => {
-    const g = await startGraft(fixture('mode-app.ts'), { workers: 2, env: { MODE_FILE: modeFile() }, args: ['--timeout', '1'] });
+    // --timeout is also the time a worker has to boot: 1 s was missed by healthy workers on a busy machine (test files run side by side).
+    const g = await startGraft(fixture('mode-app.ts'), { workers: 2, env: { MODE_FILE: modeFile() }, args: ['--timeout', '2'] });
     try {
       await g.waitRunning();
       const before = await g.status();
