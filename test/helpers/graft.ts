@@ -3,6 +3,7 @@ import { createInterface } from 'node:readline';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chownSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { after } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { builtPackage, graftBin } from '../../bench/lib/built.js';
 import { freePort } from '../../bench/lib/http.js';
@@ -198,6 +199,23 @@ export function startGraft(entry: string, options: StartOptions = {}): Promise<G
     );
     return new GraftProcess(child, port, socket);
   })();
+}
+
+/**
+ * One master for the tests of a file (or of a describe, where it is called) that need no process of their own:
+ * started running when a test first asks for it, stopped after the last one, also when it never became ready.
+ * Tests that share it count from the state they find (generation, config version), not from a fresh start.
+ */
+export function sharedGraft(entry: string, options: StartOptions = {}): () => Promise<GraftProcess> {
+  let started: GraftProcess | undefined;
+  let running: Promise<GraftProcess> | undefined;
+  after(() => started?.stop());
+  return () =>
+    (running ??= startGraft(entry, options).then(async (g) => {
+      started = g;
+      await g.waitRunning();
+      return g;
+    }));
 }
 
 /** An entry started with one config file (`app.yaml` in a fresh folder, holding `text`) as its --config. */

@@ -4,16 +4,11 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { getFresh } from '../../bench/lib/http.js';
 import { sendControl } from '../../src/control/client.js';
-import { fixture, onlyGeneration, startGraft, tempDir, waitFor, type GraftProcess } from '../helpers/graft.js';
+import { fixture, onlyGeneration, sharedGraft, startGraft, tempDir, waitFor, type GraftProcess } from '../helpers/graft.js';
 import { underLoad } from '../helpers/load.js';
 
-/**
- * One slow-app master with two workers for the tests that need no process of their own: each counts
- * generations from the one it finds.
- */
-let shared: Promise<GraftProcess> | undefined;
-const slowApp = () => (shared ??= startGraft(fixture('slow-app.ts'), { workers: 2 }).then(async (g) => (await g.waitRunning(), g)));
-after(async () => (await shared)?.stop());
+/** Two slow-app workers for the tests below that need no process of their own. */
+const slowApp = sharedGraft(fixture('slow-app.ts'), { workers: 2 });
 
 describe('reload under keep-alive load', () => {
   test('10 reloads, 64 connections: no request fails and every worker moves on', async () => {

@@ -4,8 +4,8 @@ import { writeFileSync } from 'node:fs';
 import { get as httpGet } from 'node:http';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { after, describe, test } from 'node:test';
-import { fixture, root, startGraft, tempDir, tsxImport, waitFor, type GraftProcess } from '../helpers/graft.js';
+import { describe, test } from 'node:test';
+import { fixture, root, sharedGraft, startGraft, tempDir, tsxImport, waitFor, type GraftProcess } from '../helpers/graft.js';
 import { underLoad } from '../helpers/load.js';
 import { record } from '../helpers/output.js';
 
@@ -81,10 +81,8 @@ function assertNoStepBack(probes: Probe[]): void {
 }
 
 describe('config in worker threads', () => {
-  /** Two workers for the tests that need no process of their own (the first one counts every change the threads heard: it runs first). */
-  let shared: Promise<GraftProcess> | undefined;
-  const twoWorkers = () => (shared ??= startGraft(fixture('threads-app.ts'), { workers: 2 }).then(async (g) => (await g.waitRunning(), g)));
-  after(async () => (await shared)?.stop());
+  /** Two workers for the tests that need no process of their own (the first counts every change the threads heard: it runs first). */
+  const twoWorkers = sharedGraft(fixture('threads-app.ts'), { workers: 2 });
 
   test('under HTTP load, every thread of every worker (plain and piscina) moves with `graft config apply`; none steps back', async (t) => {
     const g = await twoWorkers();
