@@ -5,7 +5,7 @@
  * so nothing ever runs stale code.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { root } from './paths.js';
 
@@ -21,9 +21,58 @@ function newest(dir: string): number {
   return latest;
 }
 
-/** Builds dist/ (tsc -p tsconfig.build.json) unless it is newer than every file of src/. */
-export function builtPackage(): void {
+function fresh(): boolean {
   const main = join(root, 'dist/cli/main.js');
-  if (existsSync(main) && statSync(main).mtimeMs >= newest(join(root, 'src'))) return;
-  execFileSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'tsconfig.build.json')], { cwd: root, stdio: 'pipe' });
+  return existsSync(main) && statSync(main).mtimeMs >= newest(join(root, 'src'));
+}
+
+/**
+ * Builds dist/ (tsc -p tsconfig.build.json) unless it is newer than every file of src/.
+ * Test files run side by side: one builds while the others wait for it, so that no
+ * process starts graft from files another build is still writing.
+ */
+export function builtPackage(): void {
+  // Checked under the lock too: a build in progress may have written dist/cli/main.js already.
+  const release = buildLock();
+  try {
+    if (!fresh()) execFileSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'tsconfig.build.json')], { cwd: root, stdio: 'pipe' });
+  } finally {
+    release();
+  }
+}
+
+/** dist/.build.lock, holding its owner's pid; a lock whose owner died is taken over. Waits synchronously, as builtPackage does. */
+function buildLock(): () => void {
+  const lock = join(root, 'dist/.build.lock');
+  mkdirSync(join(root, 'dist'), { recursive: true });
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  for (;;) {
+    try {
+      const fd = openSync(lock, 'wx');
+      writeSync(fd, String(process.pid));
+      closeSync(fd);
+      return () => rmSync(lock, { force: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    if (!ownerAlive(lock)) rmSync(lock, { force: true });
+    else Atomics.wait(pause, 0, 0, 200);
+  }
+}
+
+function ownerAlive(lock: string): boolean {
+  let pid: number;
+  try {
+    pid = Number(readFileSync(lock, 'utf8'));
+    // Empty: its owner is writing its pid, or died right after creating it.
+    if (!pid) return Date.now() - statSync(lock).mtimeMs < 10_000;
+  } catch {
+    return true; // gone meanwhile: the next attempt takes it
+  }
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }

@@ -3,6 +3,7 @@ import { createInterface } from 'node:readline';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chownSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { after } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { builtPackage, graftBin } from '../../bench/lib/built.js';
 import { freePort } from '../../bench/lib/http.js';
@@ -108,10 +109,12 @@ export class GraftProcess {
     return sendControl(this.socket, request);
   }
 
+  /**
+   * What `graft status --json` prints (the master's status answer, as is), asked over the control socket:
+   * tests poll it, and a CLI process per poll costs a second of CPU. The CLI's own output is tested where it is the subject.
+   */
   async status(): Promise<StatusJson> {
-    const r = await this.cli('status', '--json');
-    if (r.code !== 0) throw new Error(`graft status failed: ${r.stderr}`);
-    return JSON.parse(r.stdout) as StatusJson;
+    return (await this.control({ cmd: 'status' })) as StatusJson;
   }
 
   /** Wait until the workers report at least `n` requests in flight (their heartbeats carry the count). */
@@ -198,6 +201,23 @@ export function startGraft(entry: string, options: StartOptions = {}): Promise<G
   })();
 }
 
+/**
+ * One master for the tests of a file (or of a describe, where it is called) that need no process of their own:
+ * started running when a test first asks for it, stopped after the last one, also when it never became ready.
+ * Tests that share it count from the state they find (generation, config version), not from a fresh start.
+ */
+export function sharedGraft(entry: string, options: StartOptions = {}): () => Promise<GraftProcess> {
+  let started: GraftProcess | undefined;
+  let running: Promise<GraftProcess> | undefined;
+  after(() => started?.stop());
+  return () =>
+    (running ??= startGraft(entry, options).then(async (g) => {
+      started = g;
+      await g.waitRunning();
+      return g;
+    }));
+}
+
 /** An entry started with one config file (`app.yaml` in a fresh folder, holding `text`) as its --config. */
 export async function startWithConfigFile(entry: string, text: string, options: StartOptions = {}): Promise<{ g: GraftProcess; dir: string; file: string }> {
   const dir = tempDir();
@@ -229,11 +249,17 @@ export function oneLineError(r: CliResult, code: string, pattern?: RegExp, optio
   return line;
 }
 
+/**
+ * The runtime directory of CLI commands that name none: this test file's own, so that no command of a test
+ * meets the user's services or those of another test file running at the same time.
+ */
+const cliRuntimeDir = tempDir('graft-rt-');
+
 export function graftCli(args: string[], options: { cwd?: string; env?: Record<string, string>; uid?: number } = {}): Promise<CliResult> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, ['--import', tsxImport, cliPath, ...args], {
       cwd: options.cwd ?? root,
-      env: { ...process.env, GRAFT_LOG_FORMAT: 'json', ...options.env },
+      env: { ...process.env, GRAFT_LOG_FORMAT: 'json', GRAFT_RUNTIME_DIR: cliRuntimeDir, ...options.env },
       stdio: ['ignore', 'pipe', 'pipe'],
       ...(options.uid !== undefined ? { uid: options.uid, gid: options.uid } : {}),
     });

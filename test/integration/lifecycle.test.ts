@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { fixture, isAlive, startGraft, tempDir, waitFor } from '../helpers/graft.js';
+import { fixture, isAlive, sharedGraft, startGraft, tempDir, waitFor } from '../helpers/graft.js';
 
 
 function modeFile(mode = 'ok'): string {
@@ -12,32 +12,31 @@ function modeFile(mode = 'ok'): string {
 }
 
 describe('worker lifecycle', () => {
+  /** For the tests that neither stop their master nor need its restart counts fresh (the killed worker's test runs first). */
+  const twoWorkers = sharedGraft(fixture('mode-app.ts'), { workers: 2, env: { MODE_FILE: modeFile() } });
+
   test('a killed worker is replaced', async () => {
-    const g = await startGraft(fixture('mode-app.ts'), { workers: 2, env: { MODE_FILE: modeFile() } });
-    try {
-      await g.waitRunning();
-      const before = await g.status();
-      const victim = before.workers[0]!;
-      process.kill(victim.pid, 'SIGKILL');
-      const after = await waitFor(async () => {
-        const s = await g.status();
-        const ready = s.workers.filter((w) => w.state === 'ready');
-        return ready.length === 2 && !ready.some((w) => w.pid === victim.pid) ? s : undefined;
-      }, 15_000, 'a replacement worker');
-      const replacement = after.workers.find((w) => w.index === victim.index)!;
-      assert.equal(replacement.restarts, 1);
-      assert.equal(replacement.generation, before.master.generation);
-      const exit = g.logs.find((l) => l.msg === 'worker died; replacing it');
-      assert.equal(exit?.signal, 'SIGKILL');
-      assert.equal(exit?.generation, before.master.generation);
-      assert.equal((await fetch(g.url)).status, 200);
-    } finally {
-      await g.stop();
-    }
+    const g = await twoWorkers();
+    const before = await g.status();
+    const victim = before.workers[0]!;
+    process.kill(victim.pid, 'SIGKILL');
+    const after = await waitFor(async () => {
+      const s = await g.status();
+      const ready = s.workers.filter((w) => w.state === 'ready');
+      return ready.length === 2 && !ready.some((w) => w.pid === victim.pid) ? s : undefined;
+    }, 15_000, 'a replacement worker');
+    const replacement = after.workers.find((w) => w.index === victim.index)!;
+    assert.equal(replacement.restarts, 1);
+    assert.equal(replacement.generation, before.master.generation);
+    const exit = g.logs.find((l) => l.msg === 'worker died; replacing it');
+    assert.equal(exit?.signal, 'SIGKILL');
+    assert.equal(exit?.generation, before.master.generation);
+    assert.equal((await fetch(g.url)).status, 200);
   });
 
   test('a worker whose event loop is blocked longer than --timeout is killed and replaced', async () => {
-    const g = await startGraft(fixture('mode-app.ts'), { workers: 2, env: { MODE_FILE: modeFile() }, args: ['--timeout', '1'] });
+    // --timeout is also the time a worker has to boot: 1 s was missed by healthy workers on a busy machine (test files run side by side).
+    const g = await startGraft(fixture('mode-app.ts'), { workers: 2, env: { MODE_FILE: modeFile() }, args: ['--timeout', '2'] });
     try {
       await g.waitRunning();
       const before = await g.status();
@@ -80,32 +79,28 @@ describe('worker lifecycle', () => {
   });
 
   test('scale with the CLI and with TTIN/TTOU', async () => {
-    const g = await startGraft(fixture('mode-app.ts'), { workers: 1, env: { MODE_FILE: modeFile() } });
-    try {
-      await g.waitRunning();
-      const up = await g.cli('scale', '3');
-      assert.equal(up.code, 0, up.stderr);
-      let s = await g.status();
-      assert.equal(s.workers.filter((w) => w.state === 'ready').length, 3);
-      process.kill(g.pid, 'SIGTTOU');
-      await waitFor(async () => (await g.status()).workers.length === 2, 10_000, 'scale down by TTOU');
-      process.kill(g.pid, 'SIGTTIN');
-      await waitFor(async () => (await g.status()).workers.filter((w) => w.state === 'ready').length === 3, 10_000, 'scale up by TTIN');
-      const bad = await g.cli('scale', '0');
-      assert.notEqual(bad.code, 0);
-      assert.match(bad.stderr, /GRAFT_BAD_ARGUMENT/);
-      s = await g.status();
-      assert.equal(s.master.desired, 3);
-      const r = await g.cli('reload');
-      assert.equal(r.code, 0, r.stderr);
-      s = await waitFor(async () => {
-        const st = await g.status();
-        return st.workers.length === 3 ? st : undefined;
-      }, 15_000, 'old generation gone');
-      assert.ok(s.workers.every((w) => w.generation === 2));
-    } finally {
-      await g.stop();
-    }
+    const g = await twoWorkers();
+    const generation = (await g.status()).master.generation;
+    const up = await g.cli('scale', '3');
+    assert.equal(up.code, 0, up.stderr);
+    let s = await g.status();
+    assert.equal(s.workers.filter((w) => w.state === 'ready').length, 3);
+    process.kill(g.pid, 'SIGTTOU');
+    await waitFor(async () => (await g.status()).workers.length === 2, 10_000, 'scale down by TTOU');
+    process.kill(g.pid, 'SIGTTIN');
+    await waitFor(async () => (await g.status()).workers.filter((w) => w.state === 'ready').length === 3, 10_000, 'scale up by TTIN');
+    const bad = await g.cli('scale', '0');
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /GRAFT_BAD_ARGUMENT/);
+    s = await g.status();
+    assert.equal(s.master.desired, 3);
+    const r = await g.cli('reload');
+    assert.equal(r.code, 0, r.stderr);
+    s = await waitFor(async () => {
+      const st = await g.status();
+      return st.workers.length === 3 ? st : undefined;
+    }, 15_000, 'old generation gone');
+    assert.ok(s.workers.every((w) => w.generation === generation + 1));
   });
 
   test('graceful stop lets an in-flight request finish', async () => {

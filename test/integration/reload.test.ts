@@ -4,40 +4,39 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { getFresh } from '../../bench/lib/http.js';
 import { sendControl } from '../../src/control/client.js';
-import { fixture, onlyGeneration, startGraft, tempDir, waitFor, type GraftProcess } from '../helpers/graft.js';
+import { fixture, onlyGeneration, sharedGraft, startGraft, tempDir, waitFor, type GraftProcess } from '../helpers/graft.js';
 import { underLoad } from '../helpers/load.js';
+
+/** Two slow-app workers for the tests below that need no process of their own. */
+const slowApp = sharedGraft(fixture('slow-app.ts'), { workers: 2 });
 
 describe('reload under keep-alive load', () => {
   test('10 reloads, 64 connections: no request fails and every worker moves on', async () => {
-    const g = await startGraft(fixture('slow-app.ts'), { workers: 2 });
-    try {
-      await g.waitRunning();
-      // Each reload, and the drain of the generation it replaced, happens under load.
-      const { failed, load } = await underLoad(
-        g.url,
-        async () => {
-          for (let i = 0; i < 10; i++) {
-            const r = await g.cli('reload');
-            assert.equal(r.code, 0, r.stderr);
-          }
-          await onlyGeneration(g, 11);
-        },
-        { connections: 64 },
-      );
-      assert.ok(load.answered > 1000, `only ${load.answered} requests were answered`);
-      assert.equal(failed, 0, `failed requests: ${JSON.stringify(load)}`);
-      const status = await g.status();
-      assert.equal(status.master.generation, 11);
-      assert.deepEqual(
-        status.workers.map((w) => [w.generation, w.state]),
-        [
-          [11, 'ready'],
-          [11, 'ready'],
-        ],
-      );
-    } finally {
-      await g.stop();
-    }
+    const g = await slowApp();
+    const last = (await g.status()).master.generation + 10;
+    // Each reload, and the drain of the generation it replaced, happens under load.
+    const { failed, load } = await underLoad(
+      g.url,
+      async () => {
+        for (let i = 0; i < 10; i++) {
+          const r = await g.cli('reload');
+          assert.equal(r.code, 0, r.stderr);
+        }
+        await onlyGeneration(g, last);
+      },
+      { connections: 64 },
+    );
+    assert.ok(load.answered > 1000, `only ${load.answered} requests were answered`);
+    assert.equal(failed, 0, `failed requests: ${JSON.stringify(load)}`);
+    const status = await g.status();
+    assert.equal(status.master.generation, last);
+    assert.deepEqual(
+      status.workers.map((w) => [w.generation, w.state]),
+      [
+        [last, 'ready'],
+        [last, 'ready'],
+      ],
+    );
   });
 });
 
@@ -88,65 +87,60 @@ describe('a broken new version does not take the service down', () => {
 
 describe('reloads that arrive during a reload coalesce', () => {
   test('five reload requests at once produce at most two new generations', async () => {
-    const g = await startGraft(fixture('slow-app.ts'), { workers: 1 });
-    try {
-      await g.waitRunning();
-      // Five requests at once over the control socket (CLI processes would arrive one by one).
-      const results = (await Promise.all([1, 2, 3, 4, 5].map(() => sendControl(g.socket, { cmd: 'reload' })))) as Array<{ generation: number }>;
-      assert.ok(results.every((r) => r.generation >= 2));
-      const status = await g.status();
-      assert.ok(status.master.generation <= 3, `generation ${status.master.generation}: reloads were not coalesced`);
-      assert.ok(status.master.generation >= 2);
-    } finally {
-      await g.stop();
-    }
+    const g = await slowApp();
+    const before = (await g.status()).master.generation;
+    // Five requests at once over the control socket (CLI processes would arrive one by one).
+    const results = (await Promise.all([1, 2, 3, 4, 5].map(() => sendControl(g.socket, { cmd: 'reload' })))) as Array<{ generation: number }>;
+    assert.ok(results.every((r) => r.generation >= before + 1));
+    const status = await g.status();
+    assert.ok(status.master.generation <= before + 2, `generation ${status.master.generation} after ${before}: reloads were not coalesced`);
+    assert.ok(status.master.generation >= before + 1);
   });
 });
 
 describe('reload with a new connection per request', () => {
   test('no request hangs or fails while workers retire (every connection handoff is answered)', async () => {
     const http = await import('node:http');
-    const g = await startGraft(fixture('slow-app.ts'), { workers: 2 });
-    try {
-      await g.waitRunning();
-      let ok = 0;
-      const failures: string[] = [];
-      let running = true;
-      const one = () =>
-        new Promise<void>((resolve) => {
-          const req = http.get(`${g.url}/`, { agent: false, timeout: 3000 }, (res) => {
-            res.resume();
-            res.on('end', () => {
-              if (res.statusCode === 200) ok++;
-              else failures.push(`status ${res.statusCode}`);
-              resolve();
-            });
-          });
-          req.on('timeout', () => {
-            failures.push('hung for 3 s');
-            req.destroy();
-          });
-          req.on('error', (err: NodeJS.ErrnoException) => {
-            if (!failures.at(-1)?.startsWith('hung')) failures.push(err.code ?? err.message);
+    const g = await slowApp();
+    const last = (await g.status()).master.generation + 8;
+    let ok = 0;
+    const failures: string[] = [];
+    let running = true;
+    const one = () =>
+      new Promise<void>((resolve) => {
+        const req = http.get(`${g.url}/`, { agent: false, timeout: 3000 }, (res) => {
+          res.resume();
+          res.on('end', () => {
+            if (res.statusCode === 200) ok++;
+            else failures.push(`status ${res.statusCode}`);
             resolve();
           });
         });
-      const clients = Array.from({ length: 8 }, async () => {
-        while (running) await one();
+        req.on('timeout', () => {
+          failures.push('hung for 3 s');
+          req.destroy();
+        });
+        req.on('error', (err: NodeJS.ErrnoException) => {
+          if (!failures.at(-1)?.startsWith('hung')) failures.push(err.code ?? err.message);
+          resolve();
+        });
       });
+    const clients = Array.from({ length: 8 }, async () => {
+      while (running) await one();
+    });
+    try {
       for (let i = 0; i < 8; i++) {
         const r = await g.cli('reload');
         assert.equal(r.code, 0, r.stderr);
       }
       // The clients keep going until every retired generation has drained and exited.
-      await onlyGeneration(g, 9);
+      await onlyGeneration(g, last);
+    } finally {
       running = false;
       await Promise.all(clients);
-      assert.ok(ok > 100, `only ${ok} requests`);
-      assert.deepEqual(failures, []);
-    } finally {
-      await g.stop();
     }
+    assert.ok(ok > 100, `only ${ok} requests`);
+    assert.deepEqual(failures, []);
   });
 });
 
@@ -179,22 +173,18 @@ describe('the readiness gate', () => {
 
 describe('commit is atomic for new connections', () => {
   test('once graft reload answers, every new connection reaches the new generation', async () => {
-    const g = await startGraft(fixture('slow-app.ts'), { workers: 2 });
+    const g = await slowApp();
     const get = async () => (await getFresh(`${g.url}/`)).body.trim();
-    try {
-      await g.waitRunning();
-      const stale: string[] = [];
-      for (let round = 2; round <= 6; round++) {
-        const r = await g.cli('reload');
-        assert.equal(r.code, 0, r.stderr);
-        for (let i = 0; i < 12; i++) {
-          const body = await get();
-          if (body !== String(round)) stale.push(`after reload to ${round}: ${body}`);
-        }
+    const first = (await g.status()).master.generation + 1;
+    const stale: string[] = [];
+    for (let round = first; round < first + 5; round++) {
+      const r = await g.cli('reload');
+      assert.equal(r.code, 0, r.stderr);
+      for (let i = 0; i < 12; i++) {
+        const body = await get();
+        if (body !== String(round)) stale.push(`after reload to ${round}: ${body}`);
       }
-      assert.deepEqual(stale, []);
-    } finally {
-      await g.stop();
     }
+    assert.deepEqual(stale, []);
   });
 });

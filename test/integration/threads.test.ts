@@ -5,7 +5,7 @@ import { get as httpGet } from 'node:http';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { describe, test } from 'node:test';
-import { fixture, root, startGraft, tempDir, tsxImport, waitFor, type GraftProcess } from '../helpers/graft.js';
+import { fixture, root, sharedGraft, startGraft, tempDir, tsxImport, waitFor, type GraftProcess } from '../helpers/graft.js';
 import { underLoad } from '../helpers/load.js';
 import { record } from '../helpers/output.js';
 
@@ -81,105 +81,98 @@ function assertNoStepBack(probes: Probe[]): void {
 }
 
 describe('config in worker threads', () => {
+  /** Two workers for the tests that need no process of their own (the first counts every change the threads heard: it runs first). */
+  const twoWorkers = sharedGraft(fixture('threads-app.ts'), { workers: 2 });
+
   test('under HTTP load, every thread of every worker (plain and piscina) moves with `graft config apply`; none steps back', async (t) => {
-    const g = await startGraft(fixture('threads-app.ts'), { workers: 2 });
-    try {
-      await g.waitRunning();
-      const probes: Probe[] = [];
-      let stopProbing = false;
-      const probeLoop = async () => {
-        // Bounded: the load around it is bounded, and it stops when the actions end.
-        for (let i = 0; i < 100_000 && !stopProbing; i++) probes.push(await probe(`${g.url}/`));
-      };
-      const moreProbes = (n: number) => {
-        const target = probes.length + n;
-        return waitFor(() => probes.length >= target, 20_000, `${n} more responses`);
-      };
-      const { value: applied, failed, load } = await underLoad(g.url, async () => {
-        const loops = [probeLoop(), probeLoop(), probeLoop(), probeLoop()];
-        const done: Array<{ version: number; greeting: string; returnedAt: number }> = [];
-        try {
-          for (let i = 2; i <= 5; i++) {
-            await moreProbes(20);
-            const r = await g.cli('config', 'apply', '--set', `greeting=v${i}`);
-            assert.equal(r.code, 0, r.stderr);
-            done.push({ version: Number(/config version (\d+) applied/.exec(r.stdout)![1]), greeting: `v${i}`, returnedAt: performance.now() });
-          }
-          await moreProbes(40);
-        } finally {
-          stopProbing = true;
-          await Promise.all(loops);
+    const g = await twoWorkers();
+    const probes: Probe[] = [];
+    let stopProbing = false;
+    const probeLoop = async () => {
+      // Bounded: the load around it is bounded, and it stops when the actions end.
+      for (let i = 0; i < 100_000 && !stopProbing; i++) probes.push(await probe(`${g.url}/`));
+    };
+    const moreProbes = (n: number) => {
+      const target = probes.length + n;
+      return waitFor(() => probes.length >= target, 20_000, `${n} more responses`);
+    };
+    const { value: applied, failed, load } = await underLoad(g.url, async () => {
+      const loops = [probeLoop(), probeLoop(), probeLoop(), probeLoop()];
+      const done: Array<{ version: number; greeting: string; returnedAt: number }> = [];
+      try {
+        for (let i = 2; i <= 5; i++) {
+          await moreProbes(20);
+          const r = await g.cli('config', 'apply', '--set', `greeting=v${i}`);
+          assert.equal(r.code, 0, r.stderr);
+          done.push({ version: Number(/config version (\d+) applied/.exec(r.stdout)![1]), greeting: `v${i}`, returnedAt: performance.now() });
         }
-        return done;
-      });
-      t.diagnostic(`${probes.length} probed responses, ${load.answered} under load, ${applied.length} changes`);
-      assert.equal(failed, 0, JSON.stringify(load));
-      assert.ok(load.answered > 100, `only ${load.answered} requests were answered under load`);
+        await moreProbes(40);
+      } finally {
+        stopProbing = true;
+        await Promise.all(loops);
+      }
+      return done;
+    });
+    t.diagnostic(`${probes.length} probed responses, ${load.answered} under load, ${applied.length} changes`);
+    assert.equal(failed, 0, JSON.stringify(load));
+    assert.ok(load.answered > 100, `only ${load.answered} requests were answered under load`);
 
-      const greetingOf = new Map(applied.map((a) => [a.version, a.greeting]));
-      const workers = new Set(probes.map((p) => p.pid));
-      assert.equal(workers.size, 2, 'probes reached both workers');
-      for (const pid of workers) {
-        for (const via of ['plain', 'piscina'] as const) assert.ok(probes.some((p) => p.pid === pid && p.via === via), `worker ${pid} answered from a ${via} thread`);
-      }
-      for (const p of probes) if (greetingOf.has(p.version)) assert.equal(p.greeting, greetingOf.get(p.version), 'a thread reads one snapshot: version and data agree');
-      // Once the command returned, every later response, from any thread of any worker, shows that version or a newer one.
-      for (const a of applied) {
-        const later = probes.filter((p) => p.sentAt > a.returnedAt);
-        assert.ok(later.length > 0);
-        const stale = later.filter((p) => p.version < a.version);
-        assert.deepEqual(stale, [], `responses sent after version ${a.version} was applied`);
-      }
-      assertNoStepBack(probes);
+    const greetingOf = new Map(applied.map((a) => [a.version, a.greeting]));
+    const workers = new Set(probes.map((p) => p.pid));
+    assert.equal(workers.size, 2, 'probes reached both workers');
+    for (const pid of workers) {
+      for (const via of ['plain', 'piscina'] as const) assert.ok(probes.some((p) => p.pid === pid && p.via === via), `worker ${pid} answered from a ${via} thread`);
+    }
+    for (const p of probes) if (greetingOf.has(p.version)) assert.equal(p.greeting, greetingOf.get(p.version), 'a thread reads one snapshot: version and data agree');
+    // Once the command returned, every later response, from any thread of any worker, shows that version or a newer one.
+    for (const a of applied) {
+      const later = probes.filter((p) => p.sentAt > a.returnedAt);
+      assert.ok(later.length > 0);
+      const stale = later.filter((p) => p.version < a.version);
+      assert.deepEqual(stale, [], `responses sent after version ${a.version} was applied`);
+    }
+    assertNoStepBack(probes);
 
-      // Every thread's subscriber heard every change, in order; the loop runs on the last one.
-      const last = applied.at(-1)!;
-      for (const [pid, h] of await heardEverywhere(g, 2)) {
-        assert.deepEqual(
-          h.threads.map((t) => t.role).sort(),
-          ['loop', 'serve'],
-          `worker ${pid}'s long-lived threads`,
-        );
-        for (const t of h.threads) {
-          assert.deepEqual(t.heard, applied.map(({ version, greeting }) => ({ version, greeting })), `worker ${pid} thread ${t.thread} (${t.role})`);
-        }
+    // Every thread's subscriber heard every change, in order; the loop runs on the last one.
+    const last = applied.at(-1)!;
+    for (const [pid, h] of await heardEverywhere(g, 2)) {
+      assert.deepEqual(
+        h.threads.map((t) => t.role).sort(),
+        ['loop', 'serve'],
+        `worker ${pid}'s long-lived threads`,
+      );
+      for (const t of h.threads) {
+        assert.deepEqual(t.heard, applied.map(({ version, greeting }) => ({ version, greeting })), `worker ${pid} thread ${t.thread} (${t.role})`);
       }
-      await waitFor(async () => {
-        const h = await heardEverywhere(g, 2);
-        return [...h.values()].every((w) => w.threads.find((t) => t.role === 'loop')!.looped?.version === last.version);
-      }, 10_000, 'the loop in each worker to run on the last version');
+    }
+    await waitFor(async () => {
+      const h = await heardEverywhere(g, 2);
+      return [...h.values()].every((w) => w.threads.find((t) => t.role === 'loop')!.looped?.version === last.version);
+    }, 10_000, 'the loop in each worker to run on the last version');
 
-      // A thread started after the change reads it as it starts (and ends: graft keeps no thread alive).
-      for (let i = 0; i < 4; i++) {
-        const fresh = await getJson<Probe & { exited: boolean }>(`${g.url}/spawn`);
-        assert.deepEqual([fresh.version, fresh.greeting, fresh.exited], [last.version, last.greeting, true]);
-      }
-    } finally {
-      await g.stop();
+    // A thread started after the change reads it as it starts (and ends: graft keeps no thread alive).
+    for (let i = 0; i < 4; i++) {
+      const fresh = await getJson<Probe & { exited: boolean }>(`${g.url}/spawn`);
+      assert.deepEqual([fresh.version, fresh.greeting, fresh.exited], [last.version, last.greeting, true]);
     }
   });
 
   test('a thread whose subscriber throws is reported with its thread, and the change applies (as for the main thread)', async () => {
-    const g = await startGraft(fixture('threads-app.ts'), { workers: 2 });
-    try {
-      await g.waitRunning();
-      const from = g.logs.length;
-      const r = await g.cli('config', 'apply', '--set', 'explode=1');
-      assert.equal(r.code, 0, r.stderr);
-      const version = Number(/config version (\d+) applied/.exec(r.stdout)![1]);
-      const failures = () => g.logs.slice(from).filter((l) => l.msg === 'config listener failed' && l.path === 'explode');
-      // Two long-lived threads with that subscriber in each of the two workers.
-      await g.waitForLog(() => failures().length >= 4);
-      for (const f of failures()) {
-        assert.equal(f.level, 'error');
-        assert.equal(f.configVersion, version);
-        assert.equal(typeof f.thread, 'number');
-        assert.equal(f.error, `thread ${f.thread} refuses explode`);
-      }
-      for (let i = 0; i < 4; i++) assert.equal((await probe(`${g.url}/`)).version, version);
-    } finally {
-      await g.stop();
+    const g = await twoWorkers();
+    const from = g.logs.length;
+    const r = await g.cli('config', 'apply', '--set', 'explode=1');
+    assert.equal(r.code, 0, r.stderr);
+    const version = Number(/config version (\d+) applied/.exec(r.stdout)![1]);
+    const failures = () => g.logs.slice(from).filter((l) => l.msg === 'config listener failed' && l.path === 'explode');
+    // Two long-lived threads with that subscriber in each of the two workers.
+    await g.waitForLog(() => failures().length >= 4);
+    for (const f of failures()) {
+      assert.equal(f.level, 'error');
+      assert.equal(f.configVersion, version);
+      assert.equal(typeof f.thread, 'number');
+      assert.equal(f.error, `thread ${f.thread} refuses explode`);
     }
+    for (let i = 0; i < 4; i++) assert.equal((await probe(`${g.url}/`)).version, version);
   });
 
   test('a busy thread holds the change until it is free; a thread that exits mid-change stops counting', async () => {
