@@ -7,6 +7,7 @@ import type { Logger } from '../core/log.js';
 import type { ServiceLog } from '../logs/service-log.js';
 import { Restarts, type Degraded, type GenerationRecord, type RestartPolicy } from './restart-policy.js';
 import { unobserved, type Observe, type RestartReason } from '../observe/observers.js';
+import { CodeScan } from './code-version.js';
 import type { EntryBuilds } from './entry-builds.js';
 import { workerExec } from './worker-exec.js';
 import { WorkerProcess, type WorkerStatus } from './worker-process.js';
@@ -81,6 +82,8 @@ interface WorkerSet {
   workers: Set<WorkerProcess>;
   /** The generation's compiled entry, when the master compiles it: every worker of the set runs this code. */
   code: string | undefined;
+  /** What code the set runs (codeVersion()), comparable across hosts: from its own build, or scanned as its workers loaded the entry. */
+  codeVersion: string | undefined;
   port: number;
   /** How many workers this generation should run. */
   desired: number;
@@ -90,6 +93,8 @@ interface WorkerSet {
 
 export interface PoolStatus {
   generation: number | undefined;
+  /** The live generation's code version (codeVersion()). */
+  code: string | undefined;
   /** Workers the live generation should run. */
   desired: number;
   /** Workers of the live generation that are up and not retiring. */
@@ -113,6 +118,8 @@ export class WorkerPool {
   private readonly known = new Set<WorkerProcess>();
   /** What to do when a worker dies or stays over --max-memory: the pool asks, and keeps no count of its own. */
   private readonly restarts: Restarts;
+  /** The code version of an entry the pool does not build. */
+  private readonly scan: CodeScan;
   private readonly replacements = new Set<NodeJS.Timeout>();
   private watchdog: NodeJS.Timeout | undefined;
   private stopping = false;
@@ -123,6 +130,7 @@ export class WorkerPool {
     private readonly log: Logger,
   ) {
     this.restarts = new Restarts(options.policy);
+    this.scan = new CodeScan(options.entry);
     this.observe = options.observe ?? unobserved;
     // args: [] so the app's process.argv does not carry graft's own flags.
     // stdout and stderr are pipes to the master, which writes each line whole and tagged (src/logs/service-log.ts).
@@ -287,6 +295,12 @@ export class WorkerPool {
     });
   }
 
+  /** The live generation's workers swapped code in place: its version is now that of the files they swapped in (read in the same command). */
+  async codeSwapped(): Promise<void> {
+    const live = this.slot.current?.value;
+    if (live) live.codeVersion = (await this.scan.version()) ?? live.codeVersion;
+  }
+
   /** Change the live generation's worker count (and so every later one's). */
   scale(count: number): Promise<{ from: number; to: number }> {
     if (!Number.isInteger(count) || count < 1) {
@@ -325,6 +339,7 @@ export class WorkerPool {
     }
     await Promise.all([...this.known].map((w) => w.exited));
     await this.options.builds?.close();
+    await this.scan.close();
   }
 
   /** Kill every worker now (a fast stop after a graceful one began). */
@@ -336,6 +351,7 @@ export class WorkerPool {
     const live = this.slot.current?.value;
     return {
       generation: this.slot.current?.version,
+      code: live?.codeVersion,
       desired: this.desired,
       actual: live ? this.activeCount(live) : 0,
       reloading: this.slot.replacing,
@@ -348,11 +364,14 @@ export class WorkerPool {
   private async buildSet(ctx: BuildContext<WorkerSet, PoolChange>): Promise<WorkerSet> {
     const change = ctx.request ?? {};
     // New code on disk is a new build; code that does not compile refuses the generation before any worker starts.
-    const code = await unlessAborted(ctx.signal, this.options.builds?.build(ctx.version) ?? Promise.resolve(undefined));
+    const built = await unlessAborted(ctx.signal, this.options.builds?.build(ctx.version) ?? Promise.resolve(undefined));
+    // An entry the pool does not build is scanned while its workers load it.
+    const scanned = built ? undefined : this.scan.version();
     const set: WorkerSet = {
       generation: ctx.version,
       workers: new Set(),
-      code,
+      code: built?.file,
+      codeVersion: built?.version,
       port: change.port ?? ctx.previous?.port ?? this.options.port,
       desired: change.workers ?? ctx.previous?.desired ?? this.options.workers,
       record: this.restarts.generation(ctx.version),
@@ -367,6 +386,7 @@ export class WorkerPool {
       this.options.builds?.remove(set.generation);
       throw err;
     }
+    if (scanned) set.codeVersion = await scanned;
     return set;
   }
 
