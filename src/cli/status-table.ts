@@ -27,7 +27,7 @@ export function formatStatus(status: MasterStatus): string {
   const m = status.master;
   const lines = [
     `master ${m.pid}${m.keeper ? ` (keeper ${m.keeper})` : ''}  ${m.state}${m.degraded?.length ? ' DEGRADED' : ''}  up ${duration(m.uptimeMs)}  generation ${m.generation ?? '-'}  workers ${m.actual === m.desired ? m.desired : `${m.actual} of ${m.desired}`}  port ${m.port}`,
-    `entry ${m.entry}`,
+    `entry ${m.entry}${m.code ? `  code version ${m.code}` : ''}`,
   ];
   // A master of an older graft answers without these.
   if (m.name) lines.push(`service ${m.name}  logs ${m.logs?.kind === 'file' ? `${m.logs.file} (rotated at ${formatBytes(m.logs.maxBytes)}, ${m.logs.maxFiles} files)` : 'to stdout and stderr'}`);

@@ -1,8 +1,11 @@
 /**
- * Reconnect delays: exponential from `initialMs` up to `maxMs`, each drawn at
- * random from the upper half of its step, so a fleet that lost its store or
- * broker at once does not come back at once. Every reconnect loop of graft
- * (bus links, config stores, fleet membership, rollout slots) waits with one.
+ * Waits that grow while something keeps failing: exponential from `initialMs`
+ * up to `maxMs`. Every reconnect loop of graft (bus links, config stores,
+ * fleet membership, rollout slots) and the restart policy's waits use it.
+ * With `jitter` (the default) each wait is drawn at random from the upper half
+ * of its step, so a fleet that lost its store or broker at once does not come
+ * back at once; a schedule one process keeps for itself (crash replacements)
+ * has no such crowd to spread and goes without.
  */
 export class Backoff {
   private step = 0;
@@ -10,12 +13,19 @@ export class Backoff {
   constructor(
     private readonly initialMs = 250,
     private readonly maxMs = 15_000,
+    private readonly jitter = true,
   ) {}
 
+  /** The wait after `step` failures in a row before this one (0: the first). */
+  delay(step: number): number {
+    const ceiling = Math.min(this.maxMs, this.initialMs * 2 ** step);
+    return this.jitter ? Math.round(ceiling / 2 + (Math.random() * ceiling) / 2) : ceiling;
+  }
+
   next(): number {
-    const ceiling = Math.min(this.maxMs, this.initialMs * 2 ** this.step);
-    if (ceiling < this.maxMs) this.step++;
-    return Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
+    const delay = this.delay(this.step);
+    if (this.initialMs * 2 ** this.step < this.maxMs) this.step++;
+    return delay;
   }
 
   reset(): void {

@@ -2,19 +2,16 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Backoff } from '../core/backoff.js';
 import { errorFields } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
-import { codeVersion } from './code-version.js';
 import { FleetStore, DEFAULT_REGISTRY_TTL_MS } from './fleet-store.js';
 import type { FleetAddress } from '../net/fleet-url.js';
 import { Registration, type HostRecord } from './registration.js';
 
 export interface MembershipOptions {
   address: FleetAddress;
-  entry: string;
-  root: string;
   /** This master's entry in the registry (`<service>.<host-id>`). */
   key: string;
-  /** The record without its code version, from the master's status. */
-  record: () => Omit<HostRecord, 'code'>;
+  /** The record, from the master's status (the code version is the live generation's). */
+  record: () => HostRecord;
   beatMs?: number;
 }
 
@@ -26,7 +23,6 @@ export interface MembershipOptions {
 export class Membership {
   private store: FleetStore | undefined;
   private registration: Registration | undefined;
-  private code: string | undefined;
   private closed = false;
   private joining: Promise<void> | undefined;
   private readonly stopWaiting = new AbortController();
@@ -41,7 +37,6 @@ export class Membership {
   }
 
   private async join(): Promise<void> {
-    this.code = await codeVersion(this.options.entry, this.options.root);
     const beatMs = this.options.beatMs ?? DEFAULT_REGISTRY_TTL_MS / 3;
     let attempt = 0;
     const backoff = new Backoff(250, 5000);
@@ -52,7 +47,7 @@ export class Membership {
         const kv = await store.registry();
         if (this.closed) throw new Error('closed');
         this.store = store;
-        this.registration = new Registration(kv, () => ({ ...this.options.record(), code: this.code }), this.log, beatMs);
+        this.registration = new Registration(kv, this.options.record, this.log, beatMs);
         break;
       } catch (err) {
         await store?.close();
@@ -64,7 +59,7 @@ export class Membership {
     if (!this.registration) return;
     await this.registration.start();
     const record = this.options.record();
-    this.log.info('registered in the fleet', { fleet: this.options.address.display, service: record.service, host: record.host, codeVersion: this.code });
+    this.log.info('registered in the fleet', { fleet: this.options.address.display, service: record.service, host: record.host, codeVersion: record.code });
   }
 
   /** For `graft status`: where this master registers, and whether its entry is written. */
@@ -72,13 +67,10 @@ export class Membership {
     return { fleet: this.options.address.display, key: this.options.key, registered: this.registration?.written === true };
   }
 
-  /** After a command: the code may have changed too (a reload or swap loads what is on disk). */
-  changed(codeMayHaveChanged: boolean): void {
+  /** After a command: the entry says what the master runs now. */
+  changed(): void {
     if (!this.registration || this.closed) return;
-    void (async () => {
-      if (codeMayHaveChanged) this.code = (await codeVersion(this.options.entry, this.options.root)) ?? this.code;
-      await this.registration?.update();
-    })();
+    void this.registration.update();
   }
 
   /** Stop; `deregister` removes this host's entry (not when a successor master took over). */

@@ -86,6 +86,7 @@ export class CodeSwapper {
       mode: answers.some((a) => a.value.modules.some((m) => !m.unchanged)) ? 'swap' : 'unchanged',
       workers: answers.map((a) => ({ pid: a.w.pid, generation: a.w.generation, modules: a.value.modules })),
     };
+    if (outcome.mode === 'swap') await this.pool.codeSwapped();
     this.log.info(outcome.mode === 'swap' ? 'swap applied in every worker' : 'swap: nothing to swap', {
       source: order.source,
       files: order.files,

@@ -368,8 +368,6 @@ export class Master {
         {
           address: this.options.fleet,
           key: registryKey(this.options.service, this.options.hostId),
-          entry: this.options.entry,
-          root: dirname(this.options.entry),
           record: () => this.hostRecord(),
         },
         this.log,
@@ -408,18 +406,14 @@ export class Master {
   }
 
   private async handle(command: Command): Promise<unknown> {
-    let done = false;
     try {
-      const outcome = await this.carryOut(command);
-      done = true;
-      return outcome;
+      return await this.carryOut(command);
     } finally {
       const orders = 'orders' in command ? (command.orders ?? []) : [];
       this.carriedOut.push(...orders);
       this.carriedOut.splice(0, Math.max(0, this.carriedOut.length - ORDERS_KEPT));
-      // After the arbiter has let go of this command (so the entry says not busy); a failed reload or swap left the code as it was.
-      const codeChanged = done && (command.kind === 'reload' || command.kind === 'swap');
-      setImmediate(() => this.membership?.changed(codeChanged));
+      // After the arbiter has let go of this command (so the entry says not busy).
+      setImmediate(() => this.membership?.changed());
     }
   }
 
@@ -493,7 +487,7 @@ export class Master {
   }
 
   status(): MasterStatus {
-    const { workers, ...pool } = this.pool?.status() ?? { generation: undefined, desired: this.options.workers, actual: 0, reloading: false, crashLoop: false, degraded: [], workers: [] };
+    const { workers, ...pool } = this.pool?.status() ?? { generation: undefined, code: undefined, desired: this.options.workers, actual: 0, reloading: false, crashLoop: false, degraded: [], workers: [] };
     const live = this.coordinator && this.state !== 'starting' ? this.coordinator.current : undefined;
     const { rss, heapUsed, heapTotal } = process.memoryUsage();
     return {
@@ -530,8 +524,8 @@ export class Master {
     return fleet !== undefined && (this.options.bus?.urls.some((u) => u.transport === 'nats' && u.server === fleet.server) ?? false);
   }
 
-  /** This master's entry in the fleet registry (its code version is added by the membership). */
-  private hostRecord(): Omit<HostRecord, 'code'> {
+  /** This master's entry in the fleet registry. */
+  private hostRecord(): HostRecord {
     const { master, workers } = this.status();
     const ready = workers.filter((w) => w.state === 'ready' && w.generation === master.generation).length;
     return {
@@ -543,6 +537,7 @@ export class Master {
       ready: master.state === 'running' && !master.reloading && master.busy === undefined && ready >= master.desired,
       workers: { desired: master.desired, ready },
       generation: master.generation,
+      code: master.code,
       config: master.config ? { version: master.config.version, hash: master.config.hash } : undefined,
       busy: master.busy,
       masterGeneration: master.masterGeneration,

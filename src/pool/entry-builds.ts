@@ -6,6 +6,7 @@ import type { Logger } from '../core/log.js';
 import { Bundler } from '../swap/bundle.js';
 import { moduleType } from '../swap/module-type.js';
 import { masterAlive } from '../registry/paths.js';
+import { codeVersion } from './code-version.js';
 
 const here = fileURLToPath(import.meta.url);
 const graftRoot = join(dirname(here), '..', '..');
@@ -65,18 +66,19 @@ export class EntryBuilds {
     });
   }
 
-  /** Compile the entry as it is on disk now for `generation`; resolves with the file a worker imports. */
-  async build(generation: number): Promise<string> {
+  /** Compile the entry as it is on disk now for `generation`; resolves with the file a worker imports and the code version of what it compiled. */
+  async build(generation: number): Promise<{ file: string; version: string }> {
     const startedAt = Date.now();
     const bundle = await this.bundler.build();
+    const version = codeVersion(bundle.inputs, dirname(this.entry));
     if (!this.swept) this.sweep();
     const out = this.generationDir(generation);
     mkdirSync(out, { recursive: true, mode: 0o700 });
     const file = join(out, `${basename(this.entry, extname(this.entry))}.${this.format === 'esm' ? 'mjs' : 'cjs'}`);
     writeFileSync(`${file}.map`, bundle.map);
     writeFileSync(file, `${bundle.code}//# sourceMappingURL=${basename(file)}.map\n`);
-    this.log.info('entry compiled', { generation, file, inputs: bundle.inputs.length, buildMs: Date.now() - startedAt });
-    return file;
+    this.log.info('entry compiled', { generation, file, inputs: bundle.inputs.length, codeVersion: version, buildMs: Date.now() - startedAt });
+    return { file, version };
   }
 
   /** No worker of `generation` is left: its output goes. */

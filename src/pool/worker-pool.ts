@@ -1,15 +1,13 @@
 import cluster from 'node:cluster';
-import { Backoff } from '../core/backoff.js';
 import { Slot, unlessAborted, type BuildContext } from '../core/slot.js';
 import { slotEventLogger } from '../core/slot-log.js';
 import { GraftError, errorFields } from '../core/errors.js';
 import { WorkerEnv, type ConfigPayload, type ReadyMode } from '../core/ipc.js';
 import type { Logger } from '../core/log.js';
 import type { ServiceLog } from '../logs/service-log.js';
-import { CrashBackoff } from './crash-backoff.js';
-import { MemoryWatch } from './memory-watch.js';
-import { GenerationRecord, type Degraded, type RestartPolicy } from './restart-policy.js';
+import { Restarts, type Degraded, type GenerationRecord, type RestartPolicy } from './restart-policy.js';
 import { unobserved, type Observe, type RestartReason } from '../observe/observers.js';
+import { CodeScan } from './code-version.js';
 import type { EntryBuilds } from './entry-builds.js';
 import { workerExec } from './worker-exec.js';
 import { WorkerProcess, type WorkerStatus } from './worker-process.js';
@@ -86,6 +84,8 @@ interface WorkerSet {
   workers: Set<WorkerProcess>;
   /** The generation's compiled entry, when the master compiles it: every worker of the set runs this code. */
   code: string | undefined;
+  /** What code the set runs (codeVersion()), comparable across hosts: from its own build, or scanned as its workers loaded the entry. */
+  codeVersion: string | undefined;
   port: number;
   /** How many workers this generation should run. */
   desired: number;
@@ -95,6 +95,8 @@ interface WorkerSet {
 
 export interface PoolStatus {
   generation: number | undefined;
+  /** The live generation's code version (codeVersion()). */
+  code: string | undefined;
   /** Workers the live generation should run. */
   desired: number;
   /** Workers of the live generation that are up and not retiring. */
@@ -116,13 +118,10 @@ export interface PoolStatus {
 export class WorkerPool {
   private readonly slot: Slot<WorkerSet, PoolChange, ReloadOutcome>;
   private readonly known = new Set<WorkerProcess>();
-  private readonly backoff: CrashBackoff;
-  private readonly memory: MemoryWatch | undefined;
-  /** Workers whose replacement for memory is asked for and not yet settled. */
-  private readonly memoryAsked = new WeakSet<WorkerProcess>();
-  /** Workers over --max-memory whose fresh replacement failed to start: not asked for again before this time. */
-  private readonly memoryRetryAt = new WeakMap<WorkerProcess, number>();
-  private readonly memoryRetry = new Backoff(1000, 60_000);
+  /** What to do when a worker dies or stays over --max-memory: the pool asks, and keeps no count of its own. */
+  private readonly restarts: Restarts;
+  /** The code version of an entry the pool does not build. */
+  private readonly scan: CodeScan;
   private readonly replacements = new Set<NodeJS.Timeout>();
   private watchdog: NodeJS.Timeout | undefined;
   private stopping = false;
@@ -132,8 +131,8 @@ export class WorkerPool {
     private readonly options: PoolOptions,
     private readonly log: Logger,
   ) {
-    this.backoff = new CrashBackoff({ minDelayMs: options.policy.restartDelayMs });
-    if (options.policy.maxMemoryBytes !== undefined) this.memory = new MemoryWatch(options.policy.maxMemoryBytes);
+    this.restarts = new Restarts(options.policy);
+    this.scan = new CodeScan(options.entry);
     this.observe = options.observe ?? unobserved;
     // args: [] so the app's process.argv does not carry graft's own flags.
     // stdout and stderr are pipes to the master, which writes each line whole and tagged (src/logs/service-log.ts).
@@ -271,8 +270,7 @@ export class WorkerPool {
         fresh.kill();
         if (w.alive) set.workers.add(w);
         // Fresh workers do not start (the code on disk changed?): trying again at every heartbeat would only spin.
-        const retryInMs = this.memoryRetry.next();
-        this.memoryRetryAt.set(w, Date.now() + retryInMs);
+        const retryInMs = set.record.memoryReplacementFailed(w);
         this.log.error('the replacement of a worker over --max-memory failed to start; the worker keeps serving', {
           generation: set.generation,
           worker: w.index,
@@ -282,7 +280,7 @@ export class WorkerPool {
         });
         return { replaced: false };
       }
-      this.memoryRetry.reset();
+      set.record.memoryReplaced();
       this.observe({ type: 'worker-restart', reason: 'memory', generation: set.generation, worker: w.index, workerPid: w.pid });
       this.log.info('worker over --max-memory replaced; draining it', {
         generation: set.generation,
@@ -290,13 +288,19 @@ export class WorkerPool {
         workerPid: w.pid,
         replacementPid: fresh.pid,
         rss: w.stats.rss,
-        limit: this.memory?.limitBytes,
+        limit: this.options.policy.maxMemoryBytes,
       });
       const retired = this.retireWorker(w);
       await w.closed;
       void retired; // the drain goes on outside the lock: a reload need not wait for its last request
       return { replaced: true, workerPid: fresh.pid };
     });
+  }
+
+  /** The live generation's workers swapped code in place: its version is now that of the files they swapped in (read in the same command). */
+  async codeSwapped(): Promise<void> {
+    const live = this.slot.current?.value;
+    if (live) live.codeVersion = (await this.scan.version()) ?? live.codeVersion;
   }
 
   /** Change the live generation's worker count (and so every later one's). */
@@ -337,6 +341,7 @@ export class WorkerPool {
     }
     await Promise.all([...this.known].map((w) => w.exited));
     await this.options.builds?.close();
+    await this.scan.close();
   }
 
   /** Kill every worker now (a fast stop after a graceful one began). */
@@ -348,10 +353,11 @@ export class WorkerPool {
     const live = this.slot.current?.value;
     return {
       generation: this.slot.current?.version,
+      code: live?.codeVersion,
       desired: this.desired,
       actual: live ? this.activeCount(live) : 0,
       reloading: this.slot.replacing,
-      crashLoop: this.backoff.inLoop(),
+      crashLoop: this.restarts.inCrashLoop(),
       degraded: live?.record.degraded() ?? [],
       workers: [...this.known].map((w) => w.status()).sort((a, b) => a.generation - b.generation || a.index - b.index),
     };
@@ -360,14 +366,17 @@ export class WorkerPool {
   private async buildSet(ctx: BuildContext<WorkerSet, PoolChange>): Promise<WorkerSet> {
     const change = ctx.request ?? {};
     // New code on disk is a new build; code that does not compile refuses the generation before any worker starts.
-    const code = await unlessAborted(ctx.signal, this.options.builds?.build(ctx.version) ?? Promise.resolve(undefined));
+    const built = await unlessAborted(ctx.signal, this.options.builds?.build(ctx.version) ?? Promise.resolve(undefined));
+    // An entry the pool does not build is scanned while its workers load it.
+    const scanned = built ? undefined : this.scan.version();
     const set: WorkerSet = {
       generation: ctx.version,
       workers: new Set(),
-      code,
+      code: built?.file,
+      codeVersion: built?.version,
       port: change.port ?? ctx.previous?.port ?? this.options.port,
       desired: change.workers ?? ctx.previous?.desired ?? this.options.workers,
-      record: new GenerationRecord(this.options.policy, ctx.version),
+      record: this.restarts.generation(ctx.version),
     };
     this.log.info('reload: forking workers', { generation: set.generation, workers: set.desired, port: set.port });
     for (let index = 0; index < set.desired; index++) this.fork(set, index, 0, change.config);
@@ -379,6 +388,7 @@ export class WorkerPool {
       this.options.builds?.remove(set.generation);
       throw err;
     }
+    if (scanned) set.codeVersion = await scanned;
     return set;
   }
 
@@ -438,7 +448,7 @@ export class WorkerPool {
     set.workers.add(wp);
     // The snapshot answers the worker's hello: it waits for it before loading the app.
     wp.onHello = () => worker.send({ graft: 'config-init', config: config ?? this.options.config() });
-    if (this.memory) wp.onHeartbeat = () => this.watchMemory(wp, set);
+    if (this.restarts.watchesMemory) wp.onHeartbeat = () => this.watchMemory(wp, set);
     this.log.info('worker started', { generation: set.generation, worker: index, workerPid: wp.pid, restarts });
     wp.ready.then(
       () => this.log.info('worker ready', { generation: set.generation, worker: index, workerPid: wp.pid, bootMs: Date.now() - wp.startedAt, configVersion: wp.stats.configVersion }),
@@ -460,7 +470,7 @@ export class WorkerPool {
     }
     const diedAt = Date.now();
     const how = wp.bootError?.message ?? `${signal ? `signal ${signal}` : `exit code ${code}`}${wp.readyAt === undefined ? ' before it was ready' : ''}`;
-    const crash = set.record.crashed(wp.readyAt === undefined ? undefined : diedAt - wp.readyAt, how);
+    const crash = this.restarts.crashed(set.record, wp.readyAt === undefined ? undefined : diedAt - wp.readyAt, how, diedAt);
     const cause = wp.bootError ? { code: wp.bootError.code, error: wp.bootError.message } : {};
     if (!crash.replace) {
       if (crash.exhaustedNow) {
@@ -479,7 +489,7 @@ export class WorkerPool {
       }
       return;
     }
-    const { delayMs, loopStarted, recent } = this.backoff.record(diedAt);
+    const { delayMs, loopStarted, recent } = crash;
     const reason = wp.killedFor ?? 'crash';
     this.log.warn('worker died; replacing it', { ...fields, cause: reason, delayMs, unstable: crash.unstable, crashesLastMinute: recent, ...cause });
     this.observe({ type: 'worker-restart', reason, generation: set.generation, worker: wp.index, workerPid: wp.pid });
@@ -511,12 +521,12 @@ export class WorkerPool {
 
   /** After each heartbeat of a live worker: one that stays over --max-memory is replaced through the arbiter (backing off if fresh ones keep going over right away). */
   private watchMemory(wp: WorkerProcess, set: WorkerSet): void {
-    if (!this.memory || this.stopping || wp.state !== 'ready' || wp.retiring || this.memoryAsked.has(wp)) return;
-    if (this.slot.current?.value !== set || !set.workers.has(wp) || (this.memoryRetryAt.get(wp) ?? 0) > Date.now()) return;
-    if (!this.memory.beat(wp, wp.stats.rss)) return;
+    if (this.stopping || wp.state !== 'ready' || wp.retiring || this.slot.current?.value !== set || !set.workers.has(wp)) return;
     const rss = wp.stats.rss;
-    const { delayMs, churnStarted } = set.record.overMemory(Date.now() - (wp.readyAt ?? wp.startedAt), rss);
-    const fields = { code: 'GRAFT_WORKER_MEMORY' as const, generation: set.generation, worker: wp.index, workerPid: wp.pid, rss, limit: this.memory.limitBytes };
+    const over = set.record.memoryBeat(wp, rss, Date.now() - (wp.readyAt ?? wp.startedAt));
+    if (!over) return;
+    const { delayMs, churnStarted } = over;
+    const fields = { code: 'GRAFT_WORKER_MEMORY' as const, generation: set.generation, worker: wp.index, workerPid: wp.pid, rss, limit: this.options.policy.maxMemoryBytes };
     if (churnStarted) {
       this.log.error('fresh workers keep going over --max-memory right away: replacements back off; raise --max-memory or find what the app holds', {
         ...fields,
@@ -524,12 +534,11 @@ export class WorkerPool {
       });
     }
     this.log.warn('worker over --max-memory; replacing it once a fresh one is ready', { ...fields, delayMs });
-    this.memoryAsked.add(wp);
     this.after(Date.now() + delayMs, () => {
       this.options
         .onWorkerOverMemory({ generation: set.generation, index: wp.index, pid: wp.pid, rss })
         .catch(() => {})
-        .finally(() => this.memoryAsked.delete(wp));
+        .finally(() => set.record.memorySettled(wp));
     });
   }
 

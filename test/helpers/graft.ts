@@ -145,6 +145,8 @@ export interface StatusJson {
     pid: number;
     keeper?: number;
     generation: number;
+    /** The live generation's code version. */
+    code?: string;
     masterGeneration: number;
     desired: number;
     actual: number;

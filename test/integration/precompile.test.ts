@@ -130,6 +130,37 @@ describe('a TypeScript entry under graft as installed', { timeout: 120_000 }, ()
     writeFileSync(join(dir, 'lib/lazy.ts'), 'export const value: number = 3;\n');
   });
 
+  test("the code version is the running generation's, from its own build: a file changed on disk changes it only once a reload loads it", async () => {
+    const lazy = join(dir, 'lib/lazy.ts');
+    const code = async () => (await g.status()).master.code;
+    writeFileSync(lazy, 'export const value: number = 5;\n');
+    assert.equal((await g.cli('reload')).code, 0);
+    const five = await code();
+    assert.match(five ?? '', /^[0-9a-f]{12}$/);
+    assert.match((await g.cli('status')).stdout, new RegExp(`code version ${five}`));
+    // The file changes while a reload is under way, after the new generation's build: it runs what was compiled, and its version names that.
+    const generation = (await g.status()).master.generation! + 1;
+    const reload = g.cli('reload');
+    await g.waitForLog((l) => l.msg === 'entry compiled' && l.generation === generation, 30_000);
+    writeFileSync(lazy, 'export const value: number = 6;\n');
+    assert.equal((await reload).code, 0);
+    assert.equal((await json(g.url)).lazy, 5);
+    assert.equal((await g.status()).master.generation, generation);
+    assert.equal(await code(), five, 'the version of what the generation loaded, not of what is on disk now');
+    // Without a reload, the version stays.
+    assert.equal((await g.cli('scale', '2')).code, 0);
+    assert.equal(await code(), five);
+    // A reload loads the change, and the version says so; the same files again are the same version.
+    assert.equal((await g.cli('reload')).code, 0);
+    assert.equal((await json(g.url)).lazy, 6);
+    const six = await code();
+    assert.match(six ?? '', /^[0-9a-f]{12}$/);
+    assert.notEqual(six, five);
+    writeFileSync(lazy, 'export const value: number = 5;\n');
+    assert.equal((await g.cli('reload')).code, 0);
+    assert.equal(await code(), five);
+  });
+
   test('a stopped master leaves no build behind', async () => {
     await g.stop();
     assert.equal(existsSync(buildDir(g)), false);

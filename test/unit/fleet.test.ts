@@ -1,7 +1,11 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { agreement, parseMaxUnavailable } from '../../src/cli/fleet-command.js';
 import type { HostRecord } from '../../src/fleet/registration.js';
+import { CodeScan, codeVersion } from '../../src/pool/code-version.js';
 
 describe('fleet', () => {
   test('--max-unavailable: hosts or a percentage of them, at least one', () => {
@@ -20,4 +24,32 @@ describe('fleet', () => {
     assert.deepEqual(agreement([host('a', 3, 'h1', 'c1'), host('b', 5, 'h1', 'c1')]), { sameConfig: true, sameCode: true, ready: 2 });
     assert.deepEqual(agreement([host('a', 3, 'h1', 'c1'), host('b', 3, 'h2', 'c2', false)]), { sameConfig: false, sameCode: false, ready: 1 });
   });
+});
+
+test('code version: the same files in two places are one version; a change is another; an entry the master does not build is scanned', async () => {
+  const hosts = [mkdtempSync(join(tmpdir(), 'graft-code-')), mkdtempSync(join(tmpdir(), 'graft-code-'))];
+  try {
+    for (const dir of hosts) {
+      writeFileSync(join(dir, 'app.js'), "import { n } from './lib.js';\nimport 'node:http';\nconsole.log(n);\n");
+      writeFileSync(join(dir, 'lib.js'), 'export const n = 1;\n');
+    }
+    const [a, b] = hosts.map((dir) => codeVersion([join(dir, 'app.js'), join(dir, 'lib.js')], dir));
+    assert.match(a!, /^[0-9a-f]{12}$/);
+    assert.equal(a, b);
+    const scans = hosts.map((dir) => new CodeScan(join(dir, 'app.js')));
+    try {
+      assert.equal(await scans[0]!.version(), a, 'the scan lists the entry and the files it imports');
+      assert.equal(await scans[1]!.version(), a);
+      writeFileSync(join(hosts[1]!, 'lib.js'), 'export const n = 2;\n');
+      const changed = await scans[1]!.version();
+      assert.notEqual(changed, a);
+      assert.equal(changed, codeVersion([join(hosts[1]!, 'app.js'), join(hosts[1]!, 'lib.js')], hosts[1]!));
+      writeFileSync(join(hosts[1]!, 'lib.js'), 'export const n = ;\n');
+      assert.equal(await scans[1]!.version(), undefined, 'an entry that does not build has no version');
+    } finally {
+      await Promise.all(scans.map((s) => s.close()));
+    }
+  } finally {
+    for (const dir of hosts) rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -1,9 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { megabytes, milliseconds } from '../../src/cli/args.js';
-import { CrashBackoff } from '../../src/pool/crash-backoff.js';
-import { MemoryWatch } from '../../src/pool/memory-watch.js';
-import { DEFAULT_POLICY, GenerationRecord, MEMORY_SETTLE_MS } from '../../src/pool/restart-policy.js';
+import { CrashBackoff, DEFAULT_POLICY, GenerationRecord, MEMORY_SETTLE_MS, MemoryWatch, Restarts } from '../../src/pool/restart-policy.js';
 
 const MB = 1048576;
 
@@ -86,4 +84,45 @@ test('memory: the first worker over the limit right away is replaced at once; fr
   // A worker that served a while before going over: the app is not over at once any more.
   assert.deepEqual(record.overMemory(MEMORY_SETTLE_MS + 1, 150 * MB), { delayMs: 0, churnStarted: undefined });
   assert.deepEqual(record.degraded(), []);
+});
+
+test('memory: a worker over the limit is asked for once until settled; after a failed replacement, not before the wait', () => {
+  const record = new Restarts({ ...DEFAULT_POLICY, maxMemoryBytes: 100 }).generation(3);
+  const w = {};
+  const beat = (now: number) => record.memoryBeat(w, 150, MEMORY_SETTLE_MS, now);
+  assert.deepEqual([beat(0), beat(1), beat(2)], [undefined, undefined, { delayMs: 0, churnStarted: undefined }]);
+  // Asked for: the heartbeats that follow ask nothing more until the ask settles.
+  assert.deepEqual([beat(3), beat(4), beat(5)], [undefined, undefined, undefined]);
+  record.memorySettled(w);
+  const retryInMs = record.memoryReplacementFailed(w, 10);
+  assert.ok(retryInMs >= 500 && retryInMs <= 1000, String(retryInMs));
+  for (const now of [11, 12, 13, 9 + retryInMs]) assert.equal(beat(now), undefined);
+  assert.equal(beat(10 + retryInMs), undefined);
+  assert.equal(beat(11 + retryInMs), undefined);
+  assert.deepEqual(beat(12 + retryInMs), { delayMs: 0, churnStarted: undefined });
+  // Failures in a row wait longer: one backoff for the generation's memory replacements.
+  record.memorySettled(w);
+  const again = [record.memoryReplacementFailed(w, 20), record.memoryReplacementFailed(w, 30)];
+  assert.ok(again[0]! <= 1000 && again[1]! >= 1000, String(again));
+  // Without --max-memory nothing is watched.
+  const unwatched = new Restarts(DEFAULT_POLICY);
+  assert.equal(unwatched.watchesMemory, false);
+  assert.equal(unwatched.generation(1).memoryBeat(w, 1e12, 0), undefined);
+});
+
+test('crashes: the pool paces replacements across generations; a generation that used up --max-restarts is not replaced and not paced', () => {
+  const restarts = new Restarts({ ...DEFAULT_POLICY, maxRestarts: 1 });
+  const first = restarts.generation(1);
+  assert.deepEqual(restarts.crashed(first, undefined, 'boom', 1000), { unstable: true, replace: true, exhaustedNow: false, delayMs: 0, loopStarted: false, recent: 1 });
+  const used = restarts.crashed(first, undefined, 'boom', 1001);
+  assert.equal(used.replace, false);
+  assert.equal(used.exhaustedNow, true);
+  // A reload's generation starts clean, but the pace goes on from the crashes before it.
+  const second = restarts.generation(2);
+  assert.deepEqual(restarts.crashed(second, 5000, 'boom', 1002), { unstable: false, replace: true, exhaustedNow: false, delayMs: 100, loopStarted: false, recent: 2 });
+  for (const now of [1003, 1004]) restarts.crashed(second, 5000, 'boom', now);
+  assert.equal(restarts.inCrashLoop(1005), false);
+  assert.equal(restarts.crashed(second, 5000, 'boom', 1005).loopStarted, true);
+  assert.equal(restarts.inCrashLoop(1006), true);
+  assert.equal(restarts.inCrashLoop(1006 + 60_000), false);
 });
