@@ -1,7 +1,7 @@
-import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { relative, resolve } from 'node:path';
 import * as esbuild from 'esbuild';
+import { shortHash } from '../core/hash.js';
 
 /**
  * What code a host runs, comparable across hosts: a hash of the entry and every
@@ -29,11 +29,10 @@ export async function codeVersion(entry: string, root: string): Promise<string |
   } catch {
     return undefined;
   }
-  const hash = createHash('sha256');
+  const parts: Array<string | Uint8Array> = [];
   for (const input of inputs) {
     const file = resolve(process.cwd(), input);
-    hash.update(relative(root, file)).update('\0');
-    hash.update(await readFile(file).catch(() => Buffer.alloc(0))).update('\0');
+    parts.push(relative(root, file), '\0', await readFile(file).catch(() => Buffer.alloc(0)), '\0');
   }
-  return hash.digest('hex').slice(0, 12);
+  return shortHash(parts);
 }
