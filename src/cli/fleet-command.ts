@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import { loadOrderKey } from '../bus/order-key.js';
-import { checkName, newOrder, signOrder } from '../bus/order.js';
+import { newOrder, signOrder } from '../bus/order.js';
+import { validName } from '../bus/names.js';
 import { requestFromHost } from '../bus/nats-send.js';
 import { GraftError } from '../core/errors.js';
 import { DEFAULT_SLOT_TTL_MS, FleetStore } from '../fleet/fleet-store.js';
@@ -59,7 +60,7 @@ export async function fleetCommand(argv: string[]): Promise<number> {
 function target(command: string, values: { fleet?: string | undefined; name?: string | undefined }): { url: string; service: string } {
   if (!values.fleet) throw new GraftError('GRAFT_BAD_ARGUMENT', `graft ${command} needs --fleet nats://host:port (the store the masters registered in)`);
   if (!values.name) throw new GraftError('GRAFT_BAD_ARGUMENT', `graft ${command} needs --name SERVICE (the --name the masters run with)`);
-  return { url: values.fleet, service: checkName('--name', values.name) };
+  return { url: values.fleet, service: validName('--name', values.name) };
 }
 
 async function fleetStatus(argv: string[]): Promise<number> {

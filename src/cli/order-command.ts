@@ -2,7 +2,8 @@ import { resolve } from 'node:path';
 import { parseBusUrl } from '../net/bus-url.js';
 import { sendOverAmqp } from '../bus/amqp-send.js';
 import { sendOverNats } from '../bus/nats-send.js';
-import { checkName, newOrder, signOrder, type OrderAction, type OrderBody, type OrderOutcome } from '../bus/order.js';
+import { newOrder, signOrder, type OrderAction, type OrderBody, type OrderOutcome } from '../bus/order.js';
+import { validName } from '../bus/names.js';
 import { loadOrderKey } from '../bus/order-key.js';
 import { GraftError } from '../core/errors.js';
 import { integer, parse, seconds } from './args.js';
@@ -39,11 +40,11 @@ export async function order(argv: string[]): Promise<number> {
   const key = loadOrderKey(resolve(values['bus-key']));
   if (!key.canSign) throw new GraftError('GRAFT_BUS_KEY', `${values['bus-key']} is a public key: masters check orders with it; sign them with the private key`);
   const host = values.host ?? '*';
-  if (host !== '*') checkName('--host', host);
+  if (host !== '*') validName('--host', host);
   const hasConfig = values.set?.length || values.unset?.length || values.reset;
   if (hasConfig && action !== 'config') throw new GraftError('GRAFT_BAD_ARGUMENT', '--set, --unset and --reset go with `graft order config`');
   const fields: Omit<OrderBody, 'id' | 'at'> = {
-    service: checkName('--name', values.name),
+    service: validName('--name', values.name),
     host,
     action: action as OrderAction,
     ...(positionals[0] ? { module: positionals[0] } : {}),

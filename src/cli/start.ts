@@ -16,7 +16,7 @@ import { keeperPid } from '../succession/keeper-link.js';
 import { parseHttpAddress, type HttpAddress } from '../observe/http-endpoint.js';
 import { Master } from '../master/master.js';
 import { MasterFiles } from '../registry/master-files.js';
-import { checkName } from '../registry/service-registry.js';
+import { ensureNameFree } from '../registry/service-registry.js';
 import { defaultPaths, pathsForSocket } from '../registry/paths.js';
 import { DEFAULT_POLICY, type RestartPolicy } from '../pool/restart-policy.js';
 import { startDaemon } from './daemon.js';
@@ -79,7 +79,7 @@ export async function start(argv: string[]): Promise<number> {
   if (keeperPid() === undefined && !process.env.GRAFT_UPGRADE) {
     // Refused here, in one line, before a keeper or a master starts.
     MasterFiles.check(paths.socket);
-    checkName(service);
+    ensureNameFree(service);
     await MasterFiles.checkFree(paths.socket);
   }
   if (values.daemon) return startDaemon(argv, { service, logDir: resolve(cwd, values['log-dir']!), cwd });

@@ -35,7 +35,7 @@ import type { GraftMetrics } from '../observe/metrics.js';
 import { Observers } from '../observe/observers.js';
 import type { MasterPaths } from '../registry/paths.js';
 import { Reloads, type ReloadRecord } from './reloads.js';
-import { checkName } from '../registry/service-registry.js';
+import { ensureNameFree } from '../registry/service-registry.js';
 import { keeperPid, masterCommand, reportToKeeper } from '../succession/keeper-link.js';
 import type { RestartPolicy } from '../pool/restart-policy.js';
 import { installSignals } from './signals.js';
@@ -232,7 +232,7 @@ export class Master {
     // What `ps` shows: which service this master runs.
     process.title = `graft master ${this.options.service}`;
     // Before config and workers: a name held by another live master is refused without touching it.
-    checkName(this.options.service, inherited?.from);
+    ensureNameFree(this.options.service, inherited?.from);
     this.listeners = new ListenerRegistry(inherited?.listeners);
     this.listeners.install();
     if (inherited) this.applyOverrides.restore(inherited.overrides);
