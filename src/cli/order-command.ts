@@ -52,7 +52,7 @@ export async function order(argv: string[]): Promise<number> {
   };
   const signed = signOrder(newOrder(fields), key);
   const timeoutMs = seconds('--timeout', values.timeout) ?? 15_000;
-  const send = bus.transport === 'nats' ? sendOverNats : sendOverAmqp;
+  const send = bus.scheme === 'nats' ? sendOverNats : sendOverAmqp;
   const outcomes = await send(bus, signed, {
     timeoutMs,
     expect: integer('--expect', values.expect, 1, 100_000),

@@ -523,7 +523,7 @@ export class Master {
   /** Whether `graft fleet` can reach this master: it takes orders on the fleet's own NATS server. */
   private takesFleetOrders(): boolean {
     const fleet = this.options.fleet;
-    return fleet !== undefined && (this.options.bus?.urls.some((u) => u.transport === 'nats' && u.server === fleet.server) ?? false);
+    return fleet !== undefined && (this.options.bus?.urls.some((u) => u.scheme === 'nats' && u.server === fleet.server) ?? false);
   }
 
   /** This master's entry in the fleet registry (its code version is added by the membership). */

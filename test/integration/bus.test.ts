@@ -53,7 +53,7 @@ async function startHost(app: { dir: string }, o: { service: string; host: strin
     args: ['--swap', ...o.buses.flatMap((b) => ['--bus', b]), '--bus-key', o.key, '--name', o.service, '--host-id', o.host],
   });
   await g.waitRunning();
-  for (const b of o.buses) await g.waitForLog((l) => l.msg === 'bus connected' && l.transport === parseBusUrl(b).transport);
+  for (const b of o.buses) await g.waitForLog((l) => l.msg === 'bus connected' && l.transport === parseBusUrl(b).scheme);
   await waitFor(async () => {
     const s = (await g.status()) as unknown as { workers: Array<{ modules?: string[] }> };
     return s.workers.length === (o.workers ?? 2) && s.workers.every((w) => w.modules?.length);
@@ -357,7 +357,7 @@ describe('bus: bad input', () => {
   const entry = join(app.dir, 'handler.ts');
 
   test('an unknown scheme, --bus without --bus-key, a key file that cannot be read or is too short', async () => {
-    oneLineError(await graftCli(['start', entry, '--swap', '--bus', 'redis://127.0.0.1:6379', '--bus-key', hmacFile()], { cwd: app.dir }), 'GRAFT_STORE_URL', /nats:\/\/ or amqp:\/\/ .*not redis:\/\//);
+    oneLineError(await graftCli(['start', entry, '--swap', '--bus', 'redis://127.0.0.1:6379', '--bus-key', hmacFile()], { cwd: app.dir }), 'GRAFT_BUS_URL', /nats:\/\/ or amqp:\/\/ .*not redis:\/\//);
     oneLineError(await graftCli(['start', entry, '--swap', '--bus', NATS], { cwd: app.dir }), 'GRAFT_BUS_KEY', /--bus needs --bus-key FILE/);
     oneLineError(await graftCli(['start', entry, '--swap', '--bus', NATS, '--bus-key', join(app.dir, 'missing.key')], { cwd: app.dir }), 'GRAFT_BUS_KEY', /missing\.key cannot be read \(ENOENT\)/);
     const short = join(tempDir(), 'short.key');

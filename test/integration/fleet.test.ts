@@ -213,7 +213,7 @@ describe('fleet', () => {
 
   test('bad input: an unknown store, a missing key, no hosts, a bad --max-unavailable', async () => {
     const unknown = await fleet('status', '--fleet', 'etcd2://x', '--name', 'a');
-    assert.match(unknown.stderr, /^graft: GRAFT_STORE_URL: /);
+    assert.match(unknown.stderr, /^graft: GRAFT_FLEET_URL: /);
     const down = await fleet('status', '--fleet', 'nats://127.0.0.1:1', '--name', 'a');
     assert.match(down.stderr, /^graft: GRAFT_STORE_UNREACHABLE: nats:\/\/127\.0\.0\.1:1 cannot be reached/);
     const nokey = await fleet('reload', '--fleet', NATS, '--name', 'a');
@@ -225,7 +225,7 @@ describe('fleet', () => {
     const nobody = await fleet('status', '--fleet', NATS, '--name', `none-${randomBytes(3).toString('hex')}`);
     assert.match(nobody.stderr, /^graft: GRAFT_FLEET_EMPTY: no master of service none-/);
     const redis = await fleet('status', '--fleet', 'redis://127.0.0.1:6379', '--name', 'a');
-    assert.match(redis.stderr, /^graft: GRAFT_STORE_URL: --fleet "redis:\/\/127\.0\.0\.1:6379": graft keeps its fleet registry in NATS JetStream KV/);
+    assert.match(redis.stderr, /^graft: GRAFT_FLEET_URL: --fleet "redis:\/\/127\.0\.0\.1:6379": graft keeps its fleet registry in NATS JetStream KV/);
     const badSet = await fleet('config', 'apply', '--set', 'limit', '--fleet', NATS, '--name', 'a', '--bus-key', keyFile);
     assert.match(badSet.stderr, /^graft: GRAFT_BAD_ARGUMENT: --set needs key\.path=value, got "limit"/);
     for (const r of [unknown, down, nokey, empty, bad, nobody, redis, badSet]) assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);

@@ -66,7 +66,7 @@ export abstract class StoreSource implements ConfigSource {
     protected readonly address: StoreAddress,
     protected readonly options: StoreSourceOptions,
   ) {
-    const name = address.display;
+    const name = address.name;
     this.name = name;
     this.log = options.log.child({ source: name });
     this.cache = new StoreCache(options.cacheDir, name);
