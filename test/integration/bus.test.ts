@@ -365,6 +365,12 @@ describe('bus: bad input', () => {
     oneLineError(await graftCli(['start', entry, '--swap', '--bus', NATS, '--bus-key', short], { cwd: app.dir }), 'GRAFT_BUS_KEY', /holds 6 bytes; an HMAC secret needs at least 32/);
     oneLineError(await graftCli(['start', entry, '--swap', '--bus', NATS, '--bus-key', hmacFile(), '--name', 'a.b'], { cwd: app.dir }), 'GRAFT_BAD_ARGUMENT', /--name "a\.b"/);
     oneLineError(await graftCli(['order', 'reload', '--bus', 'nats://127.0.0.1:1', '--bus-key', hmacFile(), '--name', 'x', '--timeout', '2']), 'GRAFT_BUS_UNREACHABLE', /nats:\/\/127\.0\.0\.1:1/);
+    // Checked before anything is sent: with the bus down, sending would fail as GRAFT_BUS_UNREACHABLE instead.
+    const down = ['--bus', 'nats://127.0.0.1:1', '--name', 'x', '--timeout', '2'];
+    oneLineError(await graftCli(['order', 'config', '--set', 'limit', ...down, '--bus-key', hmacFile()]), 'GRAFT_BAD_ARGUMENT', /--set needs key\.path=value, got "limit"/);
+    oneLineError(await graftCli(['order', 'config', '--unset', 'a..b', ...down, '--bus-key', hmacFile()]), 'GRAFT_BAD_KEY_PATH', /"a\.\.b"/);
+    oneLineError(await graftCli(['order', 'reload', ...down]), 'GRAFT_BUS_KEY', /graft order reload needs --bus-key FILE/);
+    oneLineError(await graftCli(['order', 'reload', '--bus', 'nats://u:secret@127.0.0.1:99999', '--bus-key', hmacFile(), '--name', 'x']), 'GRAFT_BUS_URL', /--bus "nats:\/\/u:\*\*\*@127\.0\.0\.1:99999": not a valid URL/);
   });
 
   test('a bus down at start: the service starts and serves, warns, and shows the bus disconnected', async () => {
