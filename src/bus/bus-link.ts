@@ -43,7 +43,7 @@ export class BusLink {
     private readonly open: () => Promise<BusSession>,
     private readonly log: Logger,
   ) {
-    this.state = { transport: bus.transport, url: bus.display, connected: false, since: new Date().toISOString() };
+    this.state = { transport: bus.scheme, url: bus.display, connected: false, since: new Date().toISOString() };
   }
 
   start(): void {
@@ -58,8 +58,8 @@ export class BusLink {
   setConnected(connected: boolean, error?: unknown): void {
     if (connected === this.state.connected) return;
     this.state = { ...this.state, connected, since: new Date().toISOString(), ...(error ? { lastError: errorMessage(error) } : {}) };
-    if (connected) this.log.info('bus connected', { transport: this.bus.transport, url: this.bus.display });
-    else this.log.warn('bus disconnected; reconnecting', { code: 'GRAFT_BUS_UNREACHABLE', transport: this.bus.transport, url: this.bus.display, ...(error ? { error: errorMessage(error) } : {}) });
+    if (connected) this.log.info('bus connected', { transport: this.bus.scheme, url: this.bus.display });
+    else this.log.warn('bus disconnected; reconnecting', { code: 'GRAFT_BUS_UNREACHABLE', transport: this.bus.scheme, url: this.bus.display, ...(error ? { error: errorMessage(error) } : {}) });
   }
 
   async close(): Promise<void> {
@@ -95,7 +95,7 @@ export class BusLink {
         this.failures++;
         const level = this.failures === 1 || this.failures % 10 === 0 ? 'warn' : 'debug';
         this.log[level](auth ? 'bus refused the credentials; retrying' : 'bus unreachable; retrying (the service serves meanwhile, without bus orders)', {
-          transport: this.bus.transport,
+          transport: this.bus.scheme,
           url: this.bus.display,
           ...errorFields(error),
           attempts: this.failures,

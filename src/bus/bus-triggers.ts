@@ -27,7 +27,7 @@ export class BusTriggers {
     const busLog = log.child({ service: options.service, hostId: options.host });
     const desk = new OrderDesk({ ...names, key: options.key, ...(options.seen ? { seen: options.seen } : {}) }, target, busLog);
     this.desk = desk;
-    this.triggers = options.urls.map((bus) => (bus.transport === 'nats' ? new NatsTrigger(bus, desk, names, busLog) : new AmqpTrigger(bus, desk, names, busLog)));
+    this.triggers = options.urls.map((bus) => (bus.scheme === 'nats' ? new NatsTrigger(bus, desk, names, busLog) : new AmqpTrigger(bus, desk, names, busLog)));
   }
 
   start(): void {

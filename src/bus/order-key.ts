@@ -1,5 +1,6 @@
 import { createHmac, createPrivateKey, createPublicKey, sign, timingSafeEqual, verify, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { GraftError } from '../core/errors.js';
 
 /**
@@ -18,6 +19,21 @@ export interface OrderKey {
 }
 
 const MIN_SECRET_BYTES = 32;
+
+/**
+ * The key `--bus-key` names (relative to `cwd`), for `who` (`--bus`, `graft
+ * order`, …) to check orders with or to sign them. Missing, unusable, or a
+ * public key asked to sign: GRAFT_BUS_KEY, from every command alike.
+ */
+export function orderKeyFor(use: 'check' | 'sign', file: string | undefined, who: string, cwd = process.cwd()): OrderKey {
+  if (!file) {
+    const why = use === 'check' ? 'the key every order is checked with' : 'the key that signs orders (the masters check them with theirs)';
+    throw new GraftError('GRAFT_BUS_KEY', `${who} needs --bus-key FILE: ${why} (\`graft keygen --hmac FILE\` or \`--ed25519 FILE\`)`);
+  }
+  const key = loadOrderKey(resolve(cwd, file));
+  if (use === 'sign' && !key.canSign) throw new GraftError('GRAFT_BUS_KEY', `${file} is a public key: it checks orders but cannot sign them; give the private key`);
+  return key;
+}
 
 export function loadOrderKey(file: string): OrderKey {
   let text: Buffer;

@@ -51,16 +51,6 @@ export interface OrderOutcome {
   at: number;
 }
 
-/** Service and host names are subject tokens and queue names: letters, digits, `_` and `-`. */
-export const NAME_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
-
-export function checkName(what: string, value: string): string {
-  if (!NAME_PATTERN.test(value)) {
-    throw new GraftError('GRAFT_BAD_ARGUMENT', `${what} ${JSON.stringify(value)} may hold only letters, digits, _ and - (at most 64)`);
-  }
-  return value;
-}
-
 /** A new order, stamped now with a fresh id. */
 export function newOrder(fields: Omit<OrderBody, 'id' | 'at'>): OrderBody {
   return { ...fields, id: randomUUID(), at: Date.now() };

@@ -1,15 +1,15 @@
 import { hostname } from 'node:os';
-import { loadOrderKey } from '../bus/order-key.js';
-import { checkName, newOrder, signOrder } from '../bus/order.js';
+import { newOrder, signOrder, type OrderAction } from '../bus/order.js';
+import { validName } from '../bus/names.js';
 import { requestFromHost } from '../bus/nats-send.js';
 import { GraftError } from '../core/errors.js';
 import { DEFAULT_SLOT_TTL_MS, FleetStore } from '../fleet/fleet-store.js';
 import { parseFleetUrl } from '../net/fleet-url.js';
 import { listHosts, registryKey, type HostRecord } from '../fleet/registration.js';
-import { rollout, type RolloutEvent, type RolloutOrder, type RolloutReport } from '../fleet/rollout.js';
+import { rollout, type RolloutEvent, type RolloutReport } from '../fleet/rollout.js';
 import { RolloutSlots } from '../fleet/rollout-semaphore.js';
-import { OverrideSource } from '../config/sources/override-source.js';
 import { parse, seconds } from './args.js';
+import { orderFromFlags } from './order-body.js';
 
 const common = {
   fleet: { type: 'string' },
@@ -39,18 +39,12 @@ export async function fleetCommand(argv: string[]): Promise<number> {
     case 'status':
       return fleetStatus(rest);
     case 'reload':
-      return fleetRollout('fleet reload', rest, 0, () => ({ action: 'reload' }));
+      return fleetRollout('fleet reload', 'reload', rest);
     case 'swap':
-      return fleetRollout('fleet swap', rest, 1, (p) => ({ action: 'swap', ...(p[0] ? { module: p[0] } : {}) }));
-    case 'config': {
+      return fleetRollout('fleet swap', 'swap', rest);
+    case 'config':
       if (rest[0] !== 'apply') throw new GraftError('GRAFT_BAD_ARGUMENT', 'graft fleet config: the one action is `apply`, e.g. `graft fleet config apply --set db.pool=20`');
-      return fleetRollout('fleet config apply', rest.slice(1), 0, (_p, v) => {
-        const set = v.set ?? [];
-        const unset = v.unset ?? [];
-        const changes = set.length > 0 || unset.length > 0 || v.reset === true;
-        return { action: 'config', ...(changes ? { config: { ...(set.length ? { set } : {}), ...(unset.length ? { unset } : {}), ...(v.reset ? { reset: true } : {}) } } : {}) };
-      });
-    }
+      return fleetRollout('fleet config apply', 'config', rest.slice(1));
     default:
       throw new GraftError('GRAFT_UNKNOWN_COMMAND', `graft fleet ${sub ? JSON.stringify(sub) : 'needs a command'}: expected status, reload, swap or config apply (see \`graft help fleet\`)`);
   }
@@ -59,7 +53,7 @@ export async function fleetCommand(argv: string[]): Promise<number> {
 function target(command: string, values: { fleet?: string | undefined; name?: string | undefined }): { url: string; service: string } {
   if (!values.fleet) throw new GraftError('GRAFT_BAD_ARGUMENT', `graft ${command} needs --fleet nats://host:port (the store the masters registered in)`);
   if (!values.name) throw new GraftError('GRAFT_BAD_ARGUMENT', `graft ${command} needs --name SERVICE (the --name the masters run with)`);
-  return { url: values.fleet, service: checkName('--name', values.name) };
+  return { url: values.fleet, service: validName('--name', values.name) };
 }
 
 async function fleetStatus(argv: string[]): Promise<number> {
@@ -114,21 +108,11 @@ function formatFleet(service: string, hosts: HostRecord[]): string {
   return `service ${service}\n${table}\n${verdict}`;
 }
 
-async function fleetRollout(
-  command: string,
-  argv: string[],
-  maxPositionals: number,
-  orderOf: (positionals: string[], values: { set?: string[] | undefined; unset?: string[] | undefined; reset?: boolean | undefined }) => RolloutOrder,
-): Promise<number> {
-  const options = command === 'fleet config apply' ? { ...rolling, ...configFlags } : rolling;
-  const { values, positionals } = parse(command, argv, options as typeof rolling & typeof configFlags, maxPositionals);
+async function fleetRollout(command: string, action: OrderAction, argv: string[]): Promise<number> {
+  const options = action === 'config' ? { ...rolling, ...configFlags } : rolling;
+  const { values, positionals } = parse(command, argv, options as typeof rolling & typeof configFlags, action === 'swap' ? 1 : 0);
   const { url, service } = target(command, values);
-  if (!values['bus-key']) throw new GraftError('GRAFT_BAD_ARGUMENT', `graft ${command} needs --bus-key FILE: the key that signs orders (the masters check it)`);
-  const key = loadOrderKey(values['bus-key']);
-  if (!key.canSign) throw new GraftError('GRAFT_BUS_KEY', `${values['bus-key']} is a public key: it checks orders but cannot sign them; give the private key`);
-  const order = orderOf(positionals, values);
-  // A malformed --set fails here, before any host is touched.
-  if (order.config?.set) new OverrideSource('check', order.config.set);
+  const { key, order } = orderFromFlags(command, action, positionals[0], values);
   const timeoutMs = seconds('--timeout', values.timeout) ?? 120_000;
   const slotTimeoutMs = seconds('--slot-timeout', values['slot-timeout']) ?? 600_000;
   const store = await FleetStore.open(parseFleetUrl(url));

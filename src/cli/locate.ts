@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { NAME_PATTERN } from '../bus/names.js';
 import { GraftError } from '../core/errors.js';
 import { defaultPaths, mastersIn, pathsForSocket, type MasterPaths } from '../registry/paths.js';
 import { findService, listServices, type ServiceRecord } from '../registry/service-registry.js';
@@ -13,9 +14,9 @@ export interface Target {
   cwd?: string;
 }
 
-/** A service name has no dot and no slash (names are letters, digits, `_` and `-`); an entry is a path. */
+/** A service name has no dot and no slash; an entry is a path. */
 export function looksLikeName(text: string): boolean {
-  return /^[A-Za-z0-9_-]+$/.test(text);
+  return NAME_PATTERN.test(text);
 }
 
 /**

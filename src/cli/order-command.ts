@@ -1,11 +1,11 @@
-import { resolve } from 'node:path';
 import { parseBusUrl } from '../net/bus-url.js';
 import { sendOverAmqp } from '../bus/amqp-send.js';
 import { sendOverNats } from '../bus/nats-send.js';
-import { checkName, newOrder, signOrder, type OrderAction, type OrderBody, type OrderOutcome } from '../bus/order.js';
-import { loadOrderKey } from '../bus/order-key.js';
+import { newOrder, signOrder, type OrderAction, type OrderOutcome } from '../bus/order.js';
+import { validName } from '../bus/names.js';
 import { GraftError } from '../core/errors.js';
 import { integer, parse, seconds } from './args.js';
+import { orderFromFlags } from './order-body.js';
 
 const ACTIONS: OrderAction[] = ['reload', 'swap', 'config'];
 
@@ -33,25 +33,15 @@ export async function order(argv: string[]): Promise<number> {
     action === 'swap' ? 1 : 0,
   );
   if (!values.bus) throw new GraftError('GRAFT_BAD_ARGUMENT', 'graft order needs --bus nats://host:4222 or --bus amqp://user:pass@host:5672');
-  if (!values['bus-key']) throw new GraftError('GRAFT_BUS_KEY', 'graft order needs --bus-key FILE: the key orders are signed with');
   if (!values.name) throw new GraftError('GRAFT_BAD_ARGUMENT', 'graft order needs --name SERVICE: the service the masters were started with (--name)');
   const bus = parseBusUrl(values.bus);
-  const key = loadOrderKey(resolve(values['bus-key']));
-  if (!key.canSign) throw new GraftError('GRAFT_BUS_KEY', `${values['bus-key']} is a public key: masters check orders with it; sign them with the private key`);
+  const { key, order } = orderFromFlags(`order ${action}`, action as OrderAction, positionals[0], values);
+  const service = validName('--name', values.name);
   const host = values.host ?? '*';
-  if (host !== '*') checkName('--host', host);
-  const hasConfig = values.set?.length || values.unset?.length || values.reset;
-  if (hasConfig && action !== 'config') throw new GraftError('GRAFT_BAD_ARGUMENT', '--set, --unset and --reset go with `graft order config`');
-  const fields: Omit<OrderBody, 'id' | 'at'> = {
-    service: checkName('--name', values.name),
-    host,
-    action: action as OrderAction,
-    ...(positionals[0] ? { module: positionals[0] } : {}),
-    ...(hasConfig ? { config: { ...(values.set ? { set: values.set } : {}), ...(values.unset ? { unset: values.unset } : {}), ...(values.reset ? { reset: true } : {}) } } : {}),
-  };
-  const signed = signOrder(newOrder(fields), key);
+  if (host !== '*') validName('--host', host);
+  const signed = signOrder(newOrder({ service, host, ...order }), key);
   const timeoutMs = seconds('--timeout', values.timeout) ?? 15_000;
-  const send = bus.transport === 'nats' ? sendOverNats : sendOverAmqp;
+  const send = bus.scheme === 'nats' ? sendOverNats : sendOverAmqp;
   const outcomes = await send(bus, signed, {
     timeoutMs,
     expect: integer('--expect', values.expect, 1, 100_000),

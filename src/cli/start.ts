@@ -4,7 +4,7 @@ import { dirname, relative, resolve } from 'node:path';
 import { parseBusUrl } from '../net/bus-url.js';
 import type { BusOptions } from '../bus/bus-triggers.js';
 import { hostId, serviceName } from '../bus/names.js';
-import { loadOrderKey } from '../bus/order-key.js';
+import { orderKeyFor } from '../bus/order-key.js';
 import { parseFleetUrl } from '../net/fleet-url.js';
 import { defaultConfigFiles } from '../config/default-files.js';
 import { parseConfigArg } from '../net/source-url.js';
@@ -17,7 +17,7 @@ import { keeperPid } from '../succession/keeper-link.js';
 import { parseHttpAddress, type HttpAddress } from '../observe/http-endpoint.js';
 import { Master } from '../master/master.js';
 import { MasterFiles } from '../registry/master-files.js';
-import { checkName } from '../registry/service-registry.js';
+import { ensureNameFree } from '../registry/service-registry.js';
 import { defaultPaths, pathsForSocket } from '../registry/paths.js';
 import { DEFAULT_POLICY, type RestartPolicy } from '../pool/restart-policy.js';
 import { startDaemon } from './daemon.js';
@@ -82,7 +82,7 @@ export async function start(argv: string[]): Promise<number> {
   if (keeperPid() === undefined && !process.env.GRAFT_UPGRADE) {
     // Refused here, in one line, before a keeper or a master starts.
     MasterFiles.check(paths.socket);
-    checkName(service);
+    ensureNameFree(service);
     await MasterFiles.checkFree(paths.socket);
   }
   if (values.daemon) return startDaemon(argv, { service, logDir: resolve(cwd, values['log-dir']!), cwd });
@@ -153,8 +153,7 @@ function busOptions(values: { bus?: string[] | undefined; 'bus-key'?: string | u
     return undefined;
   }
   const urls = values.bus.map((u) => parseBusUrl(u));
-  if (!values['bus-key']) throw new GraftError('GRAFT_BUS_KEY', '--bus needs --bus-key FILE: the key every order is checked with (`graft keygen --hmac FILE` or `--ed25519 FILE`)');
-  return { urls, key: loadOrderKey(resolve(cwd, values['bus-key'])), service: serviceName(values.name, entry), host: hostId(values['host-id']) };
+  return { urls, key: orderKeyFor('check', values['bus-key'], '--bus', cwd), service: serviceName(values.name, entry), host: hostId(values['host-id']) };
 }
 
 /** --metrics / --dashboard: not the app's own port, which the workers listen on. */

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { shortHash } from '../core/hash.js';
 
 /**
  * An immutable, versioned view of the whole configuration. Reads on the hot
@@ -36,7 +36,7 @@ export function stableStringify(value: unknown): string {
 }
 
 export function contentHash(value: unknown): string {
-  return createHash('sha256').update(stableStringify(value) ?? '').digest('hex').slice(0, 12);
+  return shortHash(stableStringify(value) ?? '');
 }
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {

@@ -36,7 +36,7 @@ import type { GraftMetrics } from '../observe/metrics.js';
 import { Observers } from '../observe/observers.js';
 import type { MasterPaths } from '../registry/paths.js';
 import { Reloads, type ReloadRecord } from './reloads.js';
-import { checkName } from '../registry/service-registry.js';
+import { ensureNameFree } from '../registry/service-registry.js';
 import { keeperPid, masterCommand, reportToKeeper } from '../succession/keeper-link.js';
 import type { RestartPolicy } from '../pool/restart-policy.js';
 import { installSignals } from './signals.js';
@@ -235,7 +235,7 @@ export class Master {
     // What `ps` shows: which service this master runs.
     process.title = `graft master ${this.options.service}`;
     // Before config and workers: a name held by another live master is refused without touching it.
-    checkName(this.options.service, inherited?.from);
+    ensureNameFree(this.options.service, inherited?.from);
     this.listeners = new ListenerRegistry(inherited?.listeners);
     this.listeners.install();
     if (inherited) this.applyOverrides.restore(inherited.overrides);
@@ -521,7 +521,7 @@ export class Master {
   /** Whether `graft fleet` can reach this master: it takes orders on the fleet's own NATS server. */
   private takesFleetOrders(): boolean {
     const fleet = this.options.fleet;
-    return fleet !== undefined && (this.options.bus?.urls.some((u) => u.transport === 'nats' && u.server === fleet.server) ?? false);
+    return fleet !== undefined && (this.options.bus?.urls.some((u) => u.scheme === 'nats' && u.server === fleet.server) ?? false);
   }
 
   /** This master's entry in the fleet registry. */

@@ -11,7 +11,7 @@ export function isNatsAuthError(err: unknown): boolean {
 export interface NatsTarget {
   server: string;
   user: string | undefined;
-  pass: string | undefined;
+  password: string | undefined;
 }
 
 /**
@@ -22,7 +22,7 @@ export interface NatsTarget {
 export function natsConnect(target: NatsTarget, name: string, reconnect: boolean, timeoutMs = 5000): Promise<NatsConnection> {
   return connect({
     servers: target.server,
-    ...(target.user !== undefined ? { user: target.user, pass: target.pass ?? '' } : {}),
+    ...(target.user !== undefined ? { user: target.user, pass: target.password ?? '' } : {}),
     name,
     reconnect,
     maxReconnectAttempts: reconnect ? -1 : 0,

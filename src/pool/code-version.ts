@@ -1,7 +1,7 @@
-import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { dirname, relative, resolve } from 'node:path';
 import * as esbuild from 'esbuild';
+import { shortHash } from '../core/hash.js';
 
 /**
  * What code a generation runs, comparable across hosts: a hash of the entry and
@@ -14,18 +14,17 @@ import * as esbuild from 'esbuild';
  * names what the generation loaded, not what is on disk when someone asks.
  */
 export function codeVersion(files: string[], root: string): string {
-  const hash = createHash('sha256');
+  const parts: Array<string | Uint8Array> = [];
   for (const file of [...files].sort()) {
-    hash.update(relative(root, file)).update('\0');
     let content: Buffer;
     try {
       content = readFileSync(file);
     } catch {
       content = Buffer.alloc(0); // gone since the build: its name still counts
     }
-    hash.update(content).update('\0');
+    parts.push(relative(root, file), '\0', content, '\0');
   }
-  return hash.digest('hex').slice(0, 12);
+  return shortHash(parts);
 }
 
 /**

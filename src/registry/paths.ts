@@ -1,7 +1,7 @@
-import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
+import { shortHash } from '../core/hash.js';
 
 /**
  * Where a master keeps its control socket and pidfile when --socket is not
@@ -12,10 +12,6 @@ export function runtimeDir(): string {
   if (process.env.GRAFT_RUNTIME_DIR) return resolve(process.env.GRAFT_RUNTIME_DIR);
   const uid = typeof process.getuid === 'function' ? process.getuid() : 'user';
   return join(tmpdir(), `graft-${uid}`);
-}
-
-function hash(text: string): string {
-  return createHash('sha256').update(text).digest('hex').slice(0, 12);
 }
 
 export interface MasterPaths {
@@ -35,7 +31,7 @@ export function pathsForSocket(socket: string): MasterPaths {
 /** `name` (the service's) tells apart two services of one entry started from one directory. */
 export function defaultPaths(cwd: string, entry: string, name?: string): MasterPaths {
   const what = resolve(cwd, entry) + (name !== undefined ? `\0${name}` : '');
-  return pathsForSocket(join(runtimeDir(), `${hash(resolve(cwd))}-${hash(what)}.sock`));
+  return pathsForSocket(join(runtimeDir(), `${shortHash(resolve(cwd))}-${shortHash(what)}.sock`));
 }
 
 export interface MasterMeta {
@@ -48,7 +44,7 @@ export interface MasterMeta {
 /** Masters started from this working directory with default paths. */
 export function mastersIn(cwd: string): MasterMeta[] {
   const dir = runtimeDir();
-  const prefix = `${hash(resolve(cwd))}-`;
+  const prefix = `${shortHash(resolve(cwd))}-`;
   let names: string[];
   try {
     names = readdirSync(dir);

@@ -63,7 +63,7 @@ export function listServices(): ServiceRecord[] {
 }
 
 /** Refuse early (before config and workers) if a live master other than `predecessor` holds the name. */
-export function checkName(name: string, predecessor?: number): void {
+export function ensureNameFree(name: string, predecessor?: number): void {
   const held = readRecord(name);
   if (held && held.pid !== process.pid && held.pid !== predecessor && masterAlive(held.pid)) throw taken(held);
 }

@@ -53,7 +53,7 @@ async function startHost(app: { dir: string }, o: { service: string; host: strin
     args: ['--swap', ...o.buses.flatMap((b) => ['--bus', b]), '--bus-key', o.key, '--name', o.service, '--host-id', o.host],
   });
   await g.waitRunning();
-  for (const b of o.buses) await g.waitForLog((l) => l.msg === 'bus connected' && l.transport === parseBusUrl(b).transport);
+  for (const b of o.buses) await g.waitForLog((l) => l.msg === 'bus connected' && l.transport === parseBusUrl(b).scheme);
   await waitFor(async () => {
     const s = (await g.status()) as unknown as { workers: Array<{ modules?: string[] }> };
     return s.workers.length === (o.workers ?? 2) && s.workers.every((w) => w.modules?.length);
@@ -357,7 +357,7 @@ describe('bus: bad input', () => {
   const entry = join(app.dir, 'handler.ts');
 
   test('an unknown scheme, --bus without --bus-key, a key file that cannot be read or is too short', async () => {
-    oneLineError(await graftCli(['start', entry, '--swap', '--bus', 'redis://127.0.0.1:6379', '--bus-key', hmacFile()], { cwd: app.dir }), 'GRAFT_STORE_URL', /nats:\/\/ or amqp:\/\/ .*not redis:\/\//);
+    oneLineError(await graftCli(['start', entry, '--swap', '--bus', 'redis://127.0.0.1:6379', '--bus-key', hmacFile()], { cwd: app.dir }), 'GRAFT_BUS_URL', /nats:\/\/ or amqp:\/\/ .*not redis:\/\//);
     oneLineError(await graftCli(['start', entry, '--swap', '--bus', NATS], { cwd: app.dir }), 'GRAFT_BUS_KEY', /--bus needs --bus-key FILE/);
     oneLineError(await graftCli(['start', entry, '--swap', '--bus', NATS, '--bus-key', join(app.dir, 'missing.key')], { cwd: app.dir }), 'GRAFT_BUS_KEY', /missing\.key cannot be read \(ENOENT\)/);
     const short = join(tempDir(), 'short.key');
@@ -365,6 +365,12 @@ describe('bus: bad input', () => {
     oneLineError(await graftCli(['start', entry, '--swap', '--bus', NATS, '--bus-key', short], { cwd: app.dir }), 'GRAFT_BUS_KEY', /holds 6 bytes; an HMAC secret needs at least 32/);
     oneLineError(await graftCli(['start', entry, '--swap', '--bus', NATS, '--bus-key', hmacFile(), '--name', 'a.b'], { cwd: app.dir }), 'GRAFT_BAD_ARGUMENT', /--name "a\.b"/);
     oneLineError(await graftCli(['order', 'reload', '--bus', 'nats://127.0.0.1:1', '--bus-key', hmacFile(), '--name', 'x', '--timeout', '2']), 'GRAFT_BUS_UNREACHABLE', /nats:\/\/127\.0\.0\.1:1/);
+    // Checked before anything is sent: with the bus down, sending would fail as GRAFT_BUS_UNREACHABLE instead.
+    const down = ['--bus', 'nats://127.0.0.1:1', '--name', 'x', '--timeout', '2'];
+    oneLineError(await graftCli(['order', 'config', '--set', 'limit', ...down, '--bus-key', hmacFile()]), 'GRAFT_BAD_ARGUMENT', /--set needs key\.path=value, got "limit"/);
+    oneLineError(await graftCli(['order', 'config', '--unset', 'a..b', ...down, '--bus-key', hmacFile()]), 'GRAFT_BAD_KEY_PATH', /"a\.\.b"/);
+    oneLineError(await graftCli(['order', 'reload', ...down]), 'GRAFT_BUS_KEY', /graft order reload needs --bus-key FILE/);
+    oneLineError(await graftCli(['order', 'reload', '--bus', 'nats://u:secret@127.0.0.1:99999', '--bus-key', hmacFile(), '--name', 'x']), 'GRAFT_BUS_URL', /--bus "nats:\/\/u:\*\*\*@127\.0\.0\.1:99999": not a valid URL/);
   });
 
   test('a bus down at start: the service starts and serves, warns, and shows the bus disconnected', async () => {

@@ -213,11 +213,11 @@ describe('fleet', () => {
 
   test('bad input: an unknown store, a missing key, no hosts, a bad --max-unavailable', async () => {
     const unknown = await fleet('status', '--fleet', 'etcd2://x', '--name', 'a');
-    assert.match(unknown.stderr, /^graft: GRAFT_STORE_URL: /);
+    assert.match(unknown.stderr, /^graft: GRAFT_FLEET_URL: /);
     const down = await fleet('status', '--fleet', 'nats://127.0.0.1:1', '--name', 'a');
     assert.match(down.stderr, /^graft: GRAFT_STORE_UNREACHABLE: nats:\/\/127\.0\.0\.1:1 cannot be reached/);
     const nokey = await fleet('reload', '--fleet', NATS, '--name', 'a');
-    assert.match(nokey.stderr, /^graft: GRAFT_BAD_ARGUMENT: .*--bus-key/);
+    assert.match(nokey.stderr, /^graft: GRAFT_BUS_KEY: graft fleet reload needs --bus-key FILE/);
     const empty = await fleet('reload', '--fleet', NATS, '--name', `none-${randomBytes(3).toString('hex')}`, '--bus-key', keyFile);
     assert.match(empty.stderr, /^graft: GRAFT_FLEET_EMPTY: /);
     const bad = await fleet('reload', '--fleet', NATS, '--name', 'a', '--bus-key', keyFile, '--max-unavailable', '0');
@@ -225,9 +225,14 @@ describe('fleet', () => {
     const nobody = await fleet('status', '--fleet', NATS, '--name', `none-${randomBytes(3).toString('hex')}`);
     assert.match(nobody.stderr, /^graft: GRAFT_FLEET_EMPTY: no master of service none-/);
     const redis = await fleet('status', '--fleet', 'redis://127.0.0.1:6379', '--name', 'a');
-    assert.match(redis.stderr, /^graft: GRAFT_STORE_URL: --fleet "redis:\/\/127\.0\.0\.1:6379": graft keeps its fleet registry in NATS JetStream KV/);
+    assert.match(redis.stderr, /^graft: GRAFT_FLEET_URL: --fleet "redis:\/\/127\.0\.0\.1:6379": graft keeps its fleet registry in NATS JetStream KV/);
     const badSet = await fleet('config', 'apply', '--set', 'limit', '--fleet', NATS, '--name', 'a', '--bus-key', keyFile);
     assert.match(badSet.stderr, /^graft: GRAFT_BAD_ARGUMENT: --set needs key\.path=value, got "limit"/);
-    for (const r of [unknown, down, nokey, empty, bad, nobody, redis, badSet]) assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    // Checked before the fleet's server is asked anything: with it down, that would be GRAFT_STORE_UNREACHABLE.
+    const badUnset = await fleet('config', 'apply', '--unset', 'a..b', '--fleet', 'nats://127.0.0.1:1', '--name', 'a', '--bus-key', keyFile);
+    assert.match(badUnset.stderr, /^graft: GRAFT_BAD_KEY_PATH: key path "a\.\.b"/);
+    const secret = await fleet('status', '--fleet', 'nats://u:secret@127.0.0.1:99999', '--name', 'a');
+    assert.match(secret.stderr, /^graft: GRAFT_FLEET_URL: --fleet "nats:\/\/u:\*\*\*@127\.0\.0\.1:99999": not a valid URL/);
+    for (const r of [unknown, down, nokey, empty, bad, nobody, redis, badSet, badUnset, secret]) assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
   });
 });

@@ -4,7 +4,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { hmacKey, loadOrderKey } from '../../src/bus/order-key.js';
+import { hmacKey, loadOrderKey, orderKeyFor } from '../../src/bus/order-key.js';
+import { orderFromFlags } from '../../src/cli/order-body.js';
 import { newOrder, OrderGuard, signOrder } from '../../src/bus/order.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'graft-order-'));
@@ -69,5 +70,43 @@ describe('signed orders', () => {
     assert.throws(() => loadOrderKey(join(dir, 'rsa.pem')), /rsa key/);
     writeFileSync(join(dir, 'secret'), randomBytes(32).toString('hex'));
     assert.equal(loadOrderKey(join(dir, 'secret')).alg, 'hmac-sha256');
+  });
+});
+
+describe('orders from the command line (graft order and graft fleet)', () => {
+  const code = (c: string, why: RegExp) => (err: Error & { code?: string }) => err.code === c && why.test(err.message);
+
+  test('a missing --bus-key is GRAFT_BUS_KEY whether the key checks or signs; a public key does not sign', () => {
+    assert.throws(() => orderKeyFor('check', undefined, '--bus'), code('GRAFT_BUS_KEY', /^--bus needs --bus-key FILE: the key every order is checked with/));
+    assert.throws(() => orderKeyFor('sign', undefined, 'graft fleet reload'), code('GRAFT_BUS_KEY', /^graft fleet reload needs --bus-key FILE: the key that signs orders/));
+    const { publicKey } = generateKeyPairSync('ed25519');
+    writeFileSync(join(dir, 'only-public.pem'), publicKey.export({ type: 'spki', format: 'pem' }));
+    assert.equal(orderKeyFor('check', 'only-public.pem', '--bus', dir).canSign, false);
+    assert.throws(() => orderKeyFor('sign', join(dir, 'only-public.pem'), 'graft order reload'), code('GRAFT_BUS_KEY', /is a public key: it checks orders but cannot sign them/));
+  });
+
+  test('one body for every command: the action, its module and its config changes', () => {
+    writeFileSync(join(dir, 'fleet.key'), randomBytes(32).toString('hex'));
+    const flags = { 'bus-key': join(dir, 'fleet.key') };
+    const { key, order } = orderFromFlags('order swap', 'swap', 'routes', flags);
+    assert.equal(key.canSign, true);
+    assert.deepEqual(order, { action: 'swap', module: 'routes' });
+    assert.deepEqual(orderFromFlags('fleet reload', 'reload', undefined, flags).order, { action: 'reload' });
+    assert.deepEqual(orderFromFlags('fleet config apply', 'config', undefined, flags).order, { action: 'config' });
+    assert.deepEqual(orderFromFlags('order config', 'config', undefined, { ...flags, set: ['db.pool=20'], unset: ['a.b'], reset: true }).order, {
+      action: 'config',
+      config: { set: ['db.pool=20'], unset: ['a.b'], reset: true },
+    });
+  });
+
+  test('a bad --set or --unset, or config changes on another action, fail before anything is sent', () => {
+    const flags = { 'bus-key': join(dir, 'fleet.key') };
+    writeFileSync(flags['bus-key'], randomBytes(32).toString('hex'));
+    for (const command of ['order config', 'fleet config apply']) {
+      assert.throws(() => orderFromFlags(command, 'config', undefined, { ...flags, set: ['limit'] }), code('GRAFT_BAD_ARGUMENT', /--set needs key\.path=value, got "limit"/));
+      assert.throws(() => orderFromFlags(command, 'config', undefined, { ...flags, set: ['a..b=1'] }), code('GRAFT_BAD_KEY_PATH', /"a\.\.b"/));
+      assert.throws(() => orderFromFlags(command, 'config', undefined, { ...flags, unset: ['x.'] }), code('GRAFT_BAD_KEY_PATH', /"x\."/));
+    }
+    assert.throws(() => orderFromFlags('order reload', 'reload', undefined, { ...flags, set: ['a=1'] }), code('GRAFT_BAD_ARGUMENT', /--set, --unset and --reset go with a config order/));
   });
 });

@@ -3,7 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { checkName, claimName, findService, listServices, readRecord, releaseName, servicesDir } from '../../src/registry/service-registry.js';
+import { claimName, ensureNameFree, findService, listServices, readRecord, releaseName, servicesDir } from '../../src/registry/service-registry.js';
 import { tempDir } from '../helpers/output.js';
 
 /** A process whose title says what it is, as a master's does (`ps` shows it; /proc/<pid>/cmdline holds it). */
@@ -41,9 +41,9 @@ describe('service registry', () => {
     const holder = await processTitled('graft master api');
     children.push(holder);
     const held = claimName(description('api', holder.pid!), holder.pid);
-    assert.throws(() => checkName('api'), /GRAFT_NAME_TAKEN|the name api is taken by the graft master \d+ running \/srv\/api\.js/);
+    assert.throws(() => ensureNameFree('api'), /GRAFT_NAME_TAKEN|the name api is taken by the graft master \d+ running \/srv\/api\.js/);
     assert.throws(() => claimName(description('api', process.pid)), (err: { code?: string }) => err.code === 'GRAFT_NAME_TAKEN');
-    checkName('api', holder.pid); // a successor of that master may
+    ensureNameFree('api', holder.pid); // a successor of that master may
     const taken = claimName(description('api', process.pid), holder.pid);
     assert.equal(taken.startedAt, held.startedAt);
     assert.equal(findService('api')?.pid, process.pid);

@@ -25,10 +25,10 @@ export class EtcdSource extends StoreSource {
   }
 
   protected async session(signal: AbortSignal): Promise<void> {
-    const { host, port, username, password } = this.address;
+    const { server, user, password } = this.address;
     const client = new Etcd3({
-      hosts: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
-      ...(username !== undefined ? { auth: { username, password: password ?? '' } } : {}),
+      hosts: `http://${server}`,
+      ...(user !== undefined ? { auth: { username: user, password: password ?? '' } } : {}),
       dialTimeout: 3000,
       faultHandling: { host: () => NO_RETRY, global: NO_RETRY },
     });

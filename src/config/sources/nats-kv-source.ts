@@ -24,9 +24,8 @@ export class NatsKvSource extends StoreSource {
   }
 
   protected async session(signal: AbortSignal): Promise<void> {
-    const { host, port, username, password, bucket } = this.address;
-    const server = `${host.includes(':') ? `[${host}]` : host}:${port}`;
-    const nc = await natsConnect({ server, user: username, pass: password }, `graft master ${process.pid}`, false, 3000);
+    const { bucket } = this.address;
+    const nc = await natsConnect(this.address, `graft master ${process.pid}`, false, 3000);
     const stop = () => void nc.close().catch(() => {});
     signal.addEventListener('abort', stop);
     try {

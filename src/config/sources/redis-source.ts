@@ -1,6 +1,7 @@
 import { createClient } from 'redis';
 import { deferred } from '../../core/deferred.js';
 import { GraftError, errorMessage } from '../../core/errors.js';
+import { bareHost } from '../../net/address.js';
 import type { StoreAddress } from '../../net/source-url.js';
 import { fingerprint, StoreSource, type KeyPlace, type StoreSourceOptions } from './store-source.js';
 
@@ -32,11 +33,11 @@ export class RedisSource extends StoreSource {
   }
 
   protected async session(signal: AbortSignal): Promise<void> {
-    const { host, port, username, password, path: key, params } = this.address;
+    const { host, port, user, password, path: key, params } = this.address;
     const database = Number(params.get('db') ?? 0);
     const client = createClient({
-      socket: { host, port, connectTimeout: 3000, reconnectStrategy: false },
-      ...(username !== undefined ? { username } : {}),
+      socket: { host: bareHost(host), port, connectTimeout: 3000, reconnectStrategy: false },
+      ...(user !== undefined ? { username: user } : {}),
       ...(password !== undefined ? { password } : {}),
       ...(Number.isInteger(database) && database > 0 ? { database } : {}),
     });

@@ -1,6 +1,6 @@
-import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { shortHash } from '../../core/hash.js';
 
 /** What a store source holds: the store's keys under its prefix, as text, at one revision. */
 export interface StoreSnapshot {
@@ -28,7 +28,7 @@ export class StoreCache {
   readonly file: string;
 
   constructor(dir: string, source: string) {
-    this.file = join(dir, `graft-store-${createHash('sha256').update(source).digest('hex').slice(0, 12)}.json`);
+    this.file = join(dir, `graft-store-${shortHash(source)}.json`);
   }
 
   read(): CachedSnapshot | undefined {

@@ -1,6 +1,6 @@
-import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { shortHash } from '../../core/hash.js';
 import { Backoff } from '../../core/backoff.js';
 import { GraftError, errorFields, errorMessage } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
@@ -66,7 +66,7 @@ export abstract class StoreSource implements ConfigSource {
     protected readonly address: StoreAddress,
     protected readonly options: StoreSourceOptions,
   ) {
-    const name = address.display;
+    const name = address.name;
     this.name = name;
     this.log = options.log.child({ source: name });
     this.cache = new StoreCache(options.cacheDir, name);
@@ -289,5 +289,5 @@ export abstract class StoreSource implements ConfigSource {
 
 /** The content of a snapshot (not its revision), for "did it change". */
 export function fingerprint({ entries, problem }: StoreSnapshot): string {
-  return createHash('sha256').update(stableStringify([entries, problem ?? null])).digest('hex').slice(0, 12);
+  return shortHash(stableStringify([entries, problem ?? null]));
 }
