@@ -36,6 +36,8 @@ export interface ReconnectOptions {
   url: string;
   /** Logs with the fields that say which connection (the owner's child logger). */
   log: Logger;
+  /** What every line about the connection carries as it is now (a config store's revision). */
+  fields?: () => Fields;
   backoff: Backoff;
   /** One connection: connect, call `connected`, work; return or throw when it is lost for good or the signal aborts. */
   session(session: ReconnectSession): Promise<void>;
@@ -159,12 +161,13 @@ export class ReconnectLoop {
       this.isConnected = true;
       this.since = new Date().toISOString();
     }
-    this.options.log.info(`${this.options.what} connected`, { ...fields, ...(after ? { afterAttempts: after } : {}) });
+    this.options.log.info(`${this.options.what} connected`, { ...this.options.fields?.(), ...fields, ...(after ? { afterAttempts: after } : {}) });
   }
 
   private failure(err: unknown, fields: Fields): void {
     const error = err instanceof GraftError ? err : this.options.classify(err);
     const { what, meanwhile, log } = this.options;
+    fields = { ...this.options.fields?.(), ...fields };
     this.error = error;
     const key = `${error.code} ${error.message}`;
     const also = meanwhile ? ` (${meanwhile})` : '';

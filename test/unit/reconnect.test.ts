@@ -139,9 +139,10 @@ describe('the reconnect loop', () => {
         throw new Error('reset by peer');
       }
       throw new Error('connection refused');
-    });
+    }, { fields: () => ({ revision: 'r1' }) });
     loop.start();
-    await next((l) => l.fields.attempts === 3);
+    const third = await next((l) => l.fields.attempts === 3);
+    assert.equal(third.fields.revision, 'r1', 'every line carries the owner\'s fields as they are now');
     const down = loop.status();
     assert.equal(down.connected, false);
     assert.ok(down.attempts >= 3);

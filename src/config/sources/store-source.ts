@@ -71,6 +71,7 @@ export abstract class StoreSource implements ConfigSource {
       what: 'config store',
       url: name,
       log: this.log,
+      fields: () => ({ revision: this.snapshot?.revision }),
       backoff: new Backoff(100, options.retryMaxMs),
       classify: (err) => this.classify(err),
       onFailure: (error) => this.events.emit('failed', error),
@@ -143,7 +144,7 @@ export abstract class StoreSource implements ConfigSource {
 
   /** The session is through: connected, and the snapshot is the store's. */
   protected connected(fields: Record<string, unknown> = {}): void {
-    this.live?.connected({ revision: this.snapshot?.revision, ...fields });
+    this.live?.connected(fields);
   }
 
   /** A full read: the snapshot is what the store holds now. */
