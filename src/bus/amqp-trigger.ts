@@ -1,8 +1,7 @@
 import { connect, type Channel, type ChannelModel, type ConsumeMessage } from 'amqplib';
 import { errorMessage } from '../core/errors.js';
 import { declareExchanges, ownQueue } from './amqp-layout.js';
-import type { BusSession } from './bus-link.js';
-import { LinkedTrigger } from './order-trigger.js';
+import { LinkedTrigger, type BusSession } from './order-trigger.js';
 import { subjects } from './subjects.js';
 
 /**
@@ -10,13 +9,13 @@ import { subjects } from './subjects.js';
  * fanout exchange `graft.<service>.orders`, one exclusive auto-delete queue
  * per master bound to it, and outcomes published to the fanout exchange
  * `graft.<service>.outcomes`. amqplib does not re-declare anything after a
- * lost connection: each reconnection (BusLink) declares it all again.
+ * lost connection: each reconnection (the reconnect loop) declares it all again.
  */
 export class AmqpTrigger extends LinkedTrigger {
   readonly name = 'amqp';
 
   protected async open(): Promise<BusSession> {
-    const model = await connect(this.link.bus.url, { timeout: 5000, clientProperties: { connection_name: `graft ${this.names.service}@${this.names.host} (pid ${process.pid})` } });
+    const model = await connect(this.bus.url, { timeout: 5000, clientProperties: { connection_name: `graft ${this.names.service}@${this.names.host} (pid ${process.pid})` } });
     let lost: (err: Error | undefined) => void = () => {};
     const closed = new Promise<Error | undefined>((resolve) => (lost = resolve));
     let lastError: Error | undefined;

@@ -1,11 +1,10 @@
 import type { Logger } from '../core/log.js';
 import { AmqpTrigger } from './amqp-trigger.js';
-import type { BusStatus } from './bus-link.js';
 import type { BusUrl } from '../net/bus-url.js';
 import { NatsTrigger } from './nats-trigger.js';
 import { OrderDesk, type OrderTarget } from './order-desk.js';
 import type { OrderKey } from './order-key.js';
-import type { OrderTrigger } from './order-trigger.js';
+import type { BusStatus, OrderTrigger } from './order-trigger.js';
 
 /** `graft start --bus … --bus-key … --name … --host-id …`. */
 export interface BusOptions {

@@ -1,8 +1,8 @@
 import type { Msg, NatsConnection } from '@nats-io/transport-node';
 import { errorMessage } from '../core/errors.js';
-import type { BusSession } from './bus-link.js';
-import { natsConnect } from '../net/nats-connect.js';
-import { LinkedTrigger } from './order-trigger.js';
+import type { ReconnectSession } from '../core/reconnect.js';
+import { followReconnects, natsConnect } from '../net/nats-connect.js';
+import { LinkedTrigger, type BusSession } from './order-trigger.js';
 import { subjects } from './subjects.js';
 
 /**
@@ -17,14 +17,14 @@ import { subjects } from './subjects.js';
 export class NatsTrigger extends LinkedTrigger {
   readonly name = 'nats';
 
-  protected async open(): Promise<BusSession> {
+  protected async open(session: ReconnectSession): Promise<BusSession> {
     const { service, host } = this.names;
-    const nc = await natsConnect(this.link.bus, `graft ${service}@${host} (pid ${process.pid})`, true);
+    const nc = await natsConnect(this.bus, `graft ${service}@${host} (pid ${process.pid})`, true);
     const queue = `graft.${service}.${host}`;
     for (const subject of [subjects.orders(service), subjects.hostOrders(service, host)]) {
       nc.subscribe(subject, { queue, callback: (err, msg) => (err ? this.log.warn('bus subscription failed', { transport: 'nats', subject, error: errorMessage(err) }) : void this.take(nc, msg)) });
     }
-    void this.watch(nc);
+    void followReconnects(nc, session);
     return {
       closed: nc.closed().then((err) => err || undefined),
       close: () => nc.drain().catch(() => nc.close()),
@@ -40,13 +40,6 @@ export class NatsTrigger extends LinkedTrigger {
       nc.publish(subjects.outcomes(this.names.service, this.names.host), payload);
     } catch (err) {
       this.log.warn('order outcome not published', { transport: 'nats', id: outcome.id, error: errorMessage(err) });
-    }
-  }
-
-  private async watch(nc: NatsConnection): Promise<void> {
-    for await (const s of nc.status()) {
-      if (s.type === 'disconnect') this.link.setConnected(false, new Error(`lost ${s.server}`));
-      else if (s.type === 'reconnect') this.link.setConnected(true);
     }
   }
 }

@@ -1,7 +1,9 @@
+import { Backoff } from '../core/backoff.js';
 import type { Logger } from '../core/log.js';
-import { BusLink, type BusSession, type BusStatus } from './bus-link.js';
+import { ReconnectLoop, type ConnectionStatus, type ReconnectSession } from '../core/reconnect.js';
 import type { BusUrl } from '../net/bus-url.js';
 import type { OrderDesk } from './order-desk.js';
+import { unreachable } from './order-send.js';
 
 /**
  * A bus trigger: like a SwapTrigger (it decides when the service changes, the
@@ -16,32 +18,65 @@ export interface OrderTrigger {
   close(): Promise<void>;
 }
 
-/** What every transport shares: a BusLink keeps its connection (open() makes one session), the desk takes the orders. */
+/** What `graft status` shows of one bus connection. */
+export type BusStatus = ConnectionStatus & { transport: string };
+
+/** One open connection of a transport: resolves `closed` when it is lost for good. */
+export interface BusSession {
+  readonly closed: Promise<Error | undefined>;
+  close(): Promise<void>;
+}
+
+/**
+ * What every transport shares: the reconnect loop keeps its connection
+ * (open() makes one, subscribed), the desk takes the orders. The master
+ * starts even while the bus is down (a service must not depend on its broker
+ * to serve): it warns with GRAFT_BUS_UNREACHABLE and keeps trying.
+ */
 export abstract class LinkedTrigger implements OrderTrigger {
   abstract readonly name: string;
-  protected readonly link: BusLink;
+  private readonly link: ReconnectLoop;
 
   constructor(
-    bus: BusUrl,
+    protected readonly bus: BusUrl,
     protected readonly desk: OrderDesk,
     protected readonly names: { service: string; host: string },
     protected readonly log: Logger,
   ) {
-    this.link = new BusLink(bus, () => this.open(), log);
+    this.link = new ReconnectLoop({
+      what: 'bus',
+      url: bus.display,
+      log: log.child({ transport: bus.scheme, url: bus.display }),
+      backoff: new Backoff(),
+      classify: (err) => unreachable(bus, err),
+      meanwhile: 'the service serves meanwhile, without bus orders',
+      session: (session) => this.session(session),
+    });
   }
 
-  /** Connect, subscribe, and say how the session ends. */
-  protected abstract open(): Promise<BusSession>;
+  /** Connect and subscribe; a client that reconnects by itself reports its drops to `session`. */
+  protected abstract open(session: ReconnectSession): Promise<BusSession>;
 
   start(): void {
     this.link.start();
   }
 
   status(): BusStatus {
-    return this.link.status();
+    return { transport: this.bus.scheme, ...this.link.status() };
   }
 
   close(): Promise<void> {
     return this.link.close();
+  }
+
+  private async session(session: ReconnectSession): Promise<void> {
+    const open = await this.open(session);
+    session.connected();
+    const lost = await Promise.race([open.closed, session.ended]);
+    if (session.signal.aborted) {
+      await open.close().catch(() => {});
+      return;
+    }
+    throw lost ?? new Error('the connection closed');
   }
 }

@@ -1,3 +1,4 @@
+import type { ConnectionStatus } from '../core/reconnect.js';
 import type { MasterStatus } from '../master/master.js';
 import { formatBytes } from './args.js';
 
@@ -23,6 +24,14 @@ function describePolicy(policy: MasterStatus['master']['policy'] | undefined): s
   return parts.join(' ');
 }
 
+/** One line for every connection a master keeps (a store, a bus, the fleet's store): one shape for all. */
+function connectionLine(kind: string, c: ConnectionStatus, detail = ''): string {
+  const state = c.connected ? 'connected' : 'DISCONNECTED';
+  const attempts = c.attempts ? `  ${c.attempts} failed attempt${c.attempts === 1 ? '' : 's'}` : '';
+  const error = c.lastError ? `: ${c.lastError.code} ${c.lastError.error}` : '';
+  return `${kind} ${c.url}  ${state} since ${c.since}${detail ? `  ${detail}` : ''}${attempts}${error}`;
+}
+
 export function formatStatus(status: MasterStatus): string {
   const m = status.master;
   const lines = [
@@ -34,21 +43,14 @@ export function formatStatus(status: MasterStatus): string {
   // A master from before this field (mid-upgrade) has none.
   if (m.memory) lines.push(`memory rss ${megabytes(m.memory.rss)}  heap ${megabytes(m.memory.heapUsed)} of ${megabytes(m.memory.heapTotal)}`);
   if (m.config) lines.push(`config version ${m.config.version} (${m.config.hash}) from ${m.config.source}`);
-  for (const store of m.config?.stores ?? []) {
-    const state = store.connected ? 'connected' : 'DISCONNECTED';
-    const cached = store.fromCache ? ' (from the cache file)' : '';
-    const error = store.lastError ? `: ${store.lastError.code ?? ''} ${store.lastError.error}` : '';
-    lines.push(`store ${store.name}  ${state} since ${store.since}  revision ${store.revision ?? '-'}${cached}${error}`);
-  }
+  for (const store of m.config?.stores ?? []) lines.push(connectionLine('store', store, `revision ${store.revision ?? '-'}${store.fromCache ? ' (from the cache file)' : ''}`));
   if (m.config?.lastRejected) {
     const r = m.config.lastRejected;
     lines.push(`last rejected config ${r.at} (attempt v${r.version}, ${r.source}): ${r.code ?? ''} ${r.error ?? ''}`);
   }
-  if (m.bus?.length) {
-    lines.push(`bus ${m.bus.map((b) => `${b.url} ${b.connected ? 'connected' : `DISCONNECTED${b.lastError ? ` (${b.lastError})` : ''}`}`).join(', ')}`);
-  }
+  for (const bus of m.bus ?? []) lines.push(connectionLine('bus', bus));
   if (m.http) lines.push(`${m.http.metrics ? `metrics ${m.http.metrics}  ` : ''}status page ${m.http.dashboard}`);
-  if (m.fleet) lines.push(`fleet ${m.fleet.fleet} ${m.fleet.registered ? `registered as ${m.fleet.key}` : `NOT REGISTERED (yet) as ${m.fleet.key}`}`);
+  if (m.fleet) lines.push(connectionLine('fleet', m.fleet, `${m.fleet.registered ? 'registered' : 'NOT REGISTERED (yet)'} as ${m.fleet.key}`));
   if (m.busy) lines.push(`running: ${m.busy}${m.queued ? `, ${m.queued} queued behind it` : ''}`);
   const policy = describePolicy(m.policy);
   if (policy) lines.push(`restart policy: ${policy}`);

@@ -1,6 +1,6 @@
 import { dirname } from 'node:path';
 import type { BusOptions, BusTriggers } from '../bus/bus-triggers.js';
-import type { BusStatus } from '../bus/bus-link.js';
+import type { BusStatus } from '../bus/order-trigger.js';
 import { ConfigLoader } from '../config/loader.js';
 import { EnvSource } from '../config/sources/env-source.js';
 import { FileSource } from '../config/sources/file-source.js';
@@ -11,7 +11,7 @@ import { createStoreSource, storeOptions } from '../config/sources/stores.js';
 import { deferred } from '../core/deferred.js';
 import { GraftError, errorFields } from '../core/errors.js';
 import type { FleetAddress } from '../net/fleet-url.js';
-import type { Membership } from '../fleet/membership.js';
+import type { Membership, MembershipStatus } from '../fleet/membership.js';
 import { registryKey, type HostRecord } from '../fleet/registration.js';
 import { createLogger } from '../core/log.js';
 import { moduleName, type ReadyMode } from '../core/ipc.js';
@@ -115,7 +115,7 @@ export interface MasterStatus {
     /** The buses this master takes orders from (--bus), and whether each is connected. */
     bus?: BusStatus[];
     /** The fleet registry this master registers in (--fleet), and whether its entry is written. */
-    fleet?: { fleet: string; key: string; registered: boolean };
+    fleet?: MembershipStatus;
     /** The service's name (--name), as `graft ls` and the control commands know it. */
     name: string;
     /** Where its lines go. */

@@ -20,7 +20,7 @@ interface Served {
   pool: number;
 }
 
-type StoreStatus = { name: string; connected: boolean; revision?: string; fromCache: boolean; lastError?: { code?: string; error: string } };
+type StoreStatus = { url: string; connected: boolean; since: string; attempts: number; revision?: string; fromCache: boolean; lastError?: { code: string; error: string } };
 const stores = (s: StatusJson) => (s.master.config as unknown as { stores: StoreStatus[] }).stores;
 
 /** Every worker runs the live version and the app serves `expected` from it (several requests, so both workers answer). */
@@ -98,7 +98,7 @@ describe('config from a store: NATS KV, etcd and Redis layered, two masters', { 
   test('the first read of every store is what both masters start with; status shows each store connected with its revision', async () => {
     for (const g of masters) {
       const s = await serves(g, { greeting: 'from nats', pool: 3 });
-      assert.deepEqual(stores(s).map((x) => [x.name, x.connected, x.fromCache]), urls.map((u) => [u, true, false]));
+      assert.deepEqual(stores(s).map((x) => [x.url, x.connected, x.fromCache, x.attempts]), urls.map((u) => [u, true, false, 0]));
       assert.ok(stores(s).every((x) => typeof x.revision === 'string' && x.revision !== ''), JSON.stringify(stores(s)));
       const table = await g.cli('status');
       assert.match(table.stdout, new RegExp(`store nats://127\\.0\\.0\\.1:4222/${nats.bucket}/app  connected since \\S+  revision \\d+`));

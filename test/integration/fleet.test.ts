@@ -85,7 +85,7 @@ describe('fleet', () => {
       assert.equal(s.sameConfig, true);
       const text = await fleet('status', '--fleet', NATS, '--name', service);
       assert.match(text.stdout, /3 of 3 hosts ready; one config on every host; one code version on every host/);
-      assert.match((await hosts[0]!.g.cli('status')).stdout, new RegExp(`^fleet nats://127\\.0\\.0\\.1:4222 registered as ${service}\\.h1$`, 'm'));
+      assert.match((await hosts[0]!.g.cli('status')).stdout, new RegExp(`^fleet nats://127\\.0\\.0\\.1:4222  connected since \\S+  registered as ${service}\\.h1$`, 'm'));
     });
 
     test('a rolling reload behind HAProxy under keep-alive load fails no request, and two operators together never reload two hosts at once', async () => {

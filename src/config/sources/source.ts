@@ -1,3 +1,5 @@
+import type { ConnectionStatus } from '../../core/reconnect.js';
+
 /**
  * A config source: one layer of the merged configuration. Files, the
  * environment and command-line overrides are sources; config centers (NATS KV,
@@ -24,15 +26,10 @@ export interface ConfigSource {
   close?(): Promise<void>;
 }
 
-export interface SourceStatus {
-  name: string;
-  connected: boolean;
+/** A store source's connection, and the snapshot it holds. */
+export type SourceStatus = ConnectionStatus & {
   /** The store's revision of the snapshot this source holds (etcd revision, NATS sequence, Redis content hash). */
   revision: string | undefined;
   /** The snapshot came from the cache file and the store has not confirmed it yet. */
   fromCache: boolean;
-  /** The last connection or read failure, while it lasts. */
-  lastError?: { code?: string; error: string } | undefined;
-  /** When `connected` last changed (ISO time). */
-  since: string;
-}
+};

@@ -1,9 +1,9 @@
 import { EventEmitter } from 'node:events';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { shortHash } from '../../core/hash.js';
 import { Backoff } from '../../core/backoff.js';
-import { GraftError, errorFields, errorMessage } from '../../core/errors.js';
+import { GraftError, errorMessage } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
+import { ReconnectLoop, type ReconnectSession } from '../../core/reconnect.js';
 import { coerce, parseConfigText } from '../formats.js';
 import { setPath } from '../key-path.js';
 import { mergeLayers, stableStringify } from '../snapshot.js';
@@ -26,9 +26,9 @@ export type KeyPlace = { path: string[] } | 'document' | undefined;
 
 /**
  * What the NATS KV, etcd and Redis sources share: the snapshot this source
- * holds and whether it changed, the connection loop (one session at a time,
- * reconnecting forever with jittered backoff), the first load (bounded, then
- * the cache file), the cache file itself, and the status `graft status` shows.
+ * holds and whether it changed, the connection (one session at a time, run by
+ * the reconnect loop), the first load (bounded, then the cache file), the
+ * cache file itself, and the status `graft status` shows.
  *
  * A subclass runs one session per connection: it connects, does a full read
  * (`replace`) or resumes from the snapshot's revision, reports `connected`,
@@ -44,17 +44,14 @@ export abstract class StoreSource implements ConfigSource {
   private readonly cache: StoreCache;
   private snapshot: StoreSnapshot | undefined;
   private fromCache = false;
-  private isConnected = false;
-  private since = new Date().toISOString();
-  private lastError: GraftError | undefined;
   private readonly listeners = new Set<(source: string) => void>();
   private readonly events = new EventEmitter();
   /** What load() last returned and what the cache file holds (content@revision). */
   private loaded: string | undefined;
   private cached: string | undefined;
-  private running: Promise<void> | undefined;
-  private readonly abort = new AbortController();
-  private readonly backoff: Backoff;
+  private readonly link: ReconnectLoop;
+  /** The reconnect loop's session running now. */
+  private live: ReconnectSession | undefined;
   private closed = false;
   /** What load() returned last, waiting for the coordinator to say it went live. */
   private pending: StoreSnapshot | undefined;
@@ -70,7 +67,19 @@ export abstract class StoreSource implements ConfigSource {
     this.name = name;
     this.log = options.log.child({ source: name });
     this.cache = new StoreCache(options.cacheDir, name);
-    this.backoff = new Backoff(100, options.retryMaxMs);
+    this.link = new ReconnectLoop({
+      what: 'config store',
+      url: name,
+      log: this.log,
+      fields: () => ({ revision: this.snapshot?.revision }),
+      backoff: new Backoff(100, options.retryMaxMs),
+      classify: (err) => this.classify(err),
+      onFailure: (error) => this.events.emit('failed', error),
+      session: (session) => {
+        this.live = session;
+        return this.session(session.signal);
+      },
+    });
   }
 
   /** One connection: connect, read or resume, follow changes; returns or throws when it ends. */
@@ -115,23 +124,14 @@ export abstract class StoreSource implements ConfigSource {
   }
 
   status(): SourceStatus {
-    return {
-      name: this.name,
-      connected: this.isConnected,
-      revision: this.snapshot?.revision,
-      fromCache: this.fromCache,
-      ...(this.lastError ? { lastError: { code: this.lastError.code, error: this.lastError.message } } : {}),
-      since: this.since,
-    };
+    return { ...this.link.status(), revision: this.snapshot?.revision, fromCache: this.fromCache };
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     this.listeners.clear();
-    this.abort.abort();
-    const running = this.running;
-    if (running) await Promise.race([running, sleep(3000, undefined, { ref: false })]);
+    await this.link.close();
     this.log.info('config store closed', { revision: this.snapshot?.revision });
   }
 
@@ -144,13 +144,7 @@ export abstract class StoreSource implements ConfigSource {
 
   /** The session is through: connected, and the snapshot is the store's. */
   protected connected(fields: Record<string, unknown> = {}): void {
-    this.backoff.reset();
-    this.lastError = undefined;
-    if (!this.isConnected) {
-      this.isConnected = true;
-      this.since = new Date().toISOString();
-    }
-    this.log.info('config store connected', { revision: this.snapshot?.revision, ...fields });
+    this.live?.connected(fields);
   }
 
   /** A full read: the snapshot is what the store holds now. */
@@ -191,46 +185,7 @@ export abstract class StoreSource implements ConfigSource {
   }
 
   private start(): void {
-    this.running ??= this.run();
-  }
-
-  private async run(): Promise<void> {
-    let reported: string | undefined;
-    while (!this.closed) {
-      let failure: unknown;
-      // Each session gets a signal of its own (aborted by close()), so listeners a session adds go with it.
-      const session = new AbortController();
-      const end = () => session.abort();
-      this.abort.signal.addEventListener('abort', end, { once: true });
-      try {
-        await this.session(session.signal);
-        failure = new Error('the connection closed');
-      } catch (err) {
-        failure = err;
-      } finally {
-        this.abort.signal.removeEventListener('abort', end);
-      }
-      if (this.closed) break;
-      const error = failure instanceof GraftError ? failure : this.classify(failure);
-      const wasConnected = this.isConnected;
-      this.lastError = error;
-      if (wasConnected) {
-        this.isConnected = false;
-        this.since = new Date().toISOString();
-      }
-      const waitMs = this.backoff.next();
-      const fields = { revision: this.snapshot?.revision, retryInMs: waitMs, ...errorFields(error) };
-      if (wasConnected) this.log.warn('config store disconnected; reconnecting', fields);
-      else if (reported !== error.message) this.log.warn('config store not reachable; retrying', fields);
-      else this.log.debug('config store not reachable; retrying', fields);
-      reported = wasConnected ? undefined : error.message;
-      this.events.emit('failed', error);
-      try {
-        await sleep(waitMs, undefined, { signal: this.abort.signal });
-      } catch {
-        break; // closed
-      }
-    }
+    this.link.start();
   }
 
   /** The first load: reach the store within the start timeout, else start from the cache file. */
@@ -253,7 +208,7 @@ export abstract class StoreSource implements ConfigSource {
     if (outcome instanceof GraftError) throw outcome;
     if (this.snapshot) return;
     const cached = this.cache.read();
-    const why = this.lastError?.message.replace(`${this.name}: `, '') ?? 'no answer';
+    const why = this.link.lastError?.message.replace(`${this.name}: `, '') ?? 'no answer';
     if (!cached) {
       throw new GraftError(
         'GRAFT_STORE_UNREACHABLE',
