@@ -17,7 +17,7 @@ import { createLogger } from '../core/log.js';
 import { moduleName } from '../core/ipc.js';
 import { ServiceLog, type LogTarget } from '../logs/service-log.js';
 import { graftVersion } from '../core/version.js';
-import { Activity } from '../observe/activity.js';
+import { Activity, type ReloadRecord } from '../observe/activity.js';
 import { Arbiter } from './arbiter.js';
 import { CodeSwapper } from './code-swapper.js';
 import { CodeWatcher } from './code-watcher.js';
@@ -34,7 +34,8 @@ import { MasterFiles } from '../registry/master-files.js';
 import type { GraftMetrics } from '../observe/metrics.js';
 import { Observers } from '../observe/observers.js';
 import type { MasterPaths } from '../registry/paths.js';
-import { Reloads, type ReloadRecord } from './reloads.js';
+import { Reloads } from './reloads.js';
+import { CarriedOrders } from './carried-orders.js';
 import { checkName } from '../registry/service-registry.js';
 import { keeperPid, masterCommand, reportToKeeper } from '../succession/keeper-link.js';
 import type { RestartPolicy } from '../pool/restart-policy.js';
@@ -111,6 +112,8 @@ export interface MasterStatus {
     config: { version: number; hash: string; source: string; lastRejected: HistoryEntry | undefined; stores: SourceStatus[] } | undefined;
     /** The buses this master takes orders from (--bus), and whether each is connected. */
     bus?: BusStatus[];
+    /** Ids of the bus orders carried out lately, newest last (the fleet registry's proof that this host did them). */
+    orders: string[];
     /** The fleet registry this master registers in (--fleet), and whether its entry is written. */
     fleet?: { fleet: string; key: string; registered: boolean };
     /** The service's name (--name), as `graft ls` and the control commands know it. */
@@ -126,9 +129,6 @@ export interface MasterStatus {
 }
 
 type MasterState = 'starting' | 'running' | 'stopping';
-
-/** How many recent bus order ids a master remembers as carried out, and config orders it can undo. */
-const ORDERS_KEPT = 50;
 
 /** How long a worker may take to validate or apply a config version, or to swap code. */
 const WORKER_REQUEST_TIMEOUT_MS = 15_000;
@@ -156,10 +156,7 @@ export class Master {
   private succession: Succession | undefined;
   private watcher: CodeWatcher | undefined;
   private membership: Membership | undefined;
-  /** Ids of the bus orders carried out lately (the fleet registry shows them: a rollout's proof that a host did it). */
-  private readonly carriedOut: string[] = [];
-  /** The override layer as it was before each recent config order changed it, by order id. */
-  private readonly undoable = new Map<string, Record<string, unknown>>();
+  private orders = new CarriedOrders();
   private bus: BusTriggers | undefined;
   /** Who is told what happens (reloads, replacements, config versions, swaps): metrics and the status page. */
   private readonly observers = new Observers(this.log);
@@ -237,6 +234,7 @@ export class Master {
     this.listeners.install();
     if (inherited) this.applyOverrides.restore(inherited.overrides);
     this.activity = new Activity(inherited?.activity);
+    this.orders = new CarriedOrders(inherited?.carried);
     this.observers.add(this.activity.observe);
     const stores = storeOptions(this.log, this.options.configCache ?? dirname(this.options.paths.socket));
     const layers = await Promise.all(this.options.config.map((c) => (c.kind === 'file' ? new FileSource(c.path) : createStoreSource(c.address, stores))));
@@ -296,6 +294,7 @@ export class Master {
             config: coordinator.inheritance(),
             overrides: this.applyOverrides.save(),
             orders: this.bus?.remembered() ?? [],
+            carried: this.orders.carried(),
             ...(this.metrics ? { metrics: await this.metrics.carried() } : {}),
             activity: this.activity.snapshot(),
           },
@@ -410,9 +409,7 @@ export class Master {
       done = true;
       return outcome;
     } finally {
-      const orders = 'orders' in command ? (command.orders ?? []) : [];
-      this.carriedOut.push(...orders);
-      this.carriedOut.splice(0, Math.max(0, this.carriedOut.length - ORDERS_KEPT));
+      if ('orders' in command && command.orders) this.orders.carriedOut(command.orders);
       // After the arbiter has let go of this command (so the entry says not busy); a failed reload or swap left the code as it was.
       const codeChanged = done && (command.kind === 'reload' || command.kind === 'swap');
       setImmediate(() => this.membership?.changed(codeChanged));
@@ -456,31 +453,20 @@ export class Master {
     }
   }
 
-  /**
-   * With overrides from a bus order, what the top layer held before is kept
-   * under the order's id, so that a fleet rollback can ask for it back (`undo`)
-   * without the layer ever crossing the network.
-   */
+  /** With overrides from a bus order, what the top layer held before is kept under the order's id (CarriedOrders). */
   private async applyConfig(source: string, overrides: Overrides | undefined, order: string | undefined): Promise<ApplyOutcome> {
     const coordinator = this.coordinator!;
     if (!overrides) return coordinator.change(source);
     // Overrides stay the top layer until unset: a file edit to the same key does not win over them.
     const saved = this.applyOverrides.save();
     try {
-      if (overrides.undo !== undefined) {
-        const before = this.undoable.get(overrides.undo);
-        if (!before) throw new GraftError('GRAFT_BAD_ARGUMENT', `nothing to undo: order ${overrides.undo} did not change this master's config overrides (or is more than ${ORDERS_KEPT} orders old)`);
-        this.applyOverrides.restore(before);
-      }
+      if (overrides.undo !== undefined) this.applyOverrides.restore(this.orders.before(overrides.undo));
       if (overrides.reset) this.applyOverrides.clear();
       if (overrides.unset?.length) this.applyOverrides.unset(overrides.unset);
       if (overrides.set?.length) this.applyOverrides.set(overrides.set);
       const outcome = await coordinator.change(source);
-      if (overrides.undo !== undefined) this.undoable.delete(overrides.undo);
-      else if (order !== undefined) {
-        this.undoable.set(order, saved);
-        for (const id of this.undoable.keys()) if (this.undoable.size > ORDERS_KEPT) this.undoable.delete(id);
-      }
+      if (overrides.undo !== undefined) this.orders.undone(overrides.undo);
+      else if (order !== undefined) this.orders.changedConfig(order, saved);
       return outcome;
     } catch (err) {
       this.applyOverrides.restore(saved); // a rejected override must not linger in the top layer
@@ -506,9 +492,10 @@ export class Master {
         masterGeneration: this.succession?.generation,
         busy: this.arbiter.current?.kind,
         queued: this.arbiter.waiting,
-        lastReload: this.reloads?.last,
+        lastReload: this.activity.lastReload,
         config: live ? { version: live.version, hash: live.hash, source: live.source, lastRejected: this.coordinator!.lastRejected, stores: this.coordinator!.sourceStatus() } : undefined,
         ...(this.bus ? { bus: this.bus.status() } : {}),
+        orders: this.orders.ids,
         ...(this.membership ? { fleet: this.membership.status() } : {}),
         name: this.options.service,
         logs: this.options.logs,
@@ -543,7 +530,7 @@ export class Master {
       busy: master.busy,
       masterGeneration: master.masterGeneration,
       takesOrders: this.takesFleetOrders(),
-      orders: [...this.carriedOut],
+      orders: master.orders,
       startedAt: new Date(this.startedAt).toISOString(),
       at: new Date().toISOString(),
     };
