@@ -130,6 +130,19 @@ export interface MasterStatus {
 
 type MasterState = 'starting' | 'running' | 'stopping';
 
+/**
+ * How a master ends: stopped, handed over to a successor, or failed to
+ * start. One teardown serves all three; these are the differences.
+ */
+interface Ending {
+  /** Kill the workers instead of draining them (a fast stop; a failed start's never served). */
+  fast: boolean;
+  /** The master in control now: it accepts on the same sockets, serves the HTTP endpoints and owns this host's fleet entry. */
+  successor?: number;
+  /** Why the start failed: the keeper and a predecessor waiting on this master are told. */
+  failed?: GraftError;
+}
+
 /** How long a worker may take to validate or apply a config version, or to swap code. */
 const WORKER_REQUEST_TIMEOUT_MS = 15_000;
 
@@ -166,12 +179,12 @@ export class Master {
   /** The master's own HTTP servers (--metrics, --dashboard). */
   private readonly endpoints: HttpEndpoint[] = [];
   private state: MasterState = 'starting';
-  private stopping: Promise<void> | undefined;
-  private fastStop = false;
-  private successorPid: number | undefined;
+  /** Set once, by whatever ends this master first (a later fast stop only hastens it). */
+  private ending: Ending | undefined;
+  /** The teardown, once begun; resolves with the exit code. */
+  private tornDown: Promise<number> | undefined;
   private uninstallSignals: (() => void) | undefined;
   private readonly exit = deferred<number>();
-  private exitCode = 0;
 
   constructor(private readonly options: MasterOptions) {
     MasterFiles.check(options.paths.socket);
@@ -195,33 +208,22 @@ export class Master {
   /** Run until stopped; resolves with the process exit code. Rejects if the service cannot start. */
   async run(): Promise<number> {
     this.output.install();
-    let inherited: UpgradeState | undefined;
+    let failed: GraftError | undefined;
     try {
-      inherited = await takeUpgradeState();
-      await this.start(inherited);
+      await this.start(await takeUpgradeState());
     } catch (err) {
-      if (this.stopping) return this.exited(); // a stop arrived while starting
-      const error = GraftError.wrap(err, 'the master failed to start');
-      await this.pool?.stop(true);
-      await this.coordinator?.close();
-      this.closeHttp();
-      await reportUpgradeFailed(error);
-      await reportToKeeper({ graft: 'master-failed', code: error.code, message: error.message });
-      this.files.release();
-      this.uninstallSignals?.();
-      await stopCompiler();
-      await this.output.close();
-      throw error;
+      // A stop that arrived while starting ends this master as asked; otherwise the start failed.
+      if (!this.ending) {
+        failed = GraftError.wrap(err, 'the master failed to start');
+        this.end({ fast: true, failed });
+        void this.tearDown();
+      }
     }
-    return this.exited();
-  }
-
-  /** The exit code, once every line of this master and its workers is written. */
-  private async exited(): Promise<number> {
     const code = await this.exit.promise;
     // Last, once nothing can compile any more (a retired generation's build is disposed late).
     await stopCompiler();
     await this.output.close();
+    if (failed) throw failed;
     return code;
   }
 
@@ -309,20 +311,20 @@ export class Master {
             this.output.rotating(true);
             throw err;
           }
+          // The successor is in control: this master ends by handing over (unless a stop came first).
+          this.end({ fast: false, successor: successor.pid });
         },
-        stepDown: (successor) => this.stepDown(successor),
-        shutdown: () => this.shutdown(),
+        // Stepping down and draining are one teardown, begun by whichever the slot asks for first.
+        stepDown: () => void this.tearDown(),
+        shutdown: async () => {
+          await this.tearDown();
+        },
         readyTimeoutMs: this.options.readyTimeoutMs * 2 + 5000,
         drainTimeoutMs: this.options.drainTimeoutMs,
       },
       this.log,
       inherited?.masterGeneration ?? 1,
     );
-    void this.succession.retired.then(async () => {
-      // Exit only after every control client (the `graft stop` waiting on us) has its answer.
-      await this.control.settled();
-      this.exit.resolve(this.exitCode);
-    });
     if (!inherited) {
       await this.files.take();
       this.output.rotating(true);
@@ -336,7 +338,7 @@ export class Master {
     if (keeperPid() !== undefined) {
       // Like a worker without its master: a master whose keeper died (kill -9) does not linger.
       process.once('disconnect', () => {
-        if (this.state === 'stopping') return;
+        if (this.ending) return;
         this.log.warn('the keeper is gone; stopping', { code: 'GRAFT_KEEPER_GONE' });
         this.submitQuietly({ kind: 'stop', fast: false });
       });
@@ -344,19 +346,19 @@ export class Master {
     await pool.start();
     if (inherited) {
       await Promise.race([awaitHandover(), this.exit.promise]);
-      if (this.stopping) return;
+      if (this.ending) return;
       await this.files.take(inherited.from);
       this.output.rotating(true);
       reportInControl();
       const closed = this.listeners.closeUnclaimed();
       this.log.info('upgrade: in control', { from: inherited.from, generation: pool.generation, configVersion: coordinator.current.version, closedListeners: closed });
     }
-    if (this.stopping) return;
+    if (this.ending) return;
     this.state = 'running';
     coordinator.watch((source) => this.submitQuietly({ kind: 'config', source }));
     if (this.options.watch) await this.watchCode(this.options.watch);
     this.arbiter.open();
-    if (this.options.fleet && !this.stopping) {
+    if (this.options.fleet && !this.ending) {
       // The fleet's NATS client loads only for a master started with --fleet.
       const { Membership } = await import('../fleet/membership.js');
       this.membership = new Membership(
@@ -419,7 +421,7 @@ export class Master {
   private async carryOut(command: Command): Promise<unknown> {
     if (command.kind === 'stop') return this.stop(command.fast);
     if (this.state !== 'running') {
-      const why = this.successorPid ? `handed over to master ${this.successorPid}; send it again` : `the master is ${this.state}`;
+      const why = this.ending?.successor ? `handed over to master ${this.ending.successor}; send it again` : `the master is ${this.state}`;
       throw new GraftError('GRAFT_STOPPING', `${why}; ${command.kind} refused`);
     }
     const pool = this.pool!;
@@ -538,54 +540,67 @@ export class Master {
 
   /** Graceful: every worker drains; fast: they are killed. Resolves once this master has retired. */
   private stop(fast: boolean): Promise<void> {
-    if (this.stopping) {
-      if (fast && !this.fastStop) {
-        this.fastStop = true;
-        this.log.warn('fast stop: killing workers');
-        this.pool?.killAll();
-      }
-      return this.stopping;
+    if (!this.ending) {
+      this.log.info(fast ? 'fast stop' : 'graceful stop', { generation: this.pool?.generation, upgrading: this.succession?.upgrading });
+      this.end({ fast });
+    } else if (fast && !this.ending.fast) {
+      this.ending.fast = true;
+      this.log.warn('fast stop: killing workers');
+      this.pool?.killAll();
     }
-    this.fastStop = fast;
+    // Through the succession, an upgrade in flight is aborted (its successor stops too) before this master retires.
+    return this.succession ? this.succession.close() : this.tearDown().then(() => {});
+  }
+
+  private end(ending: Ending): void {
+    this.ending ??= ending;
     this.state = 'stopping';
-    this.log.info(fast ? 'fast stop' : 'graceful stop', { generation: this.pool?.generation, upgrading: this.succession?.upgrading });
-    const retired = this.succession
-      ? this.succession.close() // an upgrade in flight is aborted: its successor stops too
-      : this.shutdown().then(() => this.exit.resolve(this.exitCode));
-    this.stopping = retired.catch((err: unknown) => {
-      this.exitCode = 1;
+  }
+
+  /**
+   * The one teardown, however this master ends (this.ending says how): stop
+   * taking work, retire the workers, release what it holds, exit. Runs once.
+   */
+  private tearDown(): Promise<number> {
+    if (!this.tornDown) {
+      this.tornDown = this.retire(this.ending ?? { fast: false });
+      // Exit only after every control client (the `graft stop` waiting on us) has its answer.
+      void this.tornDown.then(async (code) => {
+        await this.control.settled();
+        this.exit.resolve(code);
+      });
+    }
+    return this.tornDown;
+  }
+
+  private async retire(ending: Ending): Promise<number> {
+    const { successor, failed } = ending;
+    try {
+      if (successor !== undefined) {
+        // The successor accepts on the same sockets and serves metrics and the status page on its own; open pages reconnect to it.
+        this.listeners.stopAccepting();
+        this.closeHttp();
+      }
+      // A successor opened its own connections to the config stores, the buses and the fleet.
+      await this.coordinator?.close();
+      await this.watcher?.close();
+      await this.bus?.close();
+      await this.membership?.close(successor === undefined); // a successor owns this host's entry now
+      await this.pool?.stop(ending.fast); // read now: a fast stop may have come meanwhile
+      await this.output.settled(); // the workers' last lines come before this master's
+      this.closeHttp();
+      this.uninstallSignals?.();
+      if (failed) {
+        await reportUpgradeFailed(failed);
+        await reportToKeeper({ graft: 'master-failed', code: failed.code, message: failed.message });
+      }
+      this.files.release();
+      if (!failed) this.log.info('master stopped', { handedOver: successor !== undefined, successor });
+      return 0;
+    } catch (err) {
       this.log.error('stop failed', errorFields(err));
-    });
-    return this.stopping;
-  }
-
-  /** The successor serves now: this master stops taking connections and commands. */
-  private stepDown(successor: number): void {
-    this.successorPid = successor;
-    this.state = 'stopping';
-    this.listeners.stopAccepting();
-    // The successor serves metrics and the status page on the same sockets; open pages reconnect to it.
-    this.closeHttp();
-    // The successor opened its own connections to the config stores.
-    void this.coordinator?.close();
-    void this.membership?.close(false); // the successor owns this host's entry now
-    void this.watcher?.close();
-    void this.bus?.close(); // the successor opens its own connections
-  }
-
-  /** This master's retirement: drain (or kill) its workers and release what it holds. */
-  private async shutdown(): Promise<void> {
-    this.state = 'stopping';
-    await this.coordinator?.close();
-    await this.watcher?.close();
-    await this.bus?.close();
-    await this.membership?.close(this.successorPid === undefined);
-    await this.pool?.stop(this.fastStop);
-    await this.output.settled(); // the workers' last lines come before this master's
-    this.closeHttp();
-    this.uninstallSignals?.();
-    this.files.release();
-    this.log.info('master stopped', { handedOver: this.successorPid !== undefined, successor: this.successorPid });
+      return 1;
+    }
   }
 
   /**
@@ -663,7 +678,7 @@ export class Master {
   private async listenForOrders(options: BusOptions): Promise<void> {
     // The bus clients load only for a master started with --bus.
     const { BusTriggers } = await import('../bus/bus-triggers.js');
-    if (this.stopping || this.state !== 'running') return;
+    if (this.state !== 'running') return;
     this.bus = new BusTriggers(
       options,
       {
