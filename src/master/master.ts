@@ -148,7 +148,7 @@ const WORKER_REQUEST_TIMEOUT_MS = 15_000;
 
 /**
  * The arbiter: owns the listening sockets (through node:cluster), the control
- * socket and the pidfile, and runs no application code. Every change to the
+ * socket and the service's name, and runs no application code. Every change to the
  * running service, whoever asks for it, is a command carried out by one loop,
  * one at a time; a stop preempts.
  */
@@ -189,7 +189,7 @@ export class Master {
   constructor(private readonly options: MasterOptions) {
     MasterFiles.check(options.paths.socket);
     this.control = new ControlServer(options.paths.socket, controlHandler(this), this.log);
-    this.files = new MasterFiles(options.paths, this.control, { cwd: options.cwd, entry: options.entry }, () => ({
+    this.files = new MasterFiles(options.paths, this.control, () => ({
       name: options.service,
       entry: options.entry,
       cwd: options.cwd,
