@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { NAME_PATTERN } from '../bus/names.js';
 import { GraftError } from '../core/errors.js';
-import { defaultPaths, mastersIn, pathsForSocket, type MasterPaths } from '../registry/paths.js';
+import { pathsForSocket, type MasterPaths } from '../registry/paths.js';
 import { findService, listServices, type ServiceRecord } from '../registry/service-registry.js';
 
 export interface Target {
@@ -23,7 +23,9 @@ export function looksLikeName(text: string): boolean {
  * Which master a command talks to, from any directory: --socket; else a
  * service by name (--name, or the positional); else by its entry (the
  * registry knows every master's entry as an absolute path); else the only
- * master started from the current directory.
+ * master started from the current directory. Every master holds a name in
+ * the service registry while it runs (it cannot start without one), so the
+ * registry is the one place to look.
  */
 export function locateMaster(options: Target): MasterPaths {
   const cwd = options.cwd ?? process.cwd();
@@ -41,22 +43,17 @@ export function locateMaster(options: Target): MasterPaths {
     if (matches.length > 1) {
       throw new GraftError('GRAFT_AMBIGUOUS_MASTER', `${matches.length} services run ${entry} (${matches.map((s) => s.name).join(', ')}); name one of them`);
     }
-    // A master started by a graft without the service registry.
-    const legacy = defaultPaths(cwd, target);
-    if (existsSync(legacy.socket)) return legacy;
     if (looksLikeName(target) && !existsSync(entry)) throw noService(`no running service is named ${target}`);
     throw noService(`no graft master runs ${entry}`);
   }
-  const here = new Map<string, string>();
-  for (const s of listServices()) if (s.cwd === resolve(cwd)) here.set(s.socket, s.name);
-  for (const m of mastersIn(cwd)) if (!here.has(m.socket)) here.set(m.socket, m.entry);
-  if (here.size === 1) return pathsForSocket([...here.keys()][0]!);
-  if (here.size === 0) {
+  const here = listServices().filter((s) => s.cwd === resolve(cwd));
+  if (here.length === 1) return pathsForSocket(here[0]!.socket);
+  if (here.length === 0) {
     const names = listServices().map((s) => s.name);
     const hint = names.length ? `running: ${names.join(', ')}: name one (\`graft status ${names[0]}\`)` : 'start one with `graft start <entry>`';
     throw new GraftError('GRAFT_NO_MASTER', `no graft master was started from ${cwd}; ${hint}, or pass --socket`);
   }
-  throw new GraftError('GRAFT_AMBIGUOUS_MASTER', `${here.size} graft masters were started from ${cwd} (${[...here.values()].join(', ')}); name one of them or pass --socket`);
+  throw new GraftError('GRAFT_AMBIGUOUS_MASTER', `${here.length} graft masters were started from ${cwd} (${here.map((s) => s.name).join(', ')}); name one of them or pass --socket`);
 }
 
 /** The live service by that name, or GRAFT_NO_SERVICE listing the running ones. */

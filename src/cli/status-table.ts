@@ -58,9 +58,9 @@ export function formatStatus(status: MasterStatus): string {
   if (m.crashLoop) lines.push('WARNING: workers are crash-looping (GRAFT_CRASH_LOOP); see the master log');
   if (m.lastReload) {
     lines.push(
-      m.lastReload.ok
+      m.lastReload.outcome === 'ok'
         ? `last reload ${m.lastReload.at} (${m.lastReload.reason}): ok, generation ${m.lastReload.generation}`
-        : `last reload ${m.lastReload.at} (${m.lastReload.reason}): FAILED ${m.lastReload.code ?? ''} ${m.lastReload.error ?? ''}`,
+        : `last reload ${m.lastReload.at} (${m.lastReload.reason}): ${m.lastReload.outcome === 'abandoned' ? 'ABANDONED' : 'FAILED'} ${m.lastReload.code ?? ''} ${m.lastReload.error ?? ''}`,
     );
   }
   const header = ['PID', 'GEN', 'WORKER', 'STATE', 'UPTIME', 'RSS', 'IN-FLIGHT', 'SERVED', 'RESTARTS', 'CONFIG'];

@@ -17,7 +17,7 @@ import { createLogger } from '../core/log.js';
 import { moduleName, type ReadyMode } from '../core/ipc.js';
 import { ServiceLog, type LogTarget } from '../logs/service-log.js';
 import { graftVersion } from '../core/version.js';
-import { Activity } from '../observe/activity.js';
+import { Activity, type ReloadRecord } from '../observe/activity.js';
 import { Arbiter } from './arbiter.js';
 import { CodeSwapper } from './code-swapper.js';
 import { CodeWatcher } from './code-watcher.js';
@@ -35,7 +35,8 @@ import { MasterFiles } from '../registry/master-files.js';
 import type { GraftMetrics } from '../observe/metrics.js';
 import { Observers } from '../observe/observers.js';
 import type { MasterPaths } from '../registry/paths.js';
-import { Reloads, type ReloadRecord } from './reloads.js';
+import { Reloads } from './reloads.js';
+import { CarriedOrders } from '../bus/carried-orders.js';
 import { ensureNameFree } from '../registry/service-registry.js';
 import { keeperPid, masterCommand, reportToKeeper } from '../succession/keeper-link.js';
 import type { RestartPolicy } from '../pool/restart-policy.js';
@@ -114,6 +115,8 @@ export interface MasterStatus {
     config: { version: number; hash: string; source: string; lastRejected: HistoryEntry | undefined; stores: SourceStatus[] } | undefined;
     /** The buses this master takes orders from (--bus), and whether each is connected. */
     bus?: BusStatus[];
+    /** Ids of the bus orders carried out lately, newest last (the fleet registry's proof that this host did them). */
+    orders: string[];
     /** The fleet registry this master registers in (--fleet), and whether its entry is written. */
     fleet?: MembershipStatus;
     /** The service's name (--name), as `graft ls` and the control commands know it. */
@@ -130,15 +133,25 @@ export interface MasterStatus {
 
 type MasterState = 'starting' | 'running' | 'stopping';
 
-/** How many recent bus order ids a master remembers as carried out, and config orders it can undo. */
-const ORDERS_KEPT = 50;
+/**
+ * How a master ends: stopped, handed over to a successor, or failed to
+ * start. One teardown serves all three; these are the differences.
+ */
+interface Ending {
+  /** Kill the workers instead of draining them (a fast stop; a failed start's never served). */
+  fast: boolean;
+  /** The master in control now: it accepts on the same sockets, serves the HTTP endpoints and owns this host's fleet entry. */
+  successor?: number;
+  /** Why the start failed: the keeper and a predecessor waiting on this master are told. */
+  failed?: GraftError;
+}
 
 /** How long a worker may take to validate or apply a config version, or to swap code. */
 const WORKER_REQUEST_TIMEOUT_MS = 15_000;
 
 /**
  * The arbiter: owns the listening sockets (through node:cluster), the control
- * socket and the pidfile, and runs no application code. Every change to the
+ * socket and the service's name, and runs no application code. Every change to the
  * running service, whoever asks for it, is a command carried out by one loop,
  * one at a time; a stop preempts.
  */
@@ -159,10 +172,7 @@ export class Master {
   private succession: Succession | undefined;
   private watcher: CodeWatcher | undefined;
   private membership: Membership | undefined;
-  /** Ids of the bus orders carried out lately (the fleet registry shows them: a rollout's proof that a host did it). */
-  private readonly carriedOut: string[] = [];
-  /** The override layer as it was before each recent config order changed it, by order id. */
-  private readonly undoable = new Map<string, Record<string, unknown>>();
+  private orders = new CarriedOrders();
   private bus: BusTriggers | undefined;
   /** Who is told what happens (reloads, replacements, config versions, swaps): metrics and the status page. */
   private readonly observers = new Observers(this.log);
@@ -172,17 +182,17 @@ export class Master {
   /** The master's own HTTP servers (--metrics, --dashboard). */
   private readonly endpoints: HttpEndpoint[] = [];
   private state: MasterState = 'starting';
-  private stopping: Promise<void> | undefined;
-  private fastStop = false;
-  private successorPid: number | undefined;
+  /** Set once, by whatever ends this master first (a later fast stop only hastens it). */
+  private ending: Ending | undefined;
+  /** The teardown, once begun; resolves with the exit code. */
+  private tornDown: Promise<number> | undefined;
   private uninstallSignals: (() => void) | undefined;
   private readonly exit = deferred<number>();
-  private exitCode = 0;
 
   constructor(private readonly options: MasterOptions) {
     MasterFiles.check(options.paths.socket);
     this.control = new ControlServer(options.paths.socket, controlHandler(this), this.log);
-    this.files = new MasterFiles(options.paths, this.control, { cwd: options.cwd, entry: options.entry }, () => ({
+    this.files = new MasterFiles(options.paths, this.control, () => ({
       name: options.service,
       entry: options.entry,
       cwd: options.cwd,
@@ -201,33 +211,22 @@ export class Master {
   /** Run until stopped; resolves with the process exit code. Rejects if the service cannot start. */
   async run(): Promise<number> {
     this.output.install();
-    let inherited: UpgradeState | undefined;
+    let failed: GraftError | undefined;
     try {
-      inherited = await takeUpgradeState();
-      await this.start(inherited);
+      await this.start(await takeUpgradeState());
     } catch (err) {
-      if (this.stopping) return this.exited(); // a stop arrived while starting
-      const error = GraftError.wrap(err, 'the master failed to start');
-      await this.pool?.stop(true);
-      await this.coordinator?.close();
-      this.closeHttp();
-      await reportUpgradeFailed(error);
-      await reportToKeeper({ graft: 'master-failed', code: error.code, message: error.message });
-      this.files.release();
-      this.uninstallSignals?.();
-      await stopCompiler();
-      await this.output.close();
-      throw error;
+      // A stop that arrived while starting ends this master as asked; otherwise the start failed.
+      if (!this.ending) {
+        failed = GraftError.wrap(err, 'the master failed to start');
+        this.end({ fast: true, failed });
+        void this.tearDown();
+      }
     }
-    return this.exited();
-  }
-
-  /** The exit code, once every line of this master and its workers is written. */
-  private async exited(): Promise<number> {
     const code = await this.exit.promise;
     // Last, once nothing can compile any more (a retired generation's build is disposed late).
     await stopCompiler();
     await this.output.close();
+    if (failed) throw failed;
     return code;
   }
 
@@ -240,6 +239,7 @@ export class Master {
     this.listeners.install();
     if (inherited) this.applyOverrides.restore(inherited.overrides);
     this.activity = new Activity(inherited?.activity);
+    this.orders = new CarriedOrders(inherited?.carried);
     this.observers.add(this.activity.observe);
     const stores = storeOptions(this.log, this.options.configCache ?? dirname(this.options.paths.socket));
     const layers = await Promise.all(this.options.config.map((c) => (c.kind === 'file' ? new FileSource(c.path) : createStoreSource(c.address, stores))));
@@ -300,6 +300,7 @@ export class Master {
             config: coordinator.inheritance(),
             overrides: this.applyOverrides.save(),
             orders: this.bus?.remembered() ?? [],
+            carried: this.orders.carried(),
             ...(this.metrics ? { metrics: await this.metrics.carried() } : {}),
             activity: this.activity.snapshot(),
           },
@@ -314,20 +315,20 @@ export class Master {
             this.output.rotating(true);
             throw err;
           }
+          // The successor is in control: this master ends by handing over (unless a stop came first).
+          this.end({ fast: false, successor: successor.pid });
         },
-        stepDown: (successor) => this.stepDown(successor),
-        shutdown: () => this.shutdown(),
+        // Stepping down and draining are one teardown, begun by whichever the slot asks for first.
+        stepDown: () => void this.tearDown(),
+        shutdown: async () => {
+          await this.tearDown();
+        },
         readyTimeoutMs: this.options.readyTimeoutMs * 2 + 5000,
         drainTimeoutMs: this.options.drainTimeoutMs,
       },
       this.log,
       inherited?.masterGeneration ?? 1,
     );
-    void this.succession.retired.then(async () => {
-      // Exit only after every control client (the `graft stop` waiting on us) has its answer.
-      await this.control.settled();
-      this.exit.resolve(this.exitCode);
-    });
     if (!inherited) {
       await this.files.take();
       this.output.rotating(true);
@@ -341,7 +342,7 @@ export class Master {
     if (keeperPid() !== undefined) {
       // Like a worker without its master: a master whose keeper died (kill -9) does not linger.
       process.once('disconnect', () => {
-        if (this.state === 'stopping') return;
+        if (this.ending) return;
         this.log.warn('the keeper is gone; stopping', { code: 'GRAFT_KEEPER_GONE' });
         this.submitQuietly({ kind: 'stop', fast: false });
       });
@@ -349,19 +350,19 @@ export class Master {
     await pool.start();
     if (inherited) {
       await Promise.race([awaitHandover(), this.exit.promise]);
-      if (this.stopping) return;
+      if (this.ending) return;
       await this.files.take(inherited.from);
       this.output.rotating(true);
       reportInControl();
       const closed = this.listeners.closeUnclaimed();
       this.log.info('upgrade: in control', { from: inherited.from, generation: pool.generation, configVersion: coordinator.current.version, closedListeners: closed });
     }
-    if (this.stopping) return;
+    if (this.ending) return;
     this.state = 'running';
     coordinator.watch((source) => this.submitQuietly({ kind: 'config', source }));
     if (this.options.watch) await this.watchCode(this.options.watch);
     this.arbiter.open();
-    if (this.options.fleet && !this.stopping) {
+    if (this.options.fleet && !this.ending) {
       // The fleet's NATS client loads only for a master started with --fleet.
       const { Membership } = await import('../fleet/membership.js');
       this.membership = new Membership(
@@ -409,9 +410,7 @@ export class Master {
     try {
       return await this.carryOut(command);
     } finally {
-      const orders = 'orders' in command ? (command.orders ?? []) : [];
-      this.carriedOut.push(...orders);
-      this.carriedOut.splice(0, Math.max(0, this.carriedOut.length - ORDERS_KEPT));
+      if ('orders' in command && command.orders) this.orders.carriedOut(command.orders);
       // After the arbiter has let go of this command (so the entry says not busy).
       setImmediate(() => this.membership?.changed());
     }
@@ -420,7 +419,7 @@ export class Master {
   private async carryOut(command: Command): Promise<unknown> {
     if (command.kind === 'stop') return this.stop(command.fast);
     if (this.state !== 'running') {
-      const why = this.successorPid ? `handed over to master ${this.successorPid}; send it again` : `the master is ${this.state}`;
+      const why = this.ending?.successor ? `handed over to master ${this.ending.successor}; send it again` : `the master is ${this.state}`;
       throw new GraftError('GRAFT_STOPPING', `${why}; ${command.kind} refused`);
     }
     const pool = this.pool!;
@@ -454,31 +453,20 @@ export class Master {
     }
   }
 
-  /**
-   * With overrides from a bus order, what the top layer held before is kept
-   * under the order's id, so that a fleet rollback can ask for it back (`undo`)
-   * without the layer ever crossing the network.
-   */
+  /** With overrides from a bus order, what the top layer held before is kept under the order's id (CarriedOrders). */
   private async applyConfig(source: string, overrides: Overrides | undefined, order: string | undefined): Promise<ApplyOutcome> {
     const coordinator = this.coordinator!;
     if (!overrides) return coordinator.change(source);
     // Overrides stay the top layer until unset: a file edit to the same key does not win over them.
     const saved = this.applyOverrides.save();
     try {
-      if (overrides.undo !== undefined) {
-        const before = this.undoable.get(overrides.undo);
-        if (!before) throw new GraftError('GRAFT_BAD_ARGUMENT', `nothing to undo: order ${overrides.undo} did not change this master's config overrides (or is more than ${ORDERS_KEPT} orders old)`);
-        this.applyOverrides.restore(before);
-      }
+      if (overrides.undo !== undefined) this.applyOverrides.restore(this.orders.before(overrides.undo));
       if (overrides.reset) this.applyOverrides.clear();
       if (overrides.unset?.length) this.applyOverrides.unset(overrides.unset);
       if (overrides.set?.length) this.applyOverrides.set(overrides.set);
       const outcome = await coordinator.change(source);
-      if (overrides.undo !== undefined) this.undoable.delete(overrides.undo);
-      else if (order !== undefined) {
-        this.undoable.set(order, saved);
-        for (const id of this.undoable.keys()) if (this.undoable.size > ORDERS_KEPT) this.undoable.delete(id);
-      }
+      if (overrides.undo !== undefined) this.orders.undone(overrides.undo);
+      else if (order !== undefined) this.orders.changedConfig(order, saved);
       return outcome;
     } catch (err) {
       this.applyOverrides.restore(saved); // a rejected override must not linger in the top layer
@@ -504,9 +492,10 @@ export class Master {
         masterGeneration: this.succession?.generation,
         busy: this.arbiter.current?.kind,
         queued: this.arbiter.waiting,
-        lastReload: this.reloads?.last,
+        lastReload: this.activity.lastReload,
         config: live ? { version: live.version, hash: live.hash, source: live.source, lastRejected: this.coordinator!.lastRejected, stores: this.coordinator!.sourceStatus() } : undefined,
         ...(this.bus ? { bus: this.bus.status() } : {}),
+        orders: this.orders.ids,
         ...(this.membership ? { fleet: this.membership.status() } : {}),
         name: this.options.service,
         logs: this.options.logs,
@@ -542,7 +531,7 @@ export class Master {
       busy: master.busy,
       masterGeneration: master.masterGeneration,
       takesOrders: this.takesFleetOrders(),
-      orders: [...this.carriedOut],
+      orders: master.orders,
       startedAt: new Date(this.startedAt).toISOString(),
       at: new Date().toISOString(),
     };
@@ -550,54 +539,67 @@ export class Master {
 
   /** Graceful: every worker drains; fast: they are killed. Resolves once this master has retired. */
   private stop(fast: boolean): Promise<void> {
-    if (this.stopping) {
-      if (fast && !this.fastStop) {
-        this.fastStop = true;
-        this.log.warn('fast stop: killing workers');
-        this.pool?.killAll();
-      }
-      return this.stopping;
+    if (!this.ending) {
+      this.log.info(fast ? 'fast stop' : 'graceful stop', { generation: this.pool?.generation, upgrading: this.succession?.upgrading });
+      this.end({ fast });
+    } else if (fast && !this.ending.fast) {
+      this.ending.fast = true;
+      this.log.warn('fast stop: killing workers');
+      this.pool?.killAll();
     }
-    this.fastStop = fast;
+    // Through the succession, an upgrade in flight is aborted (its successor stops too) before this master retires.
+    return this.succession ? this.succession.close() : this.tearDown().then(() => {});
+  }
+
+  private end(ending: Ending): void {
+    this.ending ??= ending;
     this.state = 'stopping';
-    this.log.info(fast ? 'fast stop' : 'graceful stop', { generation: this.pool?.generation, upgrading: this.succession?.upgrading });
-    const retired = this.succession
-      ? this.succession.close() // an upgrade in flight is aborted: its successor stops too
-      : this.shutdown().then(() => this.exit.resolve(this.exitCode));
-    this.stopping = retired.catch((err: unknown) => {
-      this.exitCode = 1;
+  }
+
+  /**
+   * The one teardown, however this master ends (this.ending says how): stop
+   * taking work, retire the workers, release what it holds, exit. Runs once.
+   */
+  private tearDown(): Promise<number> {
+    if (!this.tornDown) {
+      this.tornDown = this.retire(this.ending ?? { fast: false });
+      // Exit only after every control client (the `graft stop` waiting on us) has its answer.
+      void this.tornDown.then(async (code) => {
+        await this.control.settled();
+        this.exit.resolve(code);
+      });
+    }
+    return this.tornDown;
+  }
+
+  private async retire(ending: Ending): Promise<number> {
+    const { successor, failed } = ending;
+    try {
+      if (successor !== undefined) {
+        // The successor accepts on the same sockets and serves metrics and the status page on its own; open pages reconnect to it.
+        this.listeners.stopAccepting();
+        this.closeHttp();
+      }
+      // A successor opened its own connections to the config stores, the buses and the fleet.
+      await this.coordinator?.close();
+      await this.watcher?.close();
+      await this.bus?.close();
+      await this.membership?.close(successor === undefined); // a successor owns this host's entry now
+      await this.pool?.stop(ending.fast); // read now: a fast stop may have come meanwhile
+      await this.output.settled(); // the workers' last lines come before this master's
+      this.closeHttp();
+      this.uninstallSignals?.();
+      if (failed) {
+        await reportUpgradeFailed(failed);
+        await reportToKeeper({ graft: 'master-failed', code: failed.code, message: failed.message });
+      }
+      this.files.release();
+      if (!failed) this.log.info('master stopped', { handedOver: successor !== undefined, successor });
+      return 0;
+    } catch (err) {
       this.log.error('stop failed', errorFields(err));
-    });
-    return this.stopping;
-  }
-
-  /** The successor serves now: this master stops taking connections and commands. */
-  private stepDown(successor: number): void {
-    this.successorPid = successor;
-    this.state = 'stopping';
-    this.listeners.stopAccepting();
-    // The successor serves metrics and the status page on the same sockets; open pages reconnect to it.
-    this.closeHttp();
-    // The successor opened its own connections to the config stores.
-    void this.coordinator?.close();
-    void this.membership?.close(false); // the successor owns this host's entry now
-    void this.watcher?.close();
-    void this.bus?.close(); // the successor opens its own connections
-  }
-
-  /** This master's retirement: drain (or kill) its workers and release what it holds. */
-  private async shutdown(): Promise<void> {
-    this.state = 'stopping';
-    await this.coordinator?.close();
-    await this.watcher?.close();
-    await this.bus?.close();
-    await this.membership?.close(this.successorPid === undefined);
-    await this.pool?.stop(this.fastStop);
-    await this.output.settled(); // the workers' last lines come before this master's
-    this.closeHttp();
-    this.uninstallSignals?.();
-    this.files.release();
-    this.log.info('master stopped', { handedOver: this.successorPid !== undefined, successor: this.successorPid });
+      return 1;
+    }
   }
 
   /**
@@ -675,7 +677,7 @@ export class Master {
   private async listenForOrders(options: BusOptions): Promise<void> {
     // The bus clients load only for a master started with --bus.
     const { BusTriggers } = await import('../bus/bus-triggers.js');
-    if (this.stopping || this.state !== 'running') return;
+    if (this.state !== 'running') return;
     this.bus = new BusTriggers(
       options,
       {

@@ -3,24 +3,12 @@ import type { Logger } from '../core/log.js';
 import { reloadTrigger, unobserved, type Observe } from '../observe/observers.js';
 import type { PoolChange, ReloadOutcome, WorkerPool } from '../pool/worker-pool.js';
 
-export interface ReloadRecord {
-  at: string;
-  /** Who asked: `signal`, `control`, `watch`, `config v7`, `swap: fallback`… */
-  reason: string;
-  ok: boolean;
-  generation?: number;
-  previous?: number;
-  error?: string;
-  code?: string;
-}
-
 /**
  * Every worker reload, whatever asked for it, goes through here: logged when
- * asked for and when done, and recorded for `graft status`.
+ * asked for and when done, and told to the observers (Activity records it for
+ * `graft status` and the status page).
  */
 export class Reloads {
-  last: ReloadRecord | undefined;
-
   constructor(
     private readonly pool: WorkerPool,
     private readonly log: Logger,
@@ -34,13 +22,11 @@ export class Reloads {
     this.log.info('reload requested', { reason, generation: live, ...(files ? { files } : {}) });
     try {
       const outcome = await this.pool.reload(change);
-      this.last = { at: new Date().toISOString(), reason, ok: true, generation: outcome.generation, ...(outcome.previous !== undefined ? { previous: outcome.previous } : {}) };
       this.log.info('reload done', { reason, generation: outcome.generation, previous: outcome.previous });
       this.observe({ type: 'reload', trigger, reason, outcome: 'ok', durationMs: performance.now() - started, generation: outcome.generation, ...(outcome.previous !== undefined ? { previous: outcome.previous } : {}) });
       return outcome;
     } catch (err) {
       const fields = errorFields(err);
-      this.last = { at: new Date().toISOString(), reason, ok: false, ...fields };
       const abandoned = fields.code === 'GRAFT_STOPPING';
       if (abandoned) this.log.info('reload abandoned: the master is stopping', { reason, generation: live });
       else this.log.error('reload failed; the live generation keeps serving', { reason, generation: live, ...fields });

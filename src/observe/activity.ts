@@ -6,6 +6,9 @@ type RestartEvent = Extract<MasterEvent, { type: 'worker-restart' }>;
 
 export type Recorded<E> = Omit<E, 'type'> & { at: string };
 
+/** A reload as `graft status` shows it: who asked (`signal`, `config v7`, `swap: fallback`…), its outcome, the generation it made. */
+export type ReloadRecord = Recorded<ReloadEvent>;
+
 export interface RecentActivity {
   reloads: Array<Recorded<ReloadEvent>>;
   swaps: Array<Recorded<SwapEvent>>;
@@ -35,6 +38,11 @@ export class Activity {
     else if (event.type === 'swap') push(this.recent.swaps, { at, ...(fields as Omit<SwapEvent, 'type'>) });
     else if (event.type === 'worker-restart') push(this.recent.restarts, { at, ...(fields as Omit<RestartEvent, 'type'>) });
   };
+
+  /** The one record of the last reload: it survives `graft upgrade` with the rest. */
+  get lastReload(): ReloadRecord | undefined {
+    return this.recent.reloads[0];
+  }
 
   snapshot(): RecentActivity {
     return { reloads: [...this.recent.reloads], swaps: [...this.recent.swaps], restarts: [...this.recent.restarts] };

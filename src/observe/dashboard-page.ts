@@ -150,8 +150,8 @@ function render(s) {
   $('master-state').textContent = m.state;
   $('master-sub').textContent = 'pid ' + m.pid + ' · up ' + duration(m.uptimeMs) + (m.busy ? ' · running ' + m.busy + (m.queued ? ' (+' + m.queued + ')' : '') : '');
   const r = m.lastReload;
-  $('last-reload').innerHTML = r ? '<span class="' + (r.ok ? 'good' : 'failed') + '">' + (r.ok ? 'ok' : 'failed') + '</span>' : '–';
-  $('last-reload-sub').textContent = r ? ago(r.at, now) + ' · ' + r.reason + (r.ok ? ' → gen ' + r.generation : '') : 'none since start';
+  $('last-reload').innerHTML = r ? '<span class="' + (r.outcome === 'ok' ? 'good' : 'failed') + '">' + esc(r.outcome) + '</span>' : '–';
+  $('last-reload-sub').textContent = r ? ago(r.at, now) + ' · ' + r.reason + (r.outcome === 'ok' ? ' → gen ' + r.generation : '') : 'none since start';
   const alerts = [];
   if (m.crashLoop) alerts.push('Workers are crash-looping (GRAFT_CRASH_LOOP): replacements are throttled; see the master log.');
   const latest = s.history[0];

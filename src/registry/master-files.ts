@@ -4,7 +4,6 @@ import { GraftError, errorMessage } from '../core/errors.js';
 import { sendControl } from '../control/client.js';
 import type { ControlServer } from '../control/server.js';
 import type { MasterPaths } from './paths.js';
-import { removeMasterFiles, writeMasterFiles } from './pidfile.js';
 import { claimName, releaseName, type ServiceRecord } from './service-registry.js';
 
 /** Unix socket paths are limited by sockaddr_un (108 bytes with the final NUL on Linux). */
@@ -14,20 +13,17 @@ const MAX_SOCKET_PATH = 107;
 export type ServiceDescription = Omit<ServiceRecord, 'pid' | 'socket' | 'startedAt'>;
 
 /**
- * What makes a master findable: its control socket, its pidfile, the lookup
- * record and its service's name in the registry. Taken at start (refusing if
- * another live master holds them), handed to a successor on upgrade,
- * released on stop.
+ * What makes a master findable: its control socket and its service's name
+ * in the registry (which names the socket and this master's pid). Taken at
+ * start (refusing if another live master holds them), handed to a successor
+ * on upgrade, released on stop.
  */
 export class MasterFiles {
   private owned = false;
-  /** Set once a successor took over: the pidfile is the successor's now. */
-  private handedOver = false;
 
   constructor(
     private readonly paths: MasterPaths,
     private readonly control: ControlServer,
-    private readonly meta: { cwd: string; entry: string },
     private readonly service: () => ServiceDescription,
   ) {}
 
@@ -58,9 +54,9 @@ export class MasterFiles {
   }
 
   /**
-   * Listen on the control socket, write the pidfile and take the service's
-   * name; `predecessor` is a master handing over to this one (or, taking
-   * control back, the successor that failed to), whose files these may be.
+   * Listen on the control socket and take the service's name; `predecessor`
+   * is a master handing over to this one (or, taking control back, the
+   * successor that failed to), whose socket and name these may be.
    */
   async take(predecessor?: number): Promise<void> {
     const { socket } = this.paths;
@@ -84,28 +80,23 @@ export class MasterFiles {
       throw new GraftError('GRAFT_SOCKET_UNUSABLE', `cannot listen on the control socket ${socket}: ${errorMessage(err)}; pass another --socket`, { cause: err });
     }
     this.owned = true;
-    writeMasterFiles(this.paths, { ...this.meta, pid: process.pid, socket });
     claimName({ ...this.service(), pid: process.pid, socket }, predecessor);
   }
 
-  /** A successor takes over: stop answering on the socket, leave the pidfile to it. */
+  /** A successor takes over: stop answering on the socket (the successor rewrites the name's record). */
   handOff(): void {
-    this.handedOver = true;
     this.closeSocket();
   }
 
   /** The successor did not take control after all (it is being killed): answer on the socket again. */
   async takeBack(successor: number): Promise<void> {
-    this.handedOver = false;
     await this.take(successor);
   }
 
+  /** The name's record goes only while it still names this master: after a hand-over it is the successor's. */
   release(): void {
     this.closeSocket();
-    if (!this.handedOver) {
-      removeMasterFiles(this.paths, process.pid);
-      releaseName(this.service().name);
-    }
+    releaseName(this.service().name);
   }
 
   private closeSocket(): void {

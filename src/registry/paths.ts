@@ -1,12 +1,11 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { shortHash } from '../core/hash.js';
 
 /**
- * Where a master keeps its control socket and pidfile when --socket is not
- * given: a per-user runtime directory, named from the working directory and the
- * entry, so `graft reload` typed in the project directory finds its master.
+ * Where a master keeps its control socket when --socket is not given, and
+ * where the service registry is: a per-user runtime directory.
  */
 export function runtimeDir(): string {
   if (process.env.GRAFT_RUNTIME_DIR) return resolve(process.env.GRAFT_RUNTIME_DIR);
@@ -16,52 +15,23 @@ export function runtimeDir(): string {
 
 export interface MasterPaths {
   socket: string;
-  pidfile: string;
-  /** Describes the master for lookups: cwd, entry, pid. */
-  meta: string;
   /** Where a TypeScript entry is compiled for the workers (hidden: a --watch of the project skips it). */
   build: string;
 }
 
 export function pathsForSocket(socket: string): MasterPaths {
   const base = socket.endsWith('.sock') ? socket.slice(0, -5) : socket;
-  return { socket, pidfile: `${base}.pid`, meta: `${base}.json`, build: join(dirname(base), `.${basename(base)}.build`) };
+  return { socket, build: join(dirname(base), `.${basename(base)}.build`) };
 }
 
-/** `name` (the service's) tells apart two services of one entry started from one directory. */
-export function defaultPaths(cwd: string, entry: string, name?: string): MasterPaths {
-  const what = resolve(cwd, entry) + (name !== undefined ? `\0${name}` : '');
+/**
+ * The default control socket, named from the working directory, the entry
+ * and `name` (the service's), which tells apart two services of one entry
+ * started from one directory. Commands find it through the service registry.
+ */
+export function defaultPaths(cwd: string, entry: string, name: string): MasterPaths {
+  const what = `${resolve(cwd, entry)}\0${name}`;
   return pathsForSocket(join(runtimeDir(), `${shortHash(resolve(cwd))}-${shortHash(what)}.sock`));
-}
-
-export interface MasterMeta {
-  cwd: string;
-  entry: string;
-  pid: number;
-  socket: string;
-}
-
-/** Masters started from this working directory with default paths. */
-export function mastersIn(cwd: string): MasterMeta[] {
-  const dir = runtimeDir();
-  const prefix = `${shortHash(resolve(cwd))}-`;
-  let names: string[];
-  try {
-    names = readdirSync(dir);
-  } catch {
-    return [];
-  }
-  const found: MasterMeta[] = [];
-  for (const name of names) {
-    if (!name.startsWith(prefix) || !name.endsWith('.json')) continue;
-    try {
-      const meta = JSON.parse(readFileSync(join(dir, name), 'utf8')) as MasterMeta;
-      if (masterAlive(meta.pid)) found.push(meta);
-    } catch {
-      // a half-written or foreign file is not a master
-    }
-  }
-  return found;
 }
 
 /**

@@ -1,6 +1,7 @@
 import { GraftError, type SerializedError } from '../core/errors.js';
 import type { RecentActivity } from '../observe/activity.js';
 import type { ConfigInheritance } from '../config/history.js';
+import type { CarriedOrdersState } from '../bus/carried-orders.js';
 import { keeperPid, predecessorGone, spawnSuccessor, type MasterChild } from './keeper-link.js';
 import type { InheritedListener } from '../net/listeners.js';
 import type { MetricSet } from '../observe/metrics.js';
@@ -32,6 +33,8 @@ export interface UpgradeState {
   overrides: Record<string, unknown>;
   /** Bus order ids already carried out (with when): a replay to the successor is refused too. */
   orders?: Array<[string, number]>;
+  /** The carried-out orders the fleet registry shows, and the config orders a fleet rollback may undo. */
+  carried?: CarriedOrdersState;
   /** graft's counters and histograms so far (--metrics): the successor's go on from them. */
   metrics?: MetricSet;
   /** Recent reloads, swaps and worker replacements, for the status page. */

@@ -157,7 +157,9 @@ export interface StatusJson {
     /** What graft stopped repairing in the live generation (--max-restarts used up, memory churn). */
     degraded: Array<{ code: string; generation: number; since: string; message: string }>;
     reloading: boolean;
-    lastReload?: { ok: boolean; reason: string; generation?: number; previous?: number; code?: string; error?: string };
+    lastReload?: { at: string; outcome: 'ok' | 'failed' | 'abandoned'; reason: string; generation?: number; previous?: number; code?: string; error?: string };
+    /** Ids of the bus orders carried out lately, newest last (--bus). */
+    orders?: string[];
     config?: { version: number; hash: string; source: string; lastRejected?: { version: number; code?: string; error?: string; source: string } };
   };
   workers: Array<{ pid: number; generation: number; index: number; state: string; restarts: number; served: number; inFlight: number; rss: number; configVersion: number }>;

@@ -239,7 +239,7 @@ describe('one arbiter: config changes that overlap', () => {
       assert.equal(outcome.mode, 'reload');
       const status = await g.status();
       assert.equal(status.master.generation, 2);
-      assert.equal(status.master.lastReload?.ok, true);
+      assert.equal(status.master.lastReload?.outcome, 'ok');
       assert.equal(status.master.lastReload?.generation, 2);
       assert.match(String(status.master.lastReload?.reason), /^config v2/);
       assert.ok(g.logs.some((l) => l.msg === 'reload requested' && String(l.reason).startsWith('config v2')));

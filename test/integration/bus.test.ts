@@ -270,6 +270,51 @@ describe('bus orders across a master upgrade', () => {
       await g.stop();
     }
   });
+
+  test('the successor can undo a config order its predecessor carried out, still lists the orders it carried out, and shows the last reload', async () => {
+    const app = handlerProject('s0');
+    const keyFile = hmacFile();
+    const key = loadOrderKey(keyFile);
+    const service = serviceName('carry');
+    const g = await startGraft(join(app.dir, 'handler.ts'), { workers: 1, cwd: app.dir, args: ['--swap', '--bus', NATS, '--bus-key', keyFile, '--name', service, '--host-id', 'h1'] });
+    const nc = await natsConnect(parseBusUrl(NATS), 'bus test', false);
+    try {
+      await g.waitRunning();
+      await g.waitForLog((l) => l.msg === 'bus connected');
+      const send = async (body: Omit<OrderBody, 'id' | 'at' | 'service' | 'host'>): Promise<OrderOutcome> => {
+        const signed = JSON.stringify(signOrder(newOrder({ service, host: 'h1', ...body }), key));
+        return (await nc.request(subjects.hostOrders(service, 'h1'), signed, { timeout: 20_000 })).json<OrderOutcome>();
+      };
+      const config = await send({ action: 'config', config: { set: ['feature.flag=on'] } });
+      assert.equal(config.ok, true, JSON.stringify(config));
+      const reload = await send({ action: 'reload' });
+      assert.equal(reload.ok, true, JSON.stringify(reload));
+      const before = await g.status();
+      assert.equal(before.master.lastReload?.generation, 2);
+
+      const r = await g.cli('upgrade');
+      assert.equal(r.code, 0, r.stderr);
+      const successor = Number(/master (\d+) serves/.exec(r.stdout)?.[1]);
+      await g.masterExit(before.master.pid);
+      await g.waitForLog((l) => l.pid === successor && l.msg === 'bus connected');
+
+      assert.match((await g.cli('config', 'show', 'feature.flag')).stdout, /"on"/);
+      const undo = await send({ action: 'config', config: { undo: config.id } });
+      assert.equal(undo.ok, true, JSON.stringify(undo));
+      const undone = await g.cli('config', 'show', '--json');
+      assert.equal((JSON.parse(undone.stdout) as { value: { feature?: unknown } }).value.feature, undefined, 'the override is gone');
+
+      const after = await g.status();
+      assert.equal(after.master.pid, successor);
+      assert.equal(after.master.lastReload?.at, before.master.lastReload?.at);
+      assert.equal(after.master.lastReload?.reason, before.master.lastReload?.reason);
+      assert.equal(after.master.lastReload?.generation, 2);
+      assert.deepEqual(after.master.orders, [config.id, reload.id, undo.id], 'the orders carried out before the upgrade stay its proof');
+    } finally {
+      await nc.close();
+      await g.stop();
+    }
+  });
 });
 
 describe('orders over RabbitMQ', () => {
