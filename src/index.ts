@@ -1,7 +1,10 @@
 export { defineService, isService } from './worker/service.js';
 export type { ServiceContext, ServiceDefinition, ServerLike, Service } from './worker/service.js';
 export { Slot } from './core/slot.js';
-export type { SlotHooks, SlotOptions, SlotEvent, BuildContext } from './core/slot.js';
+export type { SlotHooks, SlotOptions, SlotEvent, BuildContext, Replaced } from './core/slot.js';
+// A slot runs one operation at a time: its owner's queue decides what runs next and what coalesces.
+export { Queue, Coalescing } from './core/queue.js';
+export type { QueueRules } from './core/queue.js';
 export { Generation } from './core/generation.js';
 export type { Lease } from './core/lease.js';
 export { GraftError, ErrorCodes } from './core/errors.js';

@@ -1,3 +1,4 @@
+import { Coalescing } from '../core/queue.js';
 import { Slot } from '../core/slot.js';
 import { slotEventLogger } from '../core/slot-log.js';
 import { createLogger } from '../core/log.js';
@@ -54,9 +55,11 @@ export function resource<R, C = Config>(
       ),
     },
   );
+  // One build at a time; changes while one runs coalesce into one more build, from the config as it is then.
+  const builds = new Coalescing(name, () => slot.replace());
   let first: Promise<unknown> | undefined;
   const ensure = (): Promise<unknown> => {
-    first ??= slot.replace().catch((err: unknown) => {
+    first ??= builds.run().catch((err: unknown) => {
       first = undefined; // the next use() tries again
       throw err;
     });
@@ -64,7 +67,7 @@ export function resource<R, C = Config>(
   };
   const unsubscribe = keys.map((key) =>
     store.on(key, () => {
-      if (slot.current) void slot.replace().catch(() => {});
+      if (slot.current) void builds.run().catch(() => {});
     }),
   );
   return {
@@ -77,6 +80,7 @@ export function resource<R, C = Config>(
     },
     async close() {
       for (const u of unsubscribe) u();
+      void builds.stop();
       await slot.close();
     },
   };

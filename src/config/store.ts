@@ -1,7 +1,8 @@
 import { isMainThread } from 'node:worker_threads';
 import { deferred } from '../core/deferred.js';
 import { GraftError } from '../core/errors.js';
-import { Slot, Unchanged } from '../core/slot.js';
+import { Queue } from '../core/queue.js';
+import { Slot } from '../core/slot.js';
 import { loopHooks } from './threads/loop-hooks.js';
 import type { ConfigSchema } from './schema.js';
 import { issuesError, validateConfig } from './schema.js';
@@ -37,6 +38,13 @@ export interface Proposal {
   threadTimeoutMs?: number;
 }
 
+/** A proposal's data, read when its turn came. */
+interface Read {
+  proposal: Proposal;
+  raw: Record<string, unknown>;
+  hash: string;
+}
+
 /** A snapshot with the schema that validated it: the same content under a new schema is a change. */
 interface Validated<T> {
   snapshot: Snapshot<T>;
@@ -53,7 +61,8 @@ const DECISION_TIMEOUT_MS = 30_000;
  * The live snapshot in this process and the subscriptions on it. Snapshots are
  * generations of a slot: a change is validated (build), waits for its decision
  * when the master runs a two-phase change (verify), and goes live with its
- * subscriptions notified (commit), one change at a time. In a graft worker the
+ * subscriptions notified (commit), one change at a time (the store's queue:
+ * a proposal asked for while one waits takes its place). In a graft worker the
  * master feeds it over IPC; in a process without a master it loads and watches
  * by itself (see standalone.ts). The process-wide store shares every snapshot
  * with the process's worker threads, whose stores follow it (see threads/).
@@ -65,7 +74,8 @@ export class ConfigStore<T = Config> {
    */
   declare current: T;
   private schema: ConfigSchema<T> | undefined;
-  private readonly slot: Slot<Validated<T>, Proposal, ListenerFailure[]>;
+  private readonly slot: Slot<Validated<T>, Read, ListenerFailure[]>;
+  private readonly changes: Queue<Proposal, ListenerFailure[]>;
   private readonly subscriptions = new Subscriptions();
   /** Set by the standalone loader: loads sources on first read. */
   private loadOnFirstRead: (() => void) | undefined;
@@ -81,15 +91,19 @@ export class ConfigStore<T = Config> {
   constructor() {
     // Until the first snapshot, reading current loads it (without a master) or explains why it can't.
     Object.defineProperty(this, 'current', { configurable: true, enumerable: true, get: () => this.live().data });
-    this.slot = new Slot<Validated<T>, Proposal, ListenerFailure[]>(
+    this.slot = new Slot<Validated<T>, Read, ListenerFailure[]>(
       {
         build: ({ request, previous }) => this.validate(request!, previous),
-        verify: (_value, { request }) => this.awaitDecision(request!),
+        verify: (_value, { request }) => this.awaitDecision(request!.proposal),
         commit: (next, previous) => this.install(next.value, previous?.value),
       },
-      // Snapshots hold no leases: a replaced one is done at once.
-      { name: 'config', drainTimeoutMs: 1000 },
+      { name: 'config' },
     );
+    this.changes = new Queue<Proposal, ListenerFailure[]>({
+      handle: (proposal) => this.change(proposal),
+      merge: (_waiting, later) => later,
+      refused: () => new GraftError('GRAFT_STOPPING', 'the config store takes no more changes'),
+    });
   }
 
   get version(): number {
@@ -189,14 +203,8 @@ export class ConfigStore<T = Config> {
    * Resolves with the subscriptions that failed; rejects, changing nothing,
    * when it fails the schema (the error carries the issues) or is dropped.
    */
-  async apply(proposal: Proposal): Promise<ListenerFailure[]> {
-    try {
-      return (await this.slot.replace(proposal)).result;
-    } catch (err) {
-      if (!(err instanceof Unchanged)) throw err;
-      proposal.onValid?.();
-      return [];
-    }
+  apply(proposal: Proposal): Promise<ListenerFailure[]> {
+    return this.changes.submit(proposal);
   }
 
   /**
@@ -210,13 +218,20 @@ export class ConfigStore<T = Config> {
     this.expose(snapshot, staged);
   }
 
-  private async validate(proposal: Proposal, previous: Validated<T> | undefined): Promise<Validated<T>> {
+  /** One proposal's turn: read it; the same data under the same schema and version is valid and changes nothing. */
+  private async change(proposal: Proposal): Promise<ListenerFailure[]> {
     const raw = await proposal.read();
     const hash = contentHash(raw);
-    const schema = this.schema;
-    if (previous && previous.snapshot.hash === hash && previous.schema === schema && (proposal.version ?? previous.snapshot.version) === previous.snapshot.version) {
-      throw new Unchanged(previous.snapshot.version);
+    const previous = this.slot.current?.value;
+    if (previous && previous.snapshot.hash === hash && previous.schema === this.schema && (proposal.version ?? previous.snapshot.version) === previous.snapshot.version) {
+      proposal.onValid?.();
+      return [];
     }
+    return (await this.slot.replace({ proposal, raw, hash })).result;
+  }
+
+  private async validate({ proposal, raw, hash }: Read, previous: Validated<T> | undefined): Promise<Validated<T>> {
+    const schema = this.schema;
     const result = await validateConfig(schema, raw);
     if ('issues' in result) throw issuesError(result.issues, proposal.source);
     const version = proposal.version ?? (previous ? previous.snapshot.version + 1 : 1);

@@ -1,5 +1,4 @@
 import { GraftError } from './errors.js';
-import { deferred, type Deferred } from './deferred.js';
 import { Generation } from './generation.js';
 import type { Lease } from './lease.js';
 
@@ -8,37 +7,23 @@ import type { Lease } from './lease.js';
  * (build, verify, commit, drain, dispose) shared by every layer that replaces
  * something while the service runs.
  *
- * - One operation at a time holds the slot's lock: a replace, or an amend of
- *   the live generation. Replaces asked for while one waits merge into it, and
- *   every merged caller gets the one outcome.
+ * - One operation at a time: a replace, or an amend of the live generation.
+ *   The slot does not queue: its owner's queue (the master's arbiter, or the
+ *   coalescing queue of a swappable module, a resource, a config store; see
+ *   queue.ts) decides what runs next and what merges. A second operation
+ *   asked for while one runs is a mistake of the owner and is refused.
  * - If build or verify fails, nothing changes: the live generation keeps
  *   serving and the replace rejects with the reason.
  * - After the new generation becomes live, the previous one starts draining
- *   and the layer's commit step runs, still inside the lock; its result and
- *   the true previous generation reach every merged caller.
+ *   and the layer's commit step runs; the replace resolves with its result.
  * - A retired generation drains (its leases, or the layer's own notion of
- *   in-flight work) for at most drainTimeoutMs, then is disposed.
+ *   in-flight work), for at most drainTimeoutMs when one is set, then is
+ *   disposed.
  */
-
-/**
- * Thrown by a build that finds nothing to change (the same content again): the
- * replace rejects with it and its version number is given back. `repeated` is
- * the error the same content was rejected with last time, for a layer that
- * reports a rejection once per distinct content.
- */
-export class Unchanged extends Error {
-  constructor(
-    readonly current: number | undefined,
-    readonly repeated?: unknown,
-  ) {
-    super('nothing changed');
-    this.name = 'Unchanged';
-  }
-}
 
 export interface BuildContext<T, R = undefined> {
   version: number;
-  /** What the replace was asked for with; merged requests arrive merged. */
+  /** What the replace was asked for with. */
   request: R | undefined;
   /** Aborted when the slot is closed while this replace runs. */
   signal: AbortSignal;
@@ -50,11 +35,11 @@ export interface SlotHooks<T, R = undefined, C = undefined> {
   /** Must pass before the new generation takes work. */
   verify?(value: T, ctx: BuildContext<T, R>): Promise<void> | void;
   /** A built generation that failed verify is discarded here (default: dispose). */
-  discard?(value: T, reason: unknown): Promise<void> | void;
+  discard?(value: T, info: { version: number; reason: unknown }): Promise<void> | void;
   /**
-   * Runs once per replace, inside the lock, after the new generation became
-   * live and the previous one began draining: what a layer must finish before
-   * the next operation may start. Its result is every merged caller's.
+   * Runs once per replace, after the new generation became live and the
+   * previous one began draining: what a layer must finish before its next
+   * operation may start. Its result is the replace's.
    */
   commit?(next: Generation<T>, previous: Generation<T> | undefined, ctx: BuildContext<T, R>): Promise<C> | C;
   /** Resolves when the retired generation's work is done (default: all leases released). Aborted at the drain timeout. */
@@ -62,7 +47,7 @@ export interface SlotHooks<T, R = undefined, C = undefined> {
   dispose?(value: T, info: { version: number; timedOut: boolean }): Promise<void> | void;
 }
 
-/** What every caller of one replace receives. */
+/** What a replace resolves with. */
 export interface Replaced<T, C = undefined> {
   generation: Generation<T>;
   /** The generation that was live when this replace committed. */
@@ -79,34 +64,28 @@ export type SlotEvent =
   | { type: 'dispose'; slot: string; version: number; drainMs: number; timedOut: boolean }
   | { type: 'dispose-error'; slot: string; version: number; error: unknown };
 
-export interface SlotOptions<R = undefined> {
+export interface SlotOptions {
   name: string;
-  /** Folds the request of a later replace into the one already waiting (default: the later wins). */
-  merge?: (waiting: R, later: R) => R;
-  /** How long a retired generation may drain before it is disposed anyway (unset: the drain hook bounds itself). */
+  /** How long a retired generation may drain before it is disposed anyway (unset: the drain hook, or the leases, bound it). */
   drainTimeoutMs?: number;
   /** Version number of the first generation built (default 1). */
   firstVersion?: number;
   onEvent?: (event: SlotEvent) => void;
 }
 
-type Operation<T, R, C> =
-  | { kind: 'replace'; request: R | undefined; outcome: Deferred<Replaced<T, C>> }
-  | { kind: 'amend'; change: (live: Generation<T>) => unknown; outcome: Deferred<unknown> };
-
 export class Slot<T, R = undefined, C = undefined> {
   private live: Generation<T> | undefined;
   private readonly retiring = new Set<Generation<T>>();
   private readonly retirements = new Set<Promise<void>>();
-  private readonly queue: Array<Operation<T, R, C>> = [];
-  private running: Operation<T, R, C> | undefined;
+  /** The operation running, if any: close() waits for it. */
+  private running: { kind: 'replace' | 'amend'; done: Promise<unknown> } | undefined;
   private nextVersion: number;
   private readonly abort = new AbortController();
   private closed = false;
 
   constructor(
     private readonly hooks: SlotHooks<T, R, C>,
-    private readonly options: SlotOptions<R>,
+    private readonly options: SlotOptions,
   ) {
     this.nextVersion = options.firstVersion ?? 1;
   }
@@ -142,7 +121,7 @@ export class Slot<T, R = undefined, C = undefined> {
    * thread validated). A generation already live is retired as by a replace.
    */
   adopt(value: T, version = this.nextVersion): Generation<T> {
-    if (this.running || this.queue.length > 0 || this.closed) throw new GraftError('GRAFT_INTERNAL', `${this.name}: only an idle slot can adopt a generation`);
+    if (this.running || this.closed) throw new GraftError('GRAFT_INTERNAL', `${this.name}: only an idle slot can adopt a generation`);
     const previous = this.live;
     const generation = new Generation(version, value);
     this.live = generation;
@@ -157,30 +136,15 @@ export class Slot<T, R = undefined, C = undefined> {
    * run; rejects with the build or verify error (nothing changed).
    */
   replace(request?: R): Promise<Replaced<T, C>> {
-    if (this.closed) return Promise.reject(this.closedError());
-    const waiting = this.queue.find((op): op is Extract<Operation<T, R, C>, { kind: 'replace' }> => op.kind === 'replace');
-    if (waiting) {
-      if (request !== undefined) {
-        waiting.request = waiting.request !== undefined && this.options.merge ? this.options.merge(waiting.request, request) : request;
-      }
-      return waiting.outcome.promise;
-    }
-    const op: Operation<T, R, C> = { kind: 'replace', request, outcome: deferred() };
-    this.queue.push(op);
-    this.pump();
-    return op.outcome.promise;
+    return this.run('replace', () => this.runReplace(request));
   }
 
-  /**
-   * Change the live generation in place, inside the lock: after the replace or
-   * amend in flight, before any asked for later. Rejects if nothing is live.
-   */
+  /** Change the live generation in place, as one operation. Rejects if nothing is live. */
   amend<X>(change: (live: Generation<T>) => X | Promise<X>): Promise<X> {
-    if (this.closed) return Promise.reject(this.closedError());
-    const outcome = deferred<unknown>();
-    this.queue.push({ kind: 'amend', change, outcome });
-    this.pump();
-    return outcome.promise as Promise<X>;
+    return this.run('amend', async () => {
+      if (!this.live) throw new GraftError('GRAFT_NOT_LIVE', `${this.name} has no live generation to change`);
+      return change(this.live);
+    });
   }
 
   /** Lease the live generation; release it when the work is done. */
@@ -205,16 +169,14 @@ export class Slot<T, R = undefined, C = undefined> {
   }
 
   /**
-   * Stop: abort the operation in flight, reject the queued ones, retire the
-   * live generation (drain, then dispose) and wait for every retirement.
+   * Stop: abort the operation in flight and wait for it, retire the live
+   * generation (drain, then dispose) and wait for every retirement.
    */
   async close(): Promise<void> {
     if (!this.closed) {
       this.closed = true;
       this.abort.abort(new GraftError('GRAFT_STOPPING', `${this.name} closed while a replace was in flight`));
-      for (const op of this.queue.splice(0)) op.outcome.reject(this.closedError());
-      const running = this.running;
-      if (running) await running.outcome.promise.catch(() => {});
+      await this.running?.done.catch(() => {});
       const live = this.live;
       this.live = undefined;
       if (live) this.retire(live);
@@ -222,40 +184,26 @@ export class Slot<T, R = undefined, C = undefined> {
     await this.settled();
   }
 
-  private closedError(): GraftError {
-    return new GraftError('GRAFT_STOPPING', `${this.name} is closed; nothing further is started`);
-  }
-
-  private pump(): void {
-    if (this.running || this.closed) return;
-    const op = this.queue.shift();
-    if (!op) return;
-    this.running = op;
-    const done = op.kind === 'replace' ? this.runReplace(op) : this.runAmend(op);
-    void done.then((settle) => {
-      // Free the lock (and start what waits) before the callers hear the outcome,
-      // so a caller that asks again at once is not merged into a finished operation.
-      this.running = undefined;
-      this.pump();
-      settle();
-    });
-  }
-
-  /** Each run resolves with how to settle its callers, once the lock is free. */
-  private async runAmend(op: Extract<Operation<T, R, C>, { kind: 'amend' }>): Promise<() => void> {
-    try {
-      if (!this.live) throw new GraftError('GRAFT_NOT_LIVE', `${this.name} has no live generation to change`);
-      const value = await op.change(this.live);
-      return () => op.outcome.resolve(value);
-    } catch (err) {
-      return () => op.outcome.reject(err);
+  private run<X>(kind: 'replace' | 'amend', operation: () => Promise<X>): Promise<X> {
+    if (this.closed) return Promise.reject(new GraftError('GRAFT_STOPPING', `${this.name} is closed; nothing further is started`));
+    if (this.running) {
+      return Promise.reject(new GraftError('GRAFT_INTERNAL', `${this.name}: a ${kind} was asked for while a ${this.running.kind} runs; the slot's owner runs one operation at a time`));
     }
+    const running: { kind: typeof kind; done: Promise<unknown> } = { kind, done: Promise.resolve() };
+    this.running = running; // before the operation starts: its own hooks see the slot busy
+    const done = operation();
+    running.done = done;
+    const free = () => {
+      if (this.running === running) this.running = undefined;
+    };
+    done.then(free, free);
+    return done;
   }
 
-  private async runReplace(op: Extract<Operation<T, R, C>, { kind: 'replace' }>): Promise<() => void> {
+  private async runReplace(request: R | undefined): Promise<Replaced<T, C>> {
     const version = this.nextVersion++;
     const previous = this.live;
-    const ctx: BuildContext<T, R> = { version, request: op.request, signal: this.abort.signal, previous: previous?.value };
+    const ctx: BuildContext<T, R> = { version, request, signal: this.abort.signal, previous: previous?.value };
     const started = Date.now();
     this.emit({ type: 'build', slot: this.name, version });
     let value: T;
@@ -265,32 +213,21 @@ export class Slot<T, R = undefined, C = undefined> {
         if (ctx.signal.aborted) throw ctx.signal.reason;
         await this.hooks.verify?.(value, ctx);
         if (ctx.signal.aborted) throw ctx.signal.reason;
-      } catch (err) {
-        await this.safely(version, () => (this.hooks.discard ?? this.disposeHook)(value, err));
-        throw err;
+      } catch (reason) {
+        await this.safely(version, () => (this.hooks.discard ? this.hooks.discard(value, { version, reason }) : this.hooks.dispose?.(value, { version, timedOut: false })));
+        throw reason;
       }
     } catch (err) {
-      if (err instanceof Unchanged) {
-        if (this.nextVersion === version + 1) this.nextVersion = version;
-      } else {
-        this.emit({ type: 'reject', slot: this.name, version, error: err });
-      }
-      return () => op.outcome.reject(err);
+      this.emit({ type: 'reject', slot: this.name, version, error: err });
+      throw err;
     }
     const generation = new Generation(version, value);
     this.live = generation;
     this.emit({ type: 'commit', slot: this.name, version, previous: previous?.version, buildMs: Date.now() - started });
     if (previous) this.retire(previous);
-    try {
-      const result = (await this.hooks.commit?.(generation, previous, ctx)) as C;
-      return () => op.outcome.resolve({ generation, previous, result });
-    } catch (err) {
-      return () => op.outcome.reject(err);
-    }
+    const result = (await this.hooks.commit?.(generation, previous, ctx)) as C;
+    return { generation, previous, result };
   }
-
-  private readonly disposeHook = (value: T, _reason: unknown): Promise<void> | void =>
-    this.hooks.dispose?.(value, { version: -1, timedOut: false });
 
   private retire(generation: Generation<T>): void {
     generation.state = 'draining';

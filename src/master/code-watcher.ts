@@ -7,7 +7,7 @@ const SKIP = new Set(['node_modules', '.git', 'dist', 'coverage']);
 /**
  * `--watch`: a change to the app's source files asks for a reload. Several
  * events from one save (or a checkout touching many files) become one request
- * after a quiet period; the pool coalesces whatever still overlaps a reload.
+ * after a quiet period; the arbiter merges whatever still overlaps a reload.
  */
 export class CodeWatcher {
   private watcher: FSWatcher | undefined;

@@ -1,8 +1,8 @@
 import { touches } from '../config/key-path.js';
-import type { ConfigLoader } from '../config/loader.js';
+import type { ConfigLoader, Loaded } from '../config/loader.js';
 import { changedPaths, contentHash, mergeLayers } from '../config/snapshot.js';
 import type { ConfigSource, SourceStatus } from '../config/sources/source.js';
-import { Slot, Unchanged, type BuildContext } from '../core/slot.js';
+import { Slot, type BuildContext } from '../core/slot.js';
 import type { Generation } from '../core/generation.js';
 import { GraftError, errorFields, errorMessage } from '../core/errors.js';
 import type { ConfigPayload } from '../core/ipc.js';
@@ -14,6 +14,9 @@ import type { WorkerProcess } from '../pool/worker-process.js';
 
 /** Keys of graft's own that need new processes when they change. */
 export const RESTART_KEYS = ['graft.port', 'graft.workers'];
+
+/** What one change read from the sources, or why they did not load. */
+type Read = { source: string; loaded: Loaded } | { source: string; error: unknown };
 
 interface Candidate {
   payload: ConfigPayload;
@@ -47,7 +50,7 @@ const HISTORY = 100;
  * history entry.
  */
 export class ConfigCoordinator {
-  private readonly slot: Slot<Candidate, string, ApplyOutcome>;
+  private readonly slot: Slot<Candidate, Read, ApplyOutcome>;
   private readonly history: HistoryEntry[] = [];
   private pool: WorkerPool | undefined;
   private stopWatching: (() => void) | undefined;
@@ -59,14 +62,14 @@ export class ConfigCoordinator {
     private readonly log: Logger,
     private readonly options: CoordinatorOptions,
   ) {
-    this.slot = new Slot<Candidate, string, ApplyOutcome>(
+    this.slot = new Slot<Candidate, Read, ApplyOutcome>(
       {
         build: (ctx) => this.build(ctx),
         verify: (candidate, ctx) => this.verify(candidate, ctx),
         commit: (next, previous) => this.commit(next, previous),
       },
       // The master's arbiter runs one change at a time (and merges re-reads that wait): nothing queues here.
-      { name: 'config', drainTimeoutMs: 1000 },
+      { name: 'config' },
     );
   }
 
@@ -78,7 +81,7 @@ export class ConfigCoordinator {
       this.log.info('config taken over from the previous master', { configVersion: inherited.live.version, hash: inherited.live.hash });
       return inherited.live;
     }
-    return (await this.slot.replace('startup')).generation.value.payload;
+    return (await this.slot.replace(await this.read('startup'))).generation.value.payload;
   }
 
   attach(pool: WorkerPool): void {
@@ -130,13 +133,21 @@ export class ConfigCoordinator {
 
   /** Re-read every source and move the workers to the result; resolves when they all run it. */
   async change(source: string): Promise<ApplyOutcome> {
-    try {
-      return (await this.slot.replace(source)).result;
-    } catch (err) {
-      if (!(err instanceof Unchanged)) throw err;
-      if (err.repeated) throw err.repeated;
-      return { version: this.current.version, changed: [], mode: 'unchanged', workers: this.workerVersions(), replaced: [] };
+    const read = await this.read(source);
+    // What was rejected last time and is read again unchanged gets the same answer, without a new version or history entry.
+    if (this.lastRejection?.key === ('error' in read ? loadKey(read.error) : this.contentKey(read.loaded.hash))) throw this.lastRejection.error;
+    if ('loaded' in read) {
+      this.lastRejection = undefined; // the sources hold something else now
+      if (read.loaded.hash === this.current.hash) return { version: this.current.version, changed: [], mode: 'unchanged', workers: this.workerVersions(), replaced: [] };
     }
+    return (await this.slot.replace(read)).result;
+  }
+
+  private read(source: string): Promise<Read> {
+    return this.loader.load().then(
+      (loaded) => ({ source, loaded }),
+      (error: unknown) => ({ source, error }),
+    );
   }
 
   /** Validate a file against the running service's schema without applying it. */
@@ -160,19 +171,15 @@ export class ConfigCoordinator {
     return reply.value;
   }
 
-  private async build(ctx: BuildContext<Candidate, string>): Promise<Candidate> {
-    const source = ctx.request ?? 'startup';
+  private async build(ctx: BuildContext<Candidate, Read>): Promise<Candidate> {
+    const read = ctx.request!;
+    const { source } = read;
     const before = ctx.previous?.payload;
-    let loaded;
-    try {
-      loaded = await this.loader.load();
-    } catch (err) {
-      if (!before) throw err; // graft start fails with it
-      throw this.rejected(ctx.version, source, [], `load:${errorMessage(err)}`, err);
+    if ('error' in read) {
+      if (!before) throw read.error; // graft start fails with it
+      throw this.rejected(ctx.version, source, [], loadKey(read.error), read.error);
     }
-    if (this.lastRejection?.key === this.contentKey(loaded.hash)) throw new Unchanged(before?.version, this.lastRejection.error);
-    this.lastRejection = undefined; // the sources hold something else now
-    if (before && before.hash === loaded.hash) throw new Unchanged(before.version);
+    const { loaded } = read;
     const payload: ConfigPayload = { version: ctx.version, hash: loaded.hash, source, data: loaded.data };
     const changed = before ? changedPaths(before.data, loaded.data) : [];
     const restartOn = new Set([...RESTART_KEYS, ...(this.pool?.liveWorkers().flatMap((w) => w.restartOn) ?? [])]);
@@ -180,7 +187,7 @@ export class ConfigCoordinator {
     return { payload, changed, mode: needsRestart ? 'reload' : 'in-place', prepared: [] };
   }
 
-  private async verify(candidate: Candidate, ctx: BuildContext<Candidate, string>): Promise<void> {
+  private async verify(candidate: Candidate, ctx: BuildContext<Candidate, Read>): Promise<void> {
     const pool = this.pool;
     if (!pool || !ctx.previous) return; // the first snapshot: workers start on it
     const { version, source } = candidate.payload;
@@ -268,7 +275,6 @@ export class ConfigCoordinator {
    * content itself (key: what was rejected) is reported once while that content stays.
    */
   private rejected(version: number, source: string, changed: string[], key: string | undefined, err: unknown): unknown {
-    if (key !== undefined && this.lastRejection?.key === key) return new Unchanged(this.slot.current?.version, this.lastRejection.error);
     const fields = errorFields(err);
     if (fields.code === 'GRAFT_STOPPING') {
       // Not a verdict on the content: the master stopped while the change ran.
@@ -287,4 +293,9 @@ export class ConfigCoordinator {
     const { version, accepted, source, changed, code, error } = entry;
     this.options.observe?.({ type: 'config', version, accepted, source, changed, ...(code ? { code } : {}), ...(error ? { error } : {}) });
   }
+}
+
+/** A load error as a rejected content: the same error again is reported once. */
+function loadKey(err: unknown): string {
+  return `load:${errorMessage(err)}`;
 }

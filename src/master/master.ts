@@ -9,6 +9,7 @@ import type { SourceStatus } from '../config/sources/source.js';
 import type { ConfigArg } from '../net/source-url.js';
 import { createStoreSource, storeOptions } from '../config/sources/stores.js';
 import { deferred } from '../core/deferred.js';
+import { Queue } from '../core/queue.js';
 import { GraftError, errorFields } from '../core/errors.js';
 import type { FleetAddress } from '../net/fleet-url.js';
 import type { Membership, MembershipStatus } from '../fleet/membership.js';
@@ -18,7 +19,6 @@ import { moduleName, type ReadyMode } from '../core/ipc.js';
 import { ServiceLog, type LogTarget } from '../logs/service-log.js';
 import { graftVersion } from '../core/version.js';
 import { Activity, type ReloadRecord } from '../observe/activity.js';
-import { Arbiter } from './arbiter.js';
 import { CodeSwapper } from './code-swapper.js';
 import { CodeWatcher } from './code-watcher.js';
 import { mergeCommands, type Command, type Overrides } from '../control/commands.js';
@@ -163,7 +163,16 @@ export class Master {
   private readonly files: MasterFiles;
   private readonly output: ServiceLog;
   private readonly applyOverrides = new OverrideSource('apply');
-  private readonly arbiter = new Arbiter<Command>({ handle: (c) => this.handle(c), merge: mergeCommands, preempts: (c) => c.kind === 'stop' });
+  /** The master's one queue and one loop (Gunicorn's arbiter is the model): signals and control requests only submit a command and await its outcome. */
+  private readonly arbiter = new Queue<Command>(
+    {
+      handle: (c) => this.handle(c),
+      merge: mergeCommands,
+      preempts: (c) => c.kind === 'stop',
+      refused: () => new GraftError('GRAFT_STOPPING', 'the master is stopping; the command was not carried out'),
+    },
+    { open: false }, // commands asked for while the master starts wait until it runs
+  );
   private listeners!: ListenerRegistry;
   private coordinator: ConfigCoordinator | undefined;
   private pool: WorkerPool | undefined;

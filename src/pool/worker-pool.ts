@@ -113,7 +113,8 @@ export interface PoolStatus {
  * processes. A reload builds a whole new set (all at once), commits it when
  * every worker is ready, then drains the old set. Everything else that
  * changes the live set (scale, a lost worker's replacement, a worker that
- * failed to apply the config) is an amend of it, under the same lock.
+ * failed to apply the config) is an amend of it. The master's arbiter runs
+ * them one at a time; a stop waits for the one in flight.
  */
 export class WorkerPool {
   private readonly slot: Slot<WorkerSet, PoolChange, ReloadOutcome>;
@@ -292,7 +293,7 @@ export class WorkerPool {
       });
       const retired = this.retireWorker(w);
       await w.closed;
-      void retired; // the drain goes on outside the lock: a reload need not wait for its last request
+      void retired; // the drain goes on outside this amend: the next command need not wait for its last request
       return { replaced: true, workerPid: fresh.pid };
     });
   }
@@ -398,7 +399,7 @@ export class WorkerPool {
     if (lost > 0) throw new GraftError('GRAFT_WORKER_EXITED', `${lost} worker(s) of generation ${set.generation} exited right after becoming ready; the live generation keeps serving`);
   }
 
-  /** Inside the lock, after the new set went live and the old one began draining. */
+  /** Still part of the reload, after the new set went live and the old one began draining. */
   private async commitSet(set: WorkerSet, previous: WorkerSet | undefined): Promise<ReloadOutcome> {
     // A worker of the new set that died between ready and commit was not live, so nobody replaced it.
     // The new set serves already: a failure here is logged, and crash replacement goes on from it.

@@ -1,12 +1,6 @@
-import { Slot } from '../core/slot.js';
+import { GraftError, errorFields } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { startSuccessor, type Successor, type UpgradeState } from './upgrade.js';
-
-/** A master process as a generation: this one, or the successor it started. */
-interface MasterGeneration {
-  pid: number;
-  successor?: Successor;
-}
 
 export interface SuccessionHooks {
   /** The listening sockets and the state a successor starts from, read when the upgrade begins. */
@@ -25,78 +19,94 @@ export interface SuccessionHooks {
 }
 
 /**
- * The master itself held in a generation slot (DESIGN.md: the master process
- * is a generation too). `graft upgrade` builds a successor beside this master
- * (it starts its own workers on the inherited sockets), and the commit step
- * hands over the control socket; then this master, the previous generation,
- * drains and exits. A stop closes the slot: an upgrade in flight is aborted
- * (the successor is stopped too) and this master retires.
+ * The master as a generation (DESIGN.md: the master process is a generation
+ * too), with a life of its own rather than a slot's: nothing leases a master,
+ * and handing control over cannot be undone, so it is not a verify that a
+ * discard could take back. `graft upgrade` starts a successor beside this
+ * master (it starts its own workers on the inherited sockets), then hands it
+ * the control socket: if the successor fails before it confirms, it is killed
+ * and this master keeps serving; once it confirms, this master steps down,
+ * drains and exits. A stop aborts an upgrade that has not handed over yet (the
+ * successor stops too) and retires this master. The master's arbiter runs one
+ * upgrade at a time.
  */
 export class Succession {
-  private readonly slot: Slot<MasterGeneration, undefined, { pid: number }>;
+  private live: number;
+  private running: Promise<{ pid: number }> | undefined;
+  private readonly abort = new AbortController();
+  private retirement: Promise<void> | undefined;
   private resolveRetired!: () => void;
   /** Resolves once this master has retired: stopped, or drained after handing over to a successor. */
   readonly retired = new Promise<void>((resolve) => (this.resolveRetired = resolve));
 
   constructor(
-    hooks: SuccessionHooks,
-    log: Logger,
+    private readonly hooks: SuccessionHooks,
+    private readonly log: Logger,
     generation: number,
   ) {
-    this.slot = new Slot<MasterGeneration, undefined, { pid: number }>(
-      {
-        build: async ({ version, signal }) => {
-          const { listeners, state } = await hooks.handover();
-          log.info('upgrade: starting a new master', { masterGeneration: version, listeners: listeners.map((l) => l.key), generation: state.firstGeneration - 1 });
-          const successor = await startSuccessor({
-            listeners,
-            state: { ...state, masterGeneration: version },
-            readyTimeoutMs: hooks.readyTimeoutMs,
-            drainTimeoutMs: hooks.drainTimeoutMs,
-            signal,
-          });
-          return { pid: successor.pid, successor };
-        },
-        // Control changes hands before anything here retires: if the successor
-        // fails to take it, the upgrade fails and this master keeps serving.
-        verify: (next) => hooks.transferControl(next.successor!),
-        discard: (next) => {
-          next.successor?.kill();
-        },
-        commit: (next) => {
-          hooks.stepDown(next.value.pid);
-          log.info('upgrade: handed over; draining this master', { successor: next.value.pid });
-          return { pid: next.value.pid };
-        },
-        // Only this process retires here; a successor that took over is not ours to stop.
-        // shutdown() bounds itself: each worker is killed at the drain timeout.
-        drain: async (g) => {
-          if (!g.value.successor) await hooks.shutdown();
-        },
-        dispose: (g) => {
-          if (!g.successor) this.resolveRetired();
-        },
-      },
-      { name: 'master', firstVersion: generation },
-    );
-    this.slot.adopt({ pid: process.pid }, generation);
+    this.live = generation;
   }
 
-  get generation(): number | undefined {
-    return this.slot.current?.version;
+  /** The generation of the master in control: this one, or the successor it handed over to. */
+  get generation(): number {
+    return this.live;
   }
 
   get upgrading(): boolean {
-    return this.slot.replacing;
+    return this.running !== undefined;
   }
 
   /** Resolves once the successor is in control (this master is then draining). */
-  async upgrade(): Promise<{ pid: number }> {
-    return (await this.slot.replace()).result;
+  upgrade(): Promise<{ pid: number }> {
+    if (this.abort.signal.aborted || this.retirement) return Promise.reject(new GraftError('GRAFT_STOPPING', 'the master is stopping; upgrade refused'));
+    if (this.running) return Promise.reject(new GraftError('GRAFT_INTERNAL', 'an upgrade was asked for while one runs; the arbiter runs one at a time'));
+    const running = this.handOver().finally(() => (this.running = undefined));
+    this.running = running;
+    return running;
   }
 
-  /** Stop: abort an upgrade in flight, retire this master, resolve when it is done. */
-  close(): Promise<void> {
-    return this.slot.close();
+  /** Stop: abort an upgrade that has not handed over, retire this master, resolve when it is done. */
+  async close(): Promise<void> {
+    this.abort.abort(new GraftError('GRAFT_STOPPING', 'the master stopped while an upgrade was in flight'));
+    await this.running?.catch(() => {});
+    await this.retire();
+  }
+
+  private async handOver(): Promise<{ pid: number }> {
+    const signal = this.abort.signal;
+    const version = this.live + 1;
+    const { listeners, state } = await this.hooks.handover();
+    if (signal.aborted) throw signal.reason;
+    this.log.info('upgrade: starting a new master', { masterGeneration: version, listeners: listeners.map((l) => l.key), generation: state.firstGeneration - 1 });
+    const successor = await startSuccessor({
+      listeners,
+      state: { ...state, masterGeneration: version },
+      readyTimeoutMs: this.hooks.readyTimeoutMs,
+      drainTimeoutMs: this.hooks.drainTimeoutMs,
+      signal,
+    });
+    try {
+      if (signal.aborted) throw signal.reason;
+      // Control changes hands before anything here retires: if the successor fails to take it, this master keeps serving.
+      await this.hooks.transferControl(successor);
+    } catch (err) {
+      successor.kill();
+      throw err;
+    }
+    // No way back from here, a stop included: the successor serves, and this master retires.
+    this.live = version;
+    this.hooks.stepDown(successor.pid);
+    this.log.info('upgrade: handed over; draining this master', { successor: successor.pid });
+    void this.retire();
+    return { pid: successor.pid };
+  }
+
+  /** This master's retirement, once: shutdown() bounds itself (each worker is killed at the drain timeout). */
+  private retire(): Promise<void> {
+    this.retirement ??= this.hooks
+      .shutdown()
+      .catch((err: unknown) => this.log.error('master shutdown failed', errorFields(err)))
+      .finally(() => this.resolveRetired());
+    return this.retirement;
   }
 }

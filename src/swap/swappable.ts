@@ -1,5 +1,6 @@
 import { dirname, isAbsolute, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Coalescing } from '../core/queue.js';
 import { Slot } from '../core/slot.js';
 import { slotEventLogger } from '../core/slot-log.js';
 import type { Lease } from '../core/lease.js';
@@ -74,6 +75,8 @@ export class Swappable<T = Record<string, unknown>> {
   /** Resolves once the first generation serves; rejects if it fails to load. */
   readonly ready: Promise<void>;
   private readonly slot: Slot<ModuleGeneration<T>>;
+  /** One load at a time; swaps asked for while one runs coalesce into one more, from the files as they are then. */
+  private readonly loads: Coalescing<SwapResult>;
   private readonly bundler: Bundler;
   private readonly log;
 
@@ -89,8 +92,8 @@ export class Swappable<T = Record<string, unknown>> {
       {
         build: ({ version, previous }) => this.build(version, previous),
         verify: (g) => this.verify(g),
-        discard: (g) => this.dispose(g, -1),
-        dispose: (g, info) => this.dispose(g, info.version),
+        discard: (g, { version }) => this.dispose(g, version),
+        dispose: (g, { version }) => this.dispose(g, version),
       },
       {
         name: this.name,
@@ -107,8 +110,12 @@ export class Swappable<T = Record<string, unknown>> {
         ),
       },
     );
+    this.loads = new Coalescing(this.name, async () => {
+      const { generation, previous } = await this.slot.replace();
+      return { module: this.name, generation: generation.version, previous: previous?.version };
+    });
     registry.set(this.path, this as Swappable<unknown>);
-    this.ready = this.slot.replace().then(() => undefined);
+    this.ready = this.loads.run().then(() => undefined);
     this.ready.catch(() => {});
   }
 
@@ -148,13 +155,13 @@ export class Swappable<T = Record<string, unknown>> {
   /** Load the module again; resolves when the new generation serves, rejects (nothing changed) if it fails. */
   async swap(): Promise<SwapResult> {
     await this.ready.catch(() => {});
-    const { generation, previous } = await this.slot.replace();
-    return { module: this.name, generation: generation.version, previous: previous?.version };
+    return this.loads.run();
   }
 
   /** Retire the live generation (dispose after its last lease) and stop. */
   async close(): Promise<void> {
     registry.delete(this.path);
+    void this.loads.stop(); // swaps still waiting are refused; the slot's close aborts the one in flight
     await this.slot.close();
     await this.bundler.close();
   }
@@ -199,10 +206,9 @@ export class Swappable<T = Record<string, unknown>> {
       if (typeof g.exports.dispose === 'function') await g.exports.dispose();
     } finally {
       const { sentinel, timers, mapFrame } = g.evaluated;
-      const generation = version < 0 ? -1 : version;
       watchRetired(sentinel, {
         module: this.name,
-        generation,
+        generation: version,
         timers,
         mapFrame,
         graceMs: this.options.leakGraceMs ?? 5000,

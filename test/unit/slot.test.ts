@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { Slot, Unchanged, type SlotEvent } from '../../src/core/slot.js';
+import { Coalescing, Queue } from '../../src/core/queue.js';
+import { Slot, type SlotEvent } from '../../src/core/slot.js';
 
 const tick = () => new Promise((r) => setTimeout(r, 5));
 
@@ -58,11 +59,12 @@ describe('generation slot', () => {
     assert.equal(g4.version, 4);
   });
 
-  test('swaps asked for during a swap coalesce into one more', async () => {
+  test('run by a coalescing queue, swaps asked for during a swap coalesce into one more', async () => {
     const { slot } = counterSlot({ buildMs: 20 });
-    await slot.replace();
-    const first = slot.replace();
-    const coalesced = [slot.replace(), slot.replace(), slot.replace()];
+    const swaps = new Coalescing('test', () => slot.replace());
+    await swaps.run();
+    const first = swaps.run();
+    const coalesced = [swaps.run(), swaps.run(), swaps.run()];
     const g = await first;
     assert.equal(g.generation.version, 2);
     const after = await Promise.all(coalesced);
@@ -73,7 +75,7 @@ describe('generation slot', () => {
     assert.equal(slot.current?.version, 3);
   });
 
-  test('requests of coalesced swaps are merged and reach the one build that serves them', async () => {
+  test("requests of coalesced swaps are merged by the owner's queue and reach the one build that serves them", async () => {
     const seen: Array<string[] | undefined> = [];
     const slot = new Slot<number, string[]>(
       {
@@ -83,11 +85,17 @@ describe('generation slot', () => {
           return version;
         },
       },
-      { name: 'merging', drainTimeoutMs: 100, merge: (a, b) => [...a, ...b] },
+      { name: 'merging', drainTimeoutMs: 100 },
     );
-    await slot.replace(['first']);
-    const running = slot.replace(['a']);
-    const merged = [slot.replace(['b']), slot.replace(), slot.replace(['c'])];
+    // An empty request asks for nothing of its own: it merges into whatever waits.
+    const replaces = new Queue<string[], Awaited<ReturnType<typeof slot.replace>>>({
+      handle: (request) => slot.replace(request),
+      merge: (a, b) => [...a, ...b],
+      refused: () => new Error('closed'),
+    });
+    await replaces.submit(['first']);
+    const running = replaces.submit(['a']);
+    const merged = [replaces.submit(['b']), replaces.submit([]), replaces.submit(['c'])];
     await running;
     const after = await Promise.all(merged);
     assert.deepEqual(after.map((g) => g.generation.version), [3, 3, 3]);
@@ -164,7 +172,7 @@ describe('generation slot', () => {
     await assert.rejects(slot.replace(), (err: { code?: string }) => err.code === 'GRAFT_STOPPING');
   });
 
-  test('the commit step runs once per replace, inside the lock, and every merged caller gets its result and the true previous', async () => {
+  test('the commit step runs once per replace, before the next starts, and every merged caller gets its result and the true previous', async () => {
     const commits: Array<[number, number | undefined]> = [];
     let order: string[] = [];
     const slot = new Slot<number, undefined, string>(
@@ -184,10 +192,11 @@ describe('generation slot', () => {
       },
       { name: 'committing', drainTimeoutMs: 100 },
     );
-    await slot.replace();
+    const replaces = new Coalescing('committing', () => slot.replace());
+    await replaces.run();
     order = [];
-    const first = slot.replace();
-    const merged = [slot.replace(), slot.replace(), slot.replace()];
+    const first = replaces.run();
+    const merged = [replaces.run(), replaces.run(), replaces.run()];
     const a = await first;
     const rest = await Promise.all(merged);
     assert.deepEqual([a.result, a.previous?.version], ['v2', 1]);
@@ -201,7 +210,7 @@ describe('generation slot', () => {
     assert.deepEqual(order, ['build 2', 'commit 2 start', 'commit 2 end', 'build 3', 'commit 3 start', 'commit 3 end']);
   });
 
-  test('an amend runs on the live generation inside the lock, in order with replaces', async () => {
+  test("an amend runs on the live generation, in its owner's queue in order with replaces", async () => {
     const order: string[] = [];
     const slot = new Slot<{ n: number; count: number }>(
       {
@@ -214,14 +223,24 @@ describe('generation slot', () => {
       { name: 'amending', drainTimeoutMs: 100 },
     );
     await assert.rejects(slot.amend(() => 0), (err: { code?: string }) => err.code === 'GRAFT_NOT_LIVE');
-    await slot.replace();
-    const replacing = slot.replace();
-    const amended = slot.amend((live) => {
-      order.push(`amend ${live.version}`);
-      live.value.count = 5;
-      return live.version;
+    const queue = new Queue<'replace' | 'amend'>({
+      handle: (kind) =>
+        kind === 'replace'
+          ? slot.replace()
+          : slot.amend((live) => {
+              order.push(`amend ${live.version}`);
+              live.value.count = 5;
+              return live.version;
+            }),
+      refused: () => new Error('closed'),
     });
-    const after = slot.replace();
+    await queue.submit('replace');
+    const replacing = queue.submit('replace') as ReturnType<typeof slot.replace>;
+    // The slot itself does not queue: a second operation while one runs is refused.
+    await assert.rejects(slot.amend(() => 0), (err: { code?: string }) => err.code === 'GRAFT_INTERNAL');
+    await assert.rejects(slot.replace(), (err: { code?: string }) => err.code === 'GRAFT_INTERNAL');
+    const amended = queue.submit('amend');
+    const after = queue.submit('replace') as ReturnType<typeof slot.replace>;
     assert.equal(await amended, 2, 'the amend waited for the replace in flight');
     await replacing;
     const last = await after;
@@ -229,23 +248,43 @@ describe('generation slot', () => {
     assert.deepEqual(order, ['build 1', 'build 2', 'amend 2', 'build 3']);
   });
 
-  test('a build that finds nothing changed gives its version number back', async () => {
+  test('an owner that finds nothing changed does not replace, and no version number is taken', async () => {
     let same = false;
+    const slot = new Slot<number>({ build: async ({ version }) => version }, { name: 'unchanged', drainTimeoutMs: 100 });
+    // The owner's queue decides what to do with its turn (a config store compares the content first).
+    const changes = new Coalescing('unchanged', async () => (same ? 'unchanged' : (await slot.replace()).generation.version));
+    await changes.run();
+    same = true;
+    assert.equal(await changes.run(), 'unchanged');
+    assert.equal(await changes.run(), 'unchanged');
+    assert.equal(slot.upcoming, 2);
+    same = false;
+    assert.equal(await changes.run(), 2);
+  });
+
+  test('a failed build takes its version number: the next one does not reuse it', async () => {
+    const { slot, discarded, disposed } = counterSlot({ failOn: [2] });
+    await slot.replace();
+    await assert.rejects(slot.replace(), /build 2 failed/);
+    assert.equal((await slot.replace()).generation.version, 3);
+    assert.deepEqual([discarded, disposed], [[], []]);
+  });
+
+  test('a generation discarded after a failed verify is given its own version number', async () => {
+    const seen: Array<[string, number]> = [];
     const slot = new Slot<number>(
       {
-        build: async ({ version, previous }) => {
-          if (same) throw new Unchanged(previous);
-          return version;
+        build: async ({ version }) => version,
+        verify: (value) => {
+          if (value === 2) throw new Error('no');
         },
+        dispose: (value, { version }) => void seen.push(['dispose', version]),
       },
-      { name: 'unchanged', drainTimeoutMs: 100 },
+      { name: 'numbers' },
     );
     await slot.replace();
-    same = true;
-    await assert.rejects(slot.replace(), (err) => err instanceof Unchanged);
-    await assert.rejects(slot.replace(), (err) => err instanceof Unchanged);
-    same = false;
-    assert.equal((await slot.replace()).generation.version, 2);
+    await assert.rejects(slot.replace(), /no/);
+    assert.deepEqual(seen, [['dispose', 2]], 'the default discard disposes it under its own number');
   });
 
   test('adopt makes a value live without building it, and numbering goes on from it', async () => {

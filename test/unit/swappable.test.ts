@@ -169,4 +169,61 @@ export function sum() { let s = 0; for (let i = 0; i < data.length; i += 4096) s
       await h.close();
     }
   });
+
+  test('swaps asked for while one runs coalesce into one more, which loads the newest files', async () => {
+    const g = globalThis as { migrating?: boolean };
+    g.migrating = false;
+    const dir = project({ 'mod.ts': 'export const version = "v1";\n' });
+    const h = swappable<{ version: string }>(join(dir, 'mod.ts'));
+    try {
+      await h.ready;
+      writeFileSync(join(dir, 'mod.ts'), 'export const version = "v2";\nexport async function migrate() { (globalThis as any).migrating = true; await new Promise((r) => setTimeout(r, 300)); }\n');
+      const first = h.swap();
+      // Generation 2 is built from v2 and migrating: what is written now is for the next swap.
+      while (!g.migrating) await sleep(5);
+      writeFileSync(join(dir, 'mod.ts'), 'export const version = "v4";\n');
+      const later = [h.swap(), h.swap(), h.swap()];
+      assert.deepEqual(await first, { module: h.name, generation: 2, previous: 1 });
+      const results = await Promise.all(later);
+      assert.deepEqual(results, [0, 1, 2].map(() => ({ module: h.name, generation: 3, previous: 2 })), 'one more swap served all three');
+      assert.equal(h.current.version, 'v4');
+      assert.equal(h.generation, 3);
+    } finally {
+      await h.close();
+    }
+  });
+
+  test('close refuses a swap still waiting, aborts the one in flight and keeps nothing', async () => {
+    const dir = project({ 'mod.ts': 'export const version = "v1";\n' });
+    const h = swappable<{ version: string }>(join(dir, 'mod.ts'));
+    await h.ready;
+    writeFileSync(join(dir, 'mod.ts'), 'export const version = "v2";\nexport async function migrate() { await new Promise((r) => setTimeout(r, 300)); }\n');
+    const inFlight = h.swap();
+    await sleep(0);
+    const waiting = h.swap();
+    await sleep(0);
+    const stopped = (err: { code?: string }) => err.code === 'GRAFT_STOPPING';
+    const outcomes = [assert.rejects(waiting, stopped), assert.rejects(inFlight, stopped)];
+    await h.close();
+    await Promise.all(outcomes);
+    await assert.rejects(h.swap(), (err: { code?: string }) => err.code === 'GRAFT_STOPPING');
+    assert.equal(h.generation, undefined);
+  });
+
+  test('a generation discarded after a failed verify is reported under its own number if it leaks', async () => {
+    const dir = project({ 'mod.ts': 'export const n = 1;\n' });
+    const reports: LeakReport[] = [];
+    const h = swappable(join(dir, 'mod.ts'), undefined, { onLeak: (r) => reports.push(r), leakGraceMs: 300 });
+    try {
+      await h.ready;
+      writeFileSync(join(dir, 'mod.ts'), 'const big = new Array(1000).fill(1);\nsetInterval(() => big.length, 60_000).unref();\nexport const verify = () => false;\n');
+      await assert.rejects(h.swap(), (err: { code?: string }) => err.code === 'GRAFT_SWAP_VERIFY');
+      const deadline = Date.now() + 5000;
+      while (reports.length === 0 && Date.now() < deadline) await sleep(100);
+      assert.equal(reports.length, 1);
+      assert.equal(reports[0]!.generation, 2);
+    } finally {
+      await h.close();
+    }
+  });
 });
