@@ -257,6 +257,8 @@ export class ConfigCoordinator {
 
   private async commitInPlace(candidate: Candidate): Promise<Array<{ pid: number; error: string }>> {
     const { version } = candidate.payload;
+    // First: a worker replaced below, or forked for the set later, starts on this version.
+    this.pool?.configCommitted(candidate.payload);
     const failed: Array<{ w: WorkerProcess; error: string }> = [];
     await Promise.all(
       candidate.prepared.map(async (w) => {
