@@ -1,5 +1,5 @@
 import { touches } from '../config/key-path.js';
-import type { ConfigLoader } from '../config/loader.js';
+import type { ConfigLoader, Loaded } from '../config/loader.js';
 import { changedPaths, contentHash, mergeLayers } from '../config/snapshot.js';
 import type { ConfigSource, SourceStatus } from '../config/sources/source.js';
 import { Slot, Unchanged, type BuildContext } from '../core/slot.js';
@@ -45,6 +45,8 @@ interface Candidate {
   mode: 'in-place' | 'reload';
   /** The workers that validated it (in-place changes), to commit it on. */
   prepared: WorkerProcess[];
+  /** What the sources were read as (none for a snapshot taken over): told to them once it is live. */
+  loaded: Loaded | undefined;
 }
 
 export interface CoordinatorOptions {
@@ -98,7 +100,7 @@ export class ConfigCoordinator {
   async init(inherited?: ConfigInheritance): Promise<ConfigPayload> {
     if (inherited) {
       this.history.push(...inherited.history.slice(-HISTORY));
-      this.slot.adopt({ payload: inherited.live, changed: [], mode: 'in-place', prepared: [] }, inherited.live.version);
+      this.slot.adopt({ payload: inherited.live, changed: [], mode: 'in-place', prepared: [], loaded: undefined }, inherited.live.version);
       this.log.info('config taken over from the previous master', { configVersion: inherited.live.version, hash: inherited.live.hash });
       return inherited.live;
     }
@@ -163,7 +165,7 @@ export class ConfigCoordinator {
     }
   }
 
-  /** Validate a file against the running service's schema without applying it. */
+  /** Validate a file against the running service's schema without applying it: the sources are read, never committed. */
   async check(file: ConfigSource): Promise<{ ok: true; version: number; worker: number }> {
     const worker = this.pool?.liveWorkers()[0];
     if (!worker) throw new GraftError('GRAFT_CONFIG_NOT_READY', 'no ready worker to validate against; try again once the service runs');
@@ -201,7 +203,7 @@ export class ConfigCoordinator {
     const changed = before ? changedPaths(before.data, loaded.data) : [];
     const restartOn = new Set([...RESTART_KEYS, ...(this.pool?.liveWorkers().flatMap((w) => w.restartOn) ?? [])]);
     const needsRestart = changed.some((c) => [...restartOn].some((k) => touches(k, c)));
-    return { payload, changed, mode: needsRestart ? 'reload' : 'in-place', prepared: [] };
+    return { payload, changed, mode: needsRestart ? 'reload' : 'in-place', prepared: [], loaded };
   }
 
   private async verify(candidate: Candidate, ctx: BuildContext<Candidate, string>): Promise<void> {
@@ -242,7 +244,7 @@ export class ConfigCoordinator {
   private async commit(next: Generation<Candidate>, previous: Generation<Candidate> | undefined): Promise<ApplyOutcome> {
     const candidate = next.value;
     const { payload } = candidate;
-    this.loader.committed();
+    if (candidate.loaded) this.loader.committed(candidate.loaded);
     if (!previous) {
       this.record({ version: payload.version, source: payload.source, changed: [], accepted: true, mode: 'in-place' });
       this.log.info('config loaded', { configVersion: payload.version, hash: payload.hash, sources: this.loader.sources.map((s) => s.name) });

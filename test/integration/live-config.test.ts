@@ -213,9 +213,9 @@ describe('live configuration under load and at scale', () => {
   });
 
   test('a worker of a config reload that dies right after ready is replaced on that config, not the previous one', async () => {
-    const { g, dir } = await startWithConfigFile(fixture('die-once-app.ts'), 'dieOnce: none\n', { workers: 1 });
+    const { g, dir } = await startWithConfigFile(fixture('ready-hooks-app.ts'), 'dieOnce: none\n', { workers: 1 });
     try {
-      await g.waitRunning();
+      await g.waitForLog((l) => l.msg === 'master running', 60_000);
       assert.match(await get(`${g.url}/`), /^1 1 /);
       const marker = join(dir, 'die-once');
       writeFileSync(marker, '');

@@ -23,7 +23,7 @@ test('a worker replaced in a set built for a config change starts on that change
   const lost = deferred<LostWorker>();
   pool = new WorkerPool(
     {
-      entry: fixture('die-once-app.ts'),
+      entry: fixture('ready-hooks-app.ts'),
       service: 'worker-set-test',
       workers: 1,
       port,
