@@ -9,7 +9,7 @@ import type { ConfigPayload } from '../core/ipc.js';
 import type { Logger } from '../core/log.js';
 import type { Observe } from '../observe/observers.js';
 import type { PoolChange, ReloadOutcome, WorkerPool } from '../pool/worker-pool.js';
-import type { WorkerProcess } from '../pool/worker-process.js';
+import { WorkerRound } from './worker-round.js';
 
 /** Keys of graft's own that need new processes when they change. */
 export const RESTART_KEYS = ['graft.port', 'graft.workers'];
@@ -43,8 +43,8 @@ interface Candidate {
   payload: ConfigPayload;
   changed: string[];
   mode: 'in-place' | 'reload';
-  /** The workers that validated it (in-place changes), to commit it on. */
-  prepared: WorkerProcess[];
+  /** The workers that validated it and hold it (in-place changes), to commit it on. */
+  prepared: WorkerRound<unknown> | undefined;
   /** What the sources were read as (none for a snapshot taken over): told to them once it is live. */
   loaded: Loaded | undefined;
 }
@@ -100,7 +100,7 @@ export class ConfigCoordinator {
   async init(inherited?: ConfigInheritance): Promise<ConfigPayload> {
     if (inherited) {
       this.history.push(...inherited.history.slice(-HISTORY));
-      this.slot.adopt({ payload: inherited.live, changed: [], mode: 'in-place', prepared: [], loaded: undefined }, inherited.live.version);
+      this.slot.adopt({ payload: inherited.live, changed: [], mode: 'in-place', prepared: undefined, loaded: undefined }, inherited.live.version);
       this.log.info('config taken over from the previous master', { configVersion: inherited.live.version, hash: inherited.live.hash });
       return inherited.live;
     }
@@ -203,7 +203,7 @@ export class ConfigCoordinator {
     const changed = before ? changedPaths(before.data, loaded.data) : [];
     const restartOn = new Set([...RESTART_KEYS, ...(this.pool?.liveWorkers().flatMap((w) => w.restartOn) ?? [])]);
     const needsRestart = changed.some((c) => [...restartOn].some((k) => touches(k, c)));
-    return { payload, changed, mode: needsRestart ? 'reload' : 'in-place', prepared: [], loaded };
+    return { payload, changed, mode: needsRestart ? 'reload' : 'in-place', prepared: undefined, loaded };
   }
 
   private async verify(candidate: Candidate, ctx: BuildContext<Candidate, string>): Promise<void> {
@@ -221,23 +221,14 @@ export class ConfigCoordinator {
       }
       return;
     }
-    const workers = pool.liveWorkers();
-    const replies = await Promise.all(
-      workers.map((w) =>
-        w.request({ graft: 'config-prepare', config: candidate.payload, timeoutMs: this.options.workerTimeoutMs }, this.options.workerTimeoutMs).then(
-          (reply) => ({ w, error: reply.ok ? undefined : GraftError.from(reply.error) }),
-          (err: unknown) => ({ w, error: err as GraftError }),
-        ),
-      ),
-    );
-    const refused = replies.find((r) => r.error);
-    if (refused?.error) {
-      // The others hold it prepared: tell them it will not go live.
-      for (const w of workers) w.send({ graft: 'config-abort', version });
+    const timeoutMs = this.options.workerTimeoutMs;
+    const { round, outcome } = await WorkerRound.prepare(pool.liveWorkers(), { graft: 'config-prepare', config: candidate.payload, timeoutMs }, { graft: 'config-abort', version }, timeoutMs);
+    if (!outcome.ok) {
+      const refused = outcome.refused[0]!;
       const err = new GraftError(refused.error.code, `worker ${refused.w.pid} (generation ${refused.w.generation}) refused config version ${version}: ${refused.error.message}`, { cause: refused.error });
       throw this.rejected(version, source, candidate.changed, err.code === 'GRAFT_CONFIG_INVALID' ? key : undefined, err);
     }
-    candidate.prepared = workers;
+    candidate.prepared = round;
   }
 
   /** Inside the lock: every prepared worker makes the version live; one that fails is replaced. */
@@ -261,18 +252,9 @@ export class ConfigCoordinator {
     const { version } = candidate.payload;
     // First: a worker replaced below, or forked for the set later, starts on this version.
     this.pool?.configCommitted(candidate.payload);
-    const failed: Array<{ w: WorkerProcess; error: string }> = [];
-    await Promise.all(
-      candidate.prepared.map(async (w) => {
-        try {
-          const reply = await w.request({ graft: 'config-commit', version }, this.options.workerTimeoutMs);
-          if (!reply.ok) throw GraftError.from(reply.error);
-          w.stats = { ...w.stats, configVersion: version };
-        } catch (err) {
-          failed.push({ w, error: errorMessage(err) });
-        }
-      }),
-    );
+    const answers = (await candidate.prepared?.commit({ graft: 'config-commit', version })) ?? [];
+    for (const { w } of answers.filter((a) => a.error === undefined)) w.stats = { ...w.stats, configVersion: version };
+    const failed = answers.flatMap(({ w, error }) => (error === undefined ? [] : [{ w, error }]));
     for (const { w, error } of failed) {
       this.log.error('worker failed to apply the config; replacing it', { code: 'GRAFT_CONFIG_APPLY_FAILED', configVersion: version, workerPid: w.pid, error });
       await this.pool?.replace(w, `failed to apply config version ${version}`, 'config');
