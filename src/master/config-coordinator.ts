@@ -254,7 +254,7 @@ export class ConfigCoordinator {
     this.pool?.configCommitted(candidate.payload);
     const answers = (await candidate.prepared?.commit({ graft: 'config-commit', version })) ?? [];
     for (const { w } of answers.filter((a) => a.error === undefined)) w.stats = { ...w.stats, configVersion: version };
-    const failed = answers.flatMap(({ w, error }) => (error === undefined ? [] : [{ w, error }]));
+    const failed = answers.flatMap(({ w, error }) => (error === undefined ? [] : [{ w, error: error.message }]));
     for (const { w, error } of failed) {
       this.log.error('worker failed to apply the config; replacing it', { code: 'GRAFT_CONFIG_APPLY_FAILED', configVersion: version, workerPid: w.pid, error });
       await this.pool?.replace(w, `failed to apply config version ${version}`, 'config');

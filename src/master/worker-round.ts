@@ -1,4 +1,4 @@
-import { GraftError, errorMessage } from '../core/errors.js';
+import { GraftError } from '../core/errors.js';
 import type { MasterMessage, WorkerRequestBody } from '../core/ipc.js';
 import type { WorkerProcess } from '../pool/worker-process.js';
 
@@ -52,7 +52,7 @@ export class WorkerRound<V> {
   }
 
   /** Phase two: every worker makes the change live; each one's answer or failure (one that fails is its caller's to repair). */
-  async commit<C>(commit: WorkerRequestBody): Promise<Array<{ w: WorkerProcess; value: C; error?: undefined } | { w: WorkerProcess; value?: undefined; error: string }>> {
+  async commit<C>(commit: WorkerRequestBody): Promise<Array<{ w: WorkerProcess; value: C; error?: undefined } | { w: WorkerProcess; value?: undefined; error: GraftError }>> {
     return Promise.all(
       this.workers.map(async (w) => {
         try {
@@ -60,7 +60,7 @@ export class WorkerRound<V> {
           if (!reply.ok) throw GraftError.from(reply.error);
           return { w, value: reply.value as C };
         } catch (err) {
-          return { w, error: errorMessage(err) };
+          return { w, error: GraftError.wrap(err, `worker ${w.pid} did not answer ${commit.graft}`) };
         }
       }),
     );

@@ -42,6 +42,14 @@ interface ModuleGeneration<T> {
   evaluated: Evaluated;
 }
 
+/** A swap decided by its caller once the new generation is ready: the master's two-phase swap across workers. */
+export interface SwapDecision {
+  /** Told once the new generation is built and verified; it waits for the decision from then on. */
+  onPrepared(generation: number): void;
+  /** true: it goes live; false: it is discarded and the live generation keeps serving. */
+  decision: Promise<boolean>;
+}
+
 export interface SwapResult {
   module: string;
   generation: number;
@@ -73,7 +81,7 @@ export class Swappable<T = Record<string, unknown>> {
   readonly name: string;
   /** Resolves once the first generation serves; rejects if it fails to load. */
   readonly ready: Promise<void>;
-  private readonly slot: Slot<ModuleGeneration<T>>;
+  private readonly slot: Slot<ModuleGeneration<T>, SwapDecision>;
   private readonly bundler: Bundler;
   private readonly log;
 
@@ -85,10 +93,13 @@ export class Swappable<T = Record<string, unknown>> {
     this.name = relative(process.cwd(), this.path) || this.path;
     this.bundler = new Bundler(this.path);
     this.log = createLogger({ role: process.env.GRAFT_ENTRY ? 'worker' : 'app', module: this.name });
-    this.slot = new Slot<ModuleGeneration<T>>(
+    this.slot = new Slot<ModuleGeneration<T>, SwapDecision>(
       {
         build: ({ version, previous }) => this.build(version, previous),
-        verify: (g) => this.verify(g),
+        verify: async (g, { version, request }) => {
+          await this.verify(g);
+          if (request) await this.decided(version, request);
+        },
         discard: (g) => this.dispose(g, -1),
         dispose: (g, info) => this.dispose(g, info.version),
       },
@@ -145,10 +156,14 @@ export class Swappable<T = Record<string, unknown>> {
     return { version: lease.version, value: lease.value.value, release: lease.release };
   }
 
-  /** Load the module again; resolves when the new generation serves, rejects (nothing changed) if it fails. */
-  async swap(): Promise<SwapResult> {
+  /**
+   * Load the module again; resolves when the new generation serves, rejects
+   * (nothing changed) if it fails. With a decision, the new generation waits
+   * for it once it is ready, and goes live only if the decision says so.
+   */
+  async swap(decision?: SwapDecision): Promise<SwapResult> {
     await this.ready.catch(() => {});
-    const { generation, previous } = await this.slot.replace();
+    const { generation, previous } = await this.slot.replace(decision);
     return { module: this.name, generation: generation.version, previous: previous?.version };
   }
 
@@ -192,6 +207,11 @@ export class Swappable<T = Record<string, unknown>> {
       throw new GraftError('GRAFT_SWAP_VERIFY', `${this.name}: verify() threw: ${errorMessage(err)}; the live generation keeps serving`, { cause: err });
     }
     if (passed === false) throw new GraftError('GRAFT_SWAP_VERIFY', `${this.name}: verify() returned false; the live generation keeps serving`);
+  }
+
+  private async decided(version: number, { onPrepared, decision }: SwapDecision): Promise<void> {
+    onPrepared(version);
+    if (!(await decision)) throw new GraftError('GRAFT_SWAP_ABORTED', `${this.name}: generation ${version} was dropped before it went live: the swap did not reach every worker`);
   }
 
   private async dispose(g: ModuleGeneration<T>, version: number): Promise<void> {
