@@ -120,15 +120,7 @@ async function prepareSwap(id: number, module: string | undefined, files: string
   });
   const done = Promise.all(swaps.map((s) => s.done));
   done.catch(() => {}); // dropped swaps reject; the commit reads the outcome
-  const outcomes = await Promise.allSettled(swaps.map((s) => s.prepared));
-  const failure = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
-  if (failure) {
-    decision.resolve(false);
-    await Promise.allSettled(swaps.map((s) => s.done));
-    const err: unknown = failure.reason;
-    if (err instanceof GraftError && err.code === 'GRAFT_SWAP_NOT_SWAPPABLE') return { needsReload: err.message, modules: [] };
-    throw err;
-  }
+  // Staged at once: an abort that arrives while the modules still load (another worker refused first) drops them.
   const timer = setTimeout(() => abortSwap(id), SWAP_DECISION_TIMEOUT_MS);
   timer.unref();
   stagedSwap = {
@@ -140,6 +132,15 @@ async function prepareSwap(id: number, module: string | undefined, files: string
     done,
     targets,
   };
+  const outcomes = await Promise.allSettled(swaps.map((s) => s.prepared));
+  const failure = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
+  if (failure) {
+    abortSwap(id);
+    await Promise.allSettled(swaps.map((s) => s.done));
+    const err: unknown = failure.reason;
+    if (err instanceof GraftError && err.code === 'GRAFT_SWAP_NOT_SWAPPABLE') return { needsReload: err.message, modules: [] };
+    throw err;
+  }
   const held = swaps.map((s, i) => {
     const generation = (outcomes[i] as PromiseFulfilledResult<number>).value;
     return { module: s.h.name, generation, ...(s.h.generation !== undefined ? { previous: s.h.generation } : {}) };
