@@ -4,6 +4,8 @@ import type { ConfigSource } from './sources/source.js';
 export interface Loaded {
   data: Record<string, unknown>;
   hash: string;
+  /** Each source's layer as it was read, lowest first: what `committed` hands back to its source. */
+  layers: Array<Record<string, unknown>>;
 }
 
 /**
@@ -22,12 +24,15 @@ export class ConfigLoader {
     const layers: Array<Record<string, unknown>> = [];
     for (const source of this.sources) layers.push(await source.load());
     const data = mergeLayers(layers);
-    return { data, hash: contentHash(data) };
+    return { data, hash: contentHash(data), layers };
   }
 
-  /** What load() returned last is live: sources that keep a last good copy keep this one. */
-  committed(): void {
-    for (const source of this.sources) source.committed?.();
+  /** What this load read is live: sources that keep a last good copy keep this one, not whatever was read since. */
+  committed(loaded: Loaded): void {
+    this.sources.forEach((source, i) => {
+      const layer = loaded.layers[i];
+      if (layer) source.committed?.(layer);
+    });
   }
 
   /** Release every source's connections (store sources); the loader is not used again. */

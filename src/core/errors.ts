@@ -47,6 +47,7 @@ export const ErrorCodes = {
   GRAFT_SWAP_MIGRATE: 'migrate() of a new module generation failed',
   GRAFT_SWAP_VERIFY: 'verify() of a new module generation failed',
   GRAFT_SWAP_NOT_SWAPPABLE: 'the change cannot be swapped in place',
+  GRAFT_SWAP_ABORTED: 'a prepared module generation was dropped',
   GRAFT_SWAP_LEAK: 'a retired module generation is still reachable',
   GRAFT_STORE_URL: 'a config store address graft does not know',
   GRAFT_STORE_UNREACHABLE: 'a config store cannot be reached',

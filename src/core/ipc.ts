@@ -36,7 +36,9 @@ export type WorkerRequest =
   | { graft: 'config-commit'; rid: number; version: number }
   | { graft: 'config-check'; rid: number; config: ConfigPayload }
   | { graft: 'config-get'; rid: number }
-  | { graft: 'swap'; rid: number; module?: string; files?: string[] }
+  /** Load the new generation of the modules the order touches and hold it until swap-commit or swap-abort with the same id. */
+  | { graft: 'swap-prepare'; rid: number; id: number; module?: string; files?: string[] }
+  | { graft: 'swap-commit'; rid: number; id: number }
   /** The worker's Prometheus metrics, as prom-client's getMetricsAsJSON() gives them. */
   | { graft: 'metrics'; rid: number };
 
@@ -66,6 +68,8 @@ export type MasterMessage =
   | { graft: 'drain'; idleCloseMs: number; lingerMs: number }
   /** The prepared version will not be committed (another worker refused it): drop it. */
   | { graft: 'config-abort'; version: number }
+  /** The prepared swap will not be committed (another worker refused it, or it needs a reload): drop it. */
+  | { graft: 'swap-abort'; id: number }
   /** Answers 'drained': every connection handoff the master sent before it has been answered, so the worker may exit. */
   | { graft: 'exit' }
   | { graft: 'config-init'; config: ConfigPayload }
@@ -76,7 +80,7 @@ export function isGraftMessage<M extends WorkerMessage | MasterMessage>(value: u
   return typeof value === 'object' && value !== null && typeof (value as { graft?: unknown }).graft === 'string';
 }
 
-/** What a worker answers to a swap order. */
+/** What a worker answers to swap-prepare (the generations it holds) and to swap-commit (the ones that went live). */
 export interface SwapReply {
   /** Set when the change can't be swapped in place (a package changed, a module is not swappable). */
   needsReload?: string;

@@ -4,7 +4,7 @@ import type { Logger } from '../core/log.js';
 import { needsReload, type SwapOrder } from '../swap/trigger.js';
 import { unobserved, type Observe } from '../observe/observers.js';
 import type { ReloadOutcome, WorkerPool } from '../pool/worker-pool.js';
-import type { WorkerProcess } from '../pool/worker-process.js';
+import { WorkerRound } from './worker-round.js';
 
 export interface SwapOutcome {
   mode: 'swap' | 'reload' | 'unchanged';
@@ -16,13 +16,19 @@ export interface SwapOutcome {
 }
 
 /**
- * The master's side of in-process code swap: it sends a swap order to every
- * live worker and reports, per worker, which module generation runs. A change
- * no swap can take (a package, a module that declares itself not swappable)
- * becomes a zero-downtime worker reload, automatically and logged. The
- * master's arbiter runs one order at a time and merges the ones that wait.
+ * The master's side of in-process code swap: every live worker loads the new
+ * generation and holds it, and only once all have does any make it live (the
+ * same round a config version goes through, worker-round.ts); if one fails,
+ * all drop it and keep the code they ran. It reports, per worker, which module
+ * generation runs. A change no swap can take (a package, a module that
+ * declares itself not swappable) becomes a zero-downtime worker reload,
+ * automatically and logged. The master's arbiter runs one order at a time and
+ * merges the ones that wait.
  */
 export class CodeSwapper {
+  /** Numbers each swap round, so a worker drops only the swap it was told to. */
+  private rounds = 0;
+
   constructor(
     private readonly pool: WorkerPool,
     private readonly reload: (reason: string) => Promise<ReloadOutcome>,
@@ -49,51 +55,54 @@ export class CodeSwapper {
   private async attempt(order: SwapOrder): Promise<SwapOutcome> {
     const packageChange = order.files ? needsReload(order.files) : undefined;
     if (packageChange) return this.fallback(`${packageChange} changed: packages are shared, not swapped`, order);
-    const workers = this.pool.liveWorkers();
-    type Answer = { w: WorkerProcess; value: SwapReply; error?: undefined } | { w: WorkerProcess; value?: undefined; error: GraftError };
-    const replies = await Promise.all(
-      workers.map((w) =>
-        w.request({ graft: 'swap', ...(order.module ? { module: order.module } : {}), ...(order.files ? { files: order.files } : {}) }, this.workerTimeoutMs).then(
-          (reply): Answer => (reply.ok ? { w, value: reply.value as SwapReply } : { w, error: GraftError.from(reply.error) }),
-          (err: unknown): Answer => ({ w, error: err as GraftError }),
-        ),
-      ),
+    const id = ++this.rounds;
+    const { round, outcome } = await WorkerRound.prepare<SwapReply>(
+      this.pool.liveWorkers(),
+      { graft: 'swap-prepare', id, ...(order.module ? { module: order.module } : {}), ...(order.files ? { files: order.files } : {}) },
+      { graft: 'swap-abort', id },
+      this.workerTimeoutMs,
     );
-    const failed = replies.filter((r) => r.error !== undefined);
-    if (failed.length > 0) {
-      const error = failed[0]!.error!;
-      const who = failed.map((f) => `worker ${f.w.pid} (generation ${f.w.generation})`).join(', ');
-      this.log.error('swap rejected; the live generation keeps serving', { ...errorFields(error), workers: failed.map((f) => f.w.pid), source: order.source });
-      const swapped = replies.filter((r) => r.value?.modules.some((m) => !m.unchanged));
-      if (swapped.length > 0) {
-        // Some workers took the new code and others refused it: a worker reload
-        // brings every worker to one version (or, if the code is broken, keeps the old one).
-        this.log.warn('swap applied in some workers only; reloading the workers so all run one version', { swapped: swapped.map((r) => r.w.pid), refused: failed.map((f) => f.w.pid) });
-        await this.reload('swap: converge').catch(() => {}); // recorded and logged by the reload itself
-      }
+    if (!outcome.ok) {
+      // Every worker dropped the generation it held: all keep running the code they ran.
+      const error = outcome.refused[0]!.error;
+      const who = outcome.refused.map((f) => `worker ${f.w.pid} (generation ${f.w.generation})`).join(', ');
+      this.log.error('swap rejected; the live generation keeps serving', { ...errorFields(error), workers: outcome.refused.map((f) => f.w.pid), source: order.source });
       throw new GraftError(error.code, `${who} rejected the new generation: ${error.message}`, { cause: error, ...(error.detail ? { detail: error.detail } : {}) });
     }
-    const answers = replies.map((r) => ({ w: r.w, value: r.value! }));
+    const answers = outcome.prepared;
     if (answers.length > 0 && answers.every((a) => !a.value.needsReload && a.value.modules.length === 0)) {
+      round.abort();
       throw new GraftError(
         'GRAFT_SWAP_NOT_SWAPPABLE',
         'no worker has a swappable module: start graft with --swap (or load modules with swappable()); `graft reload` loads new code in new processes',
       );
     }
     const refusal = answers.find((a) => a.value.needsReload);
-    if (refusal) return this.fallback(refusal.value.needsReload!, order);
-    const outcome: SwapOutcome = {
-      mode: answers.some((a) => a.value.modules.some((m) => !m.unchanged)) ? 'swap' : 'unchanged',
-      workers: answers.map((a) => ({ pid: a.w.pid, generation: a.w.generation, modules: a.value.modules })),
+    if (refusal) {
+      round.abort();
+      return this.fallback(refusal.value.needsReload!, order);
+    }
+    const committed = await round.commit<SwapReply>({ graft: 'swap-commit', id });
+    const failed = committed.flatMap((c) => (c.error ? [{ w: c.w, error: c.error }] : []));
+    if (failed.length > 0) {
+      // A worker that held the new code did not make it live (it died, or stopped answering):
+      // a worker reload brings every worker to one version.
+      this.log.warn('swap committed in some workers only; reloading the workers so all run one version', { failed: failed.map((f) => f.w.pid), error: failed[0]!.error.message });
+      await this.reload('swap: converge').catch(() => {}); // recorded and logged by the reload itself
+      throw new GraftError(failed[0]!.error.code, `worker ${failed[0]!.w.pid} (generation ${failed[0]!.w.generation}) did not commit the swap: ${failed[0]!.error.message}`, { cause: failed[0]!.error });
+    }
+    const result: SwapOutcome = {
+      mode: committed.some((c) => c.value?.modules.some((m) => !m.unchanged)) ? 'swap' : 'unchanged',
+      workers: committed.map((c) => ({ pid: c.w.pid, generation: c.w.generation, modules: c.value?.modules ?? [] })),
     };
-    if (outcome.mode === 'swap') await this.pool.codeSwapped();
-    this.log.info(outcome.mode === 'swap' ? 'swap applied in every worker' : 'swap: nothing to swap', {
+    if (result.mode === 'swap') await this.pool.codeSwapped();
+    this.log.info(result.mode === 'swap' ? 'swap applied in every worker' : 'swap: nothing to swap', {
       source: order.source,
       files: order.files,
-      modules: outcome.workers[0]?.modules.filter((m) => !m.unchanged).map((m) => `${m.module}@${m.generation}`),
-      workers: outcome.workers.length,
+      modules: result.workers[0]?.modules.filter((m) => !m.unchanged).map((m) => `${m.module}@${m.generation}`),
+      workers: result.workers.length,
     });
-    return outcome;
+    return result;
   }
 
   private async fallback(reason: string, order: SwapOrder): Promise<SwapOutcome> {

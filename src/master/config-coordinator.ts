@@ -10,7 +10,7 @@ import type { ApplyOutcome, ConfigInheritance, HistoryEntry } from '../config/hi
 import type { Logger } from '../core/log.js';
 import type { Observe } from '../observe/observers.js';
 import type { PoolChange, ReloadOutcome, WorkerPool } from '../pool/worker-pool.js';
-import type { WorkerProcess } from '../pool/worker-process.js';
+import { WorkerRound } from './worker-round.js';
 
 /** Keys of graft's own that need new processes when they change. */
 export const RESTART_KEYS = ['graft.port', 'graft.workers'];
@@ -22,8 +22,10 @@ interface Candidate {
   payload: ConfigPayload;
   changed: string[];
   mode: 'in-place' | 'reload';
-  /** The workers that validated it (in-place changes), to commit it on. */
-  prepared: WorkerProcess[];
+  /** The workers that validated it and hold it (in-place changes), to commit it on. */
+  prepared: WorkerRound<unknown> | undefined;
+  /** What the sources were read as (none for a snapshot taken over): told to them once it is live. */
+  loaded: Loaded | undefined;
 }
 
 export interface CoordinatorOptions {
@@ -77,7 +79,7 @@ export class ConfigCoordinator {
   async init(inherited?: ConfigInheritance): Promise<ConfigPayload> {
     if (inherited) {
       this.history.push(...inherited.history.slice(-HISTORY));
-      this.slot.adopt({ payload: inherited.live, changed: [], mode: 'in-place', prepared: [] }, inherited.live.version);
+      this.slot.adopt({ payload: inherited.live, changed: [], mode: 'in-place', prepared: undefined, loaded: undefined }, inherited.live.version);
       this.log.info('config taken over from the previous master', { configVersion: inherited.live.version, hash: inherited.live.hash });
       return inherited.live;
     }
@@ -150,7 +152,7 @@ export class ConfigCoordinator {
     );
   }
 
-  /** Validate a file against the running service's schema without applying it. */
+  /** Validate a file against the running service's schema without applying it: the sources are read, never committed. */
   async check(file: ConfigSource): Promise<{ ok: true; version: number; worker: number }> {
     const worker = this.pool?.liveWorkers()[0];
     if (!worker) throw new GraftError('GRAFT_CONFIG_NOT_READY', 'no ready worker to validate against; try again once the service runs');
@@ -184,7 +186,7 @@ export class ConfigCoordinator {
     const changed = before ? changedPaths(before.data, loaded.data) : [];
     const restartOn = new Set([...RESTART_KEYS, ...(this.pool?.liveWorkers().flatMap((w) => w.restartOn) ?? [])]);
     const needsRestart = changed.some((c) => [...restartOn].some((k) => touches(k, c)));
-    return { payload, changed, mode: needsRestart ? 'reload' : 'in-place', prepared: [] };
+    return { payload, changed, mode: needsRestart ? 'reload' : 'in-place', prepared: undefined, loaded };
   }
 
   private async verify(candidate: Candidate, ctx: BuildContext<Candidate, Read>): Promise<void> {
@@ -202,30 +204,21 @@ export class ConfigCoordinator {
       }
       return;
     }
-    const workers = pool.liveWorkers();
-    const replies = await Promise.all(
-      workers.map((w) =>
-        w.request({ graft: 'config-prepare', config: candidate.payload, timeoutMs: this.options.workerTimeoutMs }, this.options.workerTimeoutMs).then(
-          (reply) => ({ w, error: reply.ok ? undefined : GraftError.from(reply.error) }),
-          (err: unknown) => ({ w, error: err as GraftError }),
-        ),
-      ),
-    );
-    const refused = replies.find((r) => r.error);
-    if (refused?.error) {
-      // The others hold it prepared: tell them it will not go live.
-      for (const w of workers) w.send({ graft: 'config-abort', version });
+    const timeoutMs = this.options.workerTimeoutMs;
+    const { round, outcome } = await WorkerRound.prepare(pool.liveWorkers(), { graft: 'config-prepare', config: candidate.payload, timeoutMs }, { graft: 'config-abort', version }, timeoutMs);
+    if (!outcome.ok) {
+      const refused = outcome.refused[0]!;
       const err = new GraftError(refused.error.code, `worker ${refused.w.pid} (generation ${refused.w.generation}) refused config version ${version}: ${refused.error.message}`, { cause: refused.error });
       throw this.rejected(version, source, candidate.changed, err.code === 'GRAFT_CONFIG_INVALID' ? key : undefined, err);
     }
-    candidate.prepared = workers;
+    candidate.prepared = round;
   }
 
   /** Inside the lock: every prepared worker makes the version live; one that fails is replaced. */
   private async commit(next: Generation<Candidate>, previous: Generation<Candidate> | undefined): Promise<ApplyOutcome> {
     const candidate = next.value;
     const { payload } = candidate;
-    this.loader.committed();
+    if (candidate.loaded) this.loader.committed(candidate.loaded);
     if (!previous) {
       this.record({ version: payload.version, source: payload.source, changed: [], accepted: true, mode: 'in-place' });
       this.log.info('config loaded', { configVersion: payload.version, hash: payload.hash, sources: this.loader.sources.map((s) => s.name) });
@@ -240,18 +233,11 @@ export class ConfigCoordinator {
 
   private async commitInPlace(candidate: Candidate): Promise<Array<{ pid: number; error: string }>> {
     const { version } = candidate.payload;
-    const failed: Array<{ w: WorkerProcess; error: string }> = [];
-    await Promise.all(
-      candidate.prepared.map(async (w) => {
-        try {
-          const reply = await w.request({ graft: 'config-commit', version }, this.options.workerTimeoutMs);
-          if (!reply.ok) throw GraftError.from(reply.error);
-          w.stats = { ...w.stats, configVersion: version };
-        } catch (err) {
-          failed.push({ w, error: errorMessage(err) });
-        }
-      }),
-    );
+    // First: a worker replaced below, or forked for the set later, starts on this version.
+    this.pool?.configCommitted(candidate.payload);
+    const answers = (await candidate.prepared?.commit({ graft: 'config-commit', version })) ?? [];
+    for (const { w } of answers.filter((a) => a.error === undefined)) w.stats = { ...w.stats, configVersion: version };
+    const failed = answers.flatMap(({ w, error }) => (error === undefined ? [] : [{ w, error: error.message }]));
     for (const { w, error } of failed) {
       this.log.error('worker failed to apply the config; replacing it', { code: 'GRAFT_CONFIG_APPLY_FAILED', configVersion: version, workerPid: w.pid, error });
       await this.pool?.replace(w, `failed to apply config version ${version}`, 'config');

@@ -36,7 +36,7 @@ export interface PoolOptions {
   tsx: boolean;
   /** A TypeScript entry compiled by the master for each generation (see EntryBuilds). */
   builds: EntryBuilds | undefined;
-  /** The config snapshot a worker starts on (the live one). */
+  /** The live config snapshot: a generation built for no config change of its own is built for this one. */
   config: () => ConfigPayload;
   /** Where every line a worker prints goes, tagged with its generation, index and pid. */
   output: ServiceLog;
@@ -87,6 +87,13 @@ interface WorkerSet {
   /** What code the set runs (codeVersion()), comparable across hosts: from its own build, or scanned as its workers loaded the entry. */
   codeVersion: string | undefined;
   port: number;
+  /**
+   * The config snapshot its workers run: the one it was built for, then each
+   * one committed to it in place. Every worker forked for the set starts on
+   * it, whatever the master's live config says at that moment (a set built
+   * for a config change serves before that change is live).
+   */
+  config: ConfigPayload;
   /** How many workers this generation should run. */
   desired: number;
   /** Its standing against the restart policy (unstable crashes, memory churn). */
@@ -221,7 +228,16 @@ export class WorkerPool {
   }
 
   /**
-   * Start a fresh worker in w's place (on the live config), wait for it, then
+   * The live set's workers now run this snapshot (a config change applied in
+   * place): workers forked for the set from now on start on it.
+   */
+  configCommitted(config: ConfigPayload): void {
+    const live = this.slot.current?.value;
+    if (live) live.config = config;
+  }
+
+  /**
+   * Start a fresh worker in w's place (on its set's config), wait for it, then
    * retire w. `why` is the sentence logged; `cause` the word counted.
    */
   replace(w: WorkerProcess, why: string, cause: RestartReason): Promise<void> {
@@ -376,11 +392,12 @@ export class WorkerPool {
       code: built?.file,
       codeVersion: built?.version,
       port: change.port ?? ctx.previous?.port ?? this.options.port,
+      config: change.config ?? this.options.config(),
       desired: change.workers ?? ctx.previous?.desired ?? this.options.workers,
       record: this.restarts.generation(ctx.version),
     };
     this.log.info('reload: forking workers', { generation: set.generation, workers: set.desired, port: set.port });
-    for (let index = 0; index < set.desired; index++) this.fork(set, index, 0, change.config);
+    for (let index = 0; index < set.desired; index++) this.fork(set, index, 0);
     try {
       await unlessAborted(ctx.signal, Promise.all([...set.workers].map((w) => w.ready)));
     } catch (err) {
@@ -425,7 +442,7 @@ export class WorkerPool {
     return [...set.workers, ...(live?.workers ?? [])].some((w) => w.address) ? 'listen' : 'auto';
   }
 
-  private fork(set: WorkerSet, index: number, restarts: number, config?: ConfigPayload): WorkerProcess {
+  private fork(set: WorkerSet, index: number, restarts: number): WorkerProcess {
     const heartbeatMs = Math.max(20, Math.min(1000, Math.floor(this.options.heartbeatTimeoutMs / 4)));
     const worker = cluster.fork({
       PORT: String(set.port),
@@ -448,7 +465,7 @@ export class WorkerPool {
     this.known.add(wp);
     set.workers.add(wp);
     // The snapshot answers the worker's hello: it waits for it before loading the app.
-    wp.onHello = () => worker.send({ graft: 'config-init', config: config ?? this.options.config() });
+    wp.onHello = () => worker.send({ graft: 'config-init', config: set.config });
     if (this.restarts.watchesMemory) wp.onHeartbeat = () => this.watchMemory(wp, set);
     this.log.info('worker started', { generation: set.generation, worker: index, workerPid: wp.pid, restarts });
     wp.ready.then(

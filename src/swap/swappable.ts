@@ -1,6 +1,6 @@
 import { dirname, isAbsolute, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Coalescing } from '../core/queue.js';
+import { Queue } from '../core/queue.js';
 import { Slot } from '../core/slot.js';
 import { slotEventLogger } from '../core/slot-log.js';
 import type { Lease } from '../core/lease.js';
@@ -43,6 +43,19 @@ interface ModuleGeneration<T> {
   evaluated: Evaluated;
 }
 
+/** One load of the module: with a decision, its caller's two-phase swap. */
+interface Load {
+  decision?: SwapDecision;
+}
+
+/** A swap decided by its caller once the new generation is ready: the master's two-phase swap across workers. */
+export interface SwapDecision {
+  /** Told once the new generation is built and verified; it waits for the decision from then on. */
+  onPrepared(generation: number): void;
+  /** true: it goes live; false: it is discarded and the live generation keeps serving. */
+  decision: Promise<boolean>;
+}
+
 export interface SwapResult {
   module: string;
   generation: number;
@@ -74,9 +87,13 @@ export class Swappable<T = Record<string, unknown>> {
   readonly name: string;
   /** Resolves once the first generation serves; rejects if it fails to load. */
   readonly ready: Promise<void>;
-  private readonly slot: Slot<ModuleGeneration<T>>;
-  /** One load at a time; swaps asked for while one runs coalesce into one more, from the files as they are then. */
-  private readonly loads: Coalescing<SwapResult>;
+  private readonly slot: Slot<ModuleGeneration<T>, SwapDecision>;
+  /**
+   * One load at a time; swaps asked for while one runs coalesce into one
+   * more, from the files as they are then. A swap its caller decides (the
+   * master's two-phase swap) is its own load: its decision is not another's.
+   */
+  private readonly loads: Queue<Load, SwapResult>;
   private readonly bundler: Bundler;
   private readonly log;
 
@@ -88,10 +105,13 @@ export class Swappable<T = Record<string, unknown>> {
     this.name = relative(process.cwd(), this.path) || this.path;
     this.bundler = new Bundler(this.path);
     this.log = createLogger({ role: process.env.GRAFT_ENTRY ? 'worker' : 'app', module: this.name });
-    this.slot = new Slot<ModuleGeneration<T>>(
+    this.slot = new Slot<ModuleGeneration<T>, SwapDecision>(
       {
         build: ({ version, previous }) => this.build(version, previous),
-        verify: (g) => this.verify(g),
+        verify: async (g, { version, request }) => {
+          await this.verify(g);
+          if (request) await this.decided(version, request);
+        },
         discard: (g, { version }) => this.dispose(g, version),
         dispose: (g, { version }) => this.dispose(g, version),
       },
@@ -110,12 +130,16 @@ export class Swappable<T = Record<string, unknown>> {
         ),
       },
     );
-    this.loads = new Coalescing(this.name, async () => {
-      const { generation, previous } = await this.slot.replace();
-      return { module: this.name, generation: generation.version, previous: previous?.version };
+    this.loads = new Queue<Load, SwapResult>({
+      handle: async ({ decision }) => {
+        const { generation, previous } = await this.slot.replace(decision);
+        return { module: this.name, generation: generation.version, previous: previous?.version };
+      },
+      merge: (waiting, later) => (waiting.decision || later.decision ? undefined : waiting),
+      refused: () => new GraftError('GRAFT_STOPPING', `${this.name} is closed; nothing further is started`),
     });
     registry.set(this.path, this as Swappable<unknown>);
-    this.ready = this.loads.run().then(() => undefined);
+    this.ready = this.loads.submit({}).then(() => undefined);
     this.ready.catch(() => {});
   }
 
@@ -152,10 +176,14 @@ export class Swappable<T = Record<string, unknown>> {
     return { version: lease.version, value: lease.value.value, release: lease.release };
   }
 
-  /** Load the module again; resolves when the new generation serves, rejects (nothing changed) if it fails. */
-  async swap(): Promise<SwapResult> {
+  /**
+   * Load the module again; resolves when the new generation serves, rejects
+   * (nothing changed) if it fails. With a decision, the new generation waits
+   * for it once it is ready, and goes live only if the decision says so.
+   */
+  async swap(decision?: SwapDecision): Promise<SwapResult> {
     await this.ready.catch(() => {});
-    return this.loads.run();
+    return this.loads.submit(decision ? { decision } : {});
   }
 
   /** Retire the live generation (dispose after its last lease) and stop. */
@@ -199,6 +227,11 @@ export class Swappable<T = Record<string, unknown>> {
       throw new GraftError('GRAFT_SWAP_VERIFY', `${this.name}: verify() threw: ${errorMessage(err)}; the live generation keeps serving`, { cause: err });
     }
     if (passed === false) throw new GraftError('GRAFT_SWAP_VERIFY', `${this.name}: verify() returned false; the live generation keeps serving`);
+  }
+
+  private async decided(version: number, { onPrepared, decision }: SwapDecision): Promise<void> {
+    onPrepared(version);
+    if (!(await decision)) throw new GraftError('GRAFT_SWAP_ABORTED', `${this.name}: generation ${version} was dropped before it went live: the swap did not reach every worker`);
   }
 
   private async dispose(g: ModuleGeneration<T>, version: number): Promise<void> {

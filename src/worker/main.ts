@@ -8,7 +8,7 @@ import { deferred } from '../core/deferred.js';
 import { isGraftMessage, type ConfigPayload, type MasterMessage } from '../core/ipc.js';
 import { watchAppReady } from './app-ready.js';
 import { boot, failBoot } from './boot.js';
-import { abort, answer } from './requests.js';
+import { abort, abortSwap, answer } from './requests.js';
 import { retire, retireOnSignal } from './retire.js';
 import { log, registry, runtime, send } from './runtime.js';
 
@@ -48,6 +48,9 @@ process.on('message', (message: unknown) => {
       break;
     case 'config-abort':
       abort(message.version);
+      break;
+    case 'swap-abort':
+      abortSwap(message.id);
       break;
     default:
       void answer(message);

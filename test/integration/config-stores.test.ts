@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { readdirSync } from 'node:fs';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Kvm, type KV } from '@nats-io/kv';
@@ -290,6 +290,55 @@ describe('config from a store: outages, gaps and the cache file', { timeout: 180
       await g.stop();
       redis.destroy();
       await server.stop();
+    }
+  });
+});
+
+describe('config from a store: graft config check only reads', { timeout: 180_000 }, () => {
+  test('a check while a change is in flight leaves the cache file to what went live, not what the check read', async () => {
+    const redis = createClient({ socket: { host: '127.0.0.1', port: 6379 } });
+    await redis.connect();
+    const key = unique('k');
+    const dir = tempDir();
+    const cache = tempDir();
+    const gate = join(dir, 'gate');
+    const put = async (text: string) => {
+      await redis.set(key, text);
+      await redis.publish(`${key}:changed`, '1');
+    };
+    const cached = () => {
+      const files = readdirSync(cache).filter((f) => f.endsWith('.json'));
+      assert.equal(files.length, 1, 'one cache file');
+      return Object.values((JSON.parse(readFileSync(join(cache, files[0]!), 'utf8')) as { entries: Record<string, string> }).entries);
+    };
+    await redis.set(key, 'note: one\n');
+    const g = await startGraft(fixture('ready-hooks-app.ts'), { workers: 1, args: ['--config', `redis://127.0.0.1:6379/${key}`, '--config-cache', cache], env: FAST });
+    try {
+      await g.waitForLog((l) => l.msg === 'master running', 60_000);
+      assert.deepEqual(cached(), ['note: one\n']);
+      // Version 2 needs a new worker (gate is in the service's restartOn), which holds the change in flight until the gate opens.
+      const live = `note: two\ngate: ${gate}\n`;
+      await put(live);
+      await g.waitForLog((l) => l.msg === 'worker started' && l.generation === 2);
+      // Meanwhile the store moves on to a content the workers refuse; the change that reads it waits its turn.
+      const before = stores(await g.status())[0]!.revision;
+      await put(`${live}level: -1\n`);
+      await waitFor(async () => stores(await g.status())[0]!.revision !== before, 10_000, 'the source to hold the newer content');
+      const file = join(dir, 'check.yaml');
+      writeFileSync(file, 'note: checked\n');
+      const check = await g.cli('config', 'check', file);
+      assert.notEqual(check.code, 0);
+      assert.match(check.stderr, /^graft: GRAFT_CONFIG_INVALID: .*level/m);
+      writeFileSync(gate, '');
+      await g.waitForLog((l) => l.msg === 'config applied' && l.configVersion === 2);
+      const rejected = await g.waitForLog((l) => l.msg === REJECTED);
+      assert.equal(rejected.attempted, 3);
+      assert.equal((await g.status()).master.config!.version, 2);
+      assert.deepEqual(cached(), [live], 'the cache file holds the content that went live');
+    } finally {
+      await g.stop();
+      await redis.del(key);
+      redis.destroy();
     }
   });
 });

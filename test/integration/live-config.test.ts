@@ -212,6 +212,44 @@ describe('live configuration under load and at scale', () => {
     }
   });
 
+  test('a worker of a config reload that dies right after ready is replaced on that config, not the previous one', async () => {
+    const { g, dir } = await startWithConfigFile(fixture('ready-hooks-app.ts'), 'dieOnce: none\n', { workers: 1 });
+    try {
+      await g.waitForLog((l) => l.msg === 'master running', 60_000);
+      assert.match(await get(`${g.url}/`), /^1 1 /);
+      const marker = join(dir, 'die-once');
+      writeFileSync(marker, '');
+      const from = g.logs.length;
+      // dieOnce is in the service's restartOn: version 2 needs new processes, and the first one dies once it is ready.
+      const r = await g.cli('config', 'apply', '--set', `dieOnce=${marker}`);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /config version 2 applied \(reload\)/);
+      const died = await g.waitForLog((l) => l.msg === 'worker died; replacing it' && l.generation === 2, 20_000, from);
+      const s = await waitFor(async () => {
+        const st = await g.status();
+        const replacement = st.workers.find((w) => w.generation === 2 && w.pid !== died.workerPid && w.state === 'ready');
+        return replacement && st.workers.length === 1 ? st : undefined;
+      }, 20_000, 'the replacement worker of generation 2');
+      assert.equal(s.master.config!.version, 2);
+      assert.equal(s.workers[0]!.configVersion, 2, 'the replacement runs the config its generation was built for');
+      assert.match(await get(`${g.url}/`), new RegExp(`^2 2 ${s.workers[0]!.pid}\n$`));
+      // A version applied in place moves the set: a worker replaced after it starts on it.
+      const inPlace = await g.cli('config', 'apply', '--set', 'note=three');
+      assert.match(inPlace.stdout, /config version 3 applied \(in-place\)/);
+      const from3 = g.logs.length;
+      process.kill(s.workers[0]!.pid, 'SIGKILL');
+      await g.waitForLog((l) => l.msg === 'worker died; replacing it' && l.workerPid === s.workers[0]!.pid, 20_000, from3);
+      const s3 = await waitFor(async () => {
+        const st = await g.status();
+        return st.workers.length === 1 && st.workers[0]!.pid !== s.workers[0]!.pid && st.workers[0]!.state === 'ready' ? st : undefined;
+      }, 20_000, 'the replacement after the in-place change');
+      assert.equal(s3.workers[0]!.configVersion, 3);
+      assert.match(await get(`${g.url}/`), new RegExp(`^3 2 ${s3.workers[0]!.pid}\n$`));
+    } finally {
+      await g.stop();
+    }
+  });
+
   test('graft config show, check and history', async () => {
     const { g, dir, file } = await startWithConfigFile(fixture('config-app.ts'), 'greeting: shown\n', { workers: 1 });
     try {

@@ -97,6 +97,32 @@ describe('graft start --swap: code changes apply in place', () => {
     }
   });
 
+  test('a generation one worker refuses goes live in none: every worker keeps its code, no reload', async () => {
+    const app = handlerProject('old');
+    const g = await startGraft(join(app.dir, 'handler.ts'), { workers: 2, args: ['--swap'], cwd: app.dir });
+    try {
+      await g.waitRunning();
+      const before = await pids(g);
+      const from = g.logs.length;
+      // Worker 0 prepares the new generation; worker 1's self-check fails.
+      app.write('half', 'export function verify(): boolean { return process.env.GRAFT_WORKER_INDEX !== "1"; }');
+      const r = await g.cli('swap');
+      assert.notEqual(r.code, 0);
+      assert.match(r.stderr, /^graft: GRAFT_SWAP_VERIFY: worker \d+ \(generation 1\) rejected the new generation: .*verify\(\) returned false/m);
+      for (let i = 0; i < 6; i++) assert.match(await get(g.url), /^old /, 'no worker runs the refused generation');
+      assert.deepEqual(await pids(g), before, 'the same processes serve');
+      assert.equal((await g.status()).master.generation, 1, 'no worker reload happened');
+      assert.ok(!g.logs.slice(from).some((l) => l.msg === 'reload requested'), 'no repair reload');
+      // The next swap that every worker takes goes live everywhere.
+      app.write('whole');
+      const ok = await g.cli('swap');
+      assert.equal(ok.code, 0, ok.stderr);
+      for (let i = 0; i < 6; i++) assert.match(await get(g.url), /^whole /);
+    } finally {
+      await g.stop();
+    }
+  });
+
   test('swap orders that arrive during a swap merge into one', async () => {
     const g = await twoWorkers();
     const before = await moduleGeneration(g);

@@ -8,7 +8,11 @@ import type { ConnectionStatus } from '../../core/reconnect.js';
 export interface ConfigSource {
   /** Names the layer in errors and history: `file:/etc/app.yaml`, `env`, `cli`, `etcd://10.0.0.5:2379/app`. */
   readonly name: string;
-  /** Read the layer now; throws a GraftError naming what is wrong and where. */
+  /**
+   * Read the layer now; throws a GraftError naming what is wrong and where.
+   * A read only: whoever reads (a change, `graft config check`), the source
+   * is as before, and only `committed` says what went live.
+   */
   load(): Promise<Record<string, unknown>>;
   /** Call onChange when the layer may have changed; returns a function that stops watching. */
   watch?(onChange: (source: string) => void): () => void;
@@ -20,8 +24,8 @@ export interface ConfigSource {
   readonly quietMs?: number;
   /** Where a source with a connection stands (shown by `graft status`). */
   status?(): SourceStatus;
-  /** What load() returned last went live on every worker (a store caches it as its last good snapshot). */
-  committed?(): void;
+  /** This layer, as one load() returned it, is live on every worker (a store caches what it was read from as its last good snapshot). */
+  committed?(layer: Record<string, unknown>): void;
   /** Release connections and timers; the source is not used again. */
   close?(): Promise<void>;
 }

@@ -46,15 +46,15 @@ export abstract class StoreSource implements ConfigSource {
   private fromCache = false;
   private readonly listeners = new Set<(source: string) => void>();
   private readonly events = new EventEmitter();
-  /** What load() last returned and what the cache file holds (content@revision). */
-  private loaded: string | undefined;
+  /** The content that went live last, and what the cache file holds (content@revision). */
+  private live: string | undefined;
   private cached: string | undefined;
   private readonly link: ReconnectLoop;
   /** The reconnect loop's session running now. */
-  private live: ReconnectSession | undefined;
+  private running: ReconnectSession | undefined;
   private closed = false;
-  /** What load() returned last, waiting for the coordinator to say it went live. */
-  private pending: StoreSnapshot | undefined;
+  /** The snapshot each layer load() returned was read from, until it goes live or is dropped. */
+  private readonly readFrom = new WeakMap<Record<string, unknown>, { snapshot: StoreSnapshot; fromCache: boolean }>();
 
   readonly name: string;
 
@@ -76,7 +76,7 @@ export abstract class StoreSource implements ConfigSource {
       classify: (err) => this.classify(err),
       onFailure: (error) => this.events.emit('failed', error),
       session: (session) => {
-        this.live = session;
+        this.running = session;
         return this.session(session.signal);
       },
     });
@@ -93,19 +93,20 @@ export abstract class StoreSource implements ConfigSource {
     if (!this.snapshot) await this.first();
     const snapshot = this.snapshot!;
     const data = this.layer(snapshot);
-    const content = fingerprint(snapshot);
-    this.loaded = content;
-    // A copy: the held snapshot keeps changing in place as watch events arrive, and only what was loaded may go to the cache.
-    this.pending = this.fromCache ? undefined : structuredClone(snapshot);
+    // A copy: the held snapshot keeps changing in place as watch events arrive, and only what was read may go to the cache.
+    this.readFrom.set(data, { snapshot: structuredClone(snapshot), fromCache: this.fromCache });
     return data;
   }
 
-  /** The snapshot load() gave last is live on every worker: only now is it the last *good* one, and cached. */
-  committed(): void {
-    const snapshot = this.pending;
-    this.pending = undefined;
-    if (!snapshot) return;
-    const stamp = `${fingerprint(snapshot)}@${snapshot.revision}`;
+  /** The snapshot this layer was read from is live on every worker: only now is it the last *good* one, and cached. */
+  committed(layer: Record<string, unknown>): void {
+    const read = this.readFrom.get(layer);
+    if (!read) return;
+    this.readFrom.delete(layer);
+    const { snapshot, fromCache } = read;
+    this.live = fingerprint(snapshot);
+    if (fromCache) return;
+    const stamp = `${this.live}@${snapshot.revision}`;
     if (stamp === this.cached) return;
     try {
       this.cache.write(this.name, snapshot);
@@ -118,8 +119,8 @@ export abstract class StoreSource implements ConfigSource {
   watch(onChange: (source: string) => void): () => void {
     this.listeners.add(onChange);
     this.start();
-    // A change that arrived between the last load and now must not wait for the next one.
-    if (this.snapshot && this.loaded !== undefined && fingerprint(this.snapshot) !== this.loaded) queueMicrotask(() => onChange(this.name));
+    // A change that arrived since the live content was read must not wait for the next one.
+    if (this.snapshot && this.live !== undefined && fingerprint(this.snapshot) !== this.live) queueMicrotask(() => onChange(this.name));
     return () => this.listeners.delete(onChange);
   }
 
@@ -144,7 +145,7 @@ export abstract class StoreSource implements ConfigSource {
 
   /** The session is through: connected, and the snapshot is the store's. */
   protected connected(fields: Record<string, unknown> = {}): void {
-    this.live?.connected(fields);
+    this.running?.connected(fields);
   }
 
   /** A full read: the snapshot is what the store holds now. */
