@@ -35,14 +35,14 @@ describe('worker lifecycle', () => {
   });
 
   test('a worker whose event loop is blocked longer than --timeout is killed and replaced', async () => {
-    // --timeout is also the time a worker has to boot: 1 s was missed by healthy workers on a busy machine (test files run side by side).
-    const g = await startGraft(fixture('mode-app.ts'), { workers: 2, env: { MODE_FILE: modeFile() }, args: ['--timeout', '2'] });
+    // --timeout is also the time a worker has to boot: 1 s and 2 s were missed by healthy workers on a busy machine (test files run side by side).
+    const g = await startGraft(fixture('mode-app.ts'), { workers: 2, env: { MODE_FILE: modeFile() }, args: ['--timeout', '6'] });
     try {
       await g.waitRunning();
       const before = await g.status();
       // The request never gets an answer: the worker that takes it spins forever.
-      const blocked = fetch(`${g.url}/block`, { signal: AbortSignal.timeout(8000) }).catch(() => undefined);
-      const record = await g.waitForLog((l) => l.msg === 'worker event loop blocked; killing it', 10_000);
+      const blocked = fetch(`${g.url}/block`, { signal: AbortSignal.timeout(12_000) }).catch(() => undefined);
+      const record = await g.waitForLog((l) => l.msg === 'worker event loop blocked; killing it', 20_000);
       assert.equal(record.code, 'GRAFT_WORKER_BLOCKED');
       const blockedPid = record.workerPid as number;
       assert.ok(before.workers.some((w) => w.pid === blockedPid));
