@@ -237,6 +237,14 @@ export interface CliResult {
   stderr: string;
 }
 
+/** A `graft start` that failed: its `graft:` line, and no stack printed. */
+export async function failedStart(g: GraftProcess): Promise<string> {
+  const exit = await g.exited;
+  assert.equal(exit.code, 1);
+  assert.equal(g.output.filter((l) => /^\s+at /.test(l)).length, 0, 'no stack trace printed');
+  return g.output.find((l) => l.startsWith('graft: ')) ?? '';
+}
+
 /**
  * A failed command as a user sees it: a non-zero exit, one `graft: CODE: …`
  * line (matching pattern), no stack trace; with alone, nothing else on stderr

@@ -3,16 +3,7 @@ import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { fixture, freePort, graftCli, isAlive, oneLineError, root, startGraft, tempDir, type GraftProcess } from '../helpers/graft.js';
-
-
-/** A graft start that failed: its `graft:` line, and no stack printed. */
-async function failedStart(g: GraftProcess): Promise<string> {
-  const exit = await g.exited;
-  assert.equal(exit.code, 1);
-  assert.equal(g.output.filter((l) => /^\s+at /.test(l)).length, 0, 'no stack trace printed');
-  return g.output.find((l) => l.startsWith('graft: ')) ?? '';
-}
+import { failedStart, fixture, freePort, graftCli, isAlive, oneLineError, root, startGraft, tempDir } from '../helpers/graft.js';
 
 describe('bad input', () => {
   test('an unknown flag', async () => {

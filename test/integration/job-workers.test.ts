@@ -6,17 +6,10 @@ import amqp from 'amqplib';
 import { Queue, QueueEvents } from 'bullmq';
 import { Redis } from 'ioredis';
 import { deferred } from '../../src/core/deferred.js';
-import { fixture, startGraft, tempDir, type GraftProcess } from '../helpers/graft.js';
+import { failedStart, fixture, startGraft, tempDir } from '../helpers/graft.js';
 
 const connection = { host: '127.0.0.1', port: 6379 };
 const JOBS = 1000;
-
-async function failedStart(g: GraftProcess): Promise<string> {
-  const exit = await g.exited;
-  assert.equal(exit.code, 1);
-  assert.equal(g.output.filter((l) => /^\s+at /.test(l)).length, 0, 'no stack trace printed');
-  return g.output.find((l) => l.startsWith('graft: ')) ?? '';
-}
 
 describe('job workers: no server, no graft import', () => {
   const redis = new Redis(connection);
