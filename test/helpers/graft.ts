@@ -96,8 +96,9 @@ export class GraftProcess {
     }
   }
 
+  /** Bounded above graft's own readiness bound (--timeout, 30 s by default): a start that fails says so in the log first. */
   waitRunning(): Promise<LogRecord> {
-    return this.waitForLog((r) => r.msg === 'master running');
+    return this.waitForLog((r) => r.msg === 'master running', 60_000);
   }
 
   cli(...args: string[]): Promise<CliResult> {
