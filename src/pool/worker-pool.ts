@@ -444,6 +444,7 @@ export class WorkerPool {
 
   private fork(set: WorkerSet, index: number, restarts: number): WorkerProcess {
     const heartbeatMs = Math.max(20, Math.min(1000, Math.floor(this.options.heartbeatTimeoutMs / 4)));
+    const ready = this.readyMode(set);
     const worker = cluster.fork({
       PORT: String(set.port),
       [WorkerEnv.entry]: this.options.entry,
@@ -455,12 +456,12 @@ export class WorkerPool {
       [WorkerEnv.idleCloseMs]: String(this.options.idleCloseMs),
       [WorkerEnv.lingerMs]: String(this.options.lingerMs),
       ...(this.options.swap ? { [WorkerEnv.swap]: '1' } : {}),
-      [WorkerEnv.ready]: this.readyMode(set),
+      [WorkerEnv.ready]: ready,
       // The master parses the worker's own log records from its stderr and formats them for where they go.
       GRAFT_LOG_FORMAT: 'json',
       ...(this.options.metrics ? { [WorkerEnv.metrics]: '1' } : {}),
     });
-    const wp = new WorkerProcess(worker, set.generation, index, restarts, this.options.readyTimeoutMs, this.options.entry, this.readyMode(set));
+    const wp = new WorkerProcess(worker, set.generation, index, restarts, this.options.readyTimeoutMs, this.options.entry, ready);
     this.options.output.attach({ generation: set.generation, index, pid: wp.pid }, worker.process.stdout, worker.process.stderr);
     this.known.add(wp);
     set.workers.add(wp);
