@@ -58,6 +58,7 @@ export class WorkerProcess {
   private resolveClosed!: () => void;
   private resolveReady!: () => void;
   private rejectReady!: (err: GraftError) => void;
+  private readonly rearm: () => void;
   private nextRid = 1;
   private readonly pending = new Map<number, PendingRequest>();
 
@@ -75,15 +76,24 @@ export class WorkerProcess {
       this.rejectReady = reject;
     });
     this.ready.catch(() => {});
-    const timer = setTimeout(() => {
-      this.rejectReady(
-        new GraftError(
-          'GRAFT_READY_TIMEOUT',
-          `worker ${this.pid} (generation ${generation}) was not ready within ${readyTimeoutMs} ms: ${entry} ${notReady(readyMode, this.listening)}; raise --timeout or fix the entry`,
-        ),
-      );
-    }, readyTimeoutMs);
-    timer.unref();
+    // The bound is the app's: it counts from the moment the worker runtime is
+    // up and starts loading the entry ('hello'), so a busy machine's slow node
+    // startup is not charged to the app. Startup itself has the same bound.
+    let timer: NodeJS.Timeout | undefined;
+    const arm = (): void => {
+      clearTimeout(timer);
+      timer = setTimeout(() => {
+        this.rejectReady(
+          new GraftError(
+            'GRAFT_READY_TIMEOUT',
+            `worker ${this.pid} (generation ${generation}) was not ready within ${readyTimeoutMs} ms: ${entry} ${notReady(readyMode, this.listening)}; raise --timeout or fix the entry`,
+          ),
+        );
+      }, readyTimeoutMs);
+      timer.unref();
+    };
+    arm();
+    this.rearm = arm;
     this.ready.then(
       () => clearTimeout(timer),
       () => clearTimeout(timer),
@@ -125,6 +135,7 @@ export class WorkerProcess {
   private receive(message: WorkerMessage): void {
     switch (message.graft) {
       case 'hello':
+        if (this.state === 'starting') this.rearm();
         this.onHello?.();
         break;
       case 'listening':
