@@ -21,6 +21,9 @@ export const commandHelp: Record<string, string> = {
                              servers listen), load (its entry evaluated), message (it calls
                              process.send('ready')), auto (default: the first of those; an entry
                              that has not called listen() 1 s after it evaluated is a job worker)
+      --sticky               keep each client on one worker (by Socket.IO session id, then by
+                             client address) instead of round-robin: Socket.IO's long polling
+                             needs it; a reload moves clients as their sessions end
       --watch                reload when the app's files change (with --swap: swap them in place)
       --swap                 serve the entry's default export (a handler, or an Express, Fastify,
                              Koa or Hono app) as swappable generations: code changes apply

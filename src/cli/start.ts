@@ -59,6 +59,7 @@ export async function start(argv: string[]): Promise<number> {
       dashboard: { type: 'string' },
       daemon: { type: 'boolean', short: 'd' },
       ready: { type: 'string' },
+      sticky: { type: 'boolean' },
     },
     1,
   );
@@ -96,6 +97,7 @@ export async function start(argv: string[]): Promise<number> {
     paths,
     readyTimeoutMs: seconds('--timeout', values.timeout) ?? 30_000,
     ready,
+    sticky: values.sticky === true,
     drainTimeoutMs: seconds('--graceful-timeout', values['graceful-timeout']) ?? 30_000,
     idleCloseMs: 1000,
     lingerMs: 2000,

@@ -73,6 +73,8 @@ export type MasterMessage =
   /** Answers 'drained': every connection handoff the master sent before it has been answered, so the worker may exit. */
   | { graft: 'exit' }
   | { graft: 'config-init'; config: ConfigPayload }
+  /** An accepted connection of the listener `key` (sent with the socket, `--sticky`), and the bytes the master already read of it (base64). */
+  | { graft: 'connection'; key: string; head?: string }
   | WorkerRequest;
 
 /** A graft message (either direction), as opposed to an app's own process.send traffic. */

@@ -31,6 +31,8 @@ import { HttpEndpoint, type HttpAddress, type Route } from '../observe/http-endp
 import { stopCompiler } from '../swap/bundle.js';
 import { EntryBuilds, isTypeScript } from '../pool/entry-builds.js';
 import { ListenerRegistry } from '../net/listeners.js';
+import { relaySocketIoAdapter } from '../pool/socket-io-relay.js';
+import { StickyRouter } from '../pool/sticky-router.js';
 import { MasterFiles } from '../registry/master-files.js';
 import type { GraftMetrics } from '../observe/metrics.js';
 import { Observers } from '../observe/observers.js';
@@ -55,6 +57,8 @@ export interface MasterOptions {
   readyTimeoutMs: number;
   /** When a worker whose entry is not a defineService is ready (--ready). */
   ready: ReadyMode;
+  /** `--sticky`: each client's connections go to one worker (Socket.IO's long polling), not round-robin. */
+  sticky?: boolean;
   /** How long a retired worker may drain before it is killed (--graceful-timeout). */
   drainTimeoutMs: number;
   /** A draining worker closes a keep-alive connection idle this long. */
@@ -245,7 +249,9 @@ export class Master {
     // Before config and workers: a name held by another live master is refused without touching it.
     ensureNameFree(this.options.service, inherited?.from);
     this.listeners = new ListenerRegistry(inherited?.listeners);
-    this.listeners.install();
+    const sticky = this.options.sticky ? new StickyRouter(() => this.pool, this.log) : undefined;
+    this.listeners.install(sticky && ((key, client) => sticky.route(key, client)));
+    relaySocketIoAdapter();
     if (inherited) this.applyOverrides.restore(inherited.overrides);
     this.activity = new Activity(inherited?.activity);
     this.orders = new CarriedOrders(inherited?.carried);

@@ -15,7 +15,14 @@ import net from 'node:net';
 interface NativeHandle {
   fd: number;
   close(): void;
+  onconnection?: (err: number, client: unknown) => void;
 }
+
+/**
+ * Takes a worker listener's accepted connections instead of node:cluster's
+ * round-robin (`--sticky`): `client` is the accepted socket's native handle.
+ */
+export type Divert = (key: string, client: unknown) => void;
 
 export interface InheritedListener {
   key: string;
@@ -55,7 +62,8 @@ export class ListenerRegistry {
     for (const l of inherited) this.inherited.set(l.key, { ...l, claimed: false });
   }
 
-  install(): void {
+  /** With a divert, every accepted connection of a worker listener goes to it instead of node:cluster's round-robin. */
+  install(divert?: Divert): void {
     const registry = this;
     const listen = net.Server.prototype.listen;
     net.Server.prototype.listen = function (this: net.Server, ...args: unknown[]) {
@@ -70,7 +78,18 @@ export class ListenerRegistry {
       // Registered before cluster's own 'listening' listener, which takes the handle away.
       this.once('listening', () => {
         const handle = (this as unknown as { _handle?: NativeHandle })._handle;
-        if (key && handle && typeof handle.fd === 'number' && handle.fd >= 0) registry.held.push({ key, handle });
+        if (key && handle && typeof handle.fd === 'number' && handle.fd >= 0) {
+          registry.held.push({ key, handle });
+          // node:cluster sets the handle's onconnection right after this listener, in the same
+          // emit; replacing it on the next tick leaves no connection to its round-robin.
+          if (divert) {
+            process.nextTick(() => {
+              handle.onconnection = (err, client) => {
+                if (!err && client) divert(key, client);
+              };
+            });
+          }
+        }
       });
       return (listen as (...a: unknown[]) => net.Server).apply(this, args);
     } as typeof listen;

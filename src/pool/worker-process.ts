@@ -1,4 +1,5 @@
 import type { Worker } from 'node:cluster';
+import type { Socket } from 'node:net';
 import { GraftError, type SerializedError } from '../core/errors.js';
 import type { RestartReason } from '../observe/observers.js';
 import { isGraftMessage, type MasterMessage, type ReadyMode, type WorkerReply, type WorkerRequest, type WorkerRequestBody, type WorkerStats, type WorkerMessage } from '../core/ipc.js';
@@ -47,6 +48,8 @@ export class WorkerProcess {
   /** Key paths the service lists in restartOn (reported when ready). */
   restartOn: string[] = [];
   bootError: SerializedError | undefined;
+  /** It reported that it has drained: no connection may be handed to it any more. */
+  drained = false;
   /** Set by the pool when it retires this worker on purpose. */
   retiring = false;
   /** Set by the pool when it kills this worker to replace it (a blocked loop): its death is not a crash. */
@@ -172,6 +175,7 @@ export class WorkerProcess {
         this.resolveClosed();
         break;
       case 'drained':
+        this.drained = true;
         this.stats = { ...this.stats, served: message.served, inFlight: 0, connections: 0 };
         // Every handoff sent before this message was answered on the way: the worker may go.
         this.send({ graft: 'exit' });
@@ -184,6 +188,23 @@ export class WorkerProcess {
     if (!this.worker.isConnected()) return false;
     try {
       this.worker.send(message, undefined, () => {});
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * Hand it an accepted connection (`--sticky`) with the bytes the master read
+   * of it; false if it can't take one (the caller chooses again). The socket is
+   * closed in the master once the worker has it.
+   */
+  handOver(key: string, head: Buffer | undefined, socket: Socket): boolean {
+    if (!this.alive || this.drained || !this.worker.isConnected()) return false;
+    try {
+      this.worker.send({ graft: 'connection', key, ...(head?.length ? { head: head.toString('base64') } : {}) }, socket, { keepOpen: false }, (err) => {
+        if (err) socket.destroy();
+      });
       return true;
     } catch {
       return false;

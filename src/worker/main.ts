@@ -4,12 +4,14 @@
  * drains when its master retires it. Exits on its own when the master is gone
  * (node:cluster exits a worker whose IPC channel closes).
  */
+import type { Socket } from 'node:net';
 import { deferred } from '../core/deferred.js';
 import { isGraftMessage, type ConfigPayload, type MasterMessage } from '../core/ipc.js';
 import { watchAppReady } from './app-ready.js';
 import { boot, failBoot } from './boot.js';
 import { abort, abortSwap, answer } from './requests.js';
 import { retire, retireOnSignal } from './retire.js';
+import { adoptConnection } from './sticky-connection.js';
 import { log, registry, runtime, send } from './runtime.js';
 
 process.on('uncaughtException', (err) => {
@@ -33,7 +35,7 @@ watchAppReady();
 
 const initialConfig = deferred<ConfigPayload>();
 
-process.on('message', (message: unknown) => {
+process.on('message', (message: unknown, handle: unknown) => {
   if (!isGraftMessage<MasterMessage>(message)) return;
   switch (message.graft) {
     case 'drain':
@@ -42,6 +44,9 @@ process.on('message', (message: unknown) => {
     case 'exit':
       // Flush what is queued (the answers to late connection handoffs) before exiting.
       send({ graft: 'bye' }, () => process.exit());
+      break;
+    case 'connection':
+      adoptConnection(message.key, message.head, handle as Socket | undefined);
       break;
     case 'config-init':
       initialConfig.resolve(message.config);

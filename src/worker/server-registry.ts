@@ -14,6 +14,8 @@ export interface ListenFailure {
 
 export class ServerRegistry {
   private readonly drains = new Map<net.Server, HttpDrain>();
+  /** Where each server listened (kept after it stops accepting, when address() is null). */
+  private readonly bound = new Map<net.Server, string | net.AddressInfo>();
   private listeningWaiters: Array<() => void> = [];
   private pendingListens = 0;
 
@@ -39,6 +41,8 @@ export class ServerRegistry {
     this.pendingListens++;
     const onListening = () => {
       server.off('error', onError);
+      const address = server.address();
+      if (address) this.bound.set(server, address);
       this.pendingListens--;
       this.wake();
       this.onListening?.();
@@ -67,6 +71,14 @@ export class ServerRegistry {
   whenListening(): Promise<void> {
     if (this.settledListening) return Promise.resolve();
     return new Promise((resolve) => this.listeningWaiters.push(resolve));
+  }
+
+  /** The server that listened under a master listener key (`tcp:HOST:PORT`, `unix:PATH`); the only one if there is one. */
+  serverFor(key: string): net.Server | undefined {
+    const port = key.startsWith('tcp:') ? Number(key.slice(key.lastIndexOf(':') + 1)) : undefined;
+    const path = key.startsWith('unix:') ? key.slice(5) : undefined;
+    for (const [server, a] of this.bound) if (typeof a === 'string' ? a === path : a.port === port) return server;
+    return this.bound.size === 1 ? [...this.bound.keys()][0] : undefined;
   }
 
   addresses(): string[] {
