@@ -63,7 +63,7 @@ export function formatStatus(status: MasterStatus): string {
         : `last reload ${m.lastReload.at} (${m.lastReload.reason}): ${m.lastReload.outcome === 'abandoned' ? 'ABANDONED' : 'FAILED'} ${m.lastReload.code ?? ''} ${m.lastReload.error ?? ''}`,
     );
   }
-  const header = ['PID', 'GEN', 'WORKER', 'STATE', 'UPTIME', 'RSS', 'IN-FLIGHT', 'SERVED', 'RESTARTS', 'CONFIG'];
+  const header = ['PID', 'GEN', 'WORKER', 'STATE', 'UPTIME', 'RSS', 'OPEN', 'IN-FLIGHT', 'SERVED', 'RESTARTS', 'CONFIG'];
   const rows = status.workers.map((w) => [
     String(w.pid),
     String(w.generation),
@@ -71,6 +71,7 @@ export function formatStatus(status: MasterStatus): string {
     w.state,
     duration(w.uptimeMs),
     megabytes(w.rss),
+    String(w.connections),
     String(w.inFlight),
     String(w.served),
     String(w.restarts),
