@@ -1,4 +1,5 @@
 export { defineService, isService } from './worker/service.js';
+export { drainSignal, onDrain } from './worker/drain-hooks.js';
 export type { ServiceContext, ServiceDefinition, ServerLike, Service } from './worker/service.js';
 export { Slot } from './core/slot.js';
 export type { SlotHooks, SlotOptions, SlotEvent, BuildContext, Replaced } from './core/slot.js';

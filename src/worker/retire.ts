@@ -1,7 +1,8 @@
 import { deferred } from '../core/deferred.js';
 import { WorkerEnv, type MasterMessage } from '../core/ipc.js';
 import { runningLoops } from '../jobs/loop.js';
-import { config, ctx, drainController, log, registry, runtime, send } from './runtime.js';
+import { beginDrain } from './drain-hooks.js';
+import { config, ctx, log, registry, runtime, send } from './runtime.js';
 
 type DrainMessage = Extract<MasterMessage, { graft: 'drain' }>;
 
@@ -13,8 +14,8 @@ export function retireOnSignal(): void {
 /**
  * The worker's retirement, when its master drains it: stop accepting (and
  * tell the master, so it knows this worker is out of the round-robin), tell
- * the app in the words it already understands (ctx.signal aborts; its own
- * SIGTERM listeners run, as under any other supervisor: a BullMQ, amqplib or
+ * the app in the words it already understands (ctx.signal and drainSignal
+ * abort, its onDrain hooks run and are waited for; its own SIGTERM listeners run, as under any other supervisor: a BullMQ, amqplib or
  * Agenda worker's graceful shutdown stops taking jobs and finishes the ones
  * it holds), stop the job loops (its worker threads' too), finish every
  * connection, run the service's stop(), wait for the app's own shutdown,
@@ -24,8 +25,8 @@ export function retireOnSignal(): void {
 export async function retire(message: DrainMessage, how: { signalled?: boolean } = {}): Promise<void> {
   if (runtime.draining) return;
   runtime.draining = true;
-  drainController.abort();
   log.debug('draining', { ...registry.stats() });
+  const hooks = beginDrain(log);
   registry.stopAccepting();
   // Sent after node:cluster's own close message on the same channel, so when the
   // master reads it this worker is out of the round-robin.
@@ -34,7 +35,7 @@ export async function retire(message: DrainMessage, how: { signalled?: boolean }
   const appShutdown = handlers.length ? holdExit() : undefined;
   // A real SIGTERM has reached the app's listeners by itself.
   if (!how.signalled) for (const handler of handlers) runHandler(handler, () => appShutdown?.release());
-  await Promise.all([...[...runningLoops()].map((l) => l.stop()), config.stopThreadLoops()]);
+  await Promise.all([...[...runningLoops()].map((l) => l.stop()), config.stopThreadLoops(), hooks]);
   await registry.drain({ idleCloseMs: message.idleCloseMs, lingerMs: message.lingerMs });
   try {
     await runtime.service?.stop?.(ctx);

@@ -1,6 +1,7 @@
 import { config as typedConfig, type ConfigStore } from '../config/store.js';
 import { WorkerEnv, type WorkerMessage } from '../core/ipc.js';
 import { createLogger } from '../core/log.js';
+import { drainSignal } from './drain-hooks.js';
 import type { Service, ServiceContext } from './service.js';
 import { ServerRegistry } from './server-registry.js';
 
@@ -20,9 +21,7 @@ export const log = createLogger({ role: 'worker', generation, worker: workerInde
 // The runtime handles raw snapshots; only the app sees the declared type.
 export const config = typedConfig as unknown as ConfigStore<unknown>;
 
-/** Aborted when this worker starts draining (the app sees it as ctx.signal). */
-export const drainController = new AbortController();
-export const ctx: ServiceContext<unknown> = { port: Number(process.env.PORT ?? 0), generation, workerIndex, signal: drainController.signal, config };
+export const ctx: ServiceContext<unknown> = { port: Number(process.env.PORT ?? 0), generation, workerIndex, signal: drainSignal, config };
 
 export const registry = new ServerRegistry();
 

@@ -99,3 +99,37 @@ describe('WebSockets through reloads (ws, no graft import)', () => {
     }
   });
 });
+
+describe('the app moves its own WebSockets through the drain hook (onDrain, drainSignal)', () => {
+  test("clients get the app's close code; a throwing hook is logged and the drain goes on", async () => {
+    const g = await startGraft(fixture('ws-drain-hook.ts'), { workers: 1 });
+    const sockets: WebSocket[] = [];
+    try {
+      const running = await g.waitRunning();
+      const closes = await Promise.all(
+        Array.from({ length: 3 }, async () => {
+          const ws = new WebSocket(`ws://127.0.0.1:${g.port}/`);
+          sockets.push(ws);
+          const hello = deferred<void>();
+          const closed = deferred<number>();
+          ws.on('message', () => hello.resolve());
+          ws.on('close', (code) => closed.resolve(code));
+          ws.on('error', () => {});
+          await hello.promise;
+          return closed;
+        }),
+      );
+      const r = await g.cli('reload');
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(await Promise.all(closes.map((c) => c.promise)), [4000, 4000, 4000], "every client got the app's own close code");
+      const generation = Number(running.generation);
+      await g.waitForLog((l) => l.msg === 'generation retired' && l.generation === generation);
+      assert.ok(g.logs.some((l) => l.msg === 'a drain hook threw; the drain goes on' && l.generation === generation), 'the throwing hook is logged');
+      assert.ok(g.output.some((l) => l.includes(`drain signal aborted in generation ${generation}`)), 'drainSignal aborted');
+      assert.equal(g.output.some((l) => l.includes('GRAFT_DRAIN_TIMEOUT')), false, 'the drain did not wait for its timeout');
+    } finally {
+      for (const ws of sockets) ws.terminate();
+      await g.stop();
+    }
+  });
+});
