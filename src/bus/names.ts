@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
-import { basename, extname } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { basename, dirname, extname, join, sep } from 'node:path';
 import { GraftError } from '../core/errors.js';
 
 /**
@@ -23,9 +24,46 @@ export function sanitizeName(text: string): string {
   return name || 'graft';
 }
 
-/** `--name`, or the entry's file name without its extension. */
+/**
+ * `--name`, or by default `<package>-<file>`: the name in the entry's nearest
+ * package.json (outside node_modules: a package's bin belongs to the project
+ * that installed it; a scope becomes a prefix, `@acme/api` is `acme-api`) and
+ * the entry's file name without extension, or the package name alone when the
+ * file is `index` or bears the package's name. Without a package.json (or a
+ * name in the nearest one), the file name.
+ */
 export function serviceName(given: string | undefined, entry: string): string {
-  return given !== undefined ? validName('--name', given) : sanitizeName(basename(entry, extname(entry)));
+  if (given !== undefined) return validName('--name', given);
+  const file = basename(entry, extname(entry));
+  const pkg = packageName(entry);
+  if (!pkg) return sanitizeName(file);
+  return sanitizeName(file === 'index' || file === pkg || sanitizeName(file) === pkg ? pkg : `${pkg}-${file}`);
+}
+
+function packageName(entry: string): string | undefined {
+  const inModules = entry.indexOf(`${sep}node_modules${sep}`);
+  let dir = inModules >= 0 ? entry.slice(0, inModules) : dirname(entry);
+  for (;;) {
+    let text: string | undefined;
+    try {
+      text = readFileSync(join(dir, 'package.json'), 'utf8');
+    } catch {
+      // no package.json here: look further up
+    }
+    if (text !== undefined) {
+      // The nearest package.json decides, even one without a name (or a broken one): then the file name does.
+      let name: unknown;
+      try {
+        name = (JSON.parse(text) as { name?: unknown }).name;
+      } catch {
+        return undefined;
+      }
+      return typeof name === 'string' && name.length ? sanitizeName(name.replace(/^@/, '').replace('/', '-')) : undefined;
+    }
+    const up = dirname(dir);
+    if (up === dir) return undefined;
+    dir = up;
+  }
 }
 
 /** `--host-id`, or this machine's host name. */

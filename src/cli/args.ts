@@ -15,7 +15,9 @@ export function parse<O extends Options>(command: string, argv: string[], option
     parsed = parseArgs({ args: joinNegativeValues(argv, options), allowPositionals: true, options, strict: true });
   } catch (err) {
     const message = (err as Error).message.replace(/\. To specify a positional argument.*$/s, '');
-    throw new GraftError('GRAFT_UNKNOWN_FLAG', `graft ${command}: ${message}; see \`graft help ${command.split(' ')[0]}\``);
+    const unknown = /^Unknown option '(-{1,2}[^']+)'/.exec(message)?.[1];
+    const near = unknown ? closest(unknown.replace(/^-+/, ''), Object.keys(options)) : undefined;
+    throw new GraftError('GRAFT_UNKNOWN_FLAG', `graft ${command}: ${message}${near ? ` (did you mean --${near}?)` : ''}; see \`graft help ${command.split(' ')[0]}\``);
   }
   if (parsed.positionals.length > maxPositionals) {
     throw new GraftError(
@@ -111,4 +113,24 @@ export function megabytes(flag: string, value: string | undefined): number | und
     throw new GraftError('GRAFT_BAD_ARGUMENT', `${flag} must be a memory size of at least 1 MB: megabytes (512), or with a unit (512M, 1G), got ${JSON.stringify(value)}`);
   }
   return bytes;
+}
+
+/** The known flag nearest to a mistyped one (at most 2 edits, or a third of its length), if any. */
+function closest(typed: string, known: string[]): string | undefined {
+  let best: { name: string; d: number } | undefined;
+  for (const name of known) {
+    const d = editDistance(typed, name);
+    if (d <= Math.max(2, Math.floor(name.length / 3)) && (!best || d < best.d)) best = { name, d };
+  }
+  return best?.name;
+}
+
+function editDistance(a: string, b: string): number {
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++) next[j] = Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    row = next;
+  }
+  return row[b.length]!;
 }

@@ -6,17 +6,29 @@ import type { ConfigPayload } from '../core/ipc.js';
 import type { ApplyOutcome, HistoryEntry } from '../config/history.js';
 import { sendControl } from '../control/client.js';
 import { parse } from './args.js';
-import { locateMaster } from './locate.js';
+import { findService } from '../registry/service-registry.js';
+import { locateMaster, looksLikeName } from './locate.js';
 
 export async function configCommand(argv: string[]): Promise<number> {
   const [action, ...rest] = argv;
-  const { values, positionals } = parse(`config ${action ?? ''}`.trim(), rest, { socket: { type: 'string' }, name: { type: 'string' }, json: { type: 'boolean' }, set: { type: 'string', multiple: true }, unset: { type: 'string', multiple: true }, reset: { type: 'boolean' } }, 1);
-  const socket = locateMaster({ socket: values.socket, name: values.name }).socket;
+  const takesArgument = action === 'show' || action === 'check';
+  const { values, positionals } = parse(`config ${action ?? ''}`.trim(), rest, { socket: { type: 'string' }, name: { type: 'string' }, json: { type: 'boolean' }, set: { type: 'string', multiple: true }, unset: { type: 'string', multiple: true }, reset: { type: 'boolean' } }, takesArgument ? 2 : 1);
+  // `graft config ACTION [SERVICE] [KEY|FILE]`, as `graft reload [SERVICE]`: a lone positional of
+  // show/check is the service when a running service bears that name, else the key or the file.
+  let service: string | undefined;
+  let argument: string | undefined;
+  if (positionals.length === 2 || !takesArgument) [service, argument] = positionals;
+  else if (positionals[0] !== undefined && looksLikeName(positionals[0]) && findService(positionals[0])) service = positionals[0];
+  else argument = positionals[0];
+  if (service !== undefined && values.name !== undefined && service !== values.name) {
+    throw new GraftError('GRAFT_BAD_ARGUMENT', `graft config ${action}: service ${JSON.stringify(service)} and --name ${JSON.stringify(values.name)} disagree; give one of them`);
+  }
+  const socket = locateMaster({ socket: values.socket, name: values.name, target: service }).socket;
   switch (action) {
     case 'show': {
       const result = (await sendControl(socket, { cmd: 'config', action: 'show' })) as { master: ConfigPayload; effective?: Snapshot };
       const snapshot = result.effective ?? { version: result.master.version, hash: result.master.hash, data: result.master.data };
-      const keyPath = positionals[0];
+      const keyPath = argument;
       const value = keyPath ? getPath(snapshot.data, keyPath) : snapshot.data;
       if (keyPath && value === undefined) throw new GraftError('GRAFT_BAD_KEY_PATH', `config version ${snapshot.version} has no key ${keyPath}`);
       if (values.json) console.log(JSON.stringify({ version: snapshot.version, hash: snapshot.hash, ...(keyPath ? { key: keyPath } : {}), value }, null, 2));
@@ -24,7 +36,7 @@ export async function configCommand(argv: string[]): Promise<number> {
       return 0;
     }
     case 'check': {
-      const file = positionals[0];
+      const file = argument;
       if (!file) throw new GraftError('GRAFT_BAD_ARGUMENT', 'graft config check needs a file, e.g. `graft config check config.yaml`');
       await sendControl(socket, { cmd: 'config', action: 'check', file: resolve(file) });
       console.log(`${file}: valid for the running service (nothing applied)`);

@@ -11,7 +11,7 @@ import type { ToKeeper } from '../succession/keeper-link.js';
  * (or fails to start), says where things are, and exits. With no terminal to
  * write to, logs go to files: --log-dir, or the per-user default.
  */
-export async function startDaemon(argv: string[], options: { service: string; logDir: string; cwd: string }): Promise<number> {
+export async function startDaemon(argv: string[], appArgs: string[], options: { service: string; logDir: string; cwd: string }): Promise<number> {
   const args = argv.filter((a) => a !== '-d' && a !== '--daemon');
   const { logDir } = options;
   if (!args.some((a) => a === '--log-dir' || a.startsWith('--log-dir='))) args.push('--log-dir', logDir);
@@ -23,7 +23,7 @@ export async function startDaemon(argv: string[], options: { service: string; lo
   } catch (err) {
     throw new GraftError('GRAFT_LOG_DIR', `cannot write ${keeperLog}: ${(err as Error).message}; pass another --log-dir`, { cause: err });
   }
-  const keeper = spawn(process.execPath, [...process.execArgv, process.argv[1]!, 'start', ...args], {
+  const keeper = spawn(process.execPath, [...process.execArgv, process.argv[1]!, 'start', ...args, ...(appArgs.length ? ['--', ...appArgs] : [])], {
     cwd: options.cwd,
     detached: true,
     stdio: ['ignore', out, out, 'ipc'],

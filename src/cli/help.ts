@@ -140,14 +140,15 @@ export const commandHelp: Record<string, string> = {
   Write a new order key (mode 0600; never overwrites). --hmac: a shared secret for
   masters and senders alike. --ed25519: a private key for senders (FILE) and its
   public key for the masters (FILE.pub), which check orders but can't sign one.`,
-  config: `graft config show [keypath]     what the workers run, with its version
-graft config check FILE         validate FILE against the running service's schema; applies nothing
-graft config apply [--set K=V] [--unset K] [--reset]
-                                re-read the sources and move every worker (and its worker threads)
-                                to the result; --set overrides stay on top (over file edits) until
-                                --unset K or --reset
-graft config history [--json]   recent versions: time, source, changed keys, accepted or rejected
-  (config commands take the service as --name NAME)`,
+  config: `graft config show [SERVICE] [keypath]   what the workers run, with its version
+graft config check [SERVICE] FILE       validate FILE against the running service's schema; applies nothing
+graft config apply [SERVICE] [--set K=V] [--unset K] [--reset]
+                                        re-read the sources and move every worker (and its worker
+                                        threads) to the result; --set overrides stay on top (over
+                                        file edits) until --unset K or --reset
+graft config history [SERVICE] [--json] recent versions: time, source, changed keys, accepted or rejected
+  SERVICE is the service's name (or --name NAME), as for graft reload; without it, the only
+  service started from this directory`,
 };
 
 /** The first line of each control command's help, for the overview. */

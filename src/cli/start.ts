@@ -1,4 +1,4 @@
-import { accessSync, constants, statSync } from 'node:fs';
+import { accessSync, constants, lstatSync, readlinkSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, relative, resolve } from 'node:path';
 import { parseBusUrl } from '../net/bus-url.js';
@@ -28,9 +28,12 @@ export const DEFAULT_LOG_MAX_BYTES = 10 * 1024 * 1024;
 export const DEFAULT_LOG_MAX_FILES = 5;
 
 export async function start(argv: string[]): Promise<number> {
+  // `graft start ENTRY [options] -- ARGS…`: what follows `--` is the app's own process.argv.
+  const split = argv.indexOf('--');
+  const appArgs = split >= 0 ? argv.slice(split + 1) : [];
   const { values, positionals } = parse(
     'start',
-    argv,
+    split >= 0 ? argv.slice(0, split) : argv,
     {
       workers: { type: 'string', short: 'w' },
       port: { type: 'string', short: 'p' },
@@ -66,7 +69,7 @@ export async function start(argv: string[]): Promise<number> {
   const cwd = process.cwd();
   const entryArg = positionals[0];
   if (!entryArg) throw new GraftError('GRAFT_BAD_ARGUMENT', 'graft start needs an entry module, e.g. `graft start server.ts`');
-  const entry = resolve(cwd, entryArg);
+  const entry = binTarget(resolve(cwd, entryArg));
   checkEntry(entryArg, entry);
   const port = integer('--port', values.port ?? process.env.PORT ?? '3000', 0, 65535)!;
   const workers = integer('--workers', values.workers, 1, 1024) ?? availableParallelism();
@@ -86,11 +89,12 @@ export async function start(argv: string[]): Promise<number> {
     ensureNameFree(service);
     await MasterFiles.checkFree(paths.socket);
   }
-  if (values.daemon) return startDaemon(argv, { service, logDir: resolve(cwd, values['log-dir']!), cwd });
+  if (values.daemon) return startDaemon(split >= 0 ? argv.slice(0, split) : argv, appArgs, { service, logDir: resolve(cwd, values['log-dir']!), cwd });
   // `graft start` itself stays as the keeper; the master is its child (and so is every successor).
   if (keeperPid() === undefined && !process.env.GRAFT_UPGRADE) return new Keeper(service).run();
   const master = new Master({
     entry,
+    args: appArgs,
     cwd,
     workers,
     port,
@@ -171,6 +175,23 @@ function readyMode(value: string | undefined): ReadyMode {
   if (value === undefined) return 'auto';
   if ((READY_MODES as readonly string[]).includes(value)) return value as ReadyMode;
   throw new GraftError('GRAFT_BAD_ARGUMENT', `--ready must be one of ${READY_MODES.join(', ')}, got ${JSON.stringify(value)}`);
+}
+
+/**
+ * An entry that is itself a symbolic link (a package's bin, `node_modules/.bin/next`)
+ * is the JavaScript file it links to; links in the directories above it (a
+ * `current` release link) stay as given, so a reload follows them.
+ */
+function binTarget(entry: string): string {
+  for (let hops = 0; hops < 8; hops++) {
+    try {
+      if (!lstatSync(entry).isSymbolicLink()) return entry;
+      entry = resolve(dirname(entry), readlinkSync(entry));
+    } catch {
+      return entry;
+    }
+  }
+  return entry;
 }
 
 function checkEntry(given: string, entry: string): void {

@@ -1,7 +1,7 @@
 import { parse as parseToml, TomlError } from 'smol-toml';
 import { parseEnv } from 'node:util';
 import { basename, extname } from 'node:path';
-import { parse as parseJsonLocated, printParseErrorCode, type ParseError } from 'jsonc-parser';
+import { parse as parseJsonLocated, ParseErrorCode, printParseErrorCode, type ParseError } from 'jsonc-parser';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { GraftError } from '../core/errors.js';
 import { setPath } from './key-path.js';
@@ -26,13 +26,28 @@ export function formatOf(file: string): Format | undefined {
 
 function parseError(file: string, line: number | undefined, column: number | undefined, what: string): GraftError {
   const where = line ? `${file}:${line}${column ? `:${column}` : ''}` : file;
-  return new GraftError('GRAFT_CONFIG_PARSE', `${where}: ${what}; fix it (the live config stays as it was)`);
+  return new GraftError('GRAFT_CONFIG_PARSE', `${where}: ${what}; fix it`);
 }
 
 function lineColumn(text: string, offset: number): { line: number; column: number } {
   const before = text.slice(0, offset);
   const line = before.split('\n').length;
   return { line, column: offset - before.lastIndexOf('\n') };
+}
+
+/**
+ * An unclosed quote is found by the YAML parser where the document ends; the
+ * fault is the line that opened it: the last one before that with an odd
+ * number of that quote.
+ */
+function openingQuote(text: string, err: YAMLParseError): { line: number; col: number } | undefined {
+  const quote = err.code === 'MISSING_CHAR' ? /closing (["'])quote/.exec(err.message)?.[1] : undefined;
+  if (!quote) return undefined;
+  const lines = text.slice(0, err.pos[0]).split('\n');
+  for (let i = lines.length - 1; i >= 0; i--) {
+    if ((lines[i]!.split(quote).length - 1) % 2 === 1) return { line: i + 1, col: lines[i]!.indexOf(quote) + 1 };
+  }
+  return undefined;
 }
 
 /** Parse one file's text into a plain object, or throw an error naming the file and line. */
@@ -49,7 +64,9 @@ export function parseConfigText(text: string, file: string, format: Format): Rec
         parseJsonLocated(text, errors, { disallowComments: true, allowTrailingComma: false });
         const first = errors[0];
         if (first) {
-          const { line, column } = lineColumn(text, first.offset);
+          // A missing value, comma or bracket is found at the next token, often on a later line: the fault is right after the last one.
+          const missing = first.error === ParseErrorCode.ValueExpected || first.error === ParseErrorCode.CommaExpected || first.error === ParseErrorCode.CloseBraceExpected || first.error === ParseErrorCode.CloseBracketExpected;
+          const { line, column } = lineColumn(text, missing ? text.slice(0, first.offset).trimEnd().length : first.offset);
           throw parseError(file, line, column, `invalid JSON (${printParseErrorCode(first.error)})`);
         }
         throw parseError(file, undefined, undefined, `invalid JSON (${(err as Error).message})`);
@@ -60,7 +77,7 @@ export function parseConfigText(text: string, file: string, format: Format): Rec
         value = parseYaml(text);
       } catch (err) {
         if (err instanceof YAMLParseError) {
-          const pos = err.linePos?.[0];
+          const pos = openingQuote(text, err) ?? err.linePos?.[0];
           throw parseError(file, pos?.line, pos?.col, `invalid YAML (${err.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')})`);
         }
         throw parseError(file, undefined, undefined, `invalid YAML (${(err as Error).message})`);

@@ -51,7 +51,7 @@ export class ConfigInvalid extends GraftError {
       .map((i) => `${i.path || '(root)'}: ${i.message}`)
       .join('; ');
     const more = issues.length > 5 ? ` (and ${issues.length - 5} more)` : '';
-    super('GRAFT_CONFIG_INVALID', `config from ${where} fails the schema: ${list}${more}; the live config stays as it was`);
+    super('GRAFT_CONFIG_INVALID', `config from ${where} fails the schema: ${list}${more}`);
   }
 }
 

@@ -18,7 +18,7 @@ export async function sendControl(socketPath: string, request: ControlRequest, r
       const code = (err as NodeJS.ErrnoException).code;
       if (!code || !RETRYABLE.has(code)) throw err;
       if (Date.now() >= deadline) {
-        throw new GraftError('GRAFT_NO_MASTER', `no graft master answers on ${socketPath} (${code}); start one with \`graft start <entry>\` or pass --socket`);
+        throw new GraftError('GRAFT_NO_MASTER', `no graft master answers on ${socketPath} (${code}); \`graft ls\` lists the running services, \`graft start <entry>\` starts one`);
       }
       await new Promise((r) => setTimeout(r, 100));
     }

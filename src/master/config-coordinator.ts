@@ -270,6 +270,9 @@ export class ConfigCoordinator {
     this.lastRejection = key === undefined ? undefined : { key, error: err };
     this.record({ version, source, changed, accepted: false, ...(fields.code ? { code: fields.code } : {}), error: fields.error });
     this.log.error('config change rejected; the live config stays', { configVersion: this.slot.current?.version, attempted: version, source, ...fields });
+    // Said only where something is live: at startup there is nothing to stay.
+    const live = this.slot.current?.version;
+    if (live !== undefined && err instanceof GraftError && !err.message.includes('the live config stays')) err.message += `; the live config stays version ${live}`;
     return err;
   }
 

@@ -49,6 +49,8 @@ import { WorkerPool, type PoolStatus } from '../pool/worker-pool.js';
 
 export interface MasterOptions {
   entry: string;
+  /** What follows `--` on graft start's command line: the app's process.argv after the entry. */
+  args?: string[];
   cwd: string;
   workers: number;
   port: number;
@@ -278,6 +280,7 @@ export class Master {
     const pool = new WorkerPool(
       {
         entry: this.options.entry,
+        args: this.options.args ?? [],
         service: this.options.service,
         workers: inherited?.workers ?? own.workers ?? this.options.workers,
         port: own.port ?? this.options.port,

@@ -14,6 +14,8 @@ import { WorkerProcess, type WorkerStatus } from './worker-process.js';
 
 export interface PoolOptions {
   entry: string;
+  /** The app's own arguments: every worker's process.argv is [node, entry, ...args]. */
+  args?: string[];
   /** The service's name, in every worker's process title. */
   service: string;
   /** The first generation's worker count. */
@@ -144,7 +146,7 @@ export class WorkerPool {
     this.observe = options.observe ?? unobserved;
     // args: [] so the app's process.argv does not carry graft's own flags.
     // stdout and stderr are pipes to the master, which writes each line whole and tagged (src/logs/service-log.ts).
-    cluster.setupPrimary({ ...workerExec({ tsx: options.tsx }), args: [], stdio: ['inherit', 'pipe', 'pipe', 'ipc'] });
+    cluster.setupPrimary({ ...workerExec({ tsx: options.tsx }), args: options.args ?? [], stdio: ['inherit', 'pipe', 'pipe', 'ipc'] });
     this.slot = new Slot<WorkerSet, PoolChange, ReloadOutcome>(
       {
         build: (ctx) => this.buildSet(ctx),

@@ -25,6 +25,8 @@ export function failBoot(err: unknown): void {
  */
 export async function boot(initial: Promise<ConfigPayload>): Promise<void> {
   if (!entry) throw new Error(`${WorkerEnv.entry} is not set; workers are started by the graft master`);
+  // The app sees the command line it would have without graft: node, its entry, its own arguments.
+  process.argv = [process.argv[0]!, entry, ...process.argv.slice(2)];
   // The snapshot comes first: an app may read config.current while its modules load.
   const init = await initial;
   await config.apply({ version: init.version, source: init.source, read: () => init.data });

@@ -77,7 +77,7 @@ describe('live status page', () => {
 
   test('with --metrics alone the page is served at / on the metrics port; the state is JSON at /api/status', async () => {
     const port = await freePort();
-    const g = await startGraft(fixture('metrics-app.ts'), { workers: 1, args: ['--metrics', String(port)] });
+    const g = await startGraft(fixture('metrics-app.ts'), { workers: 1, args: ['--metrics', String(port), '--name', 'metrics-app'] });
     try {
       await g.waitRunning();
       const page = await fetch(`http://127.0.0.1:${port}/`);

@@ -170,8 +170,31 @@ describe('services by name', () => {
       const both = (await listed()).filter((s) => s.entry === entry).map((s) => s.name);
       assert.deepEqual(both, ['blue', 'green']);
       for (const [i, name] of ['blue', 'green'].entries()) assert.equal((await status(name)).master.pid, await twins[i]!.firstMaster());
+      // Config commands take the service positionally too, from the directory both were started from.
+      const here = (...args: string[]) => graftCli(args, { cwd: dir, env });
+      const apply = await here('config', 'apply', 'blue', '--set', 'greeting=hi');
+      assert.equal(apply.code, 0, apply.stderr);
+      const shown = async (name: string) => JSON.parse((await here('config', 'show', name, 'greeting', '--json')).stdout) as { value?: unknown };
+      assert.equal((await shown('blue')).value, 'hi');
+      assert.equal((await here('config', 'show', 'green', 'greeting', '--json')).code, 1, 'green was not changed');
+      oneLine(await here('config', 'apply', 'blue', '--name', 'green', '--set', 'greeting=x'), 'GRAFT_BAD_ARGUMENT', /"blue" and --name "green" disagree/);
     } finally {
       await Promise.all(twins.map((t) => t.stop()));
+    }
+  });
+
+  test("the default name comes from the entry's package.json and file name", async () => {
+    const dir = tempDir('graft-pkg-');
+    writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: '@acme/shop' }));
+    const entry = join(dir, 'server.ts');
+    copyFileSync(fixture('slow-app.ts'), entry);
+    const shop = await startGraft(entry, { workers: 1, cwd: dir, env, defaultSocket: true });
+    try {
+      await shop.waitRunning();
+      assert.equal((await status('acme-shop-server')).master.pid, await shop.firstMaster());
+    } finally {
+      await cli('stop', 'acme-shop-server');
+      await shop.stop();
     }
   });
 

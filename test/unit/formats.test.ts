@@ -29,8 +29,11 @@ describe('config formats', () => {
   });
 
   test('a syntax error names the file and the line, in every format', () => {
-    parseFails('{\n  "a": 1,\n  "b": \n}', '/etc/app.json', 'json', /^\/etc\/app\.json:4:1: invalid JSON/);
+    // The line of the fault, not where the parser noticed it: the missing value after "b", the quote left open on line 3.
+    parseFails('{\n  "a": 1,\n  "b": \n}', '/etc/app.json', 'json', /^\/etc\/app\.json:3:7: invalid JSON/);
+    parseFails('{\n  "a": 1\n  "b": 2\n}', '/etc/app.json', 'json', /^\/etc\/app\.json:2:9: invalid JSON \(CommaExpected\)/);
     parseFails('a: 1\nb: [1, 2\nc: 3\n', '/etc/app.yaml', 'yaml', /^\/etc\/app\.yaml:\d+:\d+: invalid YAML/);
+    parseFails('a: 1\nb: 2\nc: "unclosed\nd: 4\n', '/etc/app.yaml', 'yaml', /^\/etc\/app\.yaml:3:4: invalid YAML \(Missing closing "quote\)/);
     parseFails('a = 1\nb = \n', '/etc/app.toml', 'toml', /^\/etc\/app\.toml:2:\d+: invalid TOML/);
     parseFails('A=1\nthis is not a pair\n', '/etc/app.env', 'env', /^\/etc\/app\.env:2:1: invalid \.env line/);
   });
