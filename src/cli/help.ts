@@ -5,12 +5,13 @@ const locate = `Control commands find the master, from any directory, by the ser
 --socket PATH, or as the only master started from the current directory.`;
 
 export const commandHelp: Record<string, string> = {
-  start: `graft start <entry> [options]
+  start: `graft start <entry> [options] [-- app arguments]
   Run <entry> (.ts or .js) under a master with a pool of workers, in the foreground:
   this process (the keeper) stays for the service's whole life, across \`graft upgrade\`
   too; signals sent to it reach the master, and it exits with the service.
   A .ts entry is compiled by the master (esbuild, with source maps) for each
-  generation; the workers run plain JavaScript.
+  generation; the workers run plain JavaScript. What follows \`--\` is the app's
+  process.argv; an entry may be a package's bin (\`node_modules/.bin/next -- start\`).
 
   -w, --workers N            worker processes (default: available cores)
   -p, --port P               port given to the app as PORT (default: $PORT or 3000)
