@@ -64,6 +64,9 @@ export const ErrorCodes = {
   GRAFT_FLEET_FAILED: 'a fleet rollout stopped on a failure',
   GRAFT_FLEET_NO_ORDERS: 'a registered host takes no orders on the fleet server',
   GRAFT_KEEPER_GONE: 'the keeper (the graft start process) died; the master stops',
+  GRAFT_MASTER_RESTARTED: 'the master crashed and the keeper started a new one on the same sockets',
+  GRAFT_MASTER_CRASH_LOOP: 'the master kept crashing; the keeper stopped restarting it',
+  GRAFT_STATE_FILE: 'the state a restarted master would start from cannot be written or read',
   GRAFT_START_FAILED: 'the service did not start',
   GRAFT_INTERNAL: 'an unexpected failure inside graft',
 } as const;

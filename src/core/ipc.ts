@@ -101,6 +101,8 @@ export const WorkerEnv = {
   heartbeatMs: 'GRAFT_HEARTBEAT_MS',
   idleCloseMs: 'GRAFT_IDLE_CLOSE_MS',
   lingerMs: 'GRAFT_LINGER_MS',
+  /** --graceful-timeout: how long a worker whose master died may take to finish what it holds. */
+  drainTimeoutMs: 'GRAFT_DRAIN_TIMEOUT_MS',
   /** Set for `graft start --swap`: the entry is a handler module loaded as swappable generations. */
   swap: 'GRAFT_SWAP',
   /** Set for `graft start --metrics`: the worker collects prom-client's default metrics from its boot on. */

@@ -40,10 +40,11 @@ import type { MasterPaths } from '../registry/paths.js';
 import { Reloads } from './reloads.js';
 import { CarriedOrders } from '../bus/carried-orders.js';
 import { ensureNameFree } from '../registry/service-registry.js';
-import { keeperPid, masterCommand, reportToKeeper } from '../succession/keeper-link.js';
+import { holdAtKeeper, keeperPid, masterCommand, reportToKeeper } from '../succession/keeper-link.js';
 import type { RestartPolicy } from '../pool/restart-policy.js';
 import { installSignals } from './signals.js';
 import { Succession } from '../succession/succession.js';
+import { StateFile, takeRecovery, type Recovery, type SavedState } from '../succession/recovery.js';
 import { awaitHandover, reportInControl, reportUpgradeFailed, takeUpgradeState, type UpgradeState } from '../succession/upgrade.js';
 import { WorkerPool, type PoolStatus } from '../pool/worker-pool.js';
 
@@ -114,6 +115,8 @@ export interface MasterStatus {
     state: MasterState;
     /** This master's place in its line of upgrades (1 for a master started by hand). */
     masterGeneration: number | undefined;
+    /** How many times the keeper restarted a crashed master of this service. */
+    restarts: number;
     /** The command the arbiter carries out now, and how many wait. */
     busy: string | undefined;
     queued: number;
@@ -203,6 +206,12 @@ export class Master {
   private tornDown: Promise<number> | undefined;
   private uninstallSignals: (() => void) | undefined;
   private readonly exit = deferred<number>();
+  /** How many times the keeper restarted a crashed master of this service (carried through upgrades). */
+  private restarts = 0;
+  private stateTimer: NodeJS.Timeout | undefined;
+  /** Writes the state file if it changed (a no-op until keepForRecovery, and without a keeper). */
+  private saveState: () => Promise<void> = async () => {};
+  private removeState: () => void = () => {};
 
   constructor(private readonly options: MasterOptions) {
     MasterFiles.check(options.paths.socket);
@@ -228,7 +237,8 @@ export class Master {
     this.output.install();
     let failed: GraftError | undefined;
     try {
-      await this.start(await takeUpgradeState());
+      const upgrade = await takeUpgradeState();
+      await this.start(upgrade, upgrade ? undefined : takeRecovery(this.options.paths.state));
     } catch (err) {
       // A stop that arrived while starting ends this master as asked; otherwise the start failed.
       if (!this.ending) {
@@ -245,12 +255,28 @@ export class Master {
     return code;
   }
 
-  private async start(inherited: UpgradeState | undefined): Promise<void> {
+  /**
+   * inherited: what a predecessor hands over in a planned upgrade. recovery: a
+   * master the keeper started after the one in control crashed; it carries on
+   * from that master's state file, on the sockets the keeper kept.
+   */
+  private async start(upgrade: UpgradeState | undefined, recovery: Recovery | undefined): Promise<void> {
     // What `ps` shows: which service this master runs.
     process.title = `graft master ${this.options.service}`;
+    const inherited = upgrade ?? recovery?.state;
+    this.restarts = recovery?.order.restarts ?? upgrade?.masterRestarts ?? 0;
     // Before config and workers: a name held by another live master is refused without touching it.
-    ensureNameFree(this.options.service, inherited?.from);
-    this.listeners = new ListenerRegistry(inherited?.listeners);
+    ensureNameFree(this.options.service, inherited?.from ?? recovery?.order.from);
+    if (recovery) {
+      this.log.warn('master restarted after a crash: carrying on', {
+        code: 'GRAFT_MASTER_RESTARTED',
+        from: recovery.order.from,
+        restarts: recovery.order.restarts,
+        listeners: recovery.order.listeners,
+        ...(recovery.cleanStart ? { cleanStart: recovery.cleanStart } : { generation: (recovery.state?.firstGeneration ?? 1) - 1 }),
+      });
+    }
+    this.listeners = new ListenerRegistry(upgrade?.listeners ?? recovery?.listeners);
     const sticky = this.options.sticky ? new StickyRouter(() => this.pool, this.log) : undefined;
     this.listeners.install(sticky && ((key, client) => sticky.route(key, client)));
     relaySocketIoAdapter();
@@ -310,19 +336,7 @@ export class Master {
     this.swapper = new CodeSwapper(pool, (reason) => this.reloads!.run(reason), this.log, WORKER_REQUEST_TIMEOUT_MS, this.observers.emit);
     this.succession = new Succession(
       {
-        handover: async () => ({
-          listeners: this.listeners.list(),
-          state: {
-            workers: pool.desired,
-            firstGeneration: pool.nextGeneration,
-            config: coordinator.inheritance(),
-            overrides: this.applyOverrides.save(),
-            orders: this.bus?.remembered() ?? [],
-            carried: this.orders.carried(),
-            ...(this.metrics ? { metrics: await this.metrics.carried() } : {}),
-            activity: this.activity.snapshot(),
-          },
-        }),
+        handover: async () => ({ listeners: this.listeners.list(), state: await this.carriedState() }),
         transferControl: async (successor) => {
           this.files.handOff();
           this.output.rotating(false); // the successor rotates the log file from now on
@@ -347,8 +361,8 @@ export class Master {
       this.log,
       inherited?.masterGeneration ?? 1,
     );
-    if (!inherited) {
-      await this.files.take();
+    if (!upgrade) {
+      await this.files.take(recovery?.order.from);
       this.output.rotating(true);
     }
     // Before any worker starts: a metrics or status port that is taken fails the start with one line.
@@ -366,14 +380,18 @@ export class Master {
       });
     }
     await pool.start();
-    if (inherited) {
+    if (recovery) {
+      const closed = this.listeners.closeUnclaimed();
+      if (closed.length) this.log.info('recovery: closed kept sockets no worker listens on', { closedListeners: closed });
+    }
+    if (upgrade) {
       await Promise.race([awaitHandover(), this.exit.promise]);
       if (this.ending) return;
-      await this.files.take(inherited.from);
+      await this.files.take(upgrade.from);
       this.output.rotating(true);
       reportInControl();
       const closed = this.listeners.closeUnclaimed();
-      this.log.info('upgrade: in control', { from: inherited.from, generation: pool.generation, configVersion: coordinator.current.version, closedListeners: closed });
+      this.log.info('upgrade: in control', { from: upgrade.from, generation: pool.generation, configVersion: coordinator.current.version, closedListeners: closed });
     }
     if (this.ending) return;
     this.state = 'running';
@@ -402,7 +420,8 @@ export class Master {
     }
     if (this.options.bus) await this.listenForOrders({ ...this.options.bus, ...(inherited?.orders ? { seen: inherited.orders } : {}) });
     // Sources may have changed while the masters handed over; unchanged content makes no version.
-    if (inherited) this.submitQuietly({ kind: 'config', source: 'upgrade' });
+    if (inherited) this.submitQuietly({ kind: 'config', source: upgrade ? 'upgrade' : 'recovery' });
+    this.keepForRecovery();
     this.log.info('master running', {
       generation: pool.generation,
       workers: pool.desired,
@@ -413,6 +432,50 @@ export class Master {
       socket: this.options.paths.socket,
     });
     void reportToKeeper({ graft: 'master-running', pid: process.pid, name: this.options.service, port: pool.currentPort, socket: this.options.paths.socket });
+  }
+
+  /** What a successor carries on from: handed over at an upgrade, and kept in the state file for a restart after a crash. */
+  private async carriedState(): Promise<Omit<SavedState, 'masterGeneration'>> {
+    const pool = this.pool!;
+    return {
+      workers: pool.desired,
+      firstGeneration: pool.nextGeneration,
+      config: this.config.inheritance(),
+      overrides: this.applyOverrides.save(),
+      orders: this.bus?.remembered() ?? [],
+      carried: this.orders.carried(),
+      ...(this.metrics ? { metrics: await this.metrics.carried() } : {}),
+      activity: this.activity.snapshot(),
+      masterRestarts: this.restarts,
+    };
+  }
+
+  /**
+   * Under a keeper, be ready to crash: the keeper holds a copy of every
+   * listening socket, and the state file says what to carry on from, written
+   * after every command (before its asker is answered) and whenever it
+   * changes otherwise (checked twice a second).
+   */
+  private keepForRecovery(): void {
+    if (keeperPid() === undefined) return;
+    holdAtKeeper(this.listeners.list());
+    const file = new StateFile(this.options.paths.state);
+    this.removeState = () => file.remove();
+    let failed = false;
+    const save = async () => {
+      if (this.state !== 'running') return;
+      try {
+        file.save({ ...(await this.carriedState()), masterGeneration: this.succession!.generation });
+        failed = false;
+      } catch (err) {
+        if (!failed) this.log.warn('cannot write the state file a restart after a crash would start from', { code: 'GRAFT_STATE_FILE', file: file.path, ...errorFields(err) });
+        failed = true;
+      }
+    };
+    this.saveState = save;
+    void save();
+    this.stateTimer = setInterval(() => void save(), 500);
+    this.stateTimer.unref();
   }
 
   submit(command: Command): Promise<unknown> {
@@ -429,6 +492,8 @@ export class Master {
       return await this.carryOut(command);
     } finally {
       if ('orders' in command && command.orders) this.orders.carriedOut(command.orders);
+      // What a command's asker is told is done survives a crash of this master: the state file has it first.
+      await this.saveState();
       // After the arbiter has let go of this command (so the entry says not busy).
       setImmediate(() => this.membership?.changed());
     }
@@ -508,6 +573,7 @@ export class Master {
         socket: this.options.paths.socket,
         state: this.state,
         masterGeneration: this.succession?.generation,
+        restarts: this.restarts,
         busy: this.arbiter.current?.kind,
         queued: this.arbiter.waiting,
         lastReload: this.activity.lastReload,
@@ -592,6 +658,7 @@ export class Master {
 
   private async retire(ending: Ending): Promise<number> {
     const { successor, failed } = ending;
+    clearInterval(this.stateTimer);
     try {
       if (successor !== undefined) {
         // The successor accepts on the same sockets and serves metrics and the status page on its own; open pages reconnect to it.
@@ -612,6 +679,8 @@ export class Master {
         await reportToKeeper({ graft: 'master-failed', code: failed.code, message: failed.message });
       }
       this.files.release();
+      // A stop ends the service: nothing to restart from (after a handover the successor keeps the file).
+      if (successor === undefined) this.removeState();
       if (!failed) this.log.info('master stopped', { handedOver: successor !== undefined, successor });
       return 0;
     } catch (err) {
@@ -642,6 +711,7 @@ export class Master {
           workers: () => this.pool?.allWorkers() ?? [],
           configVersion: () => (this.state === 'starting' ? undefined : this.coordinator?.current.version),
           generation: () => this.pool?.generation,
+          masterRestarts: () => this.restarts,
         },
         this.log,
         inherited?.metrics,

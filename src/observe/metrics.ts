@@ -33,6 +33,8 @@ export interface MetricsView {
   workers(): ScrapedWorker[];
   configVersion(): number | undefined;
   generation(): number | undefined;
+  /** Masters the keeper restarted after a crash. */
+  masterRestarts?(): number;
 }
 
 /** How long a worker may take to hand over its metrics before a scrape goes on without it. */
@@ -86,6 +88,15 @@ export class GraftMetrics {
         for (const state of WORKER_STATES) this.set({ state }, workers.filter((w) => w.state === state).length);
       },
     });
+    new client.Counter({
+      name: 'graft_master_restarts_total',
+      help: 'Masters the keeper started after the one in control crashed (the service kept its sockets).',
+      registers,
+      collect(this: client.Counter) {
+        this.reset();
+        this.inc(view.masterRestarts?.() ?? 0);
+      },
+    });
     valueGauge(registers, 'graft_config_version', 'The config version the workers run.', () => view.configVersion());
     valueGauge(registers, 'graft_generation', 'The worker generation that serves.', () => view.generation());
     new client.Gauge({ name: 'graft_build_info', help: 'The graft and Node versions of the master (always 1).', labelNames: ['version', 'node'], registers }).set({ version: graftVersion(), node: process.version }, 1);
@@ -125,7 +136,8 @@ export class GraftMetrics {
 
   /** graft's own counters and histograms, inherited ones included: what a successor master carries on. */
   async carried(): Promise<MetricSet> {
-    const own = (await this.registry.getMetricsAsJSON()).filter((m) => m.name.startsWith('graft_') && ['counter', 'histogram'].includes(String(m.type)));
+    // The restart count is the master's own (it carries it on itself), not one to add up.
+    const own = (await this.registry.getMetricsAsJSON()).filter((m) => m.name.startsWith('graft_') && m.name !== 'graft_master_restarts_total' && ['counter', 'histogram'].includes(String(m.type)));
     return merge([own, this.inherited]).getMetricsAsJSON();
   }
 

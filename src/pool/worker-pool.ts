@@ -457,6 +457,7 @@ export class WorkerPool {
       [WorkerEnv.heartbeatMs]: String(heartbeatMs),
       [WorkerEnv.idleCloseMs]: String(this.options.idleCloseMs),
       [WorkerEnv.lingerMs]: String(this.options.lingerMs),
+      [WorkerEnv.drainTimeoutMs]: String(this.options.drainTimeoutMs),
       ...(this.options.swap ? { [WorkerEnv.swap]: '1' } : {}),
       [WorkerEnv.ready]: ready,
       // The master parses the worker's own log records from its stderr and formats them for where they go.

@@ -17,11 +17,13 @@ export interface MasterPaths {
   socket: string;
   /** Where a TypeScript entry is compiled for the workers (hidden: a --watch of the project skips it). */
   build: string;
+  /** The state a master keeps current for the one the keeper starts if it crashes (recovery.ts). */
+  state: string;
 }
 
 export function pathsForSocket(socket: string): MasterPaths {
   const base = socket.endsWith('.sock') ? socket.slice(0, -5) : socket;
-  return { socket, build: join(dirname(base), `.${basename(base)}.build`) };
+  return { socket, build: join(dirname(base), `.${basename(base)}.build`), state: join(dirname(base), `.${basename(base)}.state.json`) };
 }
 
 /**

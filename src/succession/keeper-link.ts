@@ -14,6 +14,8 @@ import { GraftError } from '../core/errors.js';
  */
 export type ToKeeper =
   | { graft: 'keeper-listener'; spawn: number; key: string }
+  /** A copy of a listening socket for the keeper to hold, should this master crash (sent with the handle); `first` starts the set anew. */
+  | { graft: 'keeper-hold'; key: string; first: boolean }
   | { graft: 'keeper-spawn'; spawn: number; listeners: number; env: Record<string, string> }
   | { graft: 'keeper-send'; pid: number; message: unknown }
   | { graft: 'keeper-kill'; pid: number; signal: NodeJS.Signals }
@@ -40,6 +42,11 @@ export function keeperPid(): number | undefined {
 
 function toKeeper(message: ToKeeper, handle?: unknown): void {
   if (process.connected) process.send!(message, handle as never);
+}
+
+/** Give the keeper a copy of every listening socket: it starts a new master on them if this one crashes. */
+export function holdAtKeeper(listeners: Array<{ key: string; handle: unknown }>): void {
+  listeners.forEach((l, i) => toKeeper({ graft: 'keeper-hold', key: l.key, first: i === 0 }, l.handle));
 }
 
 /** Tell the keeper (and a `graft start --daemon` waiting on it) that this master serves, or could not start. */

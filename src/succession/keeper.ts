@@ -3,6 +3,7 @@ import { constants } from 'node:os';
 import { deferred } from '../core/deferred.js';
 import { createLogger } from '../core/log.js';
 import { KEEPER_ENV, masterCommand, type FromKeeper, type ToKeeper } from './keeper-link.js';
+import { RECOVER_ENV, type RecoverOrder } from './recovery.js';
 
 /**
  * The keeper: what `graft start` is for the whole life of a service. It runs
@@ -34,6 +35,12 @@ interface KeptMaster {
 
 type ReportToParent = Extract<ToKeeper, { graft: 'master-running' | 'master-failed' }>;
 
+/** A master that crashes this many times within CRASH_WINDOW_MS is not restarted again: the keeper exits and its own supervisor takes over. */
+const MAX_CRASHES = 5;
+const CRASH_WINDOW_MS = 60_000;
+/** The wait before the nth restart within the window: at once, then doubling from 500 ms. */
+const restartDelay = (n: number) => (n <= 1 ? 0 : Math.min(8000, 500 * 2 ** (n - 2)));
+
 
 export class Keeper {
   private readonly log = createLogger({ role: 'keeper' });
@@ -42,6 +49,12 @@ export class Keeper {
   private readonly handles = new Map<string, unknown[]>();
   private readonly exit = deferred<number>();
   private reported = false;
+  /** Copies of each master's listening sockets (keeper-hold), for a restart if it crashes. */
+  private readonly held = new Map<number, Array<{ key: string; handle: { fd: number; close(): void } }>>();
+  /** When masters in control crashed lately, and how many restarts there were in all. */
+  private crashes: number[] = [];
+  private restarts = 0;
+  private stopping = false;
 
   constructor(private readonly service: string) {}
 
@@ -61,6 +74,8 @@ export class Keeper {
   }
 
   private forward(signal: NodeJS.Signals): void {
+    // A stop asked of the service is not a crash to recover from.
+    if (signal === 'SIGTERM' || signal === 'SIGINT' || signal === 'SIGQUIT') this.stopping = true;
     const target = this.current;
     if (!target) return;
     this.log.debug('signal forwarded', { signal, master: target.pid });
@@ -94,6 +109,13 @@ export class Keeper {
   private fromMaster(from: KeptMaster, message: ToKeeper, handle: unknown): void {
     if (HANDOVER.has((message as { graft?: string })?.graft ?? '')) return this.handover(from, message);
     switch (message?.graft) {
+      case 'keeper-hold': {
+        const held = message.first ? [] : (this.held.get(from.pid) ?? []);
+        if (message.first) for (const h of this.held.get(from.pid) ?? []) h.handle.close();
+        held.push({ key: message.key, handle: handle as { fd: number; close(): void } });
+        this.held.set(from.pid, held);
+        return;
+      }
       case 'keeper-listener': {
         const key = `${from.pid}:${message.spawn}`;
         this.handles.set(key, [...(this.handles.get(key) ?? []), handle]);
@@ -153,8 +175,14 @@ export class Keeper {
 
   private exited(kept: KeptMaster, code: number | null, signal: NodeJS.Signals | null): void {
     this.masters.delete(kept.pid);
+    const held = this.held.get(kept.pid) ?? [];
+    this.held.delete(kept.pid);
     // A master that failed to start said why in one line; the keeper adds nothing to it.
     (kept.served || kept.requester !== undefined ? this.log.info : this.log.debug)('master exited', { master: kept.pid, exitCode: code, signal, inControl: kept.inControl });
+    // A master in control that served and died without being asked to (a signal, a non-zero exit) is restarted on the kept sockets.
+    const crashed = kept.inControl && kept.served && !this.stopping && (signal !== null || code !== 0) && held.length > 0;
+    if (crashed && this.masters.size === 0 && this.restart(kept, code, signal, held)) return;
+    for (const h of held) h.handle.close();
     const requester = kept.requester !== undefined ? this.masters.get(kept.requester) : undefined;
     if (requester?.child.connected) requester.child.send({ graft: 'keeper-exit', pid: kept.pid, code, signal } satisfies FromKeeper);
     // A successor still waiting for this master's handover takes control by itself.
@@ -165,6 +193,43 @@ export class Keeper {
     const status = code ?? 128 + (signal ? (constants.signals[signal] ?? 0) : 0);
     if (!this.reported) this.reportToParent({ graft: 'master-failed', code: 'GRAFT_START_FAILED', message: `the master exited (${signal ?? `code ${code}`}) before it served` });
     this.exit.resolve(status);
+  }
+
+  /**
+   * Start a new master on the crashed one's sockets (it carries on from the
+   * state file), at once the first time, then backing off; false once the
+   * master has crashed MAX_CRASHES times within CRASH_WINDOW_MS (the keeper
+   * then exits with it, and systemd or the container runtime takes over).
+   */
+  private restart(dead: KeptMaster, code: number | null, signal: NodeJS.Signals | null, held: Array<{ key: string; handle: { fd: number; close(): void } }>): boolean {
+    const now = Date.now();
+    this.crashes = [...this.crashes.filter((t) => now - t < CRASH_WINDOW_MS), now];
+    if (this.crashes.length > MAX_CRASHES) {
+      this.log.error(`the master crashed ${this.crashes.length} times within ${CRASH_WINDOW_MS / 1000} s; not restarting it again`, {
+        code: 'GRAFT_MASTER_CRASH_LOOP',
+        master: dead.pid,
+        exitCode: code,
+        signal,
+      });
+      return false;
+    }
+    this.restarts++;
+    const delay = restartDelay(this.crashes.length);
+    this.log.warn('the master crashed; starting a new one on its sockets', { code: 'GRAFT_MASTER_RESTARTED', master: dead.pid, exitCode: code, signal, restarts: this.restarts, delayMs: delay, listeners: held.map((h) => h.key) });
+    const order: RecoverOrder = { from: dead.pid, restarts: this.restarts, listeners: held.map((h) => h.key) };
+    const start = () => {
+      const next = this.stopping ? undefined : this.spawnMaster({ [RECOVER_ENV]: JSON.stringify(order) }, held.map((h) => h.handle.fd));
+      // It holds its own copies now; it gives the keeper new ones once it serves.
+      for (const h of held) h.handle.close();
+      if (!next) {
+        this.exit.resolve(code ?? 1);
+        return;
+      }
+      next.inControl = true;
+    };
+    if (delay === 0) start();
+    else setTimeout(start, delay);
+    return true;
   }
 
   /** `graft start --daemon` waits on the keeper's channel for the first master's outcome. */

@@ -39,6 +39,8 @@ export interface UpgradeState {
   metrics?: MetricSet;
   /** Recent reloads, swaps and worker replacements, for the status page. */
   activity?: RecentActivity;
+  /** How many times the keeper restarted a crashed master of this service so far. */
+  masterRestarts?: number;
 }
 
 type HandoverMessage =

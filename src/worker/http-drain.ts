@@ -54,6 +54,9 @@ export class HttpDrain {
 
   /** Stop accepting: net.Server's close, not http.Server's, so open connections are left alone. */
   stopAccepting(): void {
+    // From here on the app's own server.close() (its SIGTERM handler, run right after this: Next.js's,
+    // say) must not destroy idle keep-alive connections at once, racing the client's next request: graft closes them safely.
+    if (this.isHttp) (this.server as http.Server).closeIdleConnections = () => {};
     if (!this.server.listening) return;
     const netClose = Object.getPrototypeOf(http.Server.prototype).close as Server['close'];
     netClose.call(this.server);
@@ -65,8 +68,6 @@ export class HttpDrain {
     this.lingerMs = options.lingerMs;
     this.stopAccepting();
     for (const res of this.responses) closeAfter(res);
-    // The app's own server.close() (in its SIGTERM handler) must not destroy idle keep-alive connections at once: graft closes them safely.
-    if (this.isHttp) (this.server as http.Server).closeIdleConnections = () => {};
     for (const [socket, state] of this.connections) {
       if (state.upgraded) goAway(socket, options.idleCloseMs);
       else if (this.isHttp && state.active === 0) this.scheduleIdleClose(socket, state);

@@ -1,8 +1,8 @@
 /**
  * Worker process entry (cluster exec). Waits for its config snapshot, loads
  * the app, reports ready, sends heartbeats, answers the master's requests, and
- * drains when its master retires it. Exits on its own when the master is gone
- * (node:cluster exits a worker whose IPC channel closes).
+ * drains when its master retires it, or when its master is gone (it crashed:
+ * the keeper's new master serves on the same sockets), then exits.
  */
 import type { Socket } from 'node:net';
 import { deferred } from '../core/deferred.js';
@@ -10,7 +10,7 @@ import { isGraftMessage, type ConfigPayload, type MasterMessage } from '../core/
 import { watchAppReady } from './app-ready.js';
 import { boot, failBoot } from './boot.js';
 import { abort, abortSwap, answer } from './requests.js';
-import { retire, retireOnSignal } from './retire.js';
+import { retire, retireOnSignal, retireWhenOrphaned } from './retire.js';
 import { adoptConnection } from './sticky-connection.js';
 import { log, registry, runtime, send } from './runtime.js';
 
@@ -31,6 +31,7 @@ process.on('SIGINT', () => {});
 process.on('SIGHUP', () => {});
 process.on('SIGQUIT', () => {});
 process.on('SIGTERM', retireOnSignal);
+retireWhenOrphaned();
 watchAppReady();
 
 const initialConfig = deferred<ConfigPayload>();

@@ -8,8 +8,33 @@ type DrainMessage = Extract<MasterMessage, { graft: 'drain' }>;
 
 /** A worker sent SIGTERM by hand drains as if its master had asked (and the master replaces it). */
 export function retireOnSignal(): void {
-  void retire({ graft: 'drain', idleCloseMs: Number(process.env[WorkerEnv.idleCloseMs] ?? 1000), lingerMs: Number(process.env[WorkerEnv.lingerMs] ?? 2000) }, { signalled: true });
+  void retire(ownDrain(), { signalled: true });
 }
+
+function ownDrain(): DrainMessage {
+  return { graft: 'drain', idleCloseMs: Number(process.env[WorkerEnv.idleCloseMs] ?? 1000), lingerMs: Number(process.env[WorkerEnv.lingerMs] ?? 2000) };
+}
+
+/**
+ * The master is gone (it crashed; its keeper starts a new one on the same
+ * sockets, whose workers take the new connections): node:cluster would exit
+ * this worker at once, cutting what it holds. It drains instead, as on a
+ * reload (requests in flight answered with `Connection: close`, WebSockets
+ * moved with 1001, jobs finished), bounded by --graceful-timeout, then exits.
+ */
+export function retireWhenOrphaned(): void {
+  process.removeAllListeners('disconnect');
+  process.once('disconnect', () => {
+    // stdout and stderr were pipes to the dead master: writes fail from now on, and must not kill the drain.
+    process.stdout.on('error', () => {});
+    process.stderr.on('error', () => {});
+    if (!runtime.ready) process.exit(0);
+    setTimeout(() => process.exit(0), Number(process.env[WorkerEnv.drainTimeoutMs] ?? 30_000)).unref();
+    void retire(ownDrain()).then(() => process.exit(0));
+  });
+}
+
+let retiring: Promise<void> | undefined;
 
 /**
  * The worker's retirement, when its master drains it: stop accepting (and
@@ -22,8 +47,12 @@ export function retireOnSignal(): void {
  * then wait for the master's word to exit. The master kills what is still
  * running at --graceful-timeout.
  */
-export async function retire(message: DrainMessage, how: { signalled?: boolean } = {}): Promise<void> {
-  if (runtime.draining) return;
+export function retire(message: DrainMessage, how: { signalled?: boolean } = {}): Promise<void> {
+  retiring ??= drain(message, how);
+  return retiring;
+}
+
+async function drain(message: DrainMessage, how: { signalled?: boolean }): Promise<void> {
   runtime.draining = true;
   log.debug('draining', { ...registry.stats() });
   const hooks = beginDrain(log);

@@ -1,0 +1,96 @@
+import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { graftVersion } from '../core/version.js';
+import type { InheritedListener } from '../net/listeners.js';
+import type { UpgradeState } from './upgrade.js';
+
+/**
+ * A master crash is a restart, not an outage. The master keeps what a planned
+ * upgrade would hand over (config version, overrides, history, bus replay
+ * memory, carried orders, metrics, activity) current in a state file, and
+ * gives its keeper a copy of every listening socket. When the master in
+ * control dies without being asked to, the keeper starts a new one at once on
+ * those sockets (connections wait in the kernel's backlog meanwhile), which
+ * starts from the state file: this module is both ends of that file and of the
+ * environment the keeper passes.
+ */
+export type SavedState = Omit<UpgradeState, 'from' | 'listeners'>;
+
+interface StateDocument {
+  graft: string;
+  pid: number;
+  state: SavedState;
+}
+
+/** Set by the keeper on a master it starts after a crash. */
+export const RECOVER_ENV = 'GRAFT_RECOVER';
+
+/** What the keeper tells the master it starts after a crash. */
+export interface RecoverOrder {
+  /** The master that died. */
+  from: number;
+  /** How many times the keeper has restarted a master of this service. */
+  restarts: number;
+  /** The kept listening sockets, in the order of their fds from 4 on. */
+  listeners: string[];
+}
+
+const FIRST_FD = 4; // 0-2 stdio, 3 the IPC channel to the keeper
+
+export class StateFile {
+  private last = '';
+
+  constructor(readonly path: string) {}
+
+  /** Write the state if it changed (atomically: a crash mid-write leaves the previous one). */
+  save(state: SavedState): void {
+    const text = JSON.stringify({ graft: graftVersion(), pid: process.pid, state } satisfies StateDocument);
+    if (text === this.last) return;
+    const tmp = `${this.path}.${process.pid}.tmp`;
+    writeFileSync(tmp, text, { mode: 0o600 });
+    renameSync(tmp, this.path);
+    this.last = text;
+  }
+
+  /** A planned stop: nothing to recover from. */
+  remove(): void {
+    rmSync(this.path, { force: true });
+  }
+}
+
+export interface Recovery {
+  order: RecoverOrder;
+  /** The kept listening sockets, as this process inherited them. */
+  listeners: InheritedListener[];
+  /** The dead master's state, with the kept sockets: undefined when its state file is missing, corrupt or of another version (a clean start on the kept sockets). */
+  state: UpgradeState | undefined;
+  /** Why the state was not used, when it was not. */
+  cleanStart?: string;
+}
+
+/** In a master the keeper started after a crash: the order and the state to start from (undefined for any other master). */
+export function takeRecovery(stateFile: string): Recovery | undefined {
+  const raw = process.env[RECOVER_ENV];
+  delete process.env[RECOVER_ENV]; // workers must not inherit it
+  if (!raw) return undefined;
+  const order = JSON.parse(raw) as RecoverOrder;
+  const listeners = order.listeners.map((key, i) => ({ key, fd: FIRST_FD + i }));
+  const clean = (why: string): Recovery => ({ order, listeners, state: undefined, cleanStart: why });
+  let text: string;
+  try {
+    text = readFileSync(stateFile, 'utf8');
+  } catch (err) {
+    return clean(`no state file ${stateFile} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  let doc: StateDocument;
+  try {
+    doc = JSON.parse(text) as StateDocument;
+  } catch {
+    return clean(`the state file ${stateFile} is corrupt`);
+  }
+  if (typeof doc !== 'object' || doc === null || typeof doc.state !== 'object' || doc.state === null || typeof doc.state.masterGeneration !== 'number') {
+    return clean(`the state file ${stateFile} is corrupt`);
+  }
+  if (doc.graft !== graftVersion()) return clean(`the state file ${stateFile} is from graft ${String(doc.graft)}, this is ${graftVersion()}`);
+  if (doc.pid !== order.from) return clean(`the state file ${stateFile} is another master's (pid ${doc.pid}, not ${order.from})`);
+  return { order, listeners, state: { ...doc.state, from: order.from, listeners, masterGeneration: doc.state.masterGeneration + 1 } };
+}

@@ -1,0 +1,85 @@
+import assert from 'node:assert/strict';
+import { existsSync, writeFileSync } from 'node:fs';
+import { describe, test } from 'node:test';
+import { pathsForSocket } from '../../src/registry/paths.js';
+import { fixture, isAlive, startGraft, waitFor, type GraftProcess } from '../helpers/graft.js';
+import { underLoad } from '../helpers/load.js';
+
+/** Kill the master in control with SIGKILL; resolves with the pid of the master the keeper starts instead, once it serves. */
+async function crash(g: GraftProcess): Promise<{ dead: number; next: number }> {
+  const dead = (await g.status()).master.pid;
+  const from = g.logs.length;
+  process.kill(dead, 'SIGKILL');
+  const running = await g.waitForLog((l) => l.msg === 'master running' && l.pid !== dead, 60_000, from);
+  return { dead, next: running.pid };
+}
+
+describe('a master crash is a restart, not an outage', () => {
+  test('kill -9 of the master under keep-alive load: no request fails, the keeper starts a new master on the same sockets with the same config, overrides and generation line, and the old workers finish and exit', async () => {
+    const g = await startGraft(fixture('slow-app.ts'), { workers: 2, env: { DELAY_MS: '20' } });
+    try {
+      await g.waitRunning();
+      const apply = await g.cli('config', 'apply', '--set', 'greeting=hi');
+      assert.equal(apply.code, 0, apply.stderr);
+      const before = await g.status();
+      const oldWorkers = before.workers.map((w) => w.pid);
+      // The state file is written within half a second of a change.
+      const stateFile = pathsForSocket(g.socket).state;
+      const { value, load, failed } = await underLoad(
+        g.url,
+        async () => {
+          const { dead, next } = await crash(g);
+          // Load runs on until the dead master's workers have finished what they held and exited.
+          for (const pid of oldWorkers) await waitFor(() => !isAlive(pid), 30_000, `old worker ${pid} exits`);
+          return { dead, next };
+        },
+        { connections: 32 },
+      );
+      assert.ok(load.answered > 200, `only ${load.answered} requests were answered`);
+      assert.equal(failed, 0, `failed requests: ${JSON.stringify(load)}`);
+      assert.ok(existsSync(stateFile), 'the master keeps a state file');
+      const after = await g.status();
+      assert.equal(after.master.pid, value.next);
+      assert.notEqual(after.master.pid, value.dead);
+      assert.equal(after.master.keeper, g.pid, 'the keeper stayed');
+      assert.equal((after.master as { restarts?: number }).restarts, 1, 'status counts the restart');
+      assert.equal(after.master.config?.version, before.master.config?.version, 'same config version');
+      assert.equal(after.master.generation, before.master.generation + 1, 'the generation line goes on');
+      assert.equal(after.master.masterGeneration, before.master.masterGeneration + 1);
+      const shown = JSON.parse((await g.cli('config', 'show', 'greeting', '--json')).stdout) as { value: unknown };
+      assert.equal(shown.value, 'hi', 'the config apply --set override survived');
+      assert.ok(g.logs.some((l) => l.role === 'keeper' && l.code === 'GRAFT_MASTER_RESTARTED' && l.master === value.dead));
+      // The new master is fully in charge: it reloads, and a stop ends the service (no restart).
+      const reload = await g.cli('reload');
+      assert.equal(reload.code, 0, reload.stderr);
+      g.child.kill('SIGTERM');
+      assert.equal((await g.exited).code, 0);
+      assert.equal(existsSync(stateFile), false, 'a stop leaves no state file behind');
+    } finally {
+      await g.stop();
+    }
+  });
+
+  test('a corrupt state file: the new master starts clean on the kept sockets and says so; a master that keeps crashing is not restarted in a loop', async () => {
+    const g = await startGraft(fixture('slow-app.ts'), { workers: 1 });
+    try {
+      await g.waitRunning();
+      const stateFile = pathsForSocket(g.socket).state;
+      await waitFor(() => existsSync(stateFile), 10_000, 'the state file');
+      writeFileSync(stateFile, '{ not json');
+      const first = await crash(g);
+      const restarted = g.logs.find((l) => l.msg === 'master restarted after a crash: carrying on' && l.pid === first.next);
+      assert.match(String(restarted?.cleanStart), /corrupt/);
+      assert.equal((await fetch(g.url)).status, 200, 'it serves');
+      // Five restarts within a minute; the sixth crash ends the service with one error line.
+      for (let i = 2; i <= 5; i++) await crash(g);
+      const last = (await g.status()).master.pid;
+      process.kill(last, 'SIGKILL');
+      const exit = await g.exited;
+      assert.notEqual(exit.code, 0);
+      assert.ok(g.logs.some((l) => l.role === 'keeper' && l.code === 'GRAFT_MASTER_CRASH_LOOP'), 'the keeper says why it gave up');
+    } finally {
+      await g.stop();
+    }
+  });
+});
