@@ -513,7 +513,9 @@ export class WorkerPool {
     }
     const { delayMs, loopStarted, recent } = crash;
     const reason = wp.killedFor ?? 'crash';
-    this.log.warn('worker died; replacing it', { ...fields, cause: reason, delayMs, unstable: crash.unstable, crashesLastMinute: recent, ...cause });
+    // What it held, as of its last heartbeat: the requests and connections its death cut.
+    const held = { inFlight: wp.stats.inFlight, openConnections: wp.stats.connections };
+    this.log.warn('worker died; replacing it', { ...fields, ...held, cause: reason, delayMs, unstable: crash.unstable, crashesLastMinute: recent, ...cause });
     this.observe({ type: 'worker-restart', reason, generation: set.generation, worker: wp.index, workerPid: wp.pid });
     if (loopStarted) {
       this.log.error('workers are crash-looping; replacements are throttled', {

@@ -83,3 +83,32 @@ describe('a master crash is a restart, not an outage', () => {
     }
   });
 });
+
+describe('a worker that dies', () => {
+  test('a worker killed mid-request under load loses only what it held; the log names it, and the worker is replaced', async () => {
+    const g = await startGraft(fixture('slow-app.ts'), { workers: 2, env: { DELAY_MS: '200' } });
+    try {
+      await g.waitRunning();
+      const { value: died, load, failed } = await underLoad(
+        g.url,
+        async () => {
+          // Once both workers hold connections (a heartbeat has counted them), one of them dies.
+          const victim = await waitFor(async () => (await g.status()).workers.find((w) => (w as { connections?: number }).connections), 15_000, 'a worker holding connections');
+          const from = g.logs.length;
+          process.kill(victim.pid, 'SIGKILL');
+          const record = await g.waitForLog((l) => l.msg === 'worker died; replacing it' && l.workerPid === victim.pid, 20_000, from);
+          await g.waitForLog((l) => l.msg === 'worker ready' && l.worker === victim.index, 30_000, from);
+          return record;
+        },
+        { connections: 16 },
+      );
+      assert.equal(typeof died.inFlight, 'number', 'the log names the requests it held');
+      assert.ok(Number(died.openConnections) > 0, 'and its connections');
+      assert.ok(failed <= Number(died.openConnections), `${failed} failed; the worker held ${String(died.openConnections)} connections (one request each at most)`);
+      assert.ok(load.answered > 50, `only ${load.answered} answered`);
+      assert.equal((await g.status()).workers.filter((w) => w.state === 'ready').length, 2);
+    } finally {
+      await g.stop();
+    }
+  });
+});
