@@ -29,6 +29,7 @@ export const ErrorCodes = {
   GRAFT_CONTROL_FAILED: 'control socket request failed',
   GRAFT_NOT_LIVE: 'nothing is live in this slot yet',
   GRAFT_DRAIN_TIMEOUT: 'a retired generation did not drain in time',
+  GRAFT_STREAM_ENDED: 'the app wrote to an event stream graft ended on a drain',
   GRAFT_CRASH_LOOP: 'worker crash loop',
   GRAFT_WORKER_BLOCKED: 'worker event loop blocked',
   GRAFT_WORKER_MEMORY: 'a worker stayed over --max-memory',

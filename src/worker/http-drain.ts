@@ -1,14 +1,21 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { Server, Socket } from 'node:net';
+import { endEventStream, http1ContentType } from './event-stream-drain.js';
+import { Http2Leases, isHttp2Server } from './h2-drain.js';
 import { hasLingered, lingeringClose } from './lingering-close.js';
+import { QuietWatch } from './quiet-watch.js';
+import { goAway } from './websocket-drain.js';
 
 /**
  * Tracks one server's connections and requests, and drains it:
  * stop accepting without touching open connections, answer each further
  * request with `Connection: close`, close a connection only once it has been
  * idle for idleCloseMs, and close with a lingering close so a request already
- * on its way is never answered with a reset.
+ * on its way is never answered with a reset. Leases that never end by
+ * themselves are told to move: a WebSocket gets a close frame 1001, a
+ * server-sent events response ends after an event, an HTTP/2 session a
+ * graceful GOAWAY (h2-drain.ts).
  *
  * http.Server#close() is not used: since Node 19 it destroys idle keep-alive
  * connections at once, racing the client's next request.
@@ -27,10 +34,14 @@ export interface DrainOptions {
 
 export class HttpDrain {
   readonly isHttp: boolean;
+  /** The sessions and streams of an HTTP/2 server (a gRPC server's too). */
+  private readonly h2: Http2Leases | undefined;
   private readonly connections = new Map<Socket, ConnectionState>();
   private readonly responses = new Set<http.ServerResponse>();
   private servedCount = 0;
   private draining: DrainOptions | undefined;
+  /** The drain's one timer for the leases it ends once they go quiet. */
+  private quiet: QuietWatch | undefined;
   private onSettled: (() => void) | undefined;
   private lingerMs = 2000;
 
@@ -38,14 +49,15 @@ export class HttpDrain {
     this.isHttp = server instanceof http.Server || server instanceof https.Server;
     server.on('connection', (socket: Socket) => this.track(socket));
     if (this.isHttp) this.interceptRequests();
+    this.h2 = isHttp2Server(server) ? new Http2Leases(server, () => this.checkSettled()) : undefined;
   }
 
   get inFlight(): number {
-    return this.responses.size;
+    return this.responses.size + (this.h2?.inFlight ?? 0);
   }
 
   get served(): number {
-    return this.servedCount;
+    return this.servedCount + (this.h2?.served ?? 0);
   }
 
   get openConnections(): number {
@@ -66,12 +78,14 @@ export class HttpDrain {
   drain(options: DrainOptions): Promise<void> {
     this.draining = options;
     this.lingerMs = options.lingerMs;
+    const quiet = (this.quiet = new QuietWatch(options.idleCloseMs));
     this.stopAccepting();
-    for (const res of this.responses) closeAfter(res);
+    for (const res of this.responses) this.retireResponse(res, quiet);
     for (const [socket, state] of this.connections) {
-      if (state.upgraded) goAway(socket, options.idleCloseMs);
+      if (state.upgraded) goAway(socket, quiet);
       else if (this.isHttp && state.active === 0) this.scheduleIdleClose(socket, state);
     }
+    this.h2?.drain(quiet, options.idleCloseMs);
     return new Promise((resolve) => {
       this.onSettled = resolve;
       this.checkSettled();
@@ -125,7 +139,7 @@ export class HttpDrain {
       }
     }
     this.responses.add(res);
-    if (this.draining) closeAfter(res);
+    if (this.quiet) this.retireResponse(res, this.quiet);
     res.once('close', () => {
       this.responses.delete(res);
       this.servedCount++;
@@ -144,7 +158,13 @@ export class HttpDrain {
     state.upgraded = true;
     if (state.idleTimer) clearTimeout(state.idleTimer);
     state.idleTimer = undefined;
-    if (this.draining) goAway(socket, this.draining.idleCloseMs);
+    if (this.quiet) goAway(socket, this.quiet);
+  }
+
+  /** A response of a draining worker is its connection's last, and an event stream ends after an event. */
+  private retireResponse(res: http.ServerResponse, quiet: QuietWatch): void {
+    closeAfter(res);
+    endEventStream(res, () => http1ContentType(res), quiet);
   }
 
   private scheduleIdleClose(socket: Socket, state: ConnectionState): void {
@@ -158,7 +178,7 @@ export class HttpDrain {
   }
 
   private checkSettled(): void {
-    if (this.onSettled && this.connections.size === 0) {
+    if (this.onSettled && this.connections.size === 0 && !this.h2?.openSessions) {
       const done = this.onSettled;
       this.onSettled = undefined;
       done();
@@ -171,47 +191,4 @@ function closeAfter(res: http.ServerResponse): void {
   if (res.headersSent) return;
   res.shouldKeepAlive = false;
   res.setHeader('Connection', 'close');
-}
-
-/** What graft needs of a `ws` WebSocket (ws 8 keeps it on its socket under a symbol of this name). */
-interface WebSocketLike {
-  readyState: number;
-  close(code: number, reason: string): void;
-}
-
-function webSocketOf(socket: Socket): WebSocketLike | undefined {
-  const key = Object.getOwnPropertySymbols(socket).find((s) => s.description === 'websocket');
-  const ws = key ? (socket as unknown as Record<symbol, unknown>)[key] : undefined;
-  return ws && typeof (ws as WebSocketLike).close === 'function' ? (ws as WebSocketLike) : undefined;
-}
-
-/**
- * A WebSocket of a draining worker moves in its protocol's words: it reads
- * no further message (the client's next ones go to the new generation once
- * it reconnects), the app finishes answering what it already took (the
- * socket writes nothing for quietMs), then a close frame 1001 "going away"
- * follows what the app queued, and the closing handshake ends it. An
- * upgraded protocol graft does not speak is left to the app's drain hook
- * (its SIGTERM handler, ctx.signal) and, at the end, the drain timeout.
- */
-function goAway(socket: Socket, quietMs: number): void {
-  const ws = webSocketOf(socket);
-  if (!ws || ws.readyState !== 1) return;
-  socket.pause();
-  let written = socket.bytesWritten;
-  let quietSince = Date.now();
-  const timer = setInterval(() => {
-    if (socket.destroyed) return clearInterval(timer);
-    if (socket.bytesWritten !== written) {
-      written = socket.bytesWritten;
-      quietSince = Date.now();
-      return;
-    }
-    if (Date.now() - quietSince < quietMs) return;
-    clearInterval(timer);
-    // Read again: the client's close frame answers ours.
-    socket.resume();
-    ws.close(1001, 'server going away');
-  }, Math.max(10, Math.floor(quietMs / 5)));
-  timer.unref();
 }

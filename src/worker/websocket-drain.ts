@@ -1,0 +1,38 @@
+import type { Socket } from 'node:net';
+import type { QuietWatch } from './quiet-watch.js';
+
+/** What graft needs of a `ws` WebSocket (ws 8 keeps it on its socket under a symbol of this name). */
+interface WebSocketLike {
+  readyState: number;
+  close(code: number, reason: string): void;
+}
+
+function webSocketOf(socket: Socket): WebSocketLike | undefined {
+  const key = Object.getOwnPropertySymbols(socket).find((s) => s.description === 'websocket');
+  const ws = key ? (socket as unknown as Record<symbol, unknown>)[key] : undefined;
+  return ws && typeof (ws as WebSocketLike).close === 'function' ? (ws as WebSocketLike) : undefined;
+}
+
+/**
+ * A WebSocket of a draining worker moves in its protocol's words: it reads
+ * no further message (the client's next ones go to the new generation once
+ * it reconnects), the app finishes answering what it already took (the
+ * socket writes nothing for the drain's quiet time), then a close frame 1001
+ * "going away" follows what the app queued, and the closing handshake ends
+ * it. An upgraded protocol graft does not speak is left to the app's drain
+ * hook (its SIGTERM handler, ctx.signal) and, at the end, the drain timeout.
+ */
+export function goAway(socket: Socket, quiet: QuietWatch): void {
+  const ws = webSocketOf(socket);
+  if (!ws || ws.readyState !== 1) return;
+  socket.pause();
+  quiet.watch({
+    written: () => socket.bytesWritten,
+    gone: () => socket.destroyed,
+    quiet: () => {
+      // Read again: the client's close frame answers ours.
+      socket.resume();
+      ws.close(1001, 'server going away');
+    },
+  });
+}
