@@ -1,5 +1,6 @@
 import http from 'node:http';
 import https from 'node:https';
+import tls from 'node:tls';
 import type { Server, Socket } from 'node:net';
 import { endEventStream, http1ContentType } from './event-stream-drain.js';
 import { Http2Leases, isHttp2Server } from './h2-drain.js';
@@ -47,7 +48,8 @@ export class HttpDrain {
 
   constructor(readonly server: Server) {
     this.isHttp = server instanceof http.Server || server instanceof https.Server;
-    server.on('connection', (socket: Socket) => this.track(socket));
+    // Over TLS a request's socket is the TLSSocket, not the TCP socket 'connection' gives: track what requests run on.
+    server.on(server instanceof tls.Server ? 'secureConnection' : 'connection', (socket: Socket) => this.track(socket));
     if (this.isHttp) this.interceptRequests();
     this.h2 = isHttp2Server(server) ? new Http2Leases(server, () => this.checkSettled()) : undefined;
   }
