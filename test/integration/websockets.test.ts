@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { WebSocket } from 'ws';
 import { deferred } from '../../src/core/deferred.js';
-import { fixture, startGraft } from '../helpers/graft.js';
+import { fixture, startGraft, tempDir } from '../helpers/graft.js';
 
 const CLIENTS = 10;
 const RELOADS = 5;
@@ -15,20 +17,25 @@ const RELOADS = 5;
  */
 class Client {
   readonly closes: number[] = [];
-  readonly connections: Array<{ generation: number; sent: number; answered: number[] }> = [];
+  readonly connections: Array<{ tag: string; generation: number; sent: number; answered: number[] }> = [];
   private socket: WebSocket | undefined;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   private waiting: { generation: number; done: () => void } | undefined;
 
-  constructor(private readonly url: string) {
+  private opened = 0;
+
+  constructor(
+    private readonly url: string,
+    private readonly name: string,
+  ) {
     this.connect();
   }
 
   private connect(): void {
     const socket = new WebSocket(this.url);
     this.socket = socket;
-    const connection = { generation: 0, sent: 0, answered: [] as number[] };
+    const connection = { tag: `${this.name}.${++this.opened}`, generation: 0, sent: 0, answered: [] as number[] };
     socket.on('message', (data) => {
       const text = String(data);
       if (text.startsWith('hello ')) {
@@ -36,9 +43,9 @@ class Client {
         this.connections.push(connection);
         if (this.waiting && connection.generation >= this.waiting.generation) this.waiting.done();
         this.timer = setInterval(() => {
-          if (socket.readyState === WebSocket.OPEN) socket.send(String(++connection.sent));
+          if (socket.readyState === WebSocket.OPEN) socket.send(`${connection.tag}:${++connection.sent}`);
         }, 50);
-      } else connection.answered.push(Number(text.slice(5)));
+      } else connection.answered.push(Number(text.slice(text.indexOf(':') + 1)));
     });
     socket.on('close', (code) => {
       clearInterval(this.timer);
@@ -67,12 +74,14 @@ class Client {
 
 describe('WebSockets through reloads (ws, no graft import)', () => {
   test(`${CLIENTS} clients sending continuously through ${RELOADS} reloads: every close is 1001, every message the server took is answered, each client moves to the new generation, no worker waits for the drain timeout`, async () => {
-    const g = await startGraft(fixture('ws-echo.mjs'), { workers: 2 });
+    // What the server read, message by message: every one must be answered.
+    const readLog = join(tempDir(), 'read.log');
+    const g = await startGraft(fixture('ws-echo.mjs'), { workers: 2, env: { READ_LOG: readLog } });
     const clients: Client[] = [];
     try {
       const running = await g.waitRunning();
       const url = `ws://127.0.0.1:${g.port}/`;
-      for (let i = 0; i < CLIENTS; i++) clients.push(new Client(url));
+      for (let i = 0; i < CLIENTS; i++) clients.push(new Client(url, String(i)));
       await Promise.all(clients.map((c) => c.on(Number(running.generation))));
       let generation = Number(running.generation);
       for (let i = 0; i < RELOADS; i++) {
@@ -92,6 +101,13 @@ describe('WebSockets through reloads (ws, no graft import)', () => {
         }
         assert.ok(c.connections.slice(0, -1).every((conn) => conn.answered.length > 0), `client ${i}: each drained connection had its messages answered`);
       }
+      // Nothing the app read went unanswered: after its close frame a draining worker hands the app no message.
+      const answered = new Set(clients.flatMap((c) => c.connections.flatMap((conn) => conn.answered.map((n) => `${conn.tag}:${n}`))));
+      const lastConnections = new Set(clients.map((c) => c.connections.at(-1)!.tag));
+      const readButUnanswered = readFileSync(readLog, 'utf8')
+        .split('\n')
+        .filter((m) => m && !answered.has(m) && !lastConnections.has(m.slice(0, m.indexOf(':'))));
+      assert.deepEqual(readButUnanswered, [], 'every message a draining worker read was answered');
       assert.equal(g.output.some((l) => l.includes('GRAFT_DRAIN_TIMEOUT')), false, 'no old worker waited for the drain timeout');
     } finally {
       for (const c of clients) c.stop();
