@@ -1,16 +1,21 @@
 // The Socket.IO app: a plain Socket.IO 4 server on node:http, no graft
 // import, no adapter, run unchanged by graft and by PM2. Greets each client
-// with its pid; `work` gets a receipt at once (`got`, so a client knows
-// what the server took) and is acked after 100 ms.
+// with its pid; `work` is acked after 100 ms. For the benchmark's accounting
+// only, it appends each `work` it reads to $READS_DIR/<pid> (client id from
+// the handshake query, message), synchronously, so a process killed right
+// after still has its record.
+import { appendFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { Server } from 'socket.io';
 
+const reads = process.env.READS_DIR ? `${process.env.READS_DIR}/${process.pid}` : undefined;
 const httpServer = createServer((_req, res) => res.end('ok\n'));
 const io = new Server(httpServer);
 io.on('connection', (socket) => {
+  const client = socket.handshake.query.c;
   socket.emit('hello', { pid: process.pid });
   socket.on('work', (n, ack) => {
-    socket.emit('got', n);
+    if (reads) appendFileSync(reads, `${client} ${n}\n`);
     setTimeout(() => ack({ n, pid: process.pid }), 100);
   });
 });

@@ -1,17 +1,22 @@
 // The WebSocket app: a plain `ws` server on node:http, no graft import, run
-// unchanged by graft and by PM2. Greets each client with its pid; for every
-// message it reads it sends a receipt at once (`got N`, so a client knows what
-// the server took) and the echo 100 ms later (`echo N`).
+// unchanged by graft and by PM2. Greets each client with its pid and answers
+// every message 100 ms later (`echo N`). For the benchmark's accounting only,
+// it appends each message it reads to $READS_DIR/<pid> (client connection id,
+// message, the socket's readyState), synchronously, so a process killed right
+// after still has its record.
+import { appendFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { WebSocketServer } from 'ws';
 
 const delay = Number(process.env.ECHO_DELAY_MS ?? 100);
+const reads = process.env.READS_DIR ? `${process.env.READS_DIR}/${process.pid}` : undefined;
 const server = createServer((_req, res) => res.end('ok\n'));
 const wss = new WebSocketServer({ server });
-wss.on('connection', (ws) => {
+wss.on('connection', (ws, req) => {
+  const client = new URL(req.url ?? '/', 'http://localhost').searchParams.get('c');
   ws.send(`hello ${process.pid}`);
   ws.on('message', (data) => {
-    ws.send(`got ${data}`);
+    if (reads) appendFileSync(reads, `${client} ${data} ${ws.readyState}\n`);
     setTimeout(() => ws.send(`echo ${data}`), delay);
   });
 });
