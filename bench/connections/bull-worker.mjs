@@ -2,8 +2,9 @@
 // graft import, run unchanged by graft and by PM2, with BullMQ's documented
 // graceful shutdown on SIGINT and SIGTERM (PM2 sends the first, graft the
 // second). Each job sleeps job.data.ms and records in Redis who ran it: a
-// count per job id, and which process took it when (job.processedOn); the
-// shutdown records when this process began closing, before it stops taking jobs.
+// count per job id, which process took it when (job.processedOn) and when it
+// finished; the shutdown records when this process began closing, before it
+// stops taking jobs.
 import { Worker } from 'bullmq';
 import IORedis from 'ioredis';
 
@@ -17,6 +18,7 @@ const worker = new Worker(
   async (job) => {
     await redis.multi().hincrby(`${queue}:runs`, job.id, 1).hset(`${queue}:started`, `${job.id}`, `${who} ${job.processedOn}`).exec();
     await new Promise((resolve) => setTimeout(resolve, job.data.ms));
+    await redis.hset(`${queue}:finished`, `${job.id}`, String(Date.now()));
     return who;
   },
   { connection, concurrency: 8 },

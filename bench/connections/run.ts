@@ -45,6 +45,7 @@ const { values, quick, resultsPath } = parseOptions('connections', {
   reloads: { default: 5, quick: 2, min: 1, env: 'BENCH_RELOADS', help: 'reloads per app, per supervisor' },
   steady: { default: 20, quick: 5, min: 1, env: 'BENCH_STEADY', unit: 'S', help: 'Socket.IO steady phase (connecting included) before its reloads' },
   jobs: { default: 1000, quick: 200, min: 1, env: 'BENCH_JOBS', help: 'BullMQ jobs of 100-300 ms' },
+  feed: { default: 15, quick: 5, min: 1, env: 'BENCH_FEED', unit: 'S', help: 'BullMQ jobs are added evenly over this time, the reloads spread over it' },
   gap: { default: 1000, quick: 500, min: 0, env: 'BENCH_RELOAD_GAP_MS', unit: 'MS', help: 'pause once a reload is over (old processes gone, every client back)' },
   workers: { default: 2, min: 1, env: 'BENCH_WORKERS', help: 'workers under each supervisor' },
   apps: { type: 'string', default: APPS.join(','), help: `which apps, of ${APPS.join(',')}` },
@@ -55,6 +56,7 @@ const config = {
   reloads: values.reloads,
   steadyS: values.steady,
   jobs: values.jobs,
+  feedS: values.feed,
   gapMs: values.gap,
   workers: values.workers,
   apps: values.apps.split(',').filter(Boolean) as App[],
@@ -363,7 +365,6 @@ async function wsRun(name: PeerName): Promise<WsRun> {
 
 function wsReport(runs: WsRun[]): string[] {
   const col = (f: (r: WsRun) => string) => runs.map(f);
-  const pct = (a: number, b: number) => (b ? `${((100 * a) / b).toFixed(2)}%` : '-');
   const lines = [
     `### 1. WebSocket (ws): ${config.clients} clients, a numbered message every ${config.wsIntervalMs} ms each, echoed after 100 ms, ${config.reloads} reloads`,
     '',
@@ -375,7 +376,7 @@ function wsReport(runs: WsRun[]): string[] {
         ['… read by the app (its own record)', ...col((r) => String(r.read))],
         ['**messages lost**: read by the app, never answered', ...col((r) => `**${r.lost}**`)],
         ['… per reload', ...col((r) => perReload(r.lost))],
-        ['… of the messages read', ...col((r) => pct(r.lost, r.read))],
+        ['… per client per reload', ...col((r) => (r.lost / config.reloads / config.clients).toFixed(1))],
         ["… read once the socket was closing (readyState CLOSING: the server's close frame already sent) ²", ...col((r) => String(r.lostClosing))],
         ['sent, never read: the connection closed first (a client resends) ¹', ...col((r) => `${r.notRead} (${perReload(r.notRead)} per reload)`)],
         ['connections closed by the server (clients moved)', ...col((r) => `${r.serverCloses} (${perReload(r.serverCloses)} per reload)`)],
@@ -628,13 +629,15 @@ interface BullRun {
   failed: string[];
   /** Taken by a worker after its drain (SIGINT/SIGTERM) began. */
   late: number;
+  /** Started before their worker's drain began, finished after. */
+  inHand: number;
   processes: number;
   seconds: number;
 }
 
 async function bullRun(name: PeerName): Promise<BullRun> {
   const queueName = `bench-connections-${process.pid}-${name.toLowerCase()}`;
-  const keys = [`${queueName}:runs`, `${queueName}:started`, `${queueName}:closing`];
+  const keys = [`${queueName}:runs`, `${queueName}:started`, `${queueName}:closing`, `${queueName}:finished`];
   const redis = new Redis(redisAt);
   const queue = new Queue(queueName, { connection: redisAt });
   const events = new QueueEvents(queueName, { connection: redisAt });
@@ -659,25 +662,42 @@ async function bullRun(name: PeerName): Promise<BullRun> {
     events.on('stalled', () => stalled++);
     peer = await startPeer(name, 'bull-worker.mjs', { env: { QUEUE: queueName } });
     const t0 = performance.now();
-    // A batch right before each reload, so every old generation holds jobs when its drain begins.
+    // A steady inflow, as a live queue has: the jobs added every 100 ms over feedS (below
+    // what 2 workers take), so every old generation holds jobs when its drain begins,
+    // however long a supervisor's reload takes to get there. The reloads are spread over the same time.
+    const feedMs = config.feedS * 1000;
     let added = 0;
+    const feeding = (async () => {
+      for (let k = 1; added < config.jobs; k++) {
+        const count = Math.min(config.jobs, Math.round((config.jobs * k * 100) / feedMs)) - added;
+        await queue.addBulk(Array.from({ length: count }, (_, j) => ({ name: 'job', data: { ms: 100 + (((added + j) * 37) % 201) } })));
+        added += count;
+        await sleep(Math.max(0, t0 + k * 100 - performance.now()));
+      }
+    })();
     const reloads: Reload[] = [];
     for (let i = 0; i < config.reloads; i++) {
-      const count = i === config.reloads - 1 ? config.jobs - added : Math.floor(config.jobs / config.reloads);
-      await queue.addBulk(Array.from({ length: count }, (_, j) => ({ name: 'job', data: { ms: 100 + (((added + j) * 37) % 201) } })));
-      added += count;
+      await sleep(Math.max(0, t0 + ((i + 0.25) * feedMs) / config.reloads - performance.now()));
       const r = await peer.reload();
       log(`${name} bullmq reload ${i + 1}/${config.reloads}: ${r.ok ? 'ok' : `FAILED ${r.note}`}, command ${num(r.commandMs)} ms, old gone ${num(r.oldGoneMs)} ms; ${completed.size}/${added} jobs done`);
       reloads.push(r);
     }
+    await feeding;
     if (!(await waitUntil(() => completed.size >= config.jobs, config.jobsWithinMs, 100))) log(`${name} bullmq: only ${completed.size}/${config.jobs} jobs completed within ${config.jobsWithinMs / 1000} s`);
     const seconds = (performance.now() - t0) / 1000;
     const runs = await redis.hgetall(keys[0]!);
     const started = await redis.hgetall(keys[1]!);
     const closing = await redis.hgetall(keys[2]!);
+    const finished = await redis.hgetall(keys[3]!);
     const late = Object.values(started).filter((v) => {
       const [who, at] = v.split(' ');
       return closing[who!] !== undefined && Number(at) > Number(closing[who!]);
+    }).length;
+    // Started before its worker's drain began and finished after: the reloads hit running jobs.
+    const inHand = Object.entries(started).filter(([id, v]) => {
+      const [who, at] = v.split(' ');
+      const close = closing[who!];
+      return close !== undefined && Number(at) <= Number(close) && Number(finished[id] ?? Infinity) > Number(close);
     }).length;
     const run: BullRun = {
       name,
@@ -691,10 +711,11 @@ async function bullRun(name: PeerName): Promise<BullRun> {
       stalled,
       failed,
       late,
+      inHand,
       processes: new Set(Object.values(started).map((v) => v.split(' ')[0])).size,
       seconds,
     };
-    log(`${name} bullmq: completed ${run.completed}/${config.jobs}, ran twice ${run.twice}, stalled ${run.stalled}, failed ${failed.length}, late ${late}, ${run.processes} processes ran jobs`);
+    log(`${name} bullmq: completed ${run.completed}/${config.jobs}, ran twice ${run.twice}, stalled ${run.stalled}, failed ${failed.length}, late ${late}, in hand at a drain ${inHand}, ${run.processes} processes ran jobs`);
     return run;
   } finally {
     await peer?.stop();
@@ -705,7 +726,8 @@ async function bullRun(name: PeerName): Promise<BullRun> {
 function bullReport(runs: BullRun[]): string[] {
   const col = (f: (r: BullRun) => string) => runs.map(f);
   const lines = [
-    `### 3. BullMQ: ${config.jobs} jobs of 100-300 ms (concurrency 8 per worker), a batch of ${Math.floor(config.jobs / config.reloads)} right before each of ${config.reloads} reloads`,
+    `### 3. BullMQ: ${config.jobs} jobs of 100-300 ms (concurrency 8 per worker) added evenly over ${config.feedS} s (every 100 ms), ` +
+      `${config.reloads} reloads spread over the same time (the i-th at (i + 0.25) × ${num(config.feedS / config.reloads, 1)} s, or when the previous one is over)`,
     '',
     markdownTable(
       ['', ...runs.map((r) => r.name)],
@@ -718,8 +740,9 @@ function bullReport(runs: BullRun[]): string[] {
         ['**jobs stalled** (a worker went with the job in hand)', ...col((r) => `**${r.stalled}**`)],
         ['jobs failed', ...col((r) => String(r.failed.length))],
         ["jobs taken by a worker after its drain began (after its SIGINT/SIGTERM)", ...col((r) => String(r.late))],
+        ['jobs in hand when their worker\'s drain began (started before it, finished after)', ...col((r) => String(r.inHand))],
         ['worker processes that ran jobs', ...col((r) => String(r.processes))],
-        ['first batch → all jobs done', ...col((r) => `${num(r.seconds, 1)} s`)],
+        ['first job added → all jobs done', ...col((r) => `${num(r.seconds, 1)} s`)],
       ],
     ),
     '',
