@@ -5,11 +5,13 @@
  */
 import { dirname, join } from 'node:path';
 import { graftBin } from './built.js';
+import { performance } from 'node:perf_hooks';
 import { isAlive, tempDir } from './cleanup.js';
 import { graftCli, sendControl, type ControlRequest } from './graft.js';
 import { freePort } from './http.js';
 import { tsxImport } from './paths.js';
 import { Proc, runCommand, type CommandResult, type Line } from './proc.js';
+import { waitUntil } from './wait.js';
 
 export interface GraftOptions {
   /** The service entry, as `graft start` takes it. */
@@ -106,6 +108,19 @@ export class Graft extends Proc {
       generation: m ? Number(m[1]) : undefined,
       previous: m?.[2] !== undefined ? Number(m[2]) : undefined,
     };
+  }
+
+  /**
+   * Waits until `generation` has retired (its "generation retired" line) and
+   * every worker pid it had is gone (polled every 10 ms, as Pm2.reload polls
+   * its old pids): performance.now() then, or undefined after timeoutMs.
+   */
+  async gone(generation: number, timeoutMs: number): Promise<number | undefined> {
+    const deadline = performance.now() + timeoutMs;
+    if (!(await this.until(() => this.retiredAt.has(generation), timeoutMs))) return undefined;
+    const pids = [...(this.workerPids.get(generation) ?? [])];
+    if (!pids.some(isAlive)) return this.retiredAt.get(generation)!;
+    return (await waitUntil(() => !pids.some(isAlive), Math.max(0, deadline - performance.now()), 10)) ? performance.now() : undefined;
   }
 
   /** Workers the master had to kill because they outlived the graceful timeout. */
