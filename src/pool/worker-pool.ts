@@ -436,12 +436,16 @@ export class WorkerPool {
    * --ready auto guesses a job worker from an entry that does not listen; once
    * a worker of the service has listened, its next generations and their
    * replacements must listen too, so a new version that never listens fails
-   * its reload instead of passing for a job worker.
+   * its reload instead of passing for a job worker; while job workers serve,
+   * the next generation is ready as soon as its entry has evaluated.
    */
   private readyMode(set: WorkerSet): ReadyMode {
     if (this.options.ready !== 'auto') return this.options.ready;
     const live = this.slot.current?.value;
-    return [...set.workers, ...(live?.workers ?? [])].some((w) => w.address) ? 'listen' : 'auto';
+    if ([...set.workers, ...(live?.workers ?? [])].some((w) => w.address)) return 'listen';
+    // The live generation serves as job workers (ready, never listened): the next one is ready once its
+    // entry has evaluated, without auto's 1 s wait for a listen() that does not come.
+    return live && [...live.workers].some((w) => w.state === 'ready') ? 'load' : 'auto';
   }
 
   private fork(set: WorkerSet, index: number, restarts: number): WorkerProcess {
