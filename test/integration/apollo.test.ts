@@ -149,6 +149,9 @@ describe('config from Apollo: outages and the cache file', { timeout: 180_000 },
       const from = g.logs.length;
       await server.start();
       await g.waitForLog((l) => l.msg === 'config store connected', 20_000, from);
+      // The reconnect's read brings what was published meanwhile, the last of it on every worker…
+      await serves(g, { greeting: 'v6' });
+      // …and the long poll goes on from there.
       server.publish(app, 'application', { greeting: 'v7' });
       const s = await serves(g, { greeting: 'v7' });
       assert.ok(stores(s).every((x) => x.connected && x.attempts === 0), JSON.stringify(stores(s)));

@@ -125,7 +125,12 @@ export class ApolloSource extends StoreSource {
     this.commit(changed);
   }
 
-  /** The slow reconcile: a namespace whose releaseKey changed with no notification (a lost one) is a gap. */
+  /**
+   * The slow reconcile: a namespace whose releaseKey changed with no
+   * notification (a lost one) is a gap. A release published while this read
+   * is on its way may be taken for one (its notification waits behind this
+   * read): a needless full read, never a missed change.
+   */
   private async reconcile(client: ApolloClient): Promise<void> {
     for (const namespace of this.target.namespaces) {
       const held = this.held.get(namespace.name);
