@@ -35,7 +35,8 @@ export const commandHelp: Record<string, string> = {
   -c, --config FILE|URL      config file (.json .yaml .toml .env) or store, repeatable, later wins
                              (default: graft.config.{yaml,yml,json,toml} in the working directory);
                              stores: nats://host:port/bucket[/prefix], etcd://host:port/prefix,
-                             redis://host:port/key (user:pass@ for credentials)
+                             redis://host:port/key (user:pass@ for credentials),
+                             apollo://appId[:keyFile]@host:port/cluster/namespace[,namespace…]
       --config-cache DIR     where the last good snapshot of each store is cached
                              (default: beside the control socket)
       --set KEY=VALUE        override one config key, e.g. --set db.pool.max=20 (repeatable)

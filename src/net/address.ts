@@ -6,10 +6,10 @@
  * An IPv6 host is written as URLs write it, in brackets: `[::1]`, `[::1]:4222`.
  */
 
-export type Scheme = 'nats' | 'amqp' | 'etcd' | 'redis';
+export type Scheme = 'nats' | 'amqp' | 'etcd' | 'redis' | 'apollo' | 'apollos';
 
 /** The port a server listens on when the address names none. */
-export const DEFAULT_PORTS: Readonly<Record<Scheme, number>> = { nats: 4222, amqp: 5672, etcd: 2379, redis: 6379 };
+export const DEFAULT_PORTS: Readonly<Record<Scheme, number>> = { nats: 4222, amqp: 5672, etcd: 2379, redis: 6379, apollo: 8080, apollos: 443 };
 
 export interface Address<S extends Scheme = Scheme> {
   scheme: S;

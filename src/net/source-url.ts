@@ -2,11 +2,12 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { GraftError } from '../core/errors.js';
 import { parseAddress, redact, type Address } from './address.js';
+import { APOLLO_FORM, parseApolloTarget, type ApolloTarget } from './apollo-url.js';
 
 /** What `--config` names: a file, or a config store. */
 export type ConfigArg = { kind: 'file'; path: string } | { kind: 'store'; address: StoreAddress };
 
-export type StoreScheme = 'nats' | 'etcd' | 'redis';
+export type StoreScheme = 'nats' | 'etcd' | 'redis' | 'apollo' | 'apollos';
 
 export interface StoreAddress extends Address<StoreScheme> {
   /**
@@ -17,11 +18,13 @@ export interface StoreAddress extends Address<StoreScheme> {
   name: string;
   /** nats: the bucket. */
   bucket: string;
-  /** nats: a dotted key prefix ('' for the whole bucket); etcd: the key prefix, no trailing `/`; redis: the key. */
+  /** nats: a dotted key prefix ('' for the whole bucket); etcd: the key prefix, no trailing `/`; redis: the key; apollo: `cluster/namespaces`. */
   path: string;
+  /** apollo, apollos: the app, cluster and namespaces. */
+  apollo?: ApolloTarget;
 }
 
-export const STORE_FORMS = 'nats://[user:pass@]host:port/bucket[/prefix], etcd://[user:pass@]host:port/prefix, redis://[user:pass@]host:port/key';
+export const STORE_FORMS = `nats://[user:pass@]host:port/bucket[/prefix], etcd://[user:pass@]host:port/prefix, redis://[user:pass@]host:port/key, ${APOLLO_FORM}`;
 
 const BUCKET = /^[-\w]+$/;
 const NATS_KEY = /^[-/_=.a-zA-Z0-9]+$/;
@@ -31,13 +34,13 @@ export function parseConfigArg(value: string, cwd: string): ConfigArg {
   const scheme = /^([a-zA-Z][a-zA-Z0-9+.-]*):\/\//.exec(value)?.[1]?.toLowerCase();
   if (scheme === undefined) return { kind: 'file', path: resolve(cwd, value) };
   if (scheme === 'file') return { kind: 'file', path: fileURLToPath(value) };
-  return { kind: 'store', address: parseStoreUrl(value) };
+  return { kind: 'store', address: parseStoreUrl(value, cwd) };
 }
 
-/** A store `--config` URL; anything else is GRAFT_STORE_URL. */
-export function parseStoreUrl(value: string): StoreAddress {
+/** A store `--config` URL (an Apollo secret file named relative to cwd); anything else is GRAFT_STORE_URL. */
+export function parseStoreUrl(value: string, cwd = process.cwd()): StoreAddress {
   const bad = (why: string) => new GraftError('GRAFT_STORE_URL', `--config ${redact(value)}: ${why}; graft knows ${STORE_FORMS} and file paths`);
-  const address = parseAddress(value, ['nats', 'etcd', 'redis'], (fault) => bad(fault.why));
+  const address = parseAddress(value, ['nats', 'etcd', 'redis', 'apollo', 'apollos'], (fault) => bad(fault.why));
   const { scheme, segments, params } = address;
   const name = `${address.origin}${address.pathname}`;
   switch (scheme) {
@@ -62,6 +65,14 @@ export function parseStoreUrl(value: string): StoreAddress {
       if (unknown) throw bad(`?${unknown}= is not a Redis option graft knows (db, channel, reconcile)`);
       // Another database is another source: its own name, so its own cache file.
       return { ...address, name: db !== null && db !== '0' ? `${name}?db=${db}` : name, bucket: '', path: segments[0]! };
+    }
+    case 'apollo':
+    case 'apollos': {
+      const apollo = parseApolloTarget(address as Address<'apollo' | 'apollos'>, cwd);
+      if (typeof apollo === 'string') throw bad(apollo);
+      // The app is part of what is read (another app is another source and cache file); the secret file is not.
+      const path = `${apollo.cluster}/${apollo.namespaces.map((n) => n.name).join(',')}`;
+      return { ...address, name: `${scheme}://${apollo.appId}@${address.server}/${path}`, bucket: '', path, apollo };
     }
   }
 }

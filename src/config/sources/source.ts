@@ -3,7 +3,7 @@ import type { ConnectionStatus } from '../../core/reconnect.js';
 /**
  * A config source: one layer of the merged configuration. Files, the
  * environment and command-line overrides are sources; config centers (NATS KV,
- * etcd, Redis) are store sources (store-source.ts).
+ * etcd, Redis, Apollo) are store sources (store-source.ts).
  */
 export interface ConfigSource {
   /** Names the layer in errors and history: `file:/etc/app.yaml`, `env`, `cli`, `etcd://10.0.0.5:2379/app`. */
@@ -32,7 +32,7 @@ export interface ConfigSource {
 
 /** A store source's connection, and the snapshot it holds. */
 export type SourceStatus = ConnectionStatus & {
-  /** The store's revision of the snapshot this source holds (etcd revision, NATS sequence, Redis content hash). */
+  /** The store's revision of the snapshot this source holds (etcd revision, NATS sequence, Redis content hash, Apollo `namespace=releaseKey#notificationId …`). */
   revision: string | undefined;
   /** The snapshot came from the cache file and the store has not confirmed it yet. */
   fromCache: boolean;

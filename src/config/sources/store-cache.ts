@@ -4,7 +4,7 @@ import { shortHash } from '../../core/hash.js';
 
 /** What a store source holds: the store's keys under its prefix, as text, at one revision. */
 export interface StoreSnapshot {
-  /** etcd revision, NATS stream sequence, Redis content hash. */
+  /** etcd revision, NATS stream sequence, Redis content hash, each Apollo namespace's releaseKey and notification id. */
   revision: string;
   /** Identifies the store's history (a NATS stream's creation time): a different epoch means the store was recreated. */
   epoch?: string;

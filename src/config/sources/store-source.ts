@@ -25,7 +25,7 @@ export interface StoreSourceOptions {
 export type KeyPlace = { path: string[] } | 'document' | undefined;
 
 /**
- * What the NATS KV, etcd and Redis sources share: the snapshot this source
+ * What the NATS KV, etcd, Redis and Apollo sources share: the snapshot this source
  * holds and whether it changed, the connection (one session at a time, run by
  * the reconnect loop), the first load (bounded, then the cache file), the
  * cache file itself, and the status `graft status` shows.
@@ -88,6 +88,14 @@ export abstract class StoreSource implements ConfigSource {
   protected abstract classify(err: unknown): GraftError;
   /** Where a store key goes in the layer. */
   protected abstract place(key: string): KeyPlace;
+  /**
+   * Which part of the layer a key is in, when a source reads several parts
+   * (Apollo's namespaces): parts merge in increasing order, later wins, each
+   * its document below its single keys. One part (0) unless overridden.
+   */
+  protected partOf(_key: string): number {
+    return 0;
+  }
 
   async load(): Promise<Record<string, unknown>> {
     if (!this.snapshot) await this.first();
@@ -148,8 +156,8 @@ export abstract class StoreSource implements ConfigSource {
     this.running?.connected(fields);
   }
 
-  /** A full read: the snapshot is what the store holds now. */
-  protected replace(next: StoreSnapshot): void {
+  /** A full read: the snapshot is what the store holds now; a change is reported as coming from `by` (this source, or a part of it). */
+  protected replace(next: StoreSnapshot, by = this.name): void {
     const before = this.snapshot;
     const wasCached = this.fromCache;
     const entries = Object.fromEntries(Object.entries(next.entries).filter(([key]) => this.place(key) !== undefined));
@@ -159,7 +167,7 @@ export abstract class StoreSource implements ConfigSource {
     this.fromCache = false;
     this.events.emit('snapshot');
     if (wasCached && before) this.log.info('config store reachable again; its content replaces the cached snapshot', { cachedRevision: before.revision, revision: next.revision });
-    if (!before || fingerprint(before) !== fingerprint(this.snapshot)) this.changed();
+    if (!before || fingerprint(before) !== fingerprint(this.snapshot)) this.changed(by);
   }
 
   /** One key changed (value undefined: deleted) at a revision. */
@@ -181,8 +189,8 @@ export abstract class StoreSource implements ConfigSource {
 
   // ---- internals ----
 
-  private changed(): void {
-    for (const listener of this.listeners) listener(this.name);
+  private changed(by = this.name): void {
+    for (const listener of this.listeners) listener(by);
   }
 
   private start(): void {
@@ -222,24 +230,26 @@ export abstract class StoreSource implements ConfigSource {
     this.log.warn('config store unreachable; starting from its cached snapshot', { code: 'GRAFT_STORE_UNREACHABLE', revision: cached.revision, savedAt: cached.savedAt, file: this.cache.file, error: why });
   }
 
-  /** The layer: the document key (if any) below the single keys, each value JSON when it parses. */
+  /** The layer: in each part, the document key (if any) below the single keys, each value JSON when it parses. */
   private layer({ entries, problem }: StoreSnapshot): Record<string, unknown> {
     if (problem) throw new GraftError('GRAFT_CONFIG_PARSE', `${this.name}: ${problem}`);
-    let document: Record<string, unknown> = {};
-    const keys: Record<string, unknown> = {};
+    const parts = new Map<number, { document: Record<string, unknown>; keys: Record<string, unknown> }>();
     for (const [key, value] of Object.entries(entries).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
       const place = this.place(key);
       if (place === undefined) continue;
+      const index = this.partOf(key);
+      let part = parts.get(index);
+      if (!part) parts.set(index, (part = { document: {}, keys: {} }));
       if (place === 'document') {
-        if (value.trim() !== '') document = parseConfigText(value, key ? `${this.name} key ${key}` : this.name, value.trimStart().startsWith('{') ? 'json' : 'yaml');
+        if (value.trim() !== '') part.document = parseConfigText(value, key ? `${this.name} key ${key}` : this.name, value.trimStart().startsWith('{') ? 'json' : 'yaml');
         continue;
       }
       if (place.path.length === 0 || place.path.some((p) => p === '')) {
         throw new GraftError('GRAFT_BAD_KEY_PATH', `${this.name} key ${JSON.stringify(key)} maps to no key path (an empty segment); rename the key in the store`);
       }
-      setPath(keys, place.path, coerce(value));
+      setPath(part.keys, place.path, coerce(value));
     }
-    return mergeLayers([document, keys]);
+    return mergeLayers([...parts].sort(([a], [b]) => a - b).flatMap(([, part]) => [part.document, part.keys]));
   }
 }
 

@@ -26,5 +26,8 @@ export async function createStoreSource(address: StoreAddress, options: StoreSou
       return new (await import('./etcd-source.js')).EtcdSource(address, options);
     case 'redis':
       return new (await import('./redis-source.js')).RedisSource(address, options);
+    case 'apollo':
+    case 'apollos':
+      return new (await import('./apollo-source.js')).ApolloSource(address, options);
   }
 }
