@@ -1,0 +1,60 @@
+#!/usr/bin/env node
+/**
+ * Builds dist/ from src/ with TypeScript: `npm run build`, and `prepare` (`--prepare`),
+ * which npm runs on `npm ci` and `npm pack` in a clone, in a package installed from a
+ * git URL (after installing its devDependencies) and in one installed from a folder.
+ * Plain JavaScript with no dependency: it must run where nothing is installed yet.
+ *
+ * The build is clean (dist/ emptied first), so no output of a deleted source is packed.
+ * Without TypeScript (a folder installed without its devDependencies) it does not
+ * build: with --prepare a dist/ already built is kept; otherwise it says what to do.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = dirname(dirname(fileURLToPath(import.meta.url)));
+const dist = join(root, 'dist');
+const prepare = process.argv.includes('--prepare');
+
+/** TypeScript's compiler as Node resolves it from this package (its node_modules, then the folders above). */
+function findTsc() {
+  try {
+    return join(dirname(createRequire(join(root, 'package.json')).resolve('typescript/package.json')), 'bin', 'tsc');
+  } catch {
+    return undefined;
+  }
+}
+
+const tsc = findTsc();
+if (!tsc) {
+  const built = existsSync(join(dist, 'cli', 'main.js')) && existsSync(join(dist, 'index.d.ts'));
+  if (prepare && built) {
+    process.stderr.write(`graftjs: TypeScript is not installed in ${root}: dist/ is used as it is, not rebuilt\n`);
+    process.exit(0);
+  }
+  const how = existsSync(join(root, 'node_modules'))
+    ? ['  Install its devDependencies too (`npm ci`, without --omit=dev), then build again;']
+    : [
+        "  npm installs a package from a folder without installing that folder's dependencies:",
+        `  run \`npm ci\` in ${root} first (it installs them and builds dist/), then install the folder again;`,
+      ];
+  process.stderr.write(
+    [
+      `graftjs: GRAFT_NOT_BUILT: cannot build dist/ in ${root}: TypeScript, a devDependency, is not installed there.`,
+      ...how,
+      '  or install graftjs from the registry (`npm install graftjs`), from a git URL or from an `npm pack` tarball.',
+    ].join('\n') + '\n',
+  );
+  process.exit(1);
+}
+
+// Emptied, not removed: dist/.build.lock (see bench/lib/built.ts) stays with its owner.
+mkdirSync(dist, { recursive: true });
+for (const entry of readdirSync(dist)) {
+  if (entry !== '.build.lock') rmSync(join(dist, entry), { recursive: true, force: true });
+}
+const result = spawnSync(process.execPath, [tsc, '-p', join(root, 'tsconfig.build.json')], { cwd: root, stdio: 'inherit' });
+process.exit(result.status ?? 1);
