@@ -21,8 +21,11 @@ for (const key of Object.keys(process.env)) {
 }
 
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { name: string; version: string };
-/** `npx graft` as a user types it, but never fetching the registry's unrelated `graft` package when the bin is missing. */
-const npxGraft = ['npx', '--no', 'graft'];
+/**
+ * `npx graft` as a user types it, but never fetching the registry's unrelated `graft` package when the bin is
+ * missing (--no), and every argument for graft (--: `npx --no graft --version` prints npm's version).
+ */
+const npxGraft = ['npx', '--no', '--', 'graft'];
 
 /** A command run to its end in `cwd`, its output recorded (shown if the test fails). */
 function run(command: string, args: string[], cwd: string): Promise<CliResult> {
@@ -229,7 +232,8 @@ describe('a clean clone of this commit, installed by git URL and by folder', { t
     const installed = join(dir, 'node_modules', pkg.name);
     assert.ok(lstatSync(installed).isDirectory());
     assert.ok(existsSync(join(installed, 'dist/cli/main.js')), 'dist/ built by prepare');
-    assert.equal((await succeeds('npx', ['--no', 'graft', '--version'], dir)).stdout.trim(), pkg.version);
+    const [npx, ...args] = npxGraft;
+    assert.equal((await succeeds(npx!, [...args, '--version'], dir)).stdout.trim(), pkg.version);
     writeFileSync(join(dir, 'app.js'), apps['app.js']);
     await withGraft(dir, 'app.js', 1, async (g, cli) => {
       const first = await answer(g);
