@@ -16,6 +16,6 @@ try {
   const missing = err?.code === 'ERR_MODULE_NOT_FOUND' && /Cannot find package '([^']+)' imported from (\S+)/.exec(String(err.message));
   const { dependencies = {} } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
   if (!missing || !(missing[1] in dependencies) || !missing[2].startsWith(root)) throw err;
-  process.stderr.write(`graft: GRAFT_NOT_INSTALLED: graft's dependency ${missing[1]} is not installed for ${root}: run \`npm ci\` there (a folder installed with npm install <folder> is linked without its dependencies)\n`);
+  process.stderr.write(`graft: GRAFT_NOT_INSTALLED: graft's dependency ${missing[1]} is not installed in ${root.slice(0, -1)}: run \`npm ci\` there (a folder installed with npm install <folder> is linked without its dependencies)\n`);
   process.exit(1);
 }

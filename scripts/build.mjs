@@ -35,19 +35,17 @@ if (!tsc) {
     process.stderr.write(`graftjs: TypeScript is not installed in ${root}: dist/ is used as it is, not rebuilt\n`);
     process.exit(0);
   }
-  const how = existsSync(join(root, 'node_modules'))
-    ? ['  Install its devDependencies too (`npm ci`, without --omit=dev), then build again;']
-    : [
-        "  npm installs a package from a folder without installing that folder's dependencies:",
-        `  run \`npm ci\` in ${root} first (it installs them and builds dist/), then install the folder again;`,
-      ];
-  process.stderr.write(
-    [
-      `graftjs: GRAFT_NOT_BUILT: cannot build dist/ in ${root}: TypeScript, a devDependency, is not installed there.`,
-      ...how,
-      '  or install graftjs from the registry (`npm install graftjs`), from a git URL or from an `npm pack` tarball.',
-    ].join('\n') + '\n',
-  );
+  // npm sets npm_command: `install` when this folder is being installed into a project (npm links it).
+  const installing = process.env.npm_command === 'install';
+  const lines = [`graftjs: GRAFT_NOT_BUILT: cannot build dist/ in ${root}: TypeScript, a devDependency, is not installed there.`];
+  if (existsSync(join(root, 'node_modules'))) lines.push('  Install the devDependencies too (`npm ci`, without --omit=dev), then build again.');
+  else if (!installing) lines.push(`  Run \`npm ci\` in ${root} first: it installs TypeScript with the other devDependencies, and builds dist/.`);
+  else {
+    lines.push("  npm installs a package from a folder without installing that folder's dependencies:");
+    lines.push(`  run \`npm ci\` in ${root} first (it installs them and builds dist/), then install the folder again.`);
+  }
+  if (installing) lines.push('  Or install graftjs from the registry (`npm install graftjs`), from a git URL or from an `npm pack` tarball.');
+  process.stderr.write(lines.join('\n') + '\n');
   process.exit(1);
 }
 

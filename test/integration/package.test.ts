@@ -216,7 +216,7 @@ describe('the npm pack tarball, installed into a fresh project', { timeout: 300_
   }
 });
 
-describe('a clean clone of this commit, installed by git URL and by folder', { timeout: 300_000 }, () => {
+describe('a clean clone of this commit, installed by git URL and as a folder', { timeout: 400_000 }, () => {
   let clone: string;
   let head: string;
   before(async () => {
@@ -251,5 +251,21 @@ describe('a clean clone of this commit, installed by git URL and by folder', { t
     assert.match(r.stderr, /graftjs: GRAFT_NOT_BUILT: cannot build dist\/ in \S+: TypeScript, a devDependency, is not installed there/);
     assert.match(r.stderr, new RegExp(`run \`npm ci\` in ${clone.replace(/[/.]/g, '\\$&')} first`));
     assert.doesNotMatch(r.stderr, /tsc: not found/);
+  });
+
+  test('the same folder after `npm ci` in it (which builds dist/): npm links it, and the project runs it', async () => {
+    await succeeds('npm', ['ci', '--no-audit', '--no-fund', '--prefer-offline'], clone);
+    const dir = project();
+    await succeeds('npm', ['install', clone, '--no-audit', '--no-fund', '--prefer-offline'], dir);
+    const installed = join(dir, 'node_modules', pkg.name);
+    assert.equal(realpathSync(installed), realpathSync(clone), 'a link to the folder');
+    writeFileSync(join(dir, 'app.js'), apps['app.js']);
+    await withGraft(dir, 'app.js', 1, async (g, cli) => {
+      const first = await answer(g);
+      // Node resolves a linked package by its real path: graft runs from the folder, with the folder's dependencies.
+      assert.equal(first.runtime, join(realpathSync(clone), 'dist/worker/main.js'));
+      assert.equal((await cli('stop')).code, 0);
+      assert.deepEqual(await g.exited, { code: 0, signal: null });
+    });
   });
 });
