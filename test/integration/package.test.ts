@@ -9,15 +9,17 @@ import { record } from '../helpers/output.js';
 
 /**
  * graftjs as a user gets it: the tarball `npm pack` makes (what `npm publish` would upload), and the
- * package npm builds from a git URL, each installed with npm into a fresh project outside the
+ * package npm builds from a git URL, and a clone's folder, each installed with npm into a fresh project outside the
  * repository and run with `npx graft`, as the README's install section says.
  *
  * The projects see nothing of this repository: they live in the system's temporary folder (no
  * node_modules in any folder above them, checked), and this file's processes run without NODE_PATH,
- * NODE_OPTIONS or the npm_* variables `npm test` sets (npm_config_* would steer the projects' npm).
+ * NODE_OPTIONS, and the variables `npm test` sets that name this repository or its package (the
+ * prefixes, npm_package_*, INIT_CWD); npm's registry, cache and proxy settings stay.
  */
+const repositoryVariables = /^(NODE_PATH|NODE_OPTIONS|INIT_CWD|npm_package_.*|npm_lifecycle_.*|npm_command|npm_config_(local_|global_)?prefix)$/i;
 for (const key of Object.keys(process.env)) {
-  if (/^npm_/i.test(key) || key === 'NODE_PATH' || key === 'NODE_OPTIONS') delete process.env[key];
+  if (repositoryVariables.test(key)) delete process.env[key];
 }
 
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { name: string; version: string };
