@@ -14,10 +14,12 @@ import { record } from '../helpers/output.js';
  *
  * The projects see nothing of this repository: they live in the system's temporary folder (no
  * node_modules in any folder above them, checked), and this file's processes run without NODE_PATH,
- * NODE_OPTIONS, and the variables `npm test` sets that name this repository or its package (the
- * prefixes, npm_package_*, INIT_CWD); npm's registry, cache and proxy settings stay.
+ * NODE_OPTIONS, and the variables of the npm command that runs the tests (`npm test`, `npm exec`) that
+ * name this repository, its package or that command (the prefixes, npm_package_*, INIT_CWD, the
+ * command npm exec -c runs, which the projects' npx would run instead); npm's registry, cache and proxy
+ * settings stay.
  */
-const repositoryVariables = /^(NODE_PATH|NODE_OPTIONS|INIT_CWD|npm_package_.*|npm_lifecycle_.*|npm_command|npm_config_(local_|global_)?prefix)$/i;
+const repositoryVariables = /^(NODE_PATH|NODE_OPTIONS|INIT_CWD|npm_package_.*|npm_lifecycle_.*|npm_command|npm_config_(local_|global_)?prefix|npm_config_call|npm_config_package)$/i;
 for (const key of Object.keys(process.env)) {
   if (repositoryVariables.test(key)) delete process.env[key];
 }
@@ -182,7 +184,7 @@ describe('the npm pack tarball, installed into a fresh project', { timeout: 300_
     // dist/ is exactly the output of src/: no output of a source deleted since, no test or bench compiled into it.
     const compiled = files.filter((f) => f.startsWith('dist/') && f.endsWith('.js')).map((f) => f.slice('dist/'.length, -'.js'.length)).sort();
     const sources = files.filter((f) => f.startsWith('src/')).map((f) => f.slice('src/'.length, -'.ts'.length)).sort();
-    assert.deepEqual(compiled, sources);
+    assert.deepEqual(compiled, sources, 'dist/ is the output of src/ (an output without a source is left from an older build: npm run build)');
     for (const f of compiled) assert.ok(files.includes(`dist/${f}.d.ts`) && files.includes(`dist/${f}.js.map`), `types and map of dist/${f}.js`);
   });
 
