@@ -27,7 +27,7 @@ function fresh(): boolean {
 }
 
 /**
- * Builds dist/ (tsc -p tsconfig.build.json) unless it is newer than every file of src/.
+ * Builds dist/ (scripts/build.mjs: tsc -p tsconfig.build.json into an emptied dist/) unless it is newer than every file of src/.
  * Test files run side by side: one builds while the others wait for it, so that no
  * process starts graft from files another build is still writing.
  */
@@ -35,7 +35,8 @@ export function builtPackage(): void {
   // Checked under the lock too: a build in progress may have written dist/cli/main.js already.
   const release = buildLock();
   try {
-    if (!fresh()) execFileSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'tsconfig.build.json')], { cwd: root, stdio: 'pipe' });
+    // A clean build (scripts/build.mjs, as `npm run build`): no output of a deleted source stays in dist/ to be packed.
+    if (!fresh()) execFileSync(process.execPath, [join(root, 'scripts/build.mjs')], { cwd: root, stdio: 'pipe' });
   } finally {
     release();
   }

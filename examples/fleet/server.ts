@@ -2,7 +2,7 @@
 // the greeting from the config store (NATS KV bucket graft_demo, key demo.greeting).
 import { createServer } from 'node:http';
 import { z } from 'zod';
-import { config, defineService } from '../../src/index.js';
+import { config, defineService } from 'graftjs';
 
 const schema = z.object({ greeting: z.string().min(1).default('hello') });
 

@@ -2,7 +2,7 @@
 // runs on the current config snapshot; a change applies from the next one.
 // Run: node bin/graft.js start examples/jobs/worker.ts -w 2 --config examples/jobs/jobs.yaml
 import { z } from 'zod';
-import { defineService, loop } from '../../src/index.js';
+import { defineService, loop } from 'graftjs';
 
 const schema = z.object({
   job: z

@@ -7,7 +7,7 @@
 import { createServer } from 'node:http';
 import client from 'prom-client';
 import { z } from 'zod';
-import { config, defineService } from '../../src/index.js';
+import { config, defineService } from 'graftjs';
 
 const schema = z.object({
   greeting: z.string().default('hello'),

@@ -3,7 +3,7 @@
 // workers keep serving while the new ones warm their cache.
 import { createServer } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { defineService } from '../../src/index.js';
+import { defineService } from 'graftjs';
 
 const cache = new Map<string, string>();
 

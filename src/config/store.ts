@@ -14,7 +14,7 @@ import { ThreadHub, type Staged } from './threads/hub.js';
 /**
  * Declare your config's type once for typed `config.current` everywhere:
  *
- *   declare module 'graft' { interface Register { config: z.infer<typeof schema> } }
+ *   declare module 'graftjs' { interface Register { config: z.infer<typeof schema> } }
  */
 // eslint-disable-next-line @typescript-eslint/no-empty-interface
 export interface Register {}
@@ -296,7 +296,7 @@ function freezeSnapshot<T>(version: number, hash: string, data: T, changed: stri
 }
 
 /**
- * The process-wide store: `import { config } from 'graft'`. Kept on globalThis
+ * The process-wide store: `import { config } from 'graftjs'`. Kept on globalThis
  * so an app that imports its own copy of graft shares it with the worker runtime.
  */
 const kStore = Symbol.for('graft.config.store');

@@ -35,6 +35,7 @@ export const ErrorCodes = {
   GRAFT_WORKER_MEMORY: 'a worker stayed over --max-memory',
   GRAFT_MAX_RESTARTS: 'a generation used up --max-restarts',
   GRAFT_NOT_BUILT: 'the graft package was not built',
+  GRAFT_NOT_INSTALLED: 'a dependency of the graft package is not installed',
   GRAFT_CONFIG_PARSE: 'a config file does not parse',
   GRAFT_CONFIG_UNREADABLE: 'a config file cannot be read',
   GRAFT_CONFIG_TOO_LARGE: 'a config file is too large',

@@ -1,4 +1,8 @@
+import { fileURLToPath } from 'node:url';
 import { GraftError, type SerializedError } from '../core/errors.js';
+
+/** graft's own code, wherever the package is (src/ and dist/ are both one level below its root; source maps point into src/). */
+const own = ['dist/', 'src/'].map((dir) => fileURLToPath(new URL(`../../${dir}`, import.meta.url)));
 
 /** Turn whatever the app threw while booting into a message the master can show. */
 export function serializeBootError(err: unknown, entry: string): SerializedError {
@@ -43,7 +47,7 @@ function appFrame(stack: string | undefined): string | undefined {
     const m = /(?:at |\()((?:file:\/\/)?\/[^()\s]+:\d+:\d+)\)?\s*$/.exec(line);
     if (!m) continue;
     const location = m[1]!.replace(/^file:\/\//, '');
-    if (location.includes('/node_modules/') || location.includes('/graft/dist/') || location.includes('/src/worker/')) continue;
+    if (location.includes('/node_modules/') || own.some((dir) => location.startsWith(dir)) || location.includes('/src/worker/')) continue;
     return location;
   }
   return undefined;

@@ -180,6 +180,8 @@ export interface StartOptions {
   prefix?: string[];
   /** Run graft as installed (bin/graft.js, the built dist/, no tsx anywhere) instead of from its source; see builtPackage(). */
   built?: boolean;
+  /** The command that runs graft, e.g. `npx --no graft` in a project that installed it (instead of this repository's graft). */
+  command?: string[];
 }
 
 export function startGraft(entry: string, options: StartOptions = {}): Promise<GraftProcess> {
@@ -188,7 +190,8 @@ export function startGraft(entry: string, options: StartOptions = {}): Promise<G
     const sockDir = tempDir('graft-sock-');
     if (options.uid !== undefined) chownSync(sockDir, options.uid, options.uid);
     const socket = join(sockDir, 'control.sock');
-    const command = [process.execPath, ...(options.built ? [graftBin] : ['--import', tsxImport, cliPath]), 'start', entry, ...(options.workers === 0 ? [] : ['-w', String(options.workers ?? 2)]), '-p', String(port), ...(options.defaultSocket ? [] : ['--socket', socket]), ...(options.args ?? [])];
+    const graft = options.command ?? [process.execPath, ...(options.built ? [graftBin] : ['--import', tsxImport, cliPath])];
+    const command = [...graft, 'start', entry, ...(options.workers === 0 ? [] : ['-w', String(options.workers ?? 2)]), '-p', String(port), ...(options.defaultSocket ? [] : ['--socket', socket]), ...(options.args ?? [])];
     const [file, ...args] = [...(options.prefix ?? []), ...command];
     const child = spawn(
       file!,
@@ -268,9 +271,11 @@ export function oneLineError(r: CliResult, code: string, pattern?: RegExp, optio
  */
 const cliRuntimeDir = tempDir('graft-rt-');
 
-export function graftCli(args: string[], options: { cwd?: string; env?: Record<string, string>; uid?: number } = {}): Promise<CliResult> {
+/** A graft command run to its end; `command` runs another graft than this repository's source (see StartOptions). */
+export function graftCli(args: string[], options: { cwd?: string; env?: Record<string, string>; uid?: number; command?: string[] } = {}): Promise<CliResult> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', tsxImport, cliPath, ...args], {
+    const [file, ...graft] = options.command ?? [process.execPath, '--import', tsxImport, cliPath];
+    const child = spawn(file!, [...graft, ...args], {
       cwd: options.cwd ?? root,
       env: { ...process.env, GRAFT_LOG_FORMAT: 'json', GRAFT_RUNTIME_DIR: cliRuntimeDir, ...options.env },
       stdio: ['ignore', 'pipe', 'pipe'],

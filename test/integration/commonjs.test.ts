@@ -10,14 +10,14 @@ function commonjsProject(): string {
   const dir = tempDir();
   writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'cjs-app', type: 'commonjs' }));
   mkdirSync(join(dir, 'node_modules'));
-  symlinkSync(root, join(dir, 'node_modules', 'graft'), 'dir');
+  symlinkSync(root, join(dir, 'node_modules', 'graftjs'), 'dir');
   return dir;
 }
 
 describe('graft from a CommonJS project', () => {
-  test("require('graft') gives the API", () => {
+  test("require('graftjs') gives the API", () => {
     const dir = commonjsProject();
-    const out = execFileSync(process.execPath, ['-e', "const g = require('graft'); console.log(JSON.stringify([typeof g.config.on, typeof g.swappable, typeof g.loop]))"], { cwd: dir, encoding: 'utf8' });
+    const out = execFileSync(process.execPath, ['-e', "const g = require('graftjs'); console.log(JSON.stringify([typeof g.config.on, typeof g.swappable, typeof g.loop]))"], { cwd: dir, encoding: 'utf8' });
     assert.deepEqual(JSON.parse(out), ['function', 'function', 'function']);
   });
 
@@ -26,8 +26,8 @@ describe('graft from a CommonJS project', () => {
     writeFileSync(
       join(dir, 'app.ts'),
       `import http from 'node:http';
-import { config } from 'graft';
-const { swappable } = require('graft');
+import { config } from 'graftjs';
+const { swappable } = require('graftjs');
 http.createServer((_q, res) => res.end(JSON.stringify({ version: config.version, swappable: typeof swappable, commonjs: typeof module }))).listen(Number(process.env.PORT));
 `,
     );

@@ -29,7 +29,7 @@ function project(type: 'module' | 'commonjs', files: Record<string, string>): st
   const dir = tempDir('graft-precompile-');
   writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'app', type }));
   mkdirSync(join(dir, 'node_modules'));
-  symlinkSync(root, join(dir, 'node_modules', 'graft'), 'dir');
+  symlinkSync(root, join(dir, 'node_modules', 'graftjs'), 'dir');
   dualPackage(dir);
   for (const [name, text] of Object.entries(files)) {
     mkdirSync(dirname(join(dir, name)), { recursive: true });
@@ -52,7 +52,7 @@ const builds = (g: GraftProcess) => (existsSync(buildDir(g)) ? readdirSync(build
 const esmApp = {
   'app.ts': `import { createServer } from 'node:http';
 import { via } from 'dual';
-import { config } from 'graft';
+import { config } from 'graftjs';
 import { greet } from './lib/greet.ts';
 
 interface Answer { greet: string; lazy: number; via: string; url: string; execArgv: string[]; config: number }
@@ -173,7 +173,7 @@ describe('a TypeScript entry of a "type": "commonjs" project under graft as inst
     const dir = project('commonjs', {
       'app.ts': `'use strict';
 import http from 'node:http';
-import { config } from 'graft';
+import { config } from 'graftjs';
 import { here } from './lib/here';
 const name = ['du', 'al'].join('');
 const strict = (function (this: unknown) { return this === undefined; })();
