@@ -40,7 +40,7 @@ import type { MasterPaths } from '../registry/paths.js';
 import { Reloads } from './reloads.js';
 import { CarriedOrders } from '../bus/carried-orders.js';
 import { ensureNameFree } from '../registry/service-registry.js';
-import { holdAtKeeper, keeperPid, masterCommand, reportToKeeper } from '../succession/keeper-link.js';
+import { dropAtKeeper, holdAtKeeper, keeperPid, masterCommand, reportToKeeper } from '../succession/keeper-link.js';
 import type { RestartPolicy } from '../pool/restart-policy.js';
 import { installSignals } from './signals.js';
 import { Succession } from '../succession/succession.js';
@@ -459,6 +459,13 @@ export class Master {
   private keepForRecovery(): void {
     if (keeperPid() === undefined) return;
     holdAtKeeper(this.listeners.list());
+    // The keeper's copies follow the master's listeners: a listener node:cluster closed (its last worker
+    // died) is let go of, so the replacement can bind the port again; a new one is held too.
+    this.listeners.onChange = ({ key, listening }) => {
+      if (this.state !== 'running') return;
+      if (listening) holdAtKeeper(this.listeners.list());
+      else dropAtKeeper(key);
+    };
     const file = new StateFile(this.options.paths.state);
     this.removeState = () => file.remove();
     let failed = false;

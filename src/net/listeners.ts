@@ -57,6 +57,12 @@ export class ListenerRegistry {
   /** The master's own listening servers a successor takes over too (metrics, the status page). */
   private readonly ownHeld: Held[] = [];
   private readonly inherited = new Map<string, InheritedListener & { claimed: boolean }>();
+  /**
+   * Told when a worker listener starts listening, and when node:cluster closes one (its last
+   * worker left, a crashed single worker say): the keeper's copy must follow, or the
+   * replacement's bind finds the port taken.
+   */
+  onChange: ((change: { key: string; listening: boolean }) => void) | undefined;
 
   constructor(inherited: InheritedListener[] = []) {
     for (const l of inherited) this.inherited.set(l.key, { ...l, claimed: false });
@@ -80,6 +86,14 @@ export class ListenerRegistry {
         const handle = (this as unknown as { _handle?: NativeHandle })._handle;
         if (key && handle && typeof handle.fd === 'number' && handle.fd >= 0) {
           registry.held.push({ key, handle });
+          const close = handle.close.bind(handle);
+          handle.close = () => {
+            const i = registry.held.findIndex((h) => h.handle === handle);
+            if (i >= 0) registry.held.splice(i, 1);
+            close();
+            registry.onChange?.({ key, listening: false });
+          };
+          process.nextTick(() => registry.onChange?.({ key, listening: true }));
           // node:cluster sets the handle's onconnection right after this listener, in the same
           // emit; replacing it on the next tick leaves no connection to its round-robin.
           if (divert) {

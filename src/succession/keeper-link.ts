@@ -16,6 +16,8 @@ export type ToKeeper =
   | { graft: 'keeper-listener'; spawn: number; key: string }
   /** A copy of a listening socket for the keeper to hold, should this master crash (sent with the handle); `first` starts the set anew. */
   | { graft: 'keeper-hold'; key: string; first: boolean }
+  /** This master closed that listener (its last worker left): the keeper lets go of its copy, so the port can be bound again. */
+  | { graft: 'keeper-drop'; key: string }
   | { graft: 'keeper-spawn'; spawn: number; listeners: number; env: Record<string, string> }
   | { graft: 'keeper-send'; pid: number; message: unknown }
   | { graft: 'keeper-kill'; pid: number; signal: NodeJS.Signals }
@@ -47,6 +49,11 @@ function toKeeper(message: ToKeeper, handle?: unknown): void {
 /** Give the keeper a copy of every listening socket: it starts a new master on them if this one crashes. */
 export function holdAtKeeper(listeners: Array<{ key: string; handle: unknown }>): void {
   listeners.forEach((l, i) => toKeeper({ graft: 'keeper-hold', key: l.key, first: i === 0 }, l.handle));
+}
+
+/** The keeper lets go of its copy of a listener this master closed. */
+export function dropAtKeeper(key: string): void {
+  toKeeper({ graft: 'keeper-drop', key });
 }
 
 /** Tell the keeper (and a `graft start --daemon` waiting on it) that this master serves, or could not start. */

@@ -116,6 +116,12 @@ export class Keeper {
         this.held.set(from.pid, held);
         return;
       }
+      case 'keeper-drop': {
+        const held = this.held.get(from.pid) ?? [];
+        for (const h of held.filter((h) => h.key === message.key)) h.handle.close();
+        this.held.set(from.pid, held.filter((h) => h.key !== message.key));
+        return;
+      }
       case 'keeper-listener': {
         const key = `${from.pid}:${message.spawn}`;
         this.handles.set(key, [...(this.handles.get(key) ?? []), handle]);
