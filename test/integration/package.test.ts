@@ -69,8 +69,12 @@ function project(): string {
 
 /** The same service as a .js and as a .ts entry: it reports its generation, the config it sees, and where graft came from. */
 const apps = {
-  'app.js': `import { createServer } from 'node:http';
+  'app.js': `import { readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { config } from 'graftjs';
+
+// The app's process.argv is its own ([node, entry, ...args]); the worker runtime graft runs shows in the real command line.
+const runtime = readFileSync('/proc/self/cmdline', 'utf8').split('\\0').find((a) => a.endsWith('worker/main.js'));
 
 createServer((_req, res) => {
   res.setHeader('content-type', 'application/json');
@@ -79,13 +83,16 @@ createServer((_req, res) => {
     greeting: config.current.greeting ?? null,
     version: config.version,
     graftjs: import.meta.resolve('graftjs'),
-    runtime: process.argv[1],
+    runtime,
   }));
 }).listen(Number(process.env.PORT));
 `,
   // Compiled by the master into its build directory: import.meta.resolve would resolve from there, so it is left out.
-  'app.ts': `import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+  'app.ts': `import { readFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { config } from 'graftjs';
+
+const runtime = readFileSync('/proc/self/cmdline', 'utf8').split('\\0').find((a) => a.endsWith('worker/main.js'));
 
 interface AppConfig { greeting?: string }
 declare module 'graftjs' { interface Register { config: AppConfig } }
@@ -93,7 +100,7 @@ declare module 'graftjs' { interface Register { config: AppConfig } }
 interface Answer { generation: string | undefined; greeting: string | null; version: number; runtime: string | undefined }
 
 createServer((_req: IncomingMessage, res: ServerResponse) => {
-  const answer: Answer = { generation: process.env.GRAFT_GENERATION, greeting: config.current.greeting ?? null, version: config.version, runtime: process.argv[1] };
+  const answer: Answer = { generation: process.env.GRAFT_GENERATION, greeting: config.current.greeting ?? null, version: config.version, runtime };
   res.setHeader('content-type', 'application/json');
   res.end(JSON.stringify(answer));
 }).listen(Number(process.env.PORT));
