@@ -69,12 +69,12 @@ function project(): string {
 
 /** The same service as a .js and as a .ts entry: it reports its generation, the config it sees, and where graft came from. */
 const apps = {
-  'app.js': `import { readFileSync } from 'node:fs';
-import { createServer } from 'node:http';
+  'app.js': `import { createServer } from 'node:http';
 import { config } from 'graftjs';
 
-// The app's process.argv is its own ([node, entry, ...args]); the worker runtime graft runs shows in the real command line.
-const runtime = readFileSync('/proc/self/cmdline', 'utf8').split('\\0').find((a) => a.endsWith('worker/main.js'));
+// The app's process.argv is its own ([node, entry, ...args]): the worker runtime graft runs shows in the stack of a
+// request, which reaches the app through graft's drain (worker/http-drain.js).
+const runtimeOf = (stack) => /(?:file:\\/\\/)?(\\/[^\\s)]*)\\/(?:dist|src)\\/worker\\/http-drain\\.[jt]s/.exec(stack ?? '')?.[1];
 
 createServer((_req, res) => {
   res.setHeader('content-type', 'application/json');
@@ -83,16 +83,15 @@ createServer((_req, res) => {
     greeting: config.current.greeting ?? null,
     version: config.version,
     graftjs: import.meta.resolve('graftjs'),
-    runtime,
+    runtime: runtimeOf(new Error().stack),
   }));
 }).listen(Number(process.env.PORT));
 `,
   // Compiled by the master into its build directory: import.meta.resolve would resolve from there, so it is left out.
-  'app.ts': `import { readFileSync } from 'node:fs';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+  'app.ts': `import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { config } from 'graftjs';
 
-const runtime = readFileSync('/proc/self/cmdline', 'utf8').split('\\0').find((a) => a.endsWith('worker/main.js'));
+const runtimeOf = (stack: string | undefined) => /(?:file:\\/\\/)?(\\/[^\\s)]*)\\/(?:dist|src)\\/worker\\/http-drain\\.[jt]s/.exec(stack ?? '')?.[1];
 
 interface AppConfig { greeting?: string }
 declare module 'graftjs' { interface Register { config: AppConfig } }
@@ -100,7 +99,7 @@ declare module 'graftjs' { interface Register { config: AppConfig } }
 interface Answer { generation: string | undefined; greeting: string | null; version: number; runtime: string | undefined }
 
 createServer((_req: IncomingMessage, res: ServerResponse) => {
-  const answer: Answer = { generation: process.env.GRAFT_GENERATION, greeting: config.current.greeting ?? null, version: config.version, runtime };
+  const answer: Answer = { generation: process.env.GRAFT_GENERATION, greeting: config.current.greeting ?? null, version: config.version, runtime: runtimeOf(new Error().stack) };
   res.setHeader('content-type', 'application/json');
   res.end(JSON.stringify(answer));
 }).listen(Number(process.env.PORT));
@@ -144,7 +143,7 @@ async function quickStart(dir: string, entry: string): Promise<void> {
     assert.equal(first.generation, '1');
     assert.equal(first.version, 1);
     assert.equal(first.greeting, null);
-    assert.equal(first.runtime, join(installed, 'dist/worker/main.js'), "the workers run the project's graftjs");
+    assert.equal(first.runtime, installed, "the workers run the project's graftjs");
     if (entry.endsWith('.js')) assert.equal(first.graftjs, `file://${join(installed, 'dist/index.js')}`, "the app imports the project's graftjs");
 
     const reload = await cli('reload');
@@ -248,7 +247,7 @@ describe('a clean clone of this commit, installed by git URL and as a folder', {
     writeFileSync(join(dir, 'app.js'), apps['app.js']);
     await withGraft(dir, 'app.js', 1, async (g, cli) => {
       const first = await answer(g);
-      assert.equal(first.runtime, join(installed, 'dist/worker/main.js'));
+      assert.equal(first.runtime, installed);
       assert.equal(first.graftjs, `file://${join(installed, 'dist/index.js')}`);
       assert.equal((await cli('stop')).code, 0);
       assert.deepEqual(await g.exited, { code: 0, signal: null });
@@ -274,7 +273,7 @@ describe('a clean clone of this commit, installed by git URL and as a folder', {
     await withGraft(dir, 'app.js', 1, async (g, cli) => {
       const first = await answer(g);
       // Node resolves a linked package by its real path: graft runs from the folder, with the folder's dependencies.
-      assert.equal(first.runtime, join(realpathSync(clone), 'dist/worker/main.js'));
+      assert.equal(first.runtime, realpathSync(clone));
       assert.equal((await cli('stop')).code, 0);
       assert.deepEqual(await g.exited, { code: 0, signal: null });
     });
