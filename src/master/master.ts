@@ -421,7 +421,8 @@ export class Master {
     if (this.options.bus) await this.listenForOrders({ ...this.options.bus, ...(inherited?.orders ? { seen: inherited.orders } : {}) });
     // Sources may have changed while the masters handed over; unchanged content makes no version.
     if (inherited) this.submitQuietly({ kind: 'config', source: upgrade ? 'upgrade' : 'recovery' });
-    this.keepForRecovery();
+    // Before the service says it runs: from then on a crash of this master is a restart.
+    await this.keepForRecovery();
     this.log.info('master running', {
       generation: pool.generation,
       workers: pool.desired,
@@ -456,14 +457,14 @@ export class Master {
    * after every command (before its asker is answered) and whenever it
    * changes otherwise (checked twice a second).
    */
-  private keepForRecovery(): void {
+  private async keepForRecovery(): Promise<void> {
     if (keeperPid() === undefined) return;
-    holdAtKeeper(this.listeners.list());
+    await holdAtKeeper(this.listeners.list());
     // The keeper's copies follow the master's listeners: a listener node:cluster closed (its last worker
     // died) is let go of, so the replacement can bind the port again; a new one is held too.
     this.listeners.onChange = ({ key, listening }) => {
       if (this.state !== 'running') return;
-      if (listening) holdAtKeeper(this.listeners.list());
+      if (listening) void holdAtKeeper(this.listeners.list());
       else dropAtKeeper(key);
     };
     const file = new StateFile(this.options.paths.state);

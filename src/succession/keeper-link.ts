@@ -46,9 +46,21 @@ function toKeeper(message: ToKeeper, handle?: unknown): void {
   if (process.connected) process.send!(message, handle as never);
 }
 
-/** Give the keeper a copy of every listening socket: it starts a new master on them if this one crashes. */
-export function holdAtKeeper(listeners: Array<{ key: string; handle: unknown }>): void {
-  listeners.forEach((l, i) => toKeeper({ graft: 'keeper-hold', key: l.key, first: i === 0 }, l.handle));
+/**
+ * Give the keeper a copy of every listening socket: it starts a new master on them if this one
+ * crashes. Resolves once every copy is on its way (in the channel, where a crash of this master
+ * no longer loses it: a message with a handle waits for the keeper's ack of the one before).
+ */
+export function holdAtKeeper(listeners: Array<{ key: string; handle: unknown }>): Promise<void> {
+  return Promise.all(
+    listeners.map(
+      (l, i) =>
+        new Promise<void>((resolve) => {
+          if (!process.connected) return resolve();
+          process.send!({ graft: 'keeper-hold', key: l.key, first: i === 0 } satisfies ToKeeper, l.handle as never, {}, () => resolve());
+        }),
+    ),
+  ).then(() => {});
 }
 
 /** The keeper lets go of its copy of a listener this master closed. */

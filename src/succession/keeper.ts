@@ -114,6 +114,8 @@ export class Keeper {
         if (message.first) for (const h of this.held.get(from.pid) ?? []) h.handle.close();
         held.push({ key: message.key, handle: handle as { fd: number; close(): void } });
         this.held.set(from.pid, held);
+        // Sent once it runs (before its master-running, which may still be queued behind these handles' acks).
+        from.served = true;
         return;
       }
       case 'keeper-drop': {
