@@ -12,8 +12,8 @@ const SERVICE_WARMUP_MS = 300;
  * reload it 3 times during the load, and check that nobody noticed.
  * `check` gets the graft log for further assertions.
  */
-async function reloadUnderLoad(example: string, check?: (logs: LogRecord[]) => void): Promise<void> {
-  const g = await startGraft(join(root, 'examples', example, 'server.ts'), { workers: 2 });
+async function reloadUnderLoad(example: string, check?: (logs: LogRecord[]) => void, entry = 'server.ts'): Promise<void> {
+  const g = await startGraft(join(root, 'examples', example, entry), { workers: 2 });
   try {
     await g.waitRunning();
     const first = (await (await fetch(g.url)).json()) as { pid: number; generation: string };
@@ -60,6 +60,9 @@ describe('examples survive reloads under keep-alive load', () => {
   for (const example of ['http', 'express', 'fastify', 'koa', 'hono']) {
     test(`${example}: 3 reloads, 32 connections, no request fails`, { timeout: 120_000 }, () => reloadUnderLoad(example));
   }
+
+  // As `nest build` emits it; Nest's enableShutdownHooks() closes the app on the SIGTERM a drain sends, then signals itself again.
+  test('nestjs (compiled, enableShutdownHooks): 3 reloads, 32 connections, no request fails', { timeout: 120_000 }, () => reloadUnderLoad('nestjs', undefined, 'main.cjs'));
 
   test('service (defineService): 3 reloads, each commits only after ready() warmed the cache', { timeout: 120_000 }, () =>
     reloadUnderLoad('service', (logs) => {
