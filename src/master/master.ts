@@ -40,11 +40,11 @@ import type { MasterPaths } from '../registry/paths.js';
 import { Reloads } from './reloads.js';
 import { CarriedOrders } from '../bus/carried-orders.js';
 import { ensureNameFree } from '../registry/service-registry.js';
-import { dropAtKeeper, holdAtKeeper, keeperPid, masterCommand, reportToKeeper } from '../succession/keeper-link.js';
+import { keeperPid, masterCommand, reportToKeeper } from '../succession/keeper-link.js';
 import type { RestartPolicy } from '../pool/restart-policy.js';
 import { installSignals } from './signals.js';
 import { Succession } from '../succession/succession.js';
-import { StateFile, takeRecovery, type Recovery, type SavedState } from '../succession/recovery.js';
+import { CrashReadiness, takeRecovery, type Recovery, type SavedState } from '../succession/recovery.js';
 import { awaitHandover, reportInControl, reportUpgradeFailed, takeUpgradeState, type UpgradeState } from '../succession/upgrade.js';
 import { WorkerPool, type PoolStatus } from '../pool/worker-pool.js';
 
@@ -208,10 +208,8 @@ export class Master {
   private readonly exit = deferred<number>();
   /** How many times the keeper restarted a crashed master of this service (carried through upgrades). */
   private restarts = 0;
-  private stateTimer: NodeJS.Timeout | undefined;
-  /** Writes the state file if it changed (a no-op until keepForRecovery, and without a keeper). */
-  private saveState: () => Promise<void> = async () => {};
-  private removeState: () => void = () => {};
+  /** Under a keeper: its copies of the sockets and the state file a restart after a crash starts from. */
+  private crashReadiness: CrashReadiness | undefined;
 
   constructor(private readonly options: MasterOptions) {
     MasterFiles.check(options.paths.socket);
@@ -422,7 +420,16 @@ export class Master {
     // Sources may have changed while the masters handed over; unchanged content makes no version.
     if (inherited) this.submitQuietly({ kind: 'config', source: upgrade ? 'upgrade' : 'recovery' });
     // Before the service says it runs: from then on a crash of this master is a restart.
-    await this.keepForRecovery();
+    if (keeperPid() !== undefined) {
+      this.crashReadiness = new CrashReadiness({
+        stateFile: this.options.paths.state,
+        listeners: this.listeners,
+        state: async () => ({ ...(await this.carriedState()), masterGeneration: this.succession!.generation }),
+        running: () => this.state === 'running',
+        log: this.log,
+      });
+      await this.crashReadiness.start();
+    }
     this.log.info('master running', {
       generation: pool.generation,
       workers: pool.desired,
@@ -451,40 +458,6 @@ export class Master {
     };
   }
 
-  /**
-   * Under a keeper, be ready to crash: the keeper holds a copy of every
-   * listening socket, and the state file says what to carry on from, written
-   * after every command (before its asker is answered) and whenever it
-   * changes otherwise (checked twice a second).
-   */
-  private async keepForRecovery(): Promise<void> {
-    if (keeperPid() === undefined) return;
-    await holdAtKeeper(this.listeners.list());
-    // The keeper's copies follow the master's listeners: a listener node:cluster closed (its last worker
-    // died) is let go of, so the replacement can bind the port again; a new one is held too.
-    this.listeners.onChange = ({ key, listening }) => {
-      if (this.state !== 'running') return;
-      if (listening) void holdAtKeeper(this.listeners.list());
-      else dropAtKeeper(key);
-    };
-    const file = new StateFile(this.options.paths.state);
-    this.removeState = () => file.remove();
-    let failed = false;
-    const save = async () => {
-      if (this.state !== 'running') return;
-      try {
-        file.save({ ...(await this.carriedState()), masterGeneration: this.succession!.generation });
-        failed = false;
-      } catch (err) {
-        if (!failed) this.log.warn('cannot write the state file a restart after a crash would start from', { code: 'GRAFT_STATE_FILE', file: file.path, ...errorFields(err) });
-        failed = true;
-      }
-    };
-    this.saveState = save;
-    void save();
-    this.stateTimer = setInterval(() => void save(), 500);
-    this.stateTimer.unref();
-  }
 
   submit(command: Command): Promise<unknown> {
     return this.arbiter.submit(command);
@@ -501,7 +474,7 @@ export class Master {
     } finally {
       if ('orders' in command && command.orders) this.orders.carriedOut(command.orders);
       // What a command's asker is told is done survives a crash of this master: the state file has it first.
-      await this.saveState();
+      await this.crashReadiness?.save();
       // After the arbiter has let go of this command (so the entry says not busy).
       setImmediate(() => this.membership?.changed());
     }
@@ -666,7 +639,6 @@ export class Master {
 
   private async retire(ending: Ending): Promise<number> {
     const { successor, failed } = ending;
-    clearInterval(this.stateTimer);
     try {
       if (successor !== undefined) {
         // The successor accepts on the same sockets and serves metrics and the status page on its own; open pages reconnect to it.
@@ -688,7 +660,7 @@ export class Master {
       }
       this.files.release();
       // A stop ends the service: nothing to restart from (after a handover the successor keeps the file).
-      if (successor === undefined) this.removeState();
+      if (successor === undefined) this.crashReadiness?.remove();
       if (!failed) this.log.info('master stopped', { handedOver: successor !== undefined, successor });
       return 0;
     } catch (err) {

@@ -33,6 +33,14 @@ export type FromKeeper =
 
 export const KEEPER_ENV = 'GRAFT_KEEPER';
 
+/** A master started on kept listening sockets gets them as fds from here on: 0-2 stdio, 3 the IPC channel. */
+export const FIRST_LISTENER_FD = 4;
+
+/** The stdio of a master started on listening sockets (fds): they follow the IPC channel, from FIRST_LISTENER_FD on. */
+export function masterStdio(fds: number[]): Array<'ignore' | 'inherit' | 'ipc' | number> {
+  return ['ignore', 'inherit', 'inherit', 'ipc', ...fds];
+}
+
 // Read once and taken out of the environment: workers must not inherit it.
 const keeper = Number(process.env[KEEPER_ENV]);
 delete process.env[KEEPER_ENV];
@@ -110,7 +118,7 @@ class OwnChild extends EventEmitter implements MasterChild {
     super();
     const { node, args } = masterCommand();
     this.child = spawn(node, args, {
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc', ...spec.listeners.map((l) => l.fd)],
+      stdio: masterStdio(spec.listeners.map((l) => l.fd)),
       env: { ...process.env, ...spec.env },
     });
     for (const event of ['spawn', 'message', 'exit', 'error']) this.child.on(event, (...args: unknown[]) => this.emit(event, ...args));

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { constants } from 'node:os';
 import { deferred } from '../core/deferred.js';
 import { createLogger } from '../core/log.js';
-import { KEEPER_ENV, masterCommand, type FromKeeper, type ToKeeper } from './keeper-link.js';
+import { KEEPER_ENV, masterCommand, masterStdio, type FromKeeper, type ToKeeper } from './keeper-link.js';
 import { RECOVER_ENV, type RecoverOrder } from './recovery.js';
 
 /**
@@ -90,7 +90,7 @@ export class Keeper {
     const { node, args } = masterCommand();
     // Its own process group: a terminal's ^C reaches the keeper only, which passes it on once.
     const child = spawn(node, args, {
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc', ...fds],
+      stdio: masterStdio(fds),
       env: { ...process.env, ...env, [KEEPER_ENV]: String(process.pid) },
       detached: true,
     });

@@ -1,6 +1,9 @@
 import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { errorFields } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
 import { graftVersion } from '../core/version.js';
-import type { InheritedListener } from '../net/listeners.js';
+import type { InheritedListener, ListenerRegistry } from '../net/listeners.js';
+import { dropAtKeeper, FIRST_LISTENER_FD, holdAtKeeper } from './keeper-link.js';
 import type { UpgradeState } from './upgrade.js';
 
 /**
@@ -34,8 +37,6 @@ export interface RecoverOrder {
   listeners: string[];
 }
 
-const FIRST_FD = 4; // 0-2 stdio, 3 the IPC channel to the keeper
-
 export class StateFile {
   private last = '';
 
@@ -57,6 +58,63 @@ export class StateFile {
   }
 }
 
+/**
+ * A master under a keeper, ready to crash: the keeper holds a copy of each of
+ * its listening sockets (following them as node:cluster opens and closes
+ * them), and the state file holds what to carry on from, written after every
+ * command the master carries out (before its asker is answered: what a client
+ * was told is done survives), which is where that state changes.
+ */
+export class CrashReadiness {
+  private readonly file: StateFile;
+  private failed = false;
+
+  constructor(
+    private readonly options: {
+      stateFile: string;
+      listeners: ListenerRegistry;
+      /** What a restarted master would carry on from, read now. */
+      state: () => Promise<SavedState>;
+      /** False once the master stops or hands over: nothing more to keep. */
+      running: () => boolean;
+      log: Logger;
+    },
+  ) {
+    this.file = new StateFile(options.stateFile);
+  }
+
+  /** Resolves once the keeper's copies are on their way and the first state is written. */
+  async start(): Promise<void> {
+    const { listeners } = this.options;
+    await holdAtKeeper(listeners.list());
+    // A listener node:cluster closed (its last worker died) is let go of, so the replacement can bind
+    // the port again; a new one is held too.
+    listeners.onChange = ({ key, listening }) => {
+      if (!this.options.running()) return;
+      if (listening) void holdAtKeeper(listeners.list());
+      else dropAtKeeper(key);
+    };
+    await this.save();
+  }
+
+  /** Write the state if it changed. */
+  async save(): Promise<void> {
+    if (!this.options.running()) return;
+    try {
+      this.file.save(await this.options.state());
+      this.failed = false;
+    } catch (err) {
+      if (!this.failed) this.options.log.warn('cannot write the state file a restart after a crash would start from', { code: 'GRAFT_STATE_FILE', file: this.file.path, ...errorFields(err) });
+      this.failed = true;
+    }
+  }
+
+  /** A stop ends the service: nothing to restart from. */
+  remove(): void {
+    this.file.remove();
+  }
+}
+
 export interface Recovery {
   order: RecoverOrder;
   /** The kept listening sockets, as this process inherited them. */
@@ -73,7 +131,7 @@ export function takeRecovery(stateFile: string): Recovery | undefined {
   delete process.env[RECOVER_ENV]; // workers must not inherit it
   if (!raw) return undefined;
   const order = JSON.parse(raw) as RecoverOrder;
-  const listeners = order.listeners.map((key, i) => ({ key, fd: FIRST_FD + i }));
+  const listeners = order.listeners.map((key, i) => ({ key, fd: FIRST_LISTENER_FD + i }));
   const clean = (why: string): Recovery => ({ order, listeners, state: undefined, cleanStart: why });
   let text: string;
   try {

@@ -2,7 +2,7 @@ import { GraftError, type SerializedError } from '../core/errors.js';
 import type { RecentActivity } from '../observe/activity.js';
 import type { ConfigInheritance } from '../config/history.js';
 import type { CarriedOrdersState } from '../bus/carried-orders.js';
-import { keeperPid, predecessorGone, spawnSuccessor, type MasterChild } from './keeper-link.js';
+import { FIRST_LISTENER_FD, keeperPid, predecessorGone, spawnSuccessor, type MasterChild } from './keeper-link.js';
 import type { InheritedListener } from '../net/listeners.js';
 import type { MetricSet } from '../observe/metrics.js';
 
@@ -18,7 +18,6 @@ import type { MetricSet } from '../observe/metrics.js';
  * carries these messages between the two.
  */
 const ENV = 'GRAFT_UPGRADE';
-const FIRST_FD = 4; // 0-2 stdio, 3 the IPC channel to the predecessor
 const STATE_TIMEOUT_MS = 10_000;
 
 export interface UpgradeState {
@@ -94,7 +93,7 @@ export function startSuccessor(options: {
   const state: UpgradeState = {
     ...options.state,
     from: process.pid,
-    listeners: options.listeners.map((l, i) => ({ key: l.key, fd: FIRST_FD + i })),
+    listeners: options.listeners.map((l, i) => ({ key: l.key, fd: FIRST_LISTENER_FD + i })),
   };
   const child = spawnSuccessor({ env: { [ENV]: String(process.pid) }, listeners: options.listeners });
   // A send to a successor that died must not crash this master; a spawn that failed ends it.

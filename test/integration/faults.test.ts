@@ -23,7 +23,7 @@ describe('a master crash is a restart, not an outage', () => {
       assert.equal(apply.code, 0, apply.stderr);
       const before = await g.status();
       const oldWorkers = before.workers.map((w) => w.pid);
-      // The state file is written within half a second of a change.
+      // The state file is written before each command (the config apply above) is answered.
       const stateFile = pathsForSocket(g.socket).state;
       const { value, load, failed } = await underLoad(
         g.url,
