@@ -9,8 +9,12 @@ import { parse } from './args.js';
 import { findService } from '../registry/service-registry.js';
 import { locateMaster, looksLikeName } from './locate.js';
 
+const ACTIONS = ['show', 'check', 'apply', 'history'] as const;
+
 export async function configCommand(argv: string[]): Promise<number> {
   const [action, ...rest] = argv;
+  // A wrong action is named before any master is looked for.
+  if (!ACTIONS.includes(action as never)) throw new GraftError('GRAFT_UNKNOWN_COMMAND', `unknown config action ${JSON.stringify(action ?? '')}; expected show, check, apply or history`);
   const takesArgument = action === 'show' || action === 'check';
   const { values, positionals } = parse(`config ${action ?? ''}`.trim(), rest, { socket: { type: 'string' }, name: { type: 'string' }, json: { type: 'boolean' }, set: { type: 'string', multiple: true }, unset: { type: 'string', multiple: true }, reset: { type: 'boolean' } }, takesArgument ? 2 : 1);
   // `graft config ACTION [SERVICE] [KEY|FILE]`, as `graft reload [SERVICE]`: a lone positional of

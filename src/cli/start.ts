@@ -73,8 +73,8 @@ export async function start(argv: string[]): Promise<number> {
   checkEntry(entryArg, entry);
   const port = integer('--port', values.port ?? process.env.PORT ?? '3000', 0, 65535)!;
   const workers = integer('--workers', values.workers, 1, 1024) ?? availableParallelism();
-  const bus = busOptions(values, entry, cwd);
   const service = serviceName(values.name, entry);
+  const bus = busOptions(values, service, cwd);
   // Detached, nothing reads stdout: lines go to files, in the per-user default place unless --log-dir says.
   if (values.daemon && values['log-dir'] === undefined) values['log-dir'] = defaultLogDir();
   const logs = logTarget(values, service, cwd);
@@ -153,13 +153,13 @@ function restartPolicy(values: { 'max-memory'?: string | undefined; 'restart-del
 }
 
 /** --bus (repeatable) needs --bus-key; --name / --host-id default to the entry's and the machine's names. */
-function busOptions(values: { bus?: string[] | undefined; 'bus-key'?: string | undefined; name?: string | undefined; 'host-id'?: string | undefined }, entry: string, cwd: string): BusOptions | undefined {
+function busOptions(values: { bus?: string[] | undefined; 'bus-key'?: string | undefined; 'host-id'?: string | undefined }, service: string, cwd: string): BusOptions | undefined {
   if (!values.bus?.length) {
     if (values['bus-key'] !== undefined) throw new GraftError('GRAFT_BAD_ARGUMENT', '--bus-key is for bus orders; give --bus nats://… or --bus amqp://… too');
     return undefined;
   }
   const urls = values.bus.map((u) => parseBusUrl(u));
-  return { urls, key: orderKeyFor('check', values['bus-key'], '--bus', cwd), service: serviceName(values.name, entry), host: hostId(values['host-id']) };
+  return { urls, key: orderKeyFor('check', values['bus-key'], '--bus', cwd), service, host: hostId(values['host-id']) };
 }
 
 /** --metrics / --dashboard: not the app's own port, which the workers listen on. */

@@ -103,7 +103,8 @@ export class StickyRouter {
   private choose(peer: string | undefined, head: Buffer | undefined): WorkerProcess | undefined {
     const pool = this.workers();
     if (!pool) return undefined;
-    const request = head && head[0] !== 0x16 ? head.toString('latin1', 0, head.indexOf('\r\n\r\n') >= 0 ? head.indexOf('\r\n\r\n') : head.length) : undefined;
+    // A request line and headers, as text (a TLS ClientHello, 0x16, is routed by address alone).
+    const request = head && head[0] !== 0x16 ? head.toString('latin1') : undefined;
     const client = (request && forwardedFor(request)) ?? peer ?? '';
     const sid = request ? sessionId(request) : undefined;
     if (sid) {
@@ -141,13 +142,13 @@ function remember(map: Map<string, WorkerProcess>, key: string, worker: WorkerPr
 
 /** The Engine.IO session id in a request line (`GET /socket.io/?EIO=4&transport=polling&sid=… HTTP/1.1`). */
 export function sessionId(request: string): string | undefined {
-  const line = request.slice(0, request.indexOf('\r\n') >= 0 ? request.indexOf('\r\n') : request.length);
-  const match = /[?&]sid=([^&\s#]+)/.exec(line);
-  return match?.[1];
+  // In the request line only: it ends at the first line break, and the pattern cannot cross one.
+  return /^[^\r\n]*?[?&]sid=([^&\s#]+)/.exec(request)?.[1];
 }
 
-/** The first address of an X-Forwarded-For header: the client behind a proxy. */
+/** The first address of an X-Forwarded-For header (before the blank line that ends the headers): the client behind a proxy. */
 export function forwardedFor(request: string): string | undefined {
-  const match = /\r\nx-forwarded-for:[ \t]*([^,\r\n]+)/i.exec(request);
+  const end = request.indexOf('\r\n\r\n');
+  const match = /\r\nx-forwarded-for:[ \t]*([^,\r\n]+)/i.exec(end >= 0 ? request.slice(0, end) : request);
   return match?.[1]?.trim() || undefined;
 }
