@@ -163,7 +163,7 @@ export interface StatusJson {
     orders?: string[];
     config?: { version: number; hash: string; source: string; lastRejected?: { version: number; code?: string; error?: string; source: string } };
   };
-  workers: Array<{ pid: number; generation: number; index: number; state: string; restarts: number; served: number; inFlight: number; rss: number; configVersion: number }>;
+  workers: Array<{ pid: number; generation: number; index: number; state: string; restarts: number; served: number; inFlight: number; connections: number; rss: number; configVersion: number }>;
 }
 
 export interface StartOptions {
