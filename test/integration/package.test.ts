@@ -166,7 +166,7 @@ async function quickStart(dir: string, entry: string): Promise<void> {
 function filesUnder(dir: string): string[] {
   return readdirSync(dir, { recursive: true, withFileTypes: true })
     .filter((e) => e.isFile())
-    .map((e) => relative(dir, join(e.parentPath ?? e.path, e.name)));
+    .map((e) => relative(dir, join(e.parentPath, e.name)));
 }
 
 describe('the npm pack tarball, installed into a fresh project', { timeout: 300_000 }, () => {
