@@ -46,6 +46,8 @@ export interface LoadSummary {
   errors: number;
   timeouts: number;
   resets: number;
+  /** Reconnects the server refused (ECONNREFUSED): nothing listened on the port. */
+  refused: number;
   non2xx: number;
   /** Sent on a connection the server then closed, no answer, no error, no `Connection: close`. */
   unanswered: number;
@@ -109,6 +111,7 @@ export function startLoad(options: LoadOptions): LoadRun {
   const failures: LoadFailure[] = [];
   let recording = options.recordLatencies ?? true;
   let resets = 0;
+  let refused = 0;
   const perClient: Array<{ client: ClientInternals; outstanding: Outstanding[] }> = [];
   const closing = new WeakSet<object>();
   let closeResponses = 0;
@@ -172,6 +175,7 @@ export function startLoad(options: LoadOptions): LoadRun {
   instance.on('reqError', (err: NodeJS.ErrnoException) => {
     const code = err?.code ?? err?.message ?? String(err);
     if (code === 'ECONNRESET') resets++;
+    if (code === 'ECONNREFUSED') refused++;
     if (failures.length < 200) failures.push({ at: performance.now(), code });
   });
 
@@ -191,6 +195,7 @@ export function startLoad(options: LoadOptions): LoadRun {
       errors: r.errors,
       timeouts: r.timeouts,
       resets,
+      refused,
       non2xx: r.non2xx,
       unanswered,
       sentAfterClose,

@@ -136,6 +136,15 @@ export class Pm2 {
     return { command, ok: command.code === 0 && confirmed, oldPids, newPids, oldGoneAt, confirmed, seen };
   }
 
+  /** The God daemon's pid (PM2_HOME/pm2.pid), undefined before it wrote it. */
+  daemonPid(): number | undefined {
+    try {
+      return Number(readFileSync(join(this.home, 'pm2.pid'), 'utf8').trim()) || undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
   /** Workers the daemon SIGKILLed because they outlived --kill-timeout (from its log, PM2_HOME/pm2.log). */
   killedAfterTimeout(): number {
     try {
@@ -153,12 +162,7 @@ export class Pm2 {
   /** Idempotent: `pm2 kill`, then the daemon and every worker it had are made sure gone. */
   stop(): Promise<void> {
     return (this.stopping ??= (async () => {
-      let daemon: number | undefined;
-      try {
-        daemon = Number(readFileSync(join(this.home, 'pm2.pid'), 'utf8').trim()) || undefined;
-      } catch {
-        // never started
-      }
+      const daemon = this.daemonPid();
       await this.command(['kill'], 30_000).catch(() => undefined);
       await reap([...this.seenPids, ...(daemon ? [daemon] : [])], 5_000);
     })());

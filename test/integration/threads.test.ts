@@ -28,11 +28,14 @@ interface Heard {
 /** GET on a fresh connection, so node:cluster hands successive requests to the workers in turn. */
 function getJson<T>(url: string): Promise<T> {
   return new Promise((resolve, reject) => {
-    httpGet(url, { agent: false }, (res) => {
+    // A request no thread answers fails the test with its URL instead of hanging it.
+    const req = httpGet(url, { agent: false, timeout: 10_000 }, (res) => {
       let body = '';
       res.setEncoding('utf8').on('data', (c: string) => (body += c));
       res.on('end', () => (res.statusCode === 200 ? resolve(JSON.parse(body) as T) : reject(new Error(`${url}: ${res.statusCode} ${body}`))));
-    }).on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`${url}: no answer within 10 s`)));
+    req.on('error', reject);
   });
 }
 
