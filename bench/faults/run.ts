@@ -30,8 +30,8 @@ import { loadDuring, stopAllLoads, type LoadSummary } from '../lib/load.js';
 import { log } from '../lib/log.js';
 import { parseOptions } from '../lib/options.js';
 import { Pm2 } from '../lib/pm2-driver.js';
-import { host, markdownTable, num, packageVersion, resultsHead, writeResults } from '../lib/report.js';
-import { median, max } from '../lib/stats.js';
+import { host, markdownTable, num, packageVersion, resultsHead, times, writeResults } from '../lib/report.js';
+import { median, max, ratio } from '../lib/stats.js';
 import { sleep, waitUntil } from '../lib/wait.js';
 
 const { values, quick, resultsPath } = parseOptions('faults', {
@@ -236,6 +236,9 @@ function report(rows: Row[]): { markdown: string; goals: Array<{ ok: boolean; te
     `"Serving with all workers again": graft, the new master's "master running" line (its workers are all ready); PM2, ${config.workers * 2} fresh connections in a row all answered. ` +
       `PM2 has no keeper: nothing restarts its daemon by itself (\`pm2 resurrect\` from a systemd unit or a container restart would, later), and its cluster workers exit with it.`,
     '',
+    'autocannon reconnects at once after a refusal, so refused reconnects count attempts, not users; the fresh connections (one every ' +
+      `${config.probeEveryMs} ms) are the measure of what new clients meet.`,
+    '',
   ];
   const goals: Array<{ ok: boolean; text: string }> = [];
   const g = rows.find((r) => r.name === 'graft');
@@ -243,8 +246,9 @@ function report(rows: Row[]): { markdown: string; goals: Array<{ ok: boolean; te
     const boot = median(g.kills.flatMap((k) => k.bootMs));
     const answered = probes(g.kills).filter((p) => p.outcome === 'ok');
     lines.push(
-      `graft, for scale: a worker's boot (its "worker ready" bootMs at the first start) took ${num(boot)} ms (median); a restart is a new master process plus one worker boot, ` +
-        `and the fresh connections that arrived meanwhile waited in the kernel's backlog (${answered.length} answered, the longest after ${num(max(answered.map((p) => p.ms)))} ms).`,
+      `graft, for scale: a worker's boot (its "worker ready" bootMs at the first start) took ${num(boot)} ms (median), so a restart took ${times(ratio(median(back(g.kills)), boot))} a worker boot: ` +
+        'a new master process starts first, then its workers boot; '  +
+        `the fresh connections that arrived meanwhile waited in the kernel's backlog (${answered.length} answered, the longest after ${num(max(answered.map((p) => p.ms)))} ms).`,
       '',
     );
     goals.push({ ok: sum(g.kills.map(failed)) === 0, text: `graft: 0 failed requests over ${g.kills.length} master kills (${sum(g.kills.map(failed))})` });
