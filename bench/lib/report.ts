@@ -83,6 +83,14 @@ export function host(): { cores: number; model: string; memoryGb: string } {
 /** The 1-minute load average when the benchmark started (this module loaded). */
 const loadAtStart = loadavg()[0]!;
 
+/** The revision the benchmark started on: what it measured, whatever changes in the tree while it runs. */
+const revisionAtStart = graftRevision();
+
+/** The revision measured, and a warning if the tree changed while the benchmark ran. */
+function measuredRevision(): string {
+  return graftRevision() === revisionAtStart ? revisionAtStart : `${revisionAtStart} (at the start; the tree changed during the run: NOT publishable)`;
+}
+
 /**
  * The head of a results file: title, command, date, the graft revision with
  * node's and `versions`, the benchmark's own `lines` (bullets), then the total
@@ -94,7 +102,7 @@ export function resultsHead(bench: string, versions: string[], lines: string[]):
     '',
     `- command: \`${commandLine(bench)}\``,
     `- date: ${new Date().toISOString()}`,
-    `- graft: ${[graftRevision(), `node ${process.version}, ${process.platform}/${process.arch}`, ...versions].join('; ')}`,
+    `- graft: ${[measuredRevision(), `node ${process.version}, ${process.platform}/${process.arch}`, ...versions].join('; ')}`,
     ...lines.map((l) => `- ${l}`),
     `- total run time: ${elapsedS().toFixed(0)} s; 1-minute load average ${loadAtStart.toFixed(1)} at the start, ${loadavg()[0]!.toFixed(1)} at the end`,
     '',

@@ -12,30 +12,23 @@ export interface BusOptions {
   key: OrderKey;
   service: string;
   host: string;
-  /** Order ids a predecessor carried out. */
-  seen?: Array<[string, number]>;
+  /** The service's order memory (order-memory.ts), shared by all its masters on this host. */
+  memoryFile?: string;
 }
 
 /** Every bus a master takes orders from, sharing one desk (one guard: an order is carried out once, whichever bus brought it). */
 export class BusTriggers {
   private readonly triggers: OrderTrigger[];
-  private readonly desk: OrderDesk;
 
   constructor(options: BusOptions, target: OrderTarget, log: Logger) {
     const names = { service: options.service, host: options.host };
     const busLog = log.child({ service: options.service, hostId: options.host });
-    const desk = new OrderDesk({ ...names, key: options.key, ...(options.seen ? { seen: options.seen } : {}) }, target, busLog);
-    this.desk = desk;
+    const desk = new OrderDesk({ ...names, key: options.key, ...(options.memoryFile ? { memoryFile: options.memoryFile } : {}) }, target, busLog);
     this.triggers = options.urls.map((bus) => (bus.scheme === 'nats' ? new NatsTrigger(bus, desk, names, busLog) : new AmqpTrigger(bus, desk, names, busLog)));
   }
 
   start(): void {
     for (const t of this.triggers) t.start();
-  }
-
-  /** Order ids already carried out, for a successor master. */
-  remembered(): Array<[string, number]> {
-    return this.desk.remembered();
   }
 
   status(): BusStatus[] {

@@ -16,8 +16,8 @@ export interface DeskOptions {
   service: string;
   host: string;
   key: OrderKey;
-  /** Order ids the previous master carried out (an upgrade hands them over, so a replay stays refused). */
-  seen?: Array<[string, number]>;
+  /** The service's order memory, shared with the masters before and after this one (order-memory.ts). */
+  memoryFile?: string;
 }
 
 /** Where an order came from: the transport, and whether it reached every host of the service (a fanout). */
@@ -43,11 +43,9 @@ export class OrderDesk {
     private readonly log: Logger,
   ) {
     this.guard = new OrderGuard(options);
-  }
-
-  /** The order ids this master would refuse as replays, for its successor. */
-  remembered(): Array<[string, number]> {
-    return this.guard.remembered();
+    if (this.guard.memoryAtStart === 'corrupt') {
+      log.warn('the order memory is corrupt: starting with an empty one (an order replayed within a minute of its signing could be carried out again)', { file: options.memoryFile });
+    }
   }
 
   /** The outcome to publish, or undefined when the order was for another host of a fanout (nothing to say). */

@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
+import { hostname, userInfo } from 'node:os';
 import { stableStringify } from '../config/snapshot.js';
 import { GraftError, type SerializedError } from '../core/errors.js';
 import type { OrderKey } from './order-key.js';
+import { OrderMemory } from './order-memory.js';
 
 /**
  * An order that crosses the network: what a master is asked to do by a bus
@@ -26,6 +28,12 @@ export interface OrderBody {
   config?: { set?: string[]; unset?: string[]; reset?: boolean; undo?: string };
   /** One-time id: an order with an id already seen is refused. */
   id: string;
+  /**
+   * Who signed it (`user@machine` by default): a config order signed before
+   * one already carried out from the same sender is refused, so a delayed
+   * older change cannot undo a newer one.
+   */
+  from?: string;
   /** When it was signed (ms since the epoch). */
   at: number;
 }
@@ -52,8 +60,19 @@ export interface OrderOutcome {
 }
 
 /** A new order, stamped now with a fresh id. */
-export function newOrder(fields: Omit<OrderBody, 'id' | 'at'>): OrderBody {
-  return { ...fields, id: randomUUID(), at: Date.now() };
+export function newOrder(fields: Omit<OrderBody, 'id' | 'at' | 'from'>, from = defaultSender()): OrderBody {
+  return { ...fields, id: randomUUID(), at: Date.now(), from };
+}
+
+/** The sender an order names unless told otherwise: the signing user on this machine. */
+export function defaultSender(): string {
+  let user = 'unknown';
+  try {
+    user = userInfo().username;
+  } catch {
+    // no passwd entry (a container's arbitrary uid)
+  }
+  return `${user}@${hostname()}`;
 }
 
 export function signOrder(body: OrderBody, key: OrderKey): SignedOrder {
@@ -72,28 +91,27 @@ export interface OrderGuardOptions {
   key: OrderKey;
   /** How far an order's timestamp may be from this host's clock (default 30 s). */
   maxSkewMs?: number;
-  /** Ids a predecessor master already carried out (handed over at an upgrade), with when. */
-  seen?: Array<[string, number]>;
+  /** Where the masters of this service keep their order memory (order-memory.ts); none: this guard's own. */
+  memoryFile?: string;
 }
 
 /**
  * A master's check of every order it receives: well formed, for this service
- * and host, signed with the fleet's key, fresh, and never seen before. Ids are
- * remembered for twice the allowed skew: an older order is refused for its age.
+ * and host, signed with the fleet's key, fresh, never seen before, and, for a
+ * config order, not older than one its sender already had carried out. What it
+ * remembers is kept for twice the allowed skew (an older order is refused for
+ * its age) in the service's order memory, shared with every later master.
  */
 export class OrderGuard {
-  private readonly seen = new Map<string, number>();
+  private readonly memory: OrderMemory;
   private readonly maxSkewMs: number;
+  /** How the order memory was found at start: 'corrupt' is worth a warning. */
+  readonly memoryAtStart: 'loaded' | 'none' | 'corrupt';
 
   constructor(private readonly options: OrderGuardOptions) {
     this.maxSkewMs = options.maxSkewMs ?? 30_000;
-    for (const [id, at] of options.seen ?? []) this.seen.set(id, at);
-  }
-
-  /** The ids still remembered, oldest first: what a successor master must refuse too. */
-  remembered(): Array<[string, number]> {
-    this.forget(Date.now());
-    return [...this.seen];
+    this.memory = new OrderMemory(2 * this.maxSkewMs, options.memoryFile);
+    this.memoryAtStart = this.memory.load();
   }
 
   /** The order, if it may be carried out; else throws GRAFT_ORDER_REFUSED saying why. */
@@ -106,18 +124,21 @@ export class OrderGuard {
     if (Math.abs(now - order.at) > this.maxSkewMs) {
       refuse(`it was signed ${Math.round((now - order.at) / 1000)} s from this host's clock (at most ${this.maxSkewMs / 1000} s allowed); check the clocks or send a new order`);
     }
-    this.forget(now);
-    if (this.seen.has(order.id)) refuse(`order ${order.id} was already carried out (a replay)`);
-    this.seen.set(order.id, now);
+    // Another master of the service (an upgrade's other half) may have carried out an order since.
+    this.memory.load(now);
+    if (this.memory.carriedOut(order.id)) refuse(`order ${order.id} was already carried out (a replay)`);
+    const sender = order.from ?? '';
+    const newer = order.action === 'config' ? this.memory.newestConfig(sender) : undefined;
+    if (newer !== undefined && order.at < newer) {
+      refuse(
+        `a config order from ${JSON.stringify(sender)} signed ${((newer - order.at) / 1000).toFixed(1)} s after this one was already carried out; ` +
+          'this older one would undo it (send a new order to change the config again)',
+      );
+    }
+    this.memory.remember(order.id, now, order.action === 'config' ? { sender, signedAt: order.at } : undefined);
+    this.memory.save();
     const { alg: _alg, sig: _sig, ...body } = order;
     return body;
-  }
-
-  private forget(now: number): void {
-    for (const [id, at] of this.seen) {
-      if (now - at <= 2 * this.maxSkewMs) break; // insertion order: the rest are newer
-      this.seen.delete(id);
-    }
   }
 }
 
@@ -139,6 +160,7 @@ export function parseOrder(message: unknown): SignedOrder {
   }
   if (typeof o.at !== 'number' || !Number.isFinite(o.at)) refuse('its timestamp (at) is missing');
   if (!ACTIONS.includes(o.action as OrderAction)) refuse(`its action ${JSON.stringify(o.action)} is none of ${ACTIONS.join(', ')}`);
+  if (o.from !== undefined && (typeof o.from !== 'string' || o.from.length === 0)) refuse('its sender (from) is not a name');
   if (o.module !== undefined && (typeof o.module !== 'string' || o.module.length === 0)) refuse('its module is not a name');
   if (o.module !== undefined && o.action !== 'swap') refuse('only a swap order names a module');
   if (o.config !== undefined) {
@@ -148,7 +170,7 @@ export function parseOrder(message: unknown): SignedOrder {
       refuse('its config changes are malformed');
     }
   }
-  const known = new Set(['service', 'host', 'action', 'module', 'config', 'id', 'at', 'alg', 'sig']);
+  const known = new Set(['service', 'host', 'action', 'module', 'config', 'id', 'from', 'at', 'alg', 'sig']);
   const extra = Object.keys(o).find((k) => !known.has(k));
   if (extra) refuse(`it carries a field graft does not know (${JSON.stringify(extra)})`);
   return o as unknown as SignedOrder;

@@ -416,7 +416,7 @@ export class Master {
         });
       }
     }
-    if (this.options.bus) await this.listenForOrders({ ...this.options.bus, ...(inherited?.orders ? { seen: inherited.orders } : {}) });
+    if (this.options.bus) await this.listenForOrders({ ...this.options.bus, memoryFile: this.options.paths.orders });
     // Sources may have changed while the masters handed over; unchanged content makes no version.
     if (inherited) this.submitQuietly({ kind: 'config', source: upgrade ? 'upgrade' : 'recovery' });
     // Before the service says it runs: from then on a crash of this master is a restart.
@@ -450,7 +450,6 @@ export class Master {
       firstGeneration: pool.nextGeneration,
       config: this.config.inheritance(),
       overrides: this.applyOverrides.save(),
-      orders: this.bus?.remembered() ?? [],
       carried: this.orders.carried(),
       ...(this.metrics ? { metrics: await this.metrics.carried() } : {}),
       activity: this.activity.snapshot(),

@@ -19,11 +19,14 @@ export interface MasterPaths {
   build: string;
   /** The state a master keeps current for the one the keeper starts if it crashes (recovery.ts). */
   state: string;
+  /** The bus orders its masters carried out lately (bus/order-memory.ts); kept after a stop. */
+  orders: string;
 }
 
 export function pathsForSocket(socket: string): MasterPaths {
   const base = socket.endsWith('.sock') ? socket.slice(0, -5) : socket;
-  return { socket, build: join(dirname(base), `.${basename(base)}.build`), state: join(dirname(base), `.${basename(base)}.state.json`) };
+  const hidden = (suffix: string) => join(dirname(base), `.${basename(base)}${suffix}`);
+  return { socket, build: hidden('.build'), state: hidden('.state.json'), orders: hidden('.orders.json') };
 }
 
 /**

@@ -30,8 +30,6 @@ export interface UpgradeState {
   config: ConfigInheritance;
   /** The `graft config apply --set` layer. */
   overrides: Record<string, unknown>;
-  /** Bus order ids already carried out (with when): a replay to the successor is refused too. */
-  orders?: Array<[string, number]>;
   /** The carried-out orders the fleet registry shows, and the config orders a fleet rollback may undo. */
   carried?: CarriedOrdersState;
   /** graft's counters and histograms so far (--metrics): the successor's go on from them. */

@@ -231,6 +231,58 @@ describe('orders over NATS', () => {
   });
 });
 
+describe('the order memory outlives every master', () => {
+  test('a master started by hand after a stop refuses the replay of an order its predecessor carried out, and a delayed older config order from the same sender', async () => {
+    const app = handlerProject('m0');
+    const keyFile = hmacFile();
+    const key = loadOrderKey(keyFile);
+    const service = serviceName('memory');
+    // One runtime directory for both starts: the same default control socket, as on a host.
+    const runtime = tempDir('bus-rt-');
+    const start = async () => {
+      const g = await startGraft(join(app.dir, 'handler.ts'), {
+        workers: 1,
+        cwd: app.dir,
+        defaultSocket: true,
+        env: { GRAFT_RUNTIME_DIR: runtime },
+        args: ['--swap', '--bus', NATS, '--bus-key', keyFile, '--name', service, '--host-id', 'h1'],
+      });
+      await g.waitRunning();
+      await g.waitForLog((l) => l.msg === 'bus connected');
+      return g;
+    };
+    const config = (from: string, value: string, at = Date.now()) => signOrder({ ...newOrder({ service, host: 'h1', action: 'config', config: { set: [`feature.flag=${value}`] } }, from), at }, key);
+    const nc = await natsConnect(parseBusUrl(NATS), 'bus test', false);
+    const send = async (order: object) => (await nc.request(subjects.hostOrders(service, 'h1'), JSON.stringify(order), { timeout: 20_000 })).json<OrderOutcome>();
+    let g = await start();
+    try {
+      const signedAt = Date.now();
+      const newer = config('ops@laptop', 'new', signedAt);
+      const older = config('ops@laptop', 'old', signedAt - 2000);
+      const carried = await send(newer);
+      assert.equal(carried.ok, true, JSON.stringify(carried));
+      g.child.kill('SIGTERM');
+      assert.equal((await g.exited).code, 0);
+      g = await start();
+      const replay = await send(newer);
+      assert.equal(replay.ok, false);
+      assert.match(replay.error!.message, /already carried out \(a replay\)/);
+      const delayed = await send(older);
+      assert.equal(delayed.ok, false);
+      assert.match(delayed.error!.message, /a config order from "ops@laptop" signed 2\.0 s after this one was already carried out; this older one would undo it/);
+      const otherSender = await send(config('ci@runner', 'ci', signedAt - 2000));
+      assert.equal(otherSender.ok, true, "another sender's clock is not compared");
+      const show = await graftCli(['config', 'show', 'feature.flag', '--json', '--name', service], { env: { GRAFT_RUNTIME_DIR: runtime } });
+      assert.equal(show.code, 0, show.stderr);
+      const shown = JSON.parse(show.stdout) as { value: unknown };
+      assert.equal(shown.value, 'ci', 'only the admitted order changed the config');
+    } finally {
+      await nc.close();
+      await g.stop();
+    }
+  });
+});
+
 describe('bus orders across a master upgrade', () => {
   test('the successor opens its own connections and takes the orders; the old master closes its own', async () => {
     const app = handlerProject('u0');

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -59,6 +59,39 @@ describe('signed orders', () => {
     g.admit(signOrder(newOrder({ service: 'api', host: 'h1', action: 'reload' }), signer));
     refused(() => g.admit(signOrder(newOrder({ service: 'api', host: 'h1', action: 'reload' }), key)), /signed with hmac-sha256/);
     assert.throws(() => signOrder(newOrder({ service: 'api', host: 'h1', action: 'reload' }), checker), /GRAFT_BUS_KEY|cannot sign/);
+  });
+
+  test('a config order signed before one its sender already had carried out is refused; other senders and other actions are not compared', () => {
+    const g = guard();
+    const at = Date.now();
+    const config = (from: string, signedAt: number, value: string) => signOrder({ ...newOrder({ service: 'api', host: 'h1', action: 'config', config: { set: [`limit=${value}`] } }, from), at: signedAt }, key);
+    g.admit(config('ops@laptop', at, 'new'));
+    refused(() => g.admit(config('ops@laptop', at - 1500, 'old')), /a config order from "ops@laptop" signed 1\.5 s after this one was already carried out; this older one would undo it/);
+    assert.equal(g.admit(config('ci@runner', at - 1500, 'ci')).from, 'ci@runner', "another sender's clock is not compared");
+    assert.equal(g.admit(signOrder({ ...newOrder({ service: 'api', host: 'h1', action: 'reload' }, 'ops@laptop'), at: at - 1500 }, key)).action, 'reload');
+    assert.equal(g.admit(config('ops@laptop', at + 10, 'newer')).config?.set?.[0], 'limit=newer');
+    assert.match(newOrder({ service: 'api', host: 'h1', action: 'reload' }).from!, /^.+@.+$/, 'an order names its sender by default');
+  });
+
+  test('the order memory is a file every later master reads: a replay and a delayed config order stay refused; a corrupt file starts empty', () => {
+    const memoryFile = join(dir, 'orders.json');
+    const first = new OrderGuard({ service: 'api', host: 'h1', key, memoryFile });
+    assert.equal(first.memoryAtStart, 'none');
+    const newer = signOrder(newOrder({ service: 'api', host: 'h1', action: 'config', config: { set: ['a=2'] } }, 'ops@laptop'), key);
+    first.admit(newer);
+    assert.equal(statSync(memoryFile).mode & 0o777, 0o600);
+    const next = new OrderGuard({ service: 'api', host: 'h1', key, memoryFile });
+    assert.equal(next.memoryAtStart, 'loaded');
+    refused(() => next.admit(newer), /already carried out \(a replay\)/);
+    refused(() => next.admit(signOrder({ ...newOrder({ service: 'api', host: 'h1', action: 'config', config: { set: ['a=1'] } }, 'ops@laptop'), at: newer.at - 500 }, key)), /would undo it/);
+    // Two masters side by side (an upgrade): what one carried out, the other refuses.
+    const reload = signOrder(newOrder({ service: 'api', host: 'h1', action: 'reload' }), key);
+    next.admit(reload);
+    refused(() => first.admit(reload), /a replay/);
+    writeFileSync(memoryFile, '{ not json');
+    const fresh = new OrderGuard({ service: 'api', host: 'h1', key, memoryFile });
+    assert.equal(fresh.memoryAtStart, 'corrupt');
+    fresh.admit(signOrder(newOrder({ service: 'api', host: 'h1', action: 'reload' }), key));
   });
 
   test('key files: too short a secret, a missing file and an RSA key are GRAFT_BUS_KEY', () => {
