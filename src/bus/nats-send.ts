@@ -2,7 +2,8 @@ import { GraftError, errorMessage } from '../core/errors.js';
 import type { BusUrl } from '../net/bus-url.js';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { natsConnect } from '../net/nats-connect.js';
-import type { OrderOutcome, SignedOrder } from './order.js';
+import { believable, type OrderOutcome, type SignedOrder } from './order.js';
+import type { OrderKey } from './order-key.js';
 import { OutcomeCollector, unreachable, type SendOptions } from './order-send.js';
 import { subjects } from './subjects.js';
 
@@ -16,7 +17,7 @@ import { subjects } from './subjects.js';
  * step of `graft fleet`). Only that host's answer to this order counts: a
  * reply naming another order or host, or not JSON, is not believed.
  */
-export async function requestFromHost(nc: NatsConnection, order: SignedOrder, timeoutMs: number, where: string): Promise<OrderOutcome> {
+export async function requestFromHost(nc: NatsConnection, order: SignedOrder, key: OrderKey, timeoutMs: number, where: string): Promise<OrderOutcome> {
   const subject = subjects.hostOrders(order.service, order.host);
   let reply;
   try {
@@ -40,6 +41,8 @@ export async function requestFromHost(nc: NatsConnection, order: SignedOrder, ti
   if (outcome?.id !== order.id || outcome.host !== order.host) {
     throw new GraftError('GRAFT_ORDER_REFUSED', `the answer on ${subject} is not ${order.host}'s answer to order ${order.id} (it names host ${JSON.stringify(outcome?.host)} and order ${JSON.stringify(outcome?.id)})`);
   }
+  const trust = believable(outcome, key);
+  if (!trust.ok) throw new GraftError('GRAFT_ORDER_FORGED', `the answer on ${subject} to order ${order.id} is not believed: ${trust.why}; something other than a graft master answers there`);
   return outcome;
 }
 
@@ -50,7 +53,7 @@ export async function sendOverNats(bus: BusUrl, order: SignedOrder, options: Sen
   try {
     const payload = JSON.stringify(order);
     if (order.host !== '*') {
-      const outcome = await requestFromHost(nc, order, options.timeoutMs, bus.display);
+      const outcome = await requestFromHost(nc, order, options.key, options.timeoutMs, bus.display);
       options.onOutcome(outcome);
       return [outcome];
     }

@@ -1,7 +1,7 @@
 import { GraftError, errorFields } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { Command } from '../control/commands.js';
-import { OrderGuard, parseOrder, type OrderBody, type OrderOutcome } from './order.js';
+import { OrderGuard, parseOrder, signOutcome, type OrderBody, type OrderOutcome } from './order.js';
 import type { OrderKey } from './order-key.js';
 
 /** What the desk needs of the master. */
@@ -113,7 +113,7 @@ export class OrderDesk {
   }
 
   private outcome(order: { id?: string }, action: OrderOutcome['action'], result: Pick<OrderOutcome, 'ok' | 'value' | 'error'>): OrderOutcome {
-    return { id: order.id ?? '', service: this.options.service, host: this.options.host, action, ...result, at: Date.now() };
+    return signOutcome({ id: order.id ?? '', service: this.options.service, host: this.options.host, action, ...result, at: Date.now() }, this.options.key);
   }
 }
 

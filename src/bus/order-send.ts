@@ -1,14 +1,19 @@
 import { GraftError, errorMessage } from '../core/errors.js';
 import type { BusUrl } from '../net/bus-url.js';
 import { isNatsAuthError } from '../net/nats-connect.js';
-import type { OrderOutcome, SignedOrder } from './order.js';
+import { believable, type OrderOutcome, type SignedOrder } from './order.js';
+import type { OrderKey } from './order-key.js';
 
 export interface SendOptions {
+  /** The key the order was signed with: the masters' answers are checked with it. */
+  key: OrderKey;
   timeoutMs: number;
   /** Stop collecting once this many hosts answered (an order to `*`). */
   expect?: number | undefined;
   /** Each host's outcome as it arrives. */
   onOutcome(outcome: OrderOutcome): void;
+  /** An answer that is not believed (forged or unsigned where masters sign): never counted as a host's outcome. */
+  onDisbelieved?(outcome: OrderOutcome, why: string): void;
 }
 
 /** What sends an order over one transport and collects the outcomes. */
@@ -44,6 +49,11 @@ export class OutcomeCollector {
     }
     if (outcome.id !== this.order.id || this.outcomes.some((o) => o.host === outcome.host)) return;
     if (this.order.host !== '*' && outcome.host !== this.order.host) return;
+    const trust = believable(outcome, this.options.key);
+    if (!trust.ok) {
+      this.options.onDisbelieved?.(outcome, trust.why);
+      return;
+    }
     this.outcomes.push(outcome);
     this.options.onOutcome(outcome);
     if (this.options.expect !== undefined && this.outcomes.length >= this.options.expect) this.finish();

@@ -47,7 +47,10 @@ export interface SignedOrder extends OrderBody {
   sig: string;
 }
 
-/** What a master publishes after it carried out (or refused) an order. */
+/**
+ * What a master publishes after it carried out (or refused) an order, signed
+ * with its key when that key can sign (an HMAC secret, an Ed25519 private key).
+ */
 export interface OrderOutcome {
   id: string;
   service: string;
@@ -57,6 +60,38 @@ export interface OrderOutcome {
   value?: unknown;
   error?: SerializedError;
   at: number;
+  alg?: OrderKey['alg'];
+  sig?: string;
+}
+
+export function signOutcome(outcome: OrderOutcome, key: OrderKey): OrderOutcome {
+  return key.canSign ? { ...outcome, alg: key.alg, sig: key.sign(canonicalOutcome(outcome)) } : outcome;
+}
+
+/**
+ * Whether the sender of an order may believe that it was carried out: an
+ * answer signed with the fleet's key is believed; a forged signature never
+ * is; an unsigned one only in an Ed25519 fleet, whose masters hold the public
+ * key and so cannot sign (its answers rest on who may publish on the bus). In
+ * an HMAC fleet every master can sign, so an unsigned answer did not come from
+ * one. A failure is reported whatever its signature: a master that refuses an
+ * order signed with another key signs its refusal with its own, and a forged
+ * failure can make a sender retry, never believe in a change that did not happen.
+ */
+export function believable(outcome: OrderOutcome, key: OrderKey): { ok: true } | { ok: false; why: string } {
+  if (!outcome.ok) return { ok: true };
+  if (outcome.sig === undefined) {
+    return key.alg === 'ed25519' ? { ok: true } : { ok: false, why: 'it is not signed, and every master of an HMAC fleet signs its answers' };
+  }
+  if (outcome.alg !== key.alg || typeof outcome.sig !== 'string' || !key.verify(canonicalOutcome(outcome), outcome.sig)) {
+    return { ok: false, why: 'its signature does not match the fleet key' };
+  }
+  return { ok: true };
+}
+
+function canonicalOutcome(outcome: OrderOutcome): Buffer {
+  const { alg: _alg, sig: _sig, ...rest } = outcome;
+  return Buffer.from(stableStringify(rest));
 }
 
 /** A new order, stamped now with a fresh id. */

@@ -130,7 +130,7 @@ async function fleetRollout(command: string, action: OrderAction, argv: string[]
           const deadline = Date.now() + timeoutMs;
           for (let attempt = 1; ; attempt++) {
             const signed = signOrder(newOrder({ service, host, ...o }), key);
-            const outcome = await requestFromHost(store.nc, signed, Math.max(1000, deadline - Date.now()), store.address.display);
+            const outcome = await requestFromHost(store.nc, signed, key, Math.max(1000, deadline - Date.now()), store.address.display);
             // A master handing over to its successor (graft upgrade) refuses; the successor takes orders once in control.
             if (outcome.ok || outcome.error?.code !== 'GRAFT_STOPPING' || Date.now() > deadline) return outcome;
             await new Promise((r) => setTimeout(r, Math.min(2000, 200 * attempt)));

@@ -43,7 +43,9 @@ export async function order(argv: string[]): Promise<number> {
   const timeoutMs = seconds('--timeout', values.timeout) ?? 15_000;
   const send = bus.scheme === 'nats' ? sendOverNats : sendOverAmqp;
   const outcomes = await send(bus, signed, {
+    key,
     timeoutMs,
+    onDisbelieved: (o, why) => console.error(`graft: GRAFT_ORDER_FORGED: an answer naming host ${JSON.stringify(o.host)} to order ${signed.id} is not believed (${why}); ignored`),
     expect: integer('--expect', values.expect, 1, 100_000),
     onOutcome: (o) => {
       if (!values.json) console.log(describe(o));

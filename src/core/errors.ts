@@ -59,6 +59,7 @@ export const ErrorCodes = {
   GRAFT_BUS_KEY: 'the key that signs or checks bus orders cannot be used',
   GRAFT_BUS_UNREACHABLE: 'the message bus cannot be reached',
   GRAFT_ORDER_REFUSED: 'a bus order was refused',
+  GRAFT_ORDER_FORGED: 'an answer saying a bus order was carried out is not signed with the fleet key: something other than a graft master answered',
   GRAFT_ORDER_TIMEOUT: 'a host did not answer an order in time',
   GRAFT_FLEET_URL: 'a fleet address graft does not know',
   GRAFT_FLEET_EMPTY: 'no host of the service is registered',

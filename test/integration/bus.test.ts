@@ -449,6 +449,38 @@ describe('graft keygen and Ed25519 keys', () => {
   });
 });
 
+describe('answers that are not believed', () => {
+  test("graft order ignores a forged answer to a fanout and refuses a forged answer to a host request; the master's signed answer counts", async () => {
+    const app = handlerProject('f0');
+    const key = hmacFile();
+    const service = serviceName('forged');
+    const { g } = await startHost(app, { service, host: 'h1', buses: [NATS], key, workers: 1 });
+    const nc = await natsConnect(parseBusUrl(NATS), 'bus test', false);
+    try {
+      // Someone else on the bus answers every order at once: unsigned for a fanout, with a made-up signature for host h9.
+      const fake = (raw: string, extra: object = {}) => {
+        const o = JSON.parse(raw) as OrderBody;
+        return JSON.stringify({ id: o.id, service, host: 'h9', action: o.action, ok: true, value: { generation: 99 }, at: Date.now(), ...extra });
+      };
+      nc.subscribe(subjects.orders(service), { callback: (_err, msg) => nc.publish(subjects.outcomes(service, 'h9'), fake(msg.string())) });
+      nc.subscribe(subjects.hostOrders(service, 'h9'), { callback: (_err, msg) => void msg.respond(fake(msg.string(), { alg: 'hmac-sha256', sig: Buffer.from('forged').toString('base64') })) });
+      await nc.flush();
+      const fanout = await orderCli(['reload'], { bus: NATS, key, service, expect: 1 });
+      assert.equal(fanout.code, 0, fanout.stderr);
+      assert.match(fanout.stdout, /^h1: reloaded: generation 2 serves$/m);
+      assert.doesNotMatch(fanout.stdout, /h9/);
+      assert.match(fanout.stderr, /^graft: GRAFT_ORDER_FORGED: an answer naming host "h9" to order \S+ is not believed \(it is not signed, and every master of an HMAC fleet signs its answers\); ignored$/m);
+      const toH9 = await orderCli(['reload'], { bus: NATS, key, service, host: 'h9', timeout: 5 });
+      assert.equal(toH9.code, 1);
+      assert.match(toH9.stderr, /^graft: GRAFT_ORDER_FORGED: the answer on graft\.\S+\.orders\.h9 to order \S+ is not believed: its signature does not match the fleet key; something other than a graft master answers there$/m);
+      assert.equal((await g.status()).master.generation, 2);
+    } finally {
+      await nc.close();
+      await g.stop();
+    }
+  });
+});
+
 describe('bus: bad input', () => {
   const app = handlerProject('b0');
   const entry = join(app.dir, 'handler.ts');

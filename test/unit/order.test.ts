@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { hmacKey, loadOrderKey, orderKeyFor } from '../../src/bus/order-key.js';
 import { orderFromFlags } from '../../src/cli/order-body.js';
-import { newOrder, OrderGuard, signOrder } from '../../src/bus/order.js';
+import { believable, newOrder, OrderGuard, signOrder, signOutcome } from '../../src/bus/order.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'graft-order-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -92,6 +92,25 @@ describe('signed orders', () => {
     const fresh = new OrderGuard({ service: 'api', host: 'h1', key, memoryFile });
     assert.equal(fresh.memoryAtStart, 'corrupt');
     fresh.admit(signOrder(newOrder({ service: 'api', host: 'h1', action: 'reload' }), key));
+  });
+
+  test("a master's answer is signed with its key; the sender believes only a signed one, or an unsigned one where masters cannot sign", () => {
+    const outcome = { id: 'o1', service: 'api', host: 'h1', action: 'reload' as const, ok: true, value: { generation: 2 }, at: Date.now() };
+    const signed = signOutcome(outcome, key);
+    assert.equal(signed.alg, 'hmac-sha256');
+    assert.deepEqual(believable(signed, key), { ok: true });
+    assert.match(String((believable({ ...signOutcome({ ...outcome, ok: false }, key), ok: true }, key) as { why: string }).why), /signature does not match/);
+    assert.deepEqual(believable({ ...outcome, ok: false }, key), { ok: true }, 'a failure is reported whatever its signature');
+    assert.match(String((believable(signOutcome(outcome, hmacKey('other', randomBytes(32))), key) as { why: string }).why), /signature does not match/);
+    assert.match(String((believable(outcome, key) as { why: string }).why), /not signed, and every master of an HMAC fleet signs/);
+    const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+    writeFileSync(join(dir, 'answers.pem'), privateKey.export({ type: 'pkcs8', format: 'pem' }));
+    writeFileSync(join(dir, 'answers.pub'), publicKey.export({ type: 'spki', format: 'pem' }));
+    const sender = loadOrderKey(join(dir, 'answers.pem'));
+    const master = loadOrderKey(join(dir, 'answers.pub'));
+    assert.equal(signOutcome(outcome, master).sig, undefined, 'a master holding the public key cannot sign');
+    assert.deepEqual(believable(signOutcome(outcome, master), sender), { ok: true });
+    assert.match(String((believable({ ...outcome, alg: 'ed25519', sig: 'AAAA' }, sender) as { why: string }).why), /does not match/);
   });
 
   test('key files: too short a secret, a missing file and an RSA key are GRAFT_BUS_KEY', () => {
