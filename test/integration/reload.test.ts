@@ -151,11 +151,10 @@ describe('the readiness gate', () => {
       await g.waitRunning();
       const seen = new Set<string>();
       let running = true;
+      // A fresh connection per request: node:cluster hands each new connection to a listening worker, so one
+      // that listened before its ready() resolved would be reached (a keep-alive connection would stay on generation 1).
       const poll = (async () => {
-        while (running) {
-          const body = await (await fetch(g.url)).text();
-          seen.add(body);
-        }
+        while (running) seen.add((await getFresh(g.url)).body);
       })();
       const r = await g.cli('reload');
       assert.equal(r.code, 0, r.stderr);
