@@ -1,3 +1,4 @@
+import { getHeapStatistics } from 'node:v8';
 import { dirname } from 'node:path';
 import type { BusOptions, BusTriggers } from '../bus/bus-triggers.js';
 import type { BusStatus } from '../bus/order-trigger.js';
@@ -369,13 +370,22 @@ export class Master {
       this.log.info('signal received', { signal, command: command.kind });
       this.submitQuietly(command);
     });
-    if (keeperPid() !== undefined) {
+    const keeper = keeperPid();
+    if (keeper !== undefined) {
       // Like a worker without its master: a master whose keeper died (kill -9) does not linger.
-      process.once('disconnect', () => {
-        if (this.ending) return;
-        this.log.warn('the keeper is gone; stopping', { code: 'GRAFT_KEEPER_GONE' });
+      let told = false;
+      const keeperGone = () => {
+        clearInterval(orphaned);
+        if (told || this.ending) return;
+        told = true;
+        this.log.warn('the keeper is gone; stopping', { code: 'GRAFT_KEEPER_GONE', keeper });
         this.submitQuietly({ kind: 'stop', fast: false });
-      });
+      };
+      process.once('disconnect', keeperGone);
+      // Node emits no 'disconnect' when the channel closes in the middle of a message it is reading;
+      // a master whose parent changed has lost its keeper all the same.
+      const orphaned = setInterval(() => process.ppid !== keeper && keeperGone(), 1000);
+      orphaned.unref();
     }
     await pool.start();
     if (recovery) {
@@ -540,7 +550,7 @@ export class Master {
   status(): MasterStatus {
     const { workers, ...pool } = this.pool?.status() ?? { generation: undefined, code: undefined, desired: this.options.workers, actual: 0, reloading: false, crashLoop: false, degraded: [], workers: [] };
     const live = this.coordinator && this.state !== 'starting' ? this.coordinator.current : undefined;
-    const { rss, heapUsed, heapTotal } = process.memoryUsage();
+    const { rss, heapUsed, heapTotal } = memoryUsage();
     return {
       master: {
         pid: process.pid,
@@ -764,5 +774,15 @@ export class Master {
     });
     await this.watcher.start();
     this.log.info('watching for code changes', { root });
+  }
+}
+
+/** process.memoryUsage() reads /proc for the RSS and throws when the master is out of file descriptors; status must still answer. */
+function memoryUsage(): { rss: number; heapUsed: number; heapTotal: number } {
+  try {
+    return process.memoryUsage();
+  } catch {
+    const heap = getHeapStatistics();
+    return { rss: 0, heapUsed: heap.used_heap_size, heapTotal: heap.total_heap_size };
   }
 }

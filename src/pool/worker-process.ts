@@ -103,14 +103,19 @@ export class WorkerProcess {
     );
 
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
-    // send() on a channel that just closed reports ERR_IPC_CHANNEL_CLOSED as an
-    // 'error' event; unheard, it would take the master down. 'exit' follows.
-    worker.on('error', () => {});
     worker.on('message', (message: unknown) => {
       if (isGraftMessage<WorkerMessage>(message)) this.receive(message);
     });
 
     this.exited = new Promise((resolve) => {
+      // send() on a channel that just closed reports ERR_IPC_CHANNEL_CLOSED as an 'error' event; unheard,
+      // it would take the master down, and 'exit' follows. A process that could not be started at all
+      // (EMFILE: the master is out of file descriptors, EAGAIN) reports only 'error': it counts as exited.
+      worker.on('error', (err: NodeJS.ErrnoException) => {
+        if (worker.process.pid !== undefined || this.state === 'exited') return;
+        this.bootError ??= new GraftError('GRAFT_WORKER_EXITED', `a worker of generation ${generation} could not be started (${err.code ?? err.message}); it is retried like a crash`);
+        worker.emit('exit', null, null);
+      });
       worker.once('exit', (code: number | null, signal: string | null) => {
         this.state = 'exited';
         this.resolveClosed();

@@ -1,3 +1,4 @@
+import http from 'node:http';
 import assert from 'node:assert/strict';
 import { existsSync, writeFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
@@ -112,6 +113,39 @@ describe('a worker that dies', () => {
       assert.ok(load.answered > 50, `only ${load.answered} answered`);
       assert.equal((await g.status()).workers.filter((w) => w.state === 'ready').length, 2);
     } finally {
+      await g.stop();
+    }
+  });
+});
+
+describe('out of file descriptors', () => {
+  test('a worker that runs out of file descriptors keeps serving the connections it holds and keeps its heartbeat; it recovers when they are freed', async () => {
+    // One worker, its heartbeat every 500 ms (a quarter of --timeout), 512 descriptors for each process.
+    const g = await startGraft(fixture('fd-app.mjs'), { workers: 1, built: true, args: ['--timeout', '2000'], prefix: ['sh', '-c', 'ulimit -n 512 && exec "$@"', 'sh'] });
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const get = (path: string) =>
+      new Promise<{ pid: number; held: number; code?: string }>((resolve, reject) => {
+        http.get(`${g.url}${path}`, { agent }, (res) => {
+          let body = '';
+          res.setEncoding('utf8').on('data', (c: string) => (body += c));
+          res.on('end', () => resolve(JSON.parse(body) as { pid: number; held: number; code?: string }));
+        }).on('error', reject);
+      });
+    try {
+      await g.waitRunning();
+      const worker = (await g.status()).workers[0]!.pid;
+      const exhausted = await get('/exhaust');
+      assert.equal(exhausted.code, 'EMFILE');
+      assert.equal(exhausted.pid, worker);
+      // The served count reaches the master in a heartbeat: these requests are counted only by one sent while out of descriptors.
+      for (let i = 0; i < 5; i++) assert.equal((await get('/')).pid, worker, 'the connection it holds is served');
+      await waitFor(async () => (await g.status()).workers.find((w) => w.pid === worker && w.served >= 6), 15_000, 'a heartbeat of the worker out of descriptors');
+      assert.equal((await get('/release')).held, 0);
+      assert.equal((await g.status()).workers[0]!.pid, worker, 'the same worker: it was not replaced');
+      assert.equal((await fetch(g.url)).status, 200, 'a new connection is served again');
+      assert.ok(!g.logs.some((l) => l.msg?.startsWith('uncaught exception') || l.msg === 'worker died; replacing it'), 'no worker crashed');
+    } finally {
+      agent.destroy();
       await g.stop();
     }
   });

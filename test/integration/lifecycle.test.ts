@@ -81,6 +81,15 @@ describe('worker lifecycle', () => {
     const { master, workers } = await g.status();
     g.child.kill('SIGKILL');
     await g.exited;
+    // The master's log still reaches the test: its stderr is the keeper's, inherited.
+    const gone = await g.waitForLog((l) => l.pid === master.pid && l.code === 'GRAFT_KEEPER_GONE');
+    assert.equal(gone.keeper, g.pid);
+    const stopped = await g.waitForLog((l) => l.pid === master.pid && l.msg === 'graceful stop');
+    assert.equal(stopped.upgrading, false);
+    for (const w of workers) {
+      const exit = await g.waitForLog((l) => l.pid === master.pid && l.msg === 'worker exited' && l.workerPid === w.pid);
+      assert.equal(exit.exitCode, 0, `worker ${w.pid} drained and exited by itself`);
+    }
     await waitFor(() => [master.pid, ...workers.map((w) => w.pid)].every((pid) => !isAlive(pid)), 20_000, 'the master and its workers to exit');
   });
 
