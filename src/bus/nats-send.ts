@@ -2,7 +2,7 @@ import { GraftError, errorMessage } from '../core/errors.js';
 import type { BusUrl } from '../net/bus-url.js';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { natsConnect } from '../net/nats-connect.js';
-import { believable, type OrderOutcome, type SignedOrder } from './order.js';
+import { verdict, type OrderOutcome, type SignedOrder } from './order.js';
 import type { OrderKey } from './order-key.js';
 import { OutcomeCollector, unreachable, type SendOptions } from './order-send.js';
 import { subjects } from './subjects.js';
@@ -41,9 +41,9 @@ export async function requestFromHost(nc: NatsConnection, order: SignedOrder, ke
   if (outcome?.id !== order.id || outcome.host !== order.host) {
     throw new GraftError('GRAFT_ORDER_REFUSED', `the answer on ${subject} is not ${order.host}'s answer to order ${order.id} (it names host ${JSON.stringify(outcome?.host)} and order ${JSON.stringify(outcome?.id)})`);
   }
-  const trust = believable(outcome, key);
-  if (!trust.ok) throw new GraftError('GRAFT_ORDER_FORGED', `the answer on ${subject} to order ${order.id} is not believed: ${trust.why}; something other than a graft master answers there`);
-  return outcome;
+  const v = verdict(outcome, key);
+  if (v.is === 'forged') throw new GraftError('GRAFT_ORDER_FORGED', `the answer on ${subject} to order ${order.id} is not believed: ${v.why}; something other than a graft master answers there`);
+  return v.is === 'unverified' ? { ...outcome, unverified: v.why } : outcome;
 }
 
 export async function sendOverNats(bus: BusUrl, order: SignedOrder, options: SendOptions): Promise<OrderOutcome[]> {

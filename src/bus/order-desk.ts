@@ -73,6 +73,8 @@ export class OrderDesk {
       return this.outcome(order, order.action, { ok: true, value });
     } catch (err) {
       const error = GraftError.wrap(err, `the ${order.action} order failed`);
+      // Handing over (graft upgrade): over RabbitMQ the successor receives the same order, and must not take it for a replay.
+      if (error.code === 'GRAFT_STOPPING') this.guard.release(order);
       this.log.error('order failed', { id: order.id, transport: arrival.transport, action: order.action, ...errorFields(error) });
       return this.outcome(order, order.action, { ok: false, error: error.toJSON() });
     }

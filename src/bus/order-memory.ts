@@ -1,4 +1,4 @@
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 
 /**
  * What a host's masters remember of the orders they carried out, kept in a
@@ -12,8 +12,9 @@ import { readFileSync, renameSync, writeFileSync } from 'node:fs';
  *   two senders are not compared.
  *
  * Entries older than `keepMs` are forgotten: by then the order's age refuses it.
- * The file is read again before each order (two masters run side by side
- * during an upgrade) and written, atomically and 0600, after it.
+ * Two masters run side by side during an upgrade: each order is checked and
+ * recorded in one transaction (a lock file beside it, the file read again,
+ * changed, and written atomically and 0600), so neither loses the other's.
  */
 export class OrderMemory {
   private readonly seen = new Map<string, number>();
@@ -45,6 +46,50 @@ export class OrderMemory {
     return 'loaded';
   }
 
+  /** Load, run `change`, save, under the lock; a change that throws saves nothing. */
+  transaction<T>(now: number, change: () => T): T {
+    const unlock = this.lock();
+    try {
+      this.load(now);
+      const result = change();
+      this.save();
+      return result;
+    } finally {
+      unlock();
+    }
+  }
+
+  /** Forget an order that was not carried out after all (its master was handing over): the next master may take it. */
+  release(id: string, config?: { sender: string; signedAt: number }): void {
+    this.transaction(Date.now(), () => {
+      this.seen.delete(id);
+      if (config && this.latest.get(config.sender) === config.signedAt) this.latest.delete(config.sender);
+    });
+  }
+
+  /** The lock file, taken with O_EXCL; one older than 2 s belongs to a master that died holding it. Never waits more than 1 s. */
+  private lock(): () => void {
+    if (!this.file) return () => {};
+    const lock = `${this.file}.lock`;
+    const pause = new Int32Array(new SharedArrayBuffer(4));
+    const deadline = Date.now() + 1000;
+    for (;;) {
+      try {
+        closeSync(openSync(lock, 'wx', 0o600));
+        return () => rmSync(lock, { force: true });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') return () => {}; // a read-only or full disk: go on without
+      }
+      try {
+        if (Date.now() - statSync(lock).mtimeMs > 2000) rmSync(lock, { force: true });
+      } catch {
+        // released meanwhile
+      }
+      if (Date.now() > deadline) return () => {};
+      Atomics.wait(pause, 0, 0, 5);
+    }
+  }
+
   save(): void {
     if (!this.file) return;
     const tmp = `${this.file}.${process.pid}.tmp`;
@@ -71,8 +116,10 @@ export class OrderMemory {
   }
 
   forget(now: number): void {
-    for (const [id, at] of this.seen) if (now - at > this.keepMs) this.seen.delete(id);
-    for (const [sender, at] of this.latest) if (now - at > this.keepMs) this.latest.delete(sender);
+    // An entry from the future (a clock set back, a hand-edited file) would hold for as long: it goes too.
+    const stale = (at: number) => now - at > this.keepMs || at - now > this.keepMs;
+    for (const [id, at] of this.seen) if (stale(at)) this.seen.delete(id);
+    for (const [sender, at] of this.latest) if (stale(at)) this.latest.delete(sender);
   }
 }
 

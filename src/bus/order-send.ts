@@ -1,7 +1,7 @@
 import { GraftError, errorMessage } from '../core/errors.js';
 import type { BusUrl } from '../net/bus-url.js';
 import { isNatsAuthError } from '../net/nats-connect.js';
-import { believable, type OrderOutcome, type SignedOrder } from './order.js';
+import { verdict, type OrderOutcome, type SignedOrder } from './order.js';
 import type { OrderKey } from './order-key.js';
 
 export interface SendOptions {
@@ -12,7 +12,7 @@ export interface SendOptions {
   expect?: number | undefined;
   /** Each host's outcome as it arrives. */
   onOutcome(outcome: OrderOutcome): void;
-  /** An answer that is not believed (forged or unsigned where masters sign): never counted as a host's outcome. */
+  /** A forged answer (a success not signed with the fleet key): never counted as a host's outcome. */
   onDisbelieved?(outcome: OrderOutcome, why: string): void;
 }
 
@@ -23,7 +23,8 @@ export interface SendOptions {
  * `expect` hosts answered or the time is up.
  */
 export class OutcomeCollector {
-  readonly outcomes: OrderOutcome[] = [];
+  /** One answer per host: a believed one, else the unverified failure it sent (see verdict). */
+  private readonly byHost = new Map<string, OrderOutcome>();
   readonly done: Promise<OrderOutcome[]>;
   private finish: () => void = () => {};
 
@@ -35,9 +36,15 @@ export class OutcomeCollector {
       const timer = setTimeout(() => this.finish(), options.timeoutMs);
       this.finish = () => {
         clearTimeout(timer);
-        resolve(this.outcomes);
+        // Unverified failures are reported at the end, for the hosts that sent nothing believed.
+        for (const o of this.byHost.values()) if (o.unverified) options.onOutcome(o);
+        resolve([...this.byHost.values()]);
       };
     });
+  }
+
+  get outcomes(): OrderOutcome[] {
+    return [...this.byHost.values()];
   }
 
   take(data: Uint8Array): void {
@@ -47,16 +54,19 @@ export class OutcomeCollector {
     } catch {
       return;
     }
-    if (outcome.id !== this.order.id || this.outcomes.some((o) => o.host === outcome.host)) return;
-    if (this.order.host !== '*' && outcome.host !== this.order.host) return;
-    const trust = believable(outcome, this.options.key);
-    if (!trust.ok) {
-      this.options.onDisbelieved?.(outcome, trust.why);
+    if (outcome.id !== this.order.id || (this.order.host !== '*' && outcome.host !== this.order.host)) return;
+    const held = this.byHost.get(outcome.host);
+    if (held && !held.unverified) return;
+    const v = verdict(outcome, this.options.key);
+    if (v.is === 'forged') return this.options.onDisbelieved?.(outcome, v.why);
+    if (v.is === 'unverified') {
+      if (!held) this.byHost.set(outcome.host, { ...outcome, unverified: v.why });
       return;
     }
-    this.outcomes.push(outcome);
+    this.byHost.set(outcome.host, outcome);
     this.options.onOutcome(outcome);
-    if (this.options.expect !== undefined && this.outcomes.length >= this.options.expect) this.finish();
+    const believed = [...this.byHost.values()].filter((o) => !o.unverified).length;
+    if (this.options.expect !== undefined && believed >= this.options.expect) this.finish();
   }
 }
 

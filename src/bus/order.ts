@@ -62,6 +62,8 @@ export interface OrderOutcome {
   at: number;
   alg?: OrderKey['alg'];
   sig?: string;
+  /** Set by the sender, never sent: a failure it cannot verify with its key (see verdict). */
+  unverified?: string;
 }
 
 export function signOutcome(outcome: OrderOutcome, key: OrderKey): OrderOutcome {
@@ -69,24 +71,25 @@ export function signOutcome(outcome: OrderOutcome, key: OrderKey): OrderOutcome 
 }
 
 /**
- * Whether the sender of an order may believe that it was carried out: an
- * answer signed with the fleet's key is believed; a forged signature never
- * is; an unsigned one only in an Ed25519 fleet, whose masters hold the public
- * key and so cannot sign (its answers rest on who may publish on the bus). In
- * an HMAC fleet every master can sign, so an unsigned answer did not come from
- * one. A failure is reported whatever its signature: a master that refuses an
- * order signed with another key signs its refusal with its own, and a forged
- * failure can make a sender retry, never believe in a change that did not happen.
+ * What the sender of an order makes of an answer, checked with its own key:
+ * - believed: signed with the fleet's key, or unsigned in an Ed25519 fleet,
+ *   whose masters hold the public key and cannot sign (its answers rest on
+ *   who may publish on the bus);
+ * - unverified: a failure that is unsigned or signed with another key (a
+ *   master refusing an order signed with another key answers with its own).
+ *   Shown, but it never stands for the host's answer where a believed one
+ *   comes, and nothing is retried on its word;
+ * - forged: a success that is not signed with the fleet's key (in an HMAC
+ *   fleet every master signs), or any answer with a signature of the right
+ *   kind that does not match.
  */
-export function believable(outcome: OrderOutcome, key: OrderKey): { ok: true } | { ok: false; why: string } {
-  if (!outcome.ok) return { ok: true };
-  if (outcome.sig === undefined) {
-    return key.alg === 'ed25519' ? { ok: true } : { ok: false, why: 'it is not signed, and every master of an HMAC fleet signs its answers' };
-  }
-  if (outcome.alg !== key.alg || typeof outcome.sig !== 'string' || !key.verify(canonicalOutcome(outcome), outcome.sig)) {
-    return { ok: false, why: 'its signature does not match the fleet key' };
-  }
-  return { ok: true };
+export function verdict(outcome: OrderOutcome, key: OrderKey): { is: 'believed' } | { is: 'unverified' | 'forged'; why: string } {
+  const signedHere = outcome.sig !== undefined && outcome.alg === key.alg && typeof outcome.sig === 'string' && key.verify(canonicalOutcome(outcome), outcome.sig);
+  if (signedHere) return { is: 'believed' };
+  if (outcome.sig === undefined && key.alg === 'ed25519') return { is: 'believed' };
+  const why = outcome.sig === undefined ? 'it is not signed' : 'its signature does not match the fleet key';
+  if (!outcome.ok) return { is: 'unverified', why };
+  return { is: 'forged', why: outcome.sig === undefined ? `${why}, and every master of an HMAC fleet signs its answers` : why };
 }
 
 function canonicalOutcome(outcome: OrderOutcome): Buffer {
@@ -159,22 +162,31 @@ export class OrderGuard {
     if (Math.abs(now - order.at) > this.maxSkewMs) {
       refuse(`it was signed ${Math.round((now - order.at) / 1000)} s from this host's clock (at most ${this.maxSkewMs / 1000} s allowed); check the clocks or send a new order`);
     }
-    // Another master of the service (an upgrade's other half) may have carried out an order since.
-    this.memory.load(now);
-    if (this.memory.carriedOut(order.id)) refuse(`order ${order.id} was already carried out (a replay)`);
-    const sender = order.from ?? '';
-    const newer = order.action === 'config' ? this.memory.newestConfig(sender) : undefined;
-    if (newer !== undefined && order.at < newer) {
-      refuse(
-        `a config order from ${JSON.stringify(sender)} signed ${((newer - order.at) / 1000).toFixed(1)} s after this one was already carried out; ` +
-          'this older one would undo it (send a new order to change the config again)',
-      );
-    }
-    this.memory.remember(order.id, now, order.action === 'config' ? { sender, signedAt: order.at } : undefined);
-    this.memory.save();
-    const { alg: _alg, sig: _sig, ...body } = order;
-    return body;
+    // Checked and recorded at once, against what every master of the service carried out (an upgrade's other half too).
+    return this.memory.transaction(now, () => {
+      if (this.memory.carriedOut(order.id)) refuse(`order ${order.id} was already carried out (a replay)`);
+      const sender = order.from ?? '';
+      const newer = order.action === 'config' ? this.memory.newestConfig(sender) : undefined;
+      if (newer !== undefined && order.at < newer) {
+        refuse(
+          `a config order from ${JSON.stringify(sender)} signed ${((newer - order.at) / 1000).toFixed(1)} s after this one was already carried out; ` +
+            'this older one would undo it (send a new order to change the config again)',
+        );
+      }
+      this.memory.remember(order.id, now, configOf(order));
+      const { alg: _alg, sig: _sig, ...body } = order;
+      return body;
+    });
   }
+
+  /** An admitted order this master did not carry out after all (it was handing over): its successor may. */
+  release(order: OrderBody): void {
+    this.memory.release(order.id, configOf(order));
+  }
+}
+
+function configOf(order: OrderBody): { sender: string; signedAt: number } | undefined {
+  return order.action === 'config' ? { sender: order.from ?? '', signedAt: order.at } : undefined;
 }
 
 /** Checks the shape of a received order; the signature is checked by the guard. */

@@ -132,7 +132,8 @@ async function fleetRollout(command: string, action: OrderAction, argv: string[]
             const signed = signOrder(newOrder({ service, host, ...o }), key);
             const outcome = await requestFromHost(store.nc, signed, key, Math.max(1000, deadline - Date.now()), store.address.display);
             // A master handing over to its successor (graft upgrade) refuses; the successor takes orders once in control.
-            if (outcome.ok || outcome.error?.code !== 'GRAFT_STOPPING' || Date.now() > deadline) return outcome;
+            // Retried only on a master's own word: an unverified answer could be anyone's.
+            if (outcome.ok || outcome.unverified || outcome.error?.code !== 'GRAFT_STOPPING' || Date.now() > deadline) return outcome;
             await new Promise((r) => setTimeout(r, Math.min(2000, 200 * attempt)));
           }
         },

@@ -56,13 +56,13 @@ export async function order(argv: string[]): Promise<number> {
     throw new GraftError('GRAFT_ORDER_TIMEOUT', `no master of service ${signed.service} answered order ${signed.id} within ${timeoutMs / 1000} s on ${bus.display}`);
   }
   const failed = outcomes.filter((o) => !o.ok);
-  for (const f of failed) console.error(`graft: ${f.error?.code ?? 'GRAFT_INTERNAL'}: host ${f.host}: ${f.error?.message ?? 'failed'}`);
+  for (const f of failed) console.error(`graft: ${f.error?.code ?? 'GRAFT_INTERNAL'}: host ${f.host}: ${f.error?.message ?? 'failed'}${f.unverified ? ` (unverified: ${f.unverified})` : ''}`);
   return failed.length > 0 ? 1 : 0;
 }
 
 /** One host's outcome, one line. */
 function describe(o: OrderOutcome): string {
-  if (!o.ok) return `${o.host}: FAILED ${o.action}: ${o.error?.code ?? ''} ${o.error?.message ?? ''}`.trimEnd();
+  if (!o.ok) return `${o.host}: FAILED ${o.action}: ${o.error?.code ?? ''} ${o.error?.message ?? ''}`.trimEnd() + (o.unverified ? ` (unverified: ${o.unverified})` : '');
   const v = (o.value ?? {}) as { generation?: number; version?: number; mode?: string; reason?: string; workers?: Array<{ modules?: Array<{ module: string; generation: number; unchanged?: boolean }> }> };
   switch (o.action) {
     case 'reload':

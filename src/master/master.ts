@@ -374,17 +374,17 @@ export class Master {
     if (keeper !== undefined) {
       // Like a worker without its master: a master whose keeper died (kill -9) does not linger.
       let told = false;
-      const keeperGone = () => {
+      const keeperGone = (noticed: 'disconnect' | 'parent changed') => {
         clearInterval(orphaned);
         if (told || this.ending) return;
         told = true;
-        this.log.warn('the keeper is gone; stopping', { code: 'GRAFT_KEEPER_GONE', keeper });
+        this.log.warn('the keeper is gone; stopping', { code: 'GRAFT_KEEPER_GONE', keeper, noticed });
         this.submitQuietly({ kind: 'stop', fast: false });
       };
-      process.once('disconnect', keeperGone);
+      process.once('disconnect', () => keeperGone('disconnect'));
       // Node emits no 'disconnect' when the channel closes in the middle of a message it is reading;
       // a master whose parent changed has lost its keeper all the same.
-      const orphaned = setInterval(() => process.ppid !== keeper && keeperGone(), 1000);
+      const orphaned = setInterval(() => process.ppid !== keeper && keeperGone('parent changed'), 1000);
       orphaned.unref();
     }
     await pool.start();

@@ -114,7 +114,8 @@ export class WorkerProcess {
       worker.on('error', (err: NodeJS.ErrnoException) => {
         if (worker.process.pid !== undefined || this.state === 'exited') return;
         this.bootError ??= new GraftError('GRAFT_WORKER_EXITED', `a worker of generation ${generation} could not be started (${err.code ?? err.message}); it is retried like a crash`);
-        worker.emit('exit', null, null);
+        // Through the process, so node:cluster's own bookkeeping (cluster.workers) lets go of it too.
+        worker.process.emit('exit', null, null);
       });
       worker.once('exit', (code: number | null, signal: string | null) => {
         this.state = 'exited';

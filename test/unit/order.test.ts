@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { hmacKey, loadOrderKey, orderKeyFor } from '../../src/bus/order-key.js';
 import { orderFromFlags } from '../../src/cli/order-body.js';
-import { believable, newOrder, OrderGuard, signOrder, signOutcome } from '../../src/bus/order.js';
+import { newOrder, OrderGuard, signOrder, signOutcome, verdict } from '../../src/bus/order.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'graft-order-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -94,23 +94,39 @@ describe('signed orders', () => {
     fresh.admit(signOrder(newOrder({ service: 'api', host: 'h1', action: 'reload' }), key));
   });
 
-  test("a master's answer is signed with its key; the sender believes only a signed one, or an unsigned one where masters cannot sign", () => {
+  test("a master's answer is signed with its key; the sender believes a signed one, never a forged success, and marks a failure it cannot verify", () => {
     const outcome = { id: 'o1', service: 'api', host: 'h1', action: 'reload' as const, ok: true, value: { generation: 2 }, at: Date.now() };
     const signed = signOutcome(outcome, key);
     assert.equal(signed.alg, 'hmac-sha256');
-    assert.deepEqual(believable(signed, key), { ok: true });
-    assert.match(String((believable({ ...signOutcome({ ...outcome, ok: false }, key), ok: true }, key) as { why: string }).why), /signature does not match/);
-    assert.deepEqual(believable({ ...outcome, ok: false }, key), { ok: true }, 'a failure is reported whatever its signature');
-    assert.match(String((believable(signOutcome(outcome, hmacKey('other', randomBytes(32))), key) as { why: string }).why), /signature does not match/);
-    assert.match(String((believable(outcome, key) as { why: string }).why), /not signed, and every master of an HMAC fleet signs/);
+    assert.deepEqual(verdict(signed, key), { is: 'believed' });
+    assert.deepEqual(verdict(signOutcome({ ...outcome, ok: false }, key), key), { is: 'believed' });
+    assert.deepEqual(verdict({ ...signOutcome({ ...outcome, ok: false }, key), ok: true }, key), { is: 'forged', why: 'its signature does not match the fleet key' });
+    assert.deepEqual(verdict(signOutcome(outcome, hmacKey('other', randomBytes(32))), key), { is: 'forged', why: 'its signature does not match the fleet key' });
+    assert.deepEqual(verdict(outcome, key), { is: 'forged', why: 'it is not signed, and every master of an HMAC fleet signs its answers' });
+    // A master refusing an order signed with another key signs its refusal with its own: shown, marked, never retried on.
+    assert.deepEqual(verdict({ ...outcome, ok: false }, key), { is: 'unverified', why: 'it is not signed' });
+    assert.deepEqual(verdict(signOutcome({ ...outcome, ok: false }, hmacKey('other', randomBytes(32))), key), { is: 'unverified', why: 'its signature does not match the fleet key' });
     const { privateKey, publicKey } = generateKeyPairSync('ed25519');
     writeFileSync(join(dir, 'answers.pem'), privateKey.export({ type: 'pkcs8', format: 'pem' }));
     writeFileSync(join(dir, 'answers.pub'), publicKey.export({ type: 'spki', format: 'pem' }));
     const sender = loadOrderKey(join(dir, 'answers.pem'));
     const master = loadOrderKey(join(dir, 'answers.pub'));
     assert.equal(signOutcome(outcome, master).sig, undefined, 'a master holding the public key cannot sign');
-    assert.deepEqual(believable(signOutcome(outcome, master), sender), { ok: true });
-    assert.match(String((believable({ ...outcome, alg: 'ed25519', sig: 'AAAA' }, sender) as { why: string }).why), /does not match/);
+    assert.deepEqual(verdict(signOutcome(outcome, master), sender), { is: 'believed' });
+    assert.equal(verdict({ ...outcome, alg: 'ed25519', sig: 'AAAA' }, sender).is, 'forged');
+  });
+
+  test('order memory: an order released by a master that was handing over may be taken by the next; entries from the future are dropped', () => {
+    const memoryFile = join(dir, 'released.json');
+    const old = new OrderGuard({ service: 'api', host: 'h1', key, memoryFile });
+    const order = signOrder(newOrder({ service: 'api', host: 'h1', action: 'config', config: { set: ['a=1'] } }, 'ops@laptop'), key);
+    old.release(old.admit(order));
+    const successor = new OrderGuard({ service: 'api', host: 'h1', key, memoryFile });
+    assert.equal(successor.admit(order).id, order.id);
+    refused(() => successor.admit(order), /a replay/);
+    writeFileSync(memoryFile, JSON.stringify({ seen: [['from-the-future', Date.now() + 3_600_000]], latest: [['ops@laptop', Date.now() + 3_600_000]] }));
+    const next = new OrderGuard({ service: 'api', host: 'h1', key, memoryFile });
+    next.admit(signOrder(newOrder({ service: 'api', host: 'h1', action: 'config', config: { set: ['a=2'] } }, 'ops@laptop'), key));
   });
 
   test('key files: too short a secret, a missing file and an RSA key are GRAFT_BUS_KEY', () => {
