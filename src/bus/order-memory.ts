@@ -1,4 +1,5 @@
-import { closeSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { replacePrivateFile } from '../core/private-file.js';
 
 /**
  * What a host's masters remember of the orders they carried out, kept in a
@@ -92,10 +93,8 @@ export class OrderMemory {
 
   save(): void {
     if (!this.file) return;
-    const tmp = `${this.file}.${process.pid}.tmp`;
     try {
-      writeFileSync(tmp, JSON.stringify({ seen: [...this.seen], latest: [...this.latest] }), { mode: 0o600 });
-      renameSync(tmp, this.file);
+      replacePrivateFile(this.file, JSON.stringify({ seen: [...this.seen], latest: [...this.latest] }));
     } catch {
       // A full disk loses the memory across restarts, not the order: the age check still bounds a replay.
     }

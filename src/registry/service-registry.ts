@@ -1,4 +1,5 @@
-import { linkSync, mkdirSync, readFileSync, readdirSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { linkSync, mkdirSync, readFileSync, readdirSync, unlinkSync, writeFileSync } from 'node:fs';
+import { replacePrivateFile } from '../core/private-file.js';
 import { join } from 'node:path';
 import { GraftError, errorMessage } from '../core/errors.js';
 import type { LogTarget } from '../logs/service-log.js';
@@ -122,9 +123,7 @@ export function releaseName(name: string): void {
 }
 
 function replace(path: string, record: ServiceRecord): void {
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, JSON.stringify(record) + '\n', { mode: 0o600 });
-  renameSync(tmp, path);
+  replacePrivateFile(path, JSON.stringify(record) + '\n');
 }
 
 function taken(held: ServiceRecord): GraftError {

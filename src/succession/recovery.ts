@@ -1,4 +1,5 @@
-import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
+import { replacePrivateFile } from '../core/private-file.js';
 import { errorFields } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { graftVersion } from '../core/version.js';
@@ -46,9 +47,7 @@ export class StateFile {
   save(state: SavedState): void {
     const text = JSON.stringify({ graft: graftVersion(), pid: process.pid, state } satisfies StateDocument);
     if (text === this.last) return;
-    const tmp = `${this.path}.${process.pid}.tmp`;
-    writeFileSync(tmp, text, { mode: 0o600 });
-    renameSync(tmp, this.path);
+    replacePrivateFile(this.path, text);
     this.last = text;
   }
 

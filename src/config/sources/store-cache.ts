@@ -1,4 +1,5 @@
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { replacePrivateFile } from '../../core/private-file.js';
 import { join } from 'node:path';
 import { shortHash } from '../../core/hash.js';
 
@@ -45,14 +46,7 @@ export class StoreCache {
   write(source: string, snapshot: StoreSnapshot): void {
     const dir = join(this.file, '..');
     mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const temp = `${this.file}.${process.pid}.${Date.now()}.tmp`;
     const cached: CachedSnapshot = { source, savedAt: new Date().toISOString(), ...snapshot };
-    try {
-      writeFileSync(temp, JSON.stringify(cached), { mode: 0o600 });
-      renameSync(temp, this.file);
-    } catch (err) {
-      rmSync(temp, { force: true });
-      throw err;
-    }
+    replacePrivateFile(this.file, JSON.stringify(cached));
   }
 }
