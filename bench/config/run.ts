@@ -21,7 +21,6 @@
  * process started here is stopped on the way out (graft: SIGTERM; PM2: pm2 kill).
  */
 import { writeFileSync } from 'node:fs';
-import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { stringify as toYaml } from 'yaml';
@@ -29,12 +28,12 @@ import { runMain, tempDir } from '../lib/cleanup.js';
 import { Graft } from '../lib/graft-driver.js';
 import type { ApplyOutcome } from '../lib/graft.js';
 import { getFresh } from '../lib/http.js';
-import { elapsedS, log } from '../lib/log.js';
+import { log } from '../lib/log.js';
 import { parseOptions } from '../lib/options.js';
 import { root, tsxImport } from '../lib/paths.js';
 import { Pm2 } from '../lib/pm2-driver.js';
 import { runJson } from '../lib/proc.js';
-import { commandLine, host, markdownTable, num, packageVersion, times, writeResults } from '../lib/report.js';
+import { host, markdownTable, num, packageVersion, resultsHead, times, writeResults } from '../lib/report.js';
 import { max, min, percentile, ratio } from '../lib/stats.js';
 import { sleep, withTimeout } from '../lib/wait.js';
 import { realisticConfig } from './fixture.js';
@@ -380,8 +379,6 @@ const x = (a: number, b: number) => xf(ratio(a, b));
 const p5099 = (ms: number[]) => `${fmt(percentile(ms, 0.5))} / ${fmt(percentile(ms, 0.99))}`;
 
 async function main(): Promise<void> {
-  const startedAt = new Date();
-  const load0 = loadavg();
   const dir = tempDir('bench-config-');
 
   // Parts 4 and 5 first, while no other process of ours runs.
@@ -442,8 +439,6 @@ async function main(): Promise<void> {
     await pm2.stop();
   }
 
-  const load1 = loadavg();
-  const totalS = elapsedS();
 
   // ------------------------------------------------------------ the table
   const f1 = fileChanges.ms;
@@ -484,18 +479,11 @@ async function main(): Promise<void> {
 
   if (resultsPath !== undefined) {
     const machine = host();
-    const md = `# bench/config results
-
-- command: \`${commandLine('config')}\`
-- date: ${startedAt.toISOString()}
-- node ${process.version}, ${process.platform}/${process.arch}; PM2 ${packageVersion('pm2')}; node-config ${packageVersion('config')}; zod ${packageVersion('zod')}
-- machine: ${machine.cores} cores (${machine.model}), a **shared 2-core box** (load average at start ${load0.map((l) => l.toFixed(2)).join(' ')}, at the end ${load1.map((l) => l.toFixed(2)).join(' ')}; other work ran beside this benchmark): absolute times are noise, read the ratios and counts
-- total run time: ${totalS.toFixed(0)} s
-- app: bench/config/app.ts under \`graft start bench/config/app.ts -w ${WORKERS} -p <port> --socket <tmp>/ctl.sock --config <tmp>/app.yaml\` (zod schema, GRAFT_LOG_FORMAT=json);
-  bench/config/pm2-app.js under \`pm2 start pm2-app.js -i ${WORKERS} --wait-ready --listen-timeout 10000 --kill-timeout 5000\` in an isolated PM2_HOME (reads the YAML file at boot);
-  both answer \`{ pid, greeting, db.pool }\` from the config; the config is a realistic ~${fmt(mem.jsonBytes, 0)}-byte service config (bench/config/fixture.ts), each change a new greeting and a few other values
-- changes are sequential, ${opts.pauseMs} ms apart; HTTP polling = ${POLLERS} concurrent loops of one GET per new connection (node:cluster round robin reaches every worker) until ${STREAK} consecutive answers show the new value and came from all ${WORKERS} workers (an old value starts over; a failed request, no answer within ${REQUEST_TIMEOUT_MS} ms or a reset, is counted apart); the time is when the last worker was first seen with it
-
+    const md = `${resultsHead('config', [`PM2 ${packageVersion('pm2')}`, `node-config ${packageVersion('config')}`, `zod ${packageVersion('zod')}`], [
+      `machine: ${machine.cores} cores (${machine.model}), a shared 2-core box: absolute times are noise, read the ratios and counts`,
+      `app: bench/config/app.ts under \`graft start bench/config/app.ts -w ${WORKERS} -p <port> --socket <tmp>/ctl.sock --config <tmp>/app.yaml\` (zod schema, GRAFT_LOG_FORMAT=json); bench/config/pm2-app.js under \`pm2 start pm2-app.js -i ${WORKERS} --wait-ready --listen-timeout 10000 --kill-timeout 5000\` in an isolated PM2_HOME (reads the YAML file at boot); both answer \`{ pid, greeting, db.pool }\` from the config; the config is a realistic ~${fmt(mem.jsonBytes, 0)}-byte service config (bench/config/fixture.ts), each change a new greeting and a few other values`,
+      `changes are sequential, ${opts.pauseMs} ms apart; HTTP polling = ${POLLERS} concurrent loops of one GET per new connection (node:cluster round robin reaches every worker) until ${STREAK} consecutive answers show the new value and came from all ${WORKERS} workers (an old value starts over; a failed request, no answer within ${REQUEST_TIMEOUT_MS} ms or a reset, is counted apart); the time is when the last worker was first seen with it`,
+    ])}
 ## Results
 
 ${table}

@@ -4,11 +4,14 @@
  *
  * 1. A config put in the store → every worker of the 3 masters runs it: the
  *    time from the put to the last master's "config applied" (its workers
- *    all committed the version), for NATS JetStream KV, etcd and Redis.
- *    Against: the config file changed on each host and `pm2 reload` run on
- *    each (all three at once), timed until HTTP polling sees every host serve
- *    the new value; and the documented figures of Apollo and a Kubernetes
- *    ConfigMap (not measured here).
+ *    all committed the version), for NATS JetStream KV, etcd, Redis and an
+ *    Apollo config service (apollo-mock-server on a loopback port, a publish
+ *    as the portal's). Against: seed 004's setup, an Apollo client in each
+ *    cluster worker (ctrip-apollo under node:cluster, 3 hosts), timed until
+ *    every worker printed the new value; the config file changed on each
+ *    host and `pm2 reload` run on each (all three at once), timed until HTTP
+ *    polling sees every host serve the new value; and the documented figure
+ *    of a Kubernetes ConfigMap (not measured here).
  * 2. A rolling reload of the 3 hosts behind HAProxy under keep-alive load:
  *    `graft fleet reload` (one host at a time) against `pm2 reload` run host
  *    by host: failed requests and the time of a whole rollout.
@@ -27,12 +30,14 @@ import { Etcd3 } from 'etcd3';
 import { Kvm } from '@nats-io/kv';
 import { connect } from '@nats-io/transport-node';
 import { createClient } from 'redis';
+import { startApollo, type ApolloServer } from '../lib/apollo-server.js';
 import { onCleanup, runMain, tempDir } from '../lib/cleanup.js';
+import { Cluster } from '../lib/cluster-driver.js';
 import { Graft } from '../lib/graft-driver.js';
 import { graftCli } from '../lib/graft.js';
 import { startHaproxy } from '../lib/haproxy.js';
 import { getFresh } from '../lib/http.js';
-import { startLoad, type LoadSummary } from '../lib/load.js';
+import { loadDuring, type LoadSummary } from '../lib/load.js';
 import { log } from '../lib/log.js';
 import { parseOptions } from '../lib/options.js';
 import { root, tsxImport } from '../lib/paths.js';
@@ -113,7 +118,21 @@ async function redisStore(key: string): Promise<Store> {
   };
 }
 
+/** An app's `application` namespace in an Apollo config service; a put is a release, as the portal's Publish makes one. */
+function apolloStore(server: ApolloServer, appId: string): Store {
+  return {
+    name: 'Apollo',
+    url: server.url(appId, 'application'),
+    put: async (v) => server.publish(appId, 'application', { limit: String(v) }),
+    close: async () => {},
+  };
+}
+
 interface Propagation {
+  /** The table's row. */
+  label: string;
+  /** graft's (the goal applies), or the peer's. */
+  graft: boolean;
   store: string;
   ms: number[];
   lost: number;
@@ -123,7 +142,7 @@ interface Propagation {
 /** Three masters on one store source; each put must show up as a "config applied" line on all three. */
 async function propagation(store: Store, changes: number, pauseMs: number, workers: number): Promise<Propagation> {
   const masters = await Promise.all(HOSTS.map((id) => Graft.start({ entry: join(here, 'app.ts'), workers, args: ['--config', store.url, '--name', 'bench', '--host-id', id] })));
-  const out: Propagation = { store: store.name, ms: [], lost: 0, rejected: 0 };
+  const out: Propagation = { label: `graft, ${store.name}`, graft: true, store: store.name, ms: [], lost: 0, rejected: 0 };
   try {
     for (let i = 1; i <= changes; i++) {
       const from = masters.map((m) => m.lines.length);
@@ -141,6 +160,54 @@ async function propagation(store: Store, changes: number, pauseMs: number, worke
     await Promise.all(masters.map((m) => m.stop()));
   }
   log(`${store.name}: ${out.ms.length} changes timed, p50 ${num(percentile(out.ms, 0.5), 1)} ms, p99 ${num(percentile(out.ms, 0.99), 1)} ms`);
+  return out;
+}
+
+/**
+ * Seed 004's setup: 3 hosts of node:cluster, each worker with its own Apollo
+ * client (bench/fleet/apollo-worker.mjs: one long poll per worker, not per
+ * host); a release is timed until every worker of every host printed it.
+ */
+async function apolloPerWorker(store: Store, server: ApolloServer, appId: string, changes: number, pauseMs: number, workers: number): Promise<Propagation> {
+  const limitOf = (text: string): { limit: number; pid: number } | undefined => {
+    try {
+      const r = JSON.parse(text) as { limit?: unknown; pid?: unknown };
+      return typeof r.limit === 'number' && typeof r.pid === 'number' ? { limit: r.limit, pid: r.pid } : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  const hosts = await Promise.all(HOSTS.map(() => Cluster.start('bench/fleet/apollo-worker.mjs', workers, { APOLLO_HOST: `http://127.0.0.1:${server.port}`, APOLLO_APP: appId })));
+  const out: Propagation = { label: 'Apollo client in each worker (seed 004: ctrip-apollo under node:cluster)', graft: false, store: store.name, ms: [], lost: 0, rejected: 0 };
+  try {
+    /** The line at which every worker of host h has printed `value`, from line `from` on. */
+    const allOf = async (h: Cluster, value: number, from: number): Promise<number | undefined> => {
+      const seen = new Map<number, number>();
+      const hit = await h.waitFor(
+        (l) => {
+          const r = limitOf(l.text);
+          if (r?.limit === value) seen.set(r.pid, l.at);
+          return seen.size === workers;
+        },
+        from,
+        CHANGE_TIMEOUT_MS,
+      );
+      return hit ? max([...seen.values()]) : undefined;
+    };
+    if ((await Promise.all(hosts.map((h) => allOf(h, 100, 0)))).some((at) => at === undefined)) throw new Error('the per-worker Apollo clients did not all read the first release');
+    for (let i = 1; i <= changes; i++) {
+      const from = hosts.map((h) => h.lines.length);
+      const t0 = performance.now();
+      await store.put(100 + i);
+      const seen = await Promise.all(hosts.map((h, j) => allOf(h, 100 + i, from[j]!)));
+      if (seen.some((at) => at === undefined)) out.lost++;
+      else out.ms.push(max(seen as number[]) - t0);
+      await sleep(pauseMs);
+    }
+  } finally {
+    await Promise.all(hosts.map((h) => h.stop()));
+  }
+  log(`${out.label}: ${out.ms.length} changes timed, p50 ${num(percentile(out.ms, 0.5), 1)} ms, p99 ${num(percentile(out.ms, 0.99), 1)} ms`);
   return out;
 }
 
@@ -197,16 +264,7 @@ interface Rolling {
 }
 
 async function underLoad(url: string, connections: number, work: () => Promise<void>): Promise<{ load: LoadSummary; failed: number }> {
-  const run = startLoad({ url, connections, durationS: 900, timeoutS: 10, recordLatencies: false });
-  try {
-    await run.flowing;
-    await sleep(1000);
-    await work();
-    await sleep(1000);
-  } finally {
-    run.stop();
-  }
-  const load = await run.result;
+  const load = (await loadDuring({ url, connections, durationS: 900, timeoutS: 10, settleMs: 1000, tailMs: 1000 }, work)).summary;
   return { load, failed: load.errors + load.non2xx + load.unanswered };
 }
 
@@ -280,17 +338,27 @@ async function main(): Promise<void> {
     await store.close();
   }
   await etcd.stop();
+  // Apollo holds a long poll 60 s; apollo-mock-server answers every held poll at a release.
+  const apollo = await startApollo(60_000);
+  onCleanup(() => apollo.stop());
+  const apolloApp = `bench-fleet-${suffix}`;
+  const apolloSource = apolloStore(apollo, apolloApp);
+  await apolloSource.put(100);
+  propagations.push(await propagation(apolloSource, changes, values.pause, workers));
+  await apolloSource.put(100);
+  propagations.push(await apolloPerWorker(apolloSource, apollo, apolloApp, changes, values.pause, workers));
+  await apollo.stop();
   const pm2 = await pm2Propagation(values['pm2-changes'], workers);
   const graftRoll = await graftRolling(values.rollouts, values.connections, workers);
   const pm2Roll = await pm2Rolling(values.rollouts, values.connections, workers);
 
   const pm2p50 = percentile(pm2.ms, 0.5);
+  const graftPropagations = propagations.filter((p) => p.graft);
   const table1 = markdownTable(
     ['put → every worker of 3 hosts runs it', 'p50 ms', 'p99 ms', 'max ms', 'changes', 'lost', 'p50 ÷ PM2'],
     [
-      ...propagations.map((p) => [`graft, ${p.store}`, num(percentile(p.ms, 0.5), 1), num(percentile(p.ms, 0.99), 1), num(max(p.ms), 1), String(p.ms.length), String(p.lost + p.rejected), num(ratio(percentile(p.ms, 0.5), pm2p50), 3)]),
+      ...propagations.map((p) => [p.label, num(percentile(p.ms, 0.5), 1), num(percentile(p.ms, 0.99), 1), num(max(p.ms), 1), String(p.ms.length), String(p.lost + p.rejected), num(ratio(percentile(p.ms, 0.5), pm2p50), 3)]),
       ['PM2: file on each host + `pm2 reload` on each (at once), HTTP-polled', num(pm2p50, 0), num(percentile(pm2.ms, 0.99), 0), num(max(pm2.ms), 0), String(pm2.ms.length), String(pm2.lost), '1'],
-      ['Apollo client push (documented, not measured)', '~1000', '', '', '', '', ''],
       ['Kubernetes ConfigMap volume (documented, not measured)', '60000+', '', '', '', '', ''],
     ],
   );
@@ -303,7 +371,7 @@ async function main(): Promise<void> {
   );
   const failures = (l: LoadSummary) => `${l.errors} errors (${l.resets} resets, ${l.timeouts} timeouts), ${l.non2xx} non-2xx, ${l.unanswered} unanswered`;
   const checks = [
-    `goal: p99 under 50 ms from put to every worker: ${propagations.map((p) => `${p.store} ${percentile(p.ms, 0.99) < 50 ? 'met' : 'missed'} (${num(percentile(p.ms, 0.99), 1)} ms)`).join(', ')}`,
+    `goal: p99 under 50 ms from put to every worker: ${graftPropagations.map((p) => `${p.store} ${percentile(p.ms, 0.99) < 50 ? 'met' : 'missed'} (${num(percentile(p.ms, 0.99), 1)} ms)`).join(', ')}`,
     `goal: 0 failed requests in a rolling reload: graft ${graftRoll.failed} (${failures(graftRoll.load)}); PM2 ${pm2Roll.failed} (${failures(pm2Roll.load)})`,
     `PM2 propagation: ${pm2.failedRequests} polling requests failed while the hosts reloaded`,
   ];
@@ -316,9 +384,9 @@ async function main(): Promise<void> {
     const machine = host();
     writeResults(
       resultsPath,
-      `${resultsHead('fleet', [`PM2 ${packageVersion('pm2')}`, `etcd3 ${packageVersion('etcd3')}`, `@nats-io/kv ${packageVersion('@nats-io/kv')}`, `redis ${packageVersion('redis')}`], [
+      `${resultsHead('fleet', [`PM2 ${packageVersion('pm2')}`, `etcd3 ${packageVersion('etcd3')}`, `@nats-io/kv ${packageVersion('@nats-io/kv')}`, `redis ${packageVersion('redis')}`, `apollo-mock-server ${packageVersion('apollo-mock-server')}`, `ctrip-apollo ${packageVersion('ctrip-apollo')}`], [
         `machine: ${machine.cores} cores (${machine.model}), a shared 2-core box: absolute times are noise, read the ratios and counts`,
-        `3 hosts = 3 masters (or 3 PM2 daemons, each its own PM2_HOME) on loopback ports, ${workers} workers each; NATS 2.9 and Redis 7 as the machine runs them, etcd 3.4 started here`,
+        `3 hosts = 3 masters (or 3 PM2 daemons, each its own PM2_HOME) on loopback ports, ${workers} workers each; NATS 2.9 and Redis 7 as the machine runs them, etcd 3.4 and apollo-mock-server started here`,
         `part 1: bench/fleet/app.ts reads \`limit\` from the store; a change is timed from the put to the last master's "config applied" (every worker of that master committed it); ${values.pause} ms between changes`,
         `part 2: bench/reload/app.js (5 ms per request) behind HAProxy 2.6 (round robin, keep-alive, health checks, no retries), ${values.connections} keep-alive connections (autocannon) from 1 s before the first rollout to 1 s after the last`,
       ])}
@@ -336,7 +404,8 @@ ${checks.map((c) => `- ${c}`).join('\n')}
 
 ## Notes
 
-- Apollo's figure is its documented push latency ("about 1 s" from a release to the client's notification); a ConfigMap mounted as a volume is refreshed by the kubelet's sync loop, 60 s by default plus its cache TTL (Kubernetes docs). Neither validates the content before the app sees it.
+- Apollo is apollo-mock-server ${packageVersion('apollo-mock-server')} (the server the ctrip-apollo client is tested against) on a loopback port, holding each long poll 60 s as Apollo does; a put is a release. graft reads it once per host (3 long polls); seed 004's setup, an Apollo client in each worker (ctrip-apollo ${packageVersion('ctrip-apollo')} under bare node:cluster), holds ${HOSTS.length} × ${workers} long polls and each worker applies the release on its own, unvalidated, at its own moment. Apollo documents about 1 s from a release to its clients on a real deployment (its config service scans for releases once a second); the mock notifies at once, so these rows compare the two client setups, not Apollo's server.
+- A ConfigMap mounted as a volume is refreshed by the kubelet's sync loop, 60 s by default plus its cache TTL (Kubernetes docs); it does not validate the content before the app sees it.
 - PM2 cannot push config into running workers, so its users change the file on each host and run \`pm2 reload\` there; here all three at once, the fastest a script can go (and the least available).
 - Part 2's "answered" counts are not a throughput comparison: the load runs from 1 s before the first rollout to 1 s after the last, and graft's five rollouts take about 18 s in all (new workers booting back to back on two cores next to the load generator and HAProxy) while PM2's take about 170 s, most of it waiting for its kill timeout with no new process booting. Steady throughput is bench/reload's business.
 `,

@@ -17,14 +17,15 @@ export class Cluster extends Proc {
     readonly port: number,
     app: string,
     workers: number,
+    env: NodeJS.ProcessEnv,
   ) {
-    super([primary], { env: { ...process.env, APP: join(root, app), PORT: String(port), WORKERS: String(workers) } });
+    super([primary], { env: { ...process.env, ...env, APP: join(root, app), PORT: String(port), WORKERS: String(workers) } });
     this.url = `http://127.0.0.1:${port}/`;
   }
 
-  /** `app`: relative to the repository root. */
-  static async start(app: string, workers: number): Promise<Cluster> {
-    const c = new Cluster(await freePort(), app, workers);
+  /** `app`: relative to the repository root; `env`: more of the workers' environment. */
+  static async start(app: string, workers: number, env: NodeJS.ProcessEnv = {}): Promise<Cluster> {
+    const c = new Cluster(await freePort(), app, workers, env);
     if (!(await c.waitFor((l) => l.text.startsWith('cluster ready'), 0, 20_000))) {
       await c.stop();
       throw new Error(`node:cluster did not start:\n${c.tail()}`);

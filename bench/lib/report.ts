@@ -46,14 +46,19 @@ export function packageVersion(name: string): string {
 /**
  * The graft source measured: its commit, whether src/ differs from it, and
  * whether anything else does (the benchmark and its apps included; untracked
- * files count, ignored ones do not).
+ * files count, ignored ones and the benches' own results files do not).
  */
 export function graftRevision(): string {
   try {
     const git = (...args: string[]) => execFileSync('git', ['-C', root, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
     const commit = git('rev-parse', '--short', 'HEAD').trim();
     // Each line is `XY path`: the status letters are columns, so the output is not trimmed.
-    const changed = git('status', '--porcelain').split('\n').filter(Boolean).map((l) => l.slice(3));
+    // Results files are what benches write, not what they measure: a run after another bench's is still clean.
+    const changed = git('status', '--porcelain')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => l.slice(3))
+      .filter((f) => !/^bench\/[^/]+\/RESULTS\.md$/.test(f));
     if (changed.length === 0) return `commit ${commit}, working tree clean`;
     const src = changed.some((f) => f.startsWith('src/'));
     const shown = changed.slice(0, 5).join(', ') + (changed.length > 5 ? ` and ${changed.length - 5} more` : '');

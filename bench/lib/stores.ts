@@ -1,11 +1,13 @@
 /**
- * Private config stores on free loopback ports: nats-server (JetStream),
- * redis-server and a one-member etcd, each with its data in a folder the
- * caller owns (kept across a restart). Tests restart these, never the
+ * Private config stores and brokers on free loopback ports: nats-server
+ * (JetStream), redis-server, a one-member etcd and a RabbitMQ node, each with
+ * its data in a folder the caller owns (kept across a restart). Tests restart these, never the
  * machine's shared NATS and Redis; bench/fleet runs its etcd here.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { onCleanup } from './cleanup.js';
 import { freePort } from './http.js';
@@ -28,11 +30,14 @@ export class StoreProcess {
     private readonly command: string,
     private readonly args: string[],
     private readonly onLine?: (source: string, line: string) => void,
+    /** Its environment and working directory, and how long it may take to stop before it is killed. */
+    private readonly run: { env?: NodeJS.ProcessEnv; cwd?: string; startMs?: number; stopMs?: number } = {},
   ) {}
 
   /** Start it and wait until its port accepts connections. */
   async start(): Promise<this> {
-    const child = spawn(this.command, this.args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    // A process group of its own: a server started through a script (RabbitMQ's) is stopped with the script.
+    const child = spawn(this.command, this.args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env: this.run.env ?? process.env, cwd: this.run.cwd });
     this.child = child;
     onCleanup(() => this.stop());
     for (const stream of [child.stdout!, child.stderr!]) createInterface({ input: stream }).on('line', (line) => this.onLine?.(`${this.name} ${child.pid}`, line));
@@ -42,17 +47,24 @@ export class StoreProcess {
     const up = await waitUntil(() => {
       if (gone) throw new Error(`${this.name} exited at start (${this.command} ${this.args.join(' ')})`);
       return accepts(this.port);
-    }, 20_000);
+    }, this.run.startMs ?? 20_000);
     if (gone) throw new Error(`${this.name} exited at start (${this.command} ${this.args.join(' ')})`);
-    if (!up) throw new Error(`${this.name} did not accept connections on ${this.port} within 20 s`);
+    if (!up) throw new Error(`${this.name} did not accept connections on ${this.port} within ${(this.run.startMs ?? 20_000) / 1000} s`);
     return this;
   }
 
   async stop(): Promise<void> {
     const child = this.child;
     if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+    const group = (signal: NodeJS.Signals) => {
+      try {
+        process.kill(-child.pid!, signal);
+      } catch {
+        // already gone
+      }
+    };
+    group('SIGTERM');
+    const timer = setTimeout(() => group('SIGKILL'), this.run.stopMs ?? 5000);
     await this.exited;
     clearTimeout(timer);
   }
@@ -105,6 +117,32 @@ export async function startEtcd(o: StoreOptions): Promise<StoreProcess> {
     '--initial-cluster', `graft-test=http://127.0.0.1:${peer}`,
     '--log-level', 'warn',
   ], o.onLine).start();
+}
+
+/**
+ * A RabbitMQ node of its own, its data in `dir` (kept across a restart), on
+ * free loopback ports, with the default guest user (loopback only). Run as
+ * root, straight from RabbitMQ's own script (the packaged wrapper would switch
+ * to the rabbitmq user, who cannot write a temp dir of root's).
+ */
+export async function startRabbit(o: StoreOptions): Promise<StoreProcess> {
+  const port = await freePort();
+  const dist = await freePort();
+  writeFileSync(join(o.dir, 'enabled_plugins'), '[].\n');
+  const env = {
+    ...process.env,
+    HOME: o.dir,
+    RABBITMQ_NODENAME: `graft-test-${port}@localhost`,
+    RABBITMQ_NODE_IP_ADDRESS: '127.0.0.1',
+    RABBITMQ_NODE_PORT: String(port),
+    RABBITMQ_DIST_PORT: String(dist),
+    RABBITMQ_MNESIA_BASE: join(o.dir, 'mnesia'),
+    RABBITMQ_LOG_BASE: join(o.dir, 'log'),
+    RABBITMQ_ENABLED_PLUGINS_FILE: join(o.dir, 'enabled_plugins'),
+    RABBITMQ_CONFIG_FILE: join(o.dir, 'rabbitmq'),
+    RABBITMQ_PID_FILE: join(o.dir, 'rabbitmq.pid'),
+  };
+  return new StoreProcess('rabbitmq', port, '/usr/lib/rabbitmq/bin/rabbitmq-server', [], o.onLine, { env, cwd: o.dir, startMs: 60_000, stopMs: 30_000 }).start();
 }
 
 /** `http://127.0.0.1:<port>`, what etcd clients take. */

@@ -37,7 +37,7 @@ import { sleep } from '../lib/wait.js';
 
 const { values, quick, resultsPath } = parseOptions('logs', {
   lines: { default: 200_000, quick: 20_000, min: 1, env: 'BENCH_LINES', help: 'JSON lines the app writes in one measured run' },
-  rounds: { default: 3, quick: 1, min: 1, env: 'BENCH_ROUNDS', help: 'measured runs of each side, interleaved' },
+  rounds: { default: 9, quick: 1, min: 1, env: 'BENCH_ROUNDS', help: 'measured runs of each side, interleaved' },
   warmup: { default: 20_000, quick: 2_000, min: 0, help: 'lines written once on each side before the rounds, not measured' },
 });
 

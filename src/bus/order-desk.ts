@@ -126,6 +126,10 @@ export function toCommand(order: OrderBody): Command {
       return { kind: 'reload', reason: 'bus', orders: [order.id] };
     case 'swap':
       return { kind: 'swap', order: { source: 'bus', ...(order.module ? { module: order.module } : {}) }, orders: [order.id] };
+    case 'deploy':
+      return { kind: 'deploy', release: order.release!, orders: [order.id], ...(order.healthyMs !== undefined ? { minHealthyMs: order.healthyMs } : {}) };
+    case 'rollback':
+      return { kind: 'rollback', orders: [order.id], ...(order.release === null ? { toDisk: true } : { id: order.release! }) };
     case 'config': {
       const c = order.config;
       const overrides = c && (c.set?.length || c.unset?.length || c.reset || c.undo);
@@ -169,7 +173,7 @@ function loosely(message: unknown): { id?: string; action?: OrderBody['action'] 
   const o = message as Record<string, unknown>;
   return {
     ...(typeof o.id === 'string' ? { id: o.id } : {}),
-    ...(o.action === 'reload' || o.action === 'swap' || o.action === 'config' ? { action: o.action } : {}),
+    ...(['reload', 'swap', 'config', 'deploy', 'rollback'].includes(o.action as string) ? { action: o.action as OrderBody['action'] } : {}),
   };
 }
 

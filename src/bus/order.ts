@@ -26,6 +26,15 @@ export interface OrderBody {
    * id (a fleet rollback; the master kept what it was). Omitted: re-read the sources.
    */
   config?: { set?: string[]; unset?: string[]; reset?: boolean; undo?: string };
+  /**
+   * For `deploy`: the release, by its id only (the digest of its files; the
+   * host fetches it from the fleet's Object Store and refuses files that do
+   * not digest to it). For `rollback`: the release to go back to, or null for
+   * the service's entry on disk (what a host ran before its first release).
+   */
+  release?: string | null;
+  /** For `deploy`: the health gate's --min-healthy-time, in ms, instead of the host's own. */
+  healthyMs?: number;
   /** One-time id: an order with an id already seen is refused. */
   id: string;
   /**
@@ -38,8 +47,14 @@ export interface OrderBody {
   at: number;
 }
 
-export type OrderAction = 'reload' | 'swap' | 'config';
-const ACTIONS: readonly OrderAction[] = ['reload', 'swap', 'config'];
+export type OrderAction = 'reload' | 'swap' | 'config' | 'deploy' | 'rollback';
+const ACTIONS: readonly OrderAction[] = ['reload', 'swap', 'config', 'deploy', 'rollback'];
+
+/** A release id as orders name it: the 32 hex digits (128 bits) of its files' digest, nothing that could be a path. */
+export const RELEASE_ID = /^[0-9a-f]{32}$/;
+
+/** The longest health gate: a day (a timer cannot wait much more than 24 days, and no gate needs that). */
+export const MAX_HEALTHY_MS = 86_400_000;
 
 export interface SignedOrder extends OrderBody {
   alg: OrderKey['alg'];
@@ -217,7 +232,11 @@ export function parseOrder(message: unknown): SignedOrder {
       refuse('its config changes are malformed');
     }
   }
-  const known = new Set(['service', 'host', 'action', 'module', 'config', 'id', 'from', 'at', 'alg', 'sig']);
+  if (o.action === 'deploy' && (typeof o.release !== 'string' || !RELEASE_ID.test(o.release))) refuse('a deploy order names its release by id (32 hex digits), and nothing else');
+  if (o.action === 'rollback' && o.release !== null && (typeof o.release !== 'string' || !RELEASE_ID.test(o.release))) refuse('a rollback order names its release by id (32 hex digits), or null for the entry on disk');
+  if (o.release !== undefined && o.action !== 'deploy' && o.action !== 'rollback') refuse('only a deploy or rollback order names a release');
+  if (o.healthyMs !== undefined && (o.action !== 'deploy' || typeof o.healthyMs !== 'number' || !Number.isFinite(o.healthyMs) || o.healthyMs < 0 || o.healthyMs > MAX_HEALTHY_MS)) refuse('its healthyMs is not a deploy order\'s health gate time (0 to a day)');
+  const known = new Set(['service', 'host', 'action', 'module', 'config', 'release', 'healthyMs', 'id', 'from', 'at', 'alg', 'sig']);
   const extra = Object.keys(o).find((k) => !known.has(k));
   if (extra) refuse(`it carries a field graft does not know (${JSON.stringify(extra)})`);
   return o as unknown as SignedOrder;

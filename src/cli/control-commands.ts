@@ -1,7 +1,7 @@
 import { GraftError } from '../core/errors.js';
 import { sendControl } from '../control/client.js';
 import type { SwapOutcome } from '../master/code-swapper.js';
-import type { MasterStatus } from '../master/master.js';
+import type { MasterStatus } from '../master/master-status.js';
 import { integer, parse } from './args.js';
 import { locateMaster, looksLikeName } from './locate.js';
 import { formatStatus } from './status-table.js';

@@ -1,12 +1,11 @@
-import { hostname } from 'node:os';
-import { newOrder, signOrder, type OrderAction } from '../bus/order.js';
+import { newOrder, RELEASE_ID, signOrder, type OrderAction } from '../bus/order.js';
 import { validName } from '../bus/names.js';
 import { requestFromHost } from '../bus/nats-send.js';
-import { GraftError } from '../core/errors.js';
+import { GraftError, errorFields } from '../core/errors.js';
 import { DEFAULT_SLOT_TTL_MS, FleetStore } from '../fleet/fleet-store.js';
 import { parseFleetUrl } from '../net/fleet-url.js';
 import { listHosts, registryKey, type HostRecord } from '../fleet/registration.js';
-import { rollout, type RolloutEvent, type RolloutReport } from '../fleet/rollout.js';
+import { rollout, type RolloutEvent, type RolloutOrder, type RolloutReport } from '../fleet/rollout.js';
 import { RolloutSlots } from '../fleet/rollout-semaphore.js';
 import { parse, seconds } from './args.js';
 import { orderFromFlags } from './order-body.js';
@@ -17,7 +16,7 @@ const common = {
   json: { type: 'boolean' },
 } as const;
 
-const rolling = {
+export const rolling = {
   ...common,
   'bus-key': { type: 'string' },
   'max-unavailable': { type: 'string' },
@@ -42,11 +41,15 @@ export async function fleetCommand(argv: string[]): Promise<number> {
       return fleetRollout('fleet reload', 'reload', rest);
     case 'swap':
       return fleetRollout('fleet swap', 'swap', rest);
+    case 'deploy':
+      return (await import('./fleet-deploy.js')).fleetDeploy(rest);
+    case 'rollback':
+      return fleetRollout('fleet rollback', 'rollback', rest);
     case 'config':
       if (rest[0] !== 'apply') throw new GraftError('GRAFT_BAD_ARGUMENT', 'graft fleet config: the one action is `apply`, e.g. `graft fleet config apply --set db.pool=20`');
       return fleetRollout('fleet config apply', 'config', rest.slice(1));
     default:
-      throw new GraftError('GRAFT_UNKNOWN_COMMAND', `graft fleet ${sub ? JSON.stringify(sub) : 'needs a command'}: expected status, reload, swap or config apply (see \`graft help fleet\`)`);
+      throw new GraftError('GRAFT_UNKNOWN_COMMAND', `graft fleet ${sub ? JSON.stringify(sub) : 'needs a command'}: expected status, reload, swap, config apply, deploy or rollback (see \`graft help fleet\`)`);
   }
 }
 
@@ -79,7 +82,7 @@ export function agreement(hosts: HostRecord[]): { sameConfig: boolean; sameCode:
 }
 
 function formatFleet(service: string, hosts: HostRecord[]): string {
-  const rows = [['HOST', 'PID', 'PORT', 'STATE', 'READY', 'ORDERS', 'WORKERS', 'GEN', 'CODE', 'CONFIG', 'BUSY']];
+  const rows = [['HOST', 'PID', 'PORT', 'STATE', 'READY', 'ORDERS', 'WORKERS', 'GEN', 'RELEASE', 'CODE', 'CONFIG', 'BUSY']];
   for (const h of hosts) {
     rows.push([
       h.host,
@@ -90,6 +93,7 @@ function formatFleet(service: string, hosts: HostRecord[]): string {
       h.takesOrders === false ? 'NO' : 'yes',
       `${h.workers.ready}/${h.workers.desired}`,
       String(h.generation ?? '-'),
+      h.release ?? '-',
       h.code ?? '-',
       h.config ? `v${h.config.version} ${h.config.hash.slice(0, 8)}` : '-',
       h.busy ?? '-',
@@ -108,11 +112,21 @@ function formatFleet(service: string, hosts: HostRecord[]): string {
   return `service ${service}\n${table}\n${verdict}`;
 }
 
-async function fleetRollout(command: string, action: OrderAction, argv: string[]): Promise<number> {
+/** `graft fleet rollback <release>`: every host back to one release, by id. */
+function rollbackOrder(id: string | undefined): RolloutOrder {
+  if (id === undefined || !RELEASE_ID.test(id)) {
+    throw new GraftError('GRAFT_BAD_ARGUMENT', `graft fleet rollback needs the release to go back to, by its full id (32 hex digits, as graft fleet status shows it)${id === undefined ? '' : `; got ${JSON.stringify(id)}`}`);
+  }
+  return { action: 'rollback', release: id };
+}
+
+export async function fleetRollout(command: string, action: OrderAction, argv: string[], given?: { order: RolloutOrder; after?: (report: RolloutReport, store: FleetStore) => Promise<void> }): Promise<number> {
   const options = action === 'config' ? { ...rolling, ...configFlags } : rolling;
-  const { values, positionals } = parse(command, argv, options as typeof rolling & typeof configFlags, action === 'swap' ? 1 : 0);
+  const { values, positionals } = parse(command, argv, options as typeof rolling & typeof configFlags, action === 'swap' || action === 'rollback' ? 1 : 0);
   const { url, service } = target(command, values);
-  const { key, order } = orderFromFlags(command, action, positionals[0], values);
+  const flags = orderFromFlags(command, action, action === 'swap' ? positionals[0] : undefined, values);
+  const key = flags.key;
+  const order = given?.order ?? (action === 'rollback' ? rollbackOrder(positionals[0]) : flags.order);
   const timeoutMs = seconds('--timeout', values.timeout) ?? 120_000;
   const slotTimeoutMs = seconds('--slot-timeout', values['slot-timeout']) ?? 600_000;
   const store = await FleetStore.open(parseFleetUrl(url));
@@ -120,7 +134,7 @@ async function fleetRollout(command: string, action: OrderAction, argv: string[]
     const registry = await store.registry();
     const hosts = await listHosts(registry, service);
     const maxUnavailable = parseMaxUnavailable(values['max-unavailable'], hosts.length);
-    const slots = new RolloutSlots(await store.slots(), service, maxUnavailable, `${hostname()}:${process.pid}`, DEFAULT_SLOT_TTL_MS);
+    const slots = new RolloutSlots(await store.slots(), service, maxUnavailable, RolloutSlots.localHolder(), DEFAULT_SLOT_TTL_MS);
     const report = await rollout(
       hosts,
       { service, order, maxUnavailable, rollback: values['no-rollback'] !== true },
@@ -151,6 +165,8 @@ async function fleetRollout(command: string, action: OrderAction, argv: string[]
         },
       },
     );
+    // What comes after (the Object Store's retention) never hides the rollout's own outcome.
+    await given?.after?.(report, store).catch((err: unknown) => process.stderr.write(`graft: warning: after the rollout: ${errorFields(err).error}\n`));
     if (values.json) console.log(JSON.stringify(report, null, 2));
     else console.log(summary(report));
     if (!report.ok) {
@@ -193,8 +209,14 @@ function summary(report: RolloutReport): string {
   const done = report.steps.filter((s) => s.ok).map((s) => s.host);
   if (report.ok) return `${report.action}: all ${done.length} hosts of ${report.service} done (at most ${report.batchSize} at a time)`;
   const back = report.rolledBack.filter((r) => r.ok).map((r) => r.host);
+  // Hosts that took the change and were not put back: what the operator must know first.
+  const ranAlready = (s: RolloutReport['steps'][number]) => (s.outcome?.value as { already?: boolean } | undefined)?.already === true;
+  const changed = report.steps.filter((s) => (s.ok || s.outcome?.ok) && !ranAlready(s)).map((s) => s.host).filter((h) => !back.includes(h));
+  const unknown = report.steps.filter((s) => s.unanswered).map((s) => s.host);
   return [
     `${report.action} stopped at ${report.stoppedAt}`,
+    changed.length ? `changed and not rolled back: ${changed.join(', ')} (run the same command again to finish, or roll them back)` : undefined,
+    unknown.length ? `sent the order but no answer came back: ${unknown.join(', ')} (it may have carried it out; graft fleet status shows what each host runs)` : undefined,
     report.notReached.length ? `not reached: ${report.notReached.join(', ')}` : undefined,
     back.length ? `rolled back: ${back.join(', ')}` : undefined,
   ]

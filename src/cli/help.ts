@@ -64,6 +64,17 @@ export const commandHelp: Record<string, string> = {
                              (HOST defaults to 127.0.0.1)
       --dashboard [HOST:]PORT  serve the live status page (read-only) on this port
 
+  Releases (graft deploy):
+      --keep-releases N      keep the last N good releases (default 5); failed and rolled-back
+                             ones never push a good one out
+      --min-healthy-time S   a deployed release is healthy only once it served S seconds with no
+                             worker crashing or replaced, its 5xx share at most --max-error-rate
+                             and every --health-url probe answered below 400; otherwise it is
+                             rolled back by itself (GRAFT_ROLLED_BACK). Default: no gate
+      --health-url PATH      asked during the gate through the service's port, up to once a second
+      --max-error-rate R     the 5xx share a release may answer during the gate: 0.1 or 10%
+                             (default 10%)
+
   Restart policies (none by default):
       --max-memory SIZE      a worker whose RSS stays over SIZE (three heartbeats in a row) is
                              replaced by a fresh one of its generation, then drained; a bare
@@ -102,17 +113,28 @@ export const commandHelp: Record<string, string> = {
   drains, TimeoutStopSec from --graceful-timeout, ExecReload running graft reload.
   It carries GRAFT_*, NODE_ENV, NODE_OPTIONS and PORT as the service started with
   them; --env NAME adds another of its variables.`,
-  fleet: `graft fleet status|reload|swap [module]|config apply [--set K=V] --fleet nats://H:P --name SERVICE
+  fleet: `graft fleet status|reload|swap [module]|config apply [--set K=V]|deploy <dir|tarball>|rollback <release>
+            --fleet nats://H:P --name SERVICE
   Every master of a service that registered with --fleet, on any host.
-  status                     each host's generation, code version, config version and readiness,
-                             and whether every host runs one config and one code version
+  status                     each host's generation, release, code version, config version and
+                             readiness, and whether every host runs one config and one code version
   reload, swap, config apply roll the change out host by host: each host gets a signed order,
                              carries it out, and must be ready again before the next starts
+  deploy <dir|tarball>       name the files by their digest, upload them once to the fleet's NATS
+                             Object Store (bucket graft_releases), and roll the release out: each
+                             host fetches it, checks it, deploys it and passes its health gate
+                             (--min-healthy-time S for this rollout) before the next host starts;
+                             on a failure the hosts already moved go back to the release each ran
+                             before. The bucket then keeps what a host runs and the newest
+                             --keep-releases N (default 5) others
+  rollback <release>         every host back to that release (by its full id), fetched from the
+                             Object Store by a host that no longer holds it
       --bus-key FILE         the key that signs orders (the masters check it with theirs)
       --max-unavailable N|N% hosts changing at once (default 1); held as slots in the store,
                              so two operators rolling out together stay within it
       --no-rollback          on a failure, leave the hosts already changed as they are
-                             (default: config overrides are put back; code cannot be)
+                             (default: config overrides and deployed releases are put back;
+                             a reload or swap of the files on disk cannot be)
       --timeout S            how long one host may take (default 120)
       --slot-timeout S       how long to wait for a free slot (default 600)
       --json                 the report as JSON`,
@@ -126,6 +148,27 @@ export const commandHelp: Record<string, string> = {
   rotated files, oldest first; --follow (-f) keeps printing new lines, across
   rotations, until interrupted. JSON lines as stored, or short lines on a terminal.
   --log-dir DIR reads DIR/NAME.log without a running master.`,
+  deploy: `graft deploy <dir|tarball> [name] [--json] [--socket PATH]
+  Stage the service's files (a directory, or a .tar.gz such as npm pack's) as a
+  release: an immutable, read-only copy under .graft/releases/ in the service's
+  directory, named by the digest of its files (node_modules stays shared, from the
+  service's directory). Then move every worker onto it with a zero-downtime reload,
+  its workers running in the release's directory; with --min-healthy-time, hold it
+  to the health gate and roll it back by itself if it turns unhealthy (exits
+  non-zero with GRAFT_ROLLED_BACK and the reason). A release is checked against its
+  digest before every generation that runs it: one edited by hand is refused.`,
+  rollback: `graft rollback [name] [id] [--with-config] [--disk] [--json] [--socket PATH]
+  Move back to the newest good release before the live one, or to release <id> (a
+  prefix will do), in one zero-downtime reload: the release is already verified, and
+  a TypeScript entry's build was kept, so nothing is compiled again. --with-config
+  then puts back the \`graft config apply --set\` layer that release last served with
+  (files and stores hold their own history: graft does not rewrite them). --disk
+  leaves releases: back to the service's entry as it is on disk (while a release is
+  live, graft reload and --watch reload that release).`,
+  releases: `graft releases [name] [--json] [--socket PATH]
+  The service's releases, newest first: id, when it went live (or was staged), who
+  deployed it, the config version it went live with, and its outcome: live,
+  previous, failed (never served), rolled back (and why).`,
   swap: `graft swap [name] [module] [--json] [--socket PATH]
   Swap changed code in place in every worker (services started with --swap).
   Exits non-zero with the error when a worker rejects the new generation; a
@@ -161,10 +204,13 @@ const oneLine: Record<string, string> = {
   stop: 'graceful stop (SIGTERM); --fast kills workers (SIGQUIT)',
   upgrade: 'replace the master process, keeping the port open (SIGUSR2)',
   swap: 'swap changed code in place in every worker (with --swap)',
+  deploy: 'stage a release and move the service onto it; health gate, rollback',
+  rollback: 'back to the previous good release (or a named one)',
+  releases: 'the releases kept, with their outcome',
   systemd: 'print a systemd unit for a running service',
   ls: 'every running service of this user (--json)',
   logs: 'the last lines of a service\'s log file; --follow',
-  fleet: 'every host of a service: status, rolling reload, swap, config apply',
+  fleet: 'every host of a service: status, rolling reload, swap, config apply, deploy, rollback',
   order: 'send a signed reload, swap or config order over a bus (--bus)',
   keygen: 'write a key to sign and check bus orders',
 };

@@ -6,7 +6,7 @@ import { defaultLogDir, logFile } from '../logs/log-dir.js';
 import { follow, lastLines } from '../logs/log-tail.js';
 import type { LogTarget } from '../logs/service-log.js';
 import { sendControl } from '../control/client.js';
-import type { MasterStatus } from '../master/master.js';
+import type { MasterStatus } from '../master/master-status.js';
 import { findService } from '../registry/service-registry.js';
 import { integer, parse } from './args.js';
 import { locateMaster, looksLikeName } from './locate.js';

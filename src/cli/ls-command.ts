@@ -1,7 +1,7 @@
 import { errorFields } from '../core/errors.js';
 import type { LogTarget } from '../logs/service-log.js';
 import { sendControl } from '../control/client.js';
-import type { MasterStatus } from '../master/master.js';
+import type { MasterStatus } from '../master/master-status.js';
 import { listServices, type ServiceRecord } from '../registry/service-registry.js';
 import { parse } from './args.js';
 import { duration } from './status-table.js';

@@ -7,6 +7,7 @@ import { helpFor, overview } from './help.js';
 import { keygen } from './keygen-command.js';
 import { logs } from './logs-command.js';
 import { ls } from './ls-command.js';
+import { deploy, releases, rollback } from './release-commands.js';
 import { start } from './start.js';
 import { systemdCommand } from './systemd-command.js';
 
@@ -18,6 +19,9 @@ const commands: Record<string, (argv: string[]) => Promise<number>> = {
   stop,
   upgrade,
   swap,
+  deploy,
+  rollback,
+  releases,
   config: configCommand,
   ls,
   logs,

@@ -20,6 +20,8 @@ import { MasterFiles } from '../registry/master-files.js';
 import { ensureNameFree } from '../registry/service-registry.js';
 import { defaultPaths, pathsForSocket } from '../registry/paths.js';
 import { DEFAULT_POLICY, type RestartPolicy } from '../pool/restart-policy.js';
+import type { HealthOptions } from '../releases/health-gate.js';
+import { MAX_HEALTHY_MS } from '../bus/order.js';
 import { startDaemon } from './daemon.js';
 import { bytes, integer, megabytes, milliseconds, parse, seconds } from './args.js';
 
@@ -63,6 +65,10 @@ export async function start(argv: string[]): Promise<number> {
       daemon: { type: 'boolean', short: 'd' },
       ready: { type: 'string' },
       sticky: { type: 'boolean' },
+      'keep-releases': { type: 'string' },
+      'min-healthy-time': { type: 'string' },
+      'health-url': { type: 'string' },
+      'max-error-rate': { type: 'string' },
     },
     1,
   );
@@ -120,6 +126,8 @@ export async function start(argv: string[]): Promise<number> {
     policy,
     metrics,
     dashboard,
+    keepReleases: integer('--keep-releases', values['keep-releases'], 1, 1000) ?? 5,
+    health: healthOptions(values),
   });
   return master.run();
 }
@@ -136,6 +144,25 @@ function logTarget(values: { 'log-dir'?: string | undefined; 'log-max-size'?: st
   }
   const file = checkLogDir(resolve(cwd, values['log-dir']), service);
   return { kind: 'file', file, maxBytes: maxBytes ?? DEFAULT_LOG_MAX_BYTES, maxFiles: maxFiles ?? DEFAULT_LOG_MAX_FILES };
+}
+
+/** The health gate a deployed release must pass (graft deploy); without --min-healthy-time there is none. */
+function healthOptions(values: { 'min-healthy-time'?: string | undefined; 'health-url'?: string | undefined; 'max-error-rate'?: string | undefined }): HealthOptions {
+  const minHealthyMs = seconds('--min-healthy-time', values['min-healthy-time']) ?? 0;
+  if (minHealthyMs > MAX_HEALTHY_MS) throw new GraftError('GRAFT_BAD_ARGUMENT', `--min-healthy-time is at most a day (86400 seconds), got ${values['min-healthy-time']}`);
+  const url = values['health-url'];
+  if (url !== undefined && !url.startsWith('/')) throw new GraftError('GRAFT_BAD_ARGUMENT', `--health-url is a path on the service's port, e.g. /healthz; got ${JSON.stringify(url)}`);
+  const rate = values['max-error-rate'];
+  let maxErrorRate = 0.1;
+  if (rate !== undefined) {
+    const n = rate.endsWith('%') ? Number(rate.slice(0, -1)) / 100 : Number(rate);
+    if (rate.trim() === '' || !Number.isFinite(n) || n < 0 || n > 1) throw new GraftError('GRAFT_BAD_ARGUMENT', `--max-error-rate is a share of 5xx responses, 0 to 1 or 0% to 100%; got ${JSON.stringify(rate)}`);
+    maxErrorRate = n;
+  }
+  if (minHealthyMs === 0 && (url !== undefined || rate !== undefined)) {
+    throw new GraftError('GRAFT_BAD_ARGUMENT', `${url !== undefined ? '--health-url' : '--max-error-rate'} applies during the health gate: give --min-healthy-time SECONDS too`);
+  }
+  return { minHealthyMs, url, maxErrorRate };
 }
 
 /** PM2's restart flags; --min-uptime only decides which crashes count against --max-restarts. */

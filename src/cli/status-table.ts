@@ -1,5 +1,5 @@
 import type { ConnectionStatus } from '../core/reconnect.js';
-import type { MasterStatus } from '../master/master.js';
+import type { MasterStatus } from '../master/master-status.js';
 import { formatBytes } from './args.js';
 
 export function duration(ms: number): string {
@@ -36,7 +36,7 @@ export function formatStatus(status: MasterStatus): string {
   const m = status.master;
   const lines = [
     `master ${m.pid}${m.keeper ? ` (keeper ${m.keeper})` : ''}  ${m.state}${m.degraded?.length ? ' DEGRADED' : ''}  up ${duration(m.uptimeMs)}  generation ${m.generation ?? '-'}  workers ${m.actual === m.desired ? m.desired : `${m.actual} of ${m.desired}`}  port ${m.port}`,
-    `entry ${m.entry}${m.code ? `  code version ${m.code}` : ''}`,
+    `entry ${m.entry}${m.release ? `  release ${m.release}` : ''}${m.code ? `  code version ${m.code}` : ''}`,
   ];
   // A master of an older graft answers without these.
   if (m.name) lines.push(`service ${m.name}  logs ${m.logs?.kind === 'file' ? `${m.logs.file} (rotated at ${formatBytes(m.logs.maxBytes)}, ${m.logs.maxFiles} files)` : 'to stdout and stderr'}`);

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { GraftError } from '../core/errors.js';
 import { sendControl } from '../control/client.js';
-import type { MasterStatus } from '../master/master.js';
+import type { MasterStatus } from '../master/master-status.js';
 import { parse } from './args.js';
 import { locateMaster } from './locate.js';
 

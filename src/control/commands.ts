@@ -14,7 +14,15 @@ export type Command =
   /** A crashed worker's replacement, after its backoff; or a live worker over --max-memory, replaced by a fresh one before it drains. */
   | { kind: 'replace-worker'; reason: 'crash'; generation: number; index: number; restarts: number }
   | { kind: 'replace-worker'; reason: 'memory'; generation: number; index: number; pid: number; rss: number }
-  | { kind: 'stop'; fast: boolean };
+  | { kind: 'stop'; fast: boolean }
+  /**
+   * `graft deploy`: stage the directory or tarball as a release and move the
+   * service onto it, then the health gate. From a fleet order: the release by
+   * id, fetched from the fleet's Object Store unless this host has it.
+   */
+  | { kind: 'deploy'; source?: string; release?: string; minHealthyMs?: number; orders?: string[] }
+  /** `graft rollback`: back to the named release, the newest good one before the live one, or (toDisk) the entry on disk. */
+  | { kind: 'rollback'; id?: string; toDisk?: boolean; withConfig?: boolean; orders?: string[] };
 
 /** `graft config apply --set/--unset/--reset`: changes to the top config layer. */
 export interface Overrides {

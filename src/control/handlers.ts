@@ -8,6 +8,8 @@ import type { ControlRequest } from './protocol.js';
 /** What the control socket may ask of a master. */
 export interface Controlled {
   status(): unknown;
+  /** The service's releases (`graft releases`). */
+  releases(): { list(): unknown };
   /** Changes go to the arbiter; the answer is their outcome. */
   submit(command: Command): Promise<unknown>;
   readonly config: ConfigReads;
@@ -40,6 +42,12 @@ export function controlHandler(master: Controlled): (request: ControlRequest) =>
         return master.submit({ kind: 'scale', ...(request.workers !== undefined ? { workers: request.workers } : {}), ...(request.delta !== undefined ? { delta: request.delta } : {}) });
       case 'upgrade':
         return master.submit({ kind: 'upgrade' });
+      case 'deploy':
+        return master.submit({ kind: 'deploy', source: request.source });
+      case 'rollback':
+        return master.submit({ kind: 'rollback', ...(request.id ? { id: request.id } : {}), ...(request.withConfig ? { withConfig: true } : {}), ...(request.toDisk ? { toDisk: true } : {}) });
+      case 'releases':
+        return master.releases().list();
       case 'swap':
         return master.submit({ kind: 'swap', order: { source: 'control', ...(request.module ? { module: request.module } : {}) } });
       case 'config':

@@ -11,10 +11,13 @@ export type ControlRequest =
   | { cmd: 'scale'; workers?: number; delta?: number }
   | { cmd: 'upgrade' }
   | { cmd: 'swap'; module?: string }
+  | { cmd: 'deploy'; source: string }
+  | { cmd: 'rollback'; id?: string; withConfig?: boolean; toDisk?: boolean }
+  | { cmd: 'releases' }
   | { cmd: 'config'; action: 'show' | 'history' }
   | { cmd: 'config'; action: 'apply'; set?: string[]; unset?: string[]; reset?: boolean }
   | { cmd: 'config'; action: 'check'; file: string };
 
 export type ControlResponse = { ok: true; result: unknown } | { ok: false; error: SerializedError };
 
-export const CONTROL_COMMANDS = ['status', 'reload', 'stop', 'scale', 'upgrade', 'config', 'swap'] as const;
+export const CONTROL_COMMANDS = ['status', 'reload', 'stop', 'scale', 'upgrade', 'config', 'swap', 'deploy', 'rollback', 'releases'] as const;

@@ -71,6 +71,14 @@ export const ErrorCodes = {
   GRAFT_MASTER_CRASH_LOOP: 'the master kept crashing; the keeper stopped restarting it',
   GRAFT_STATE_FILE: 'the state a restarted master would start from cannot be written or read',
   GRAFT_START_FAILED: 'the service did not start',
+  GRAFT_RELEASE_SOURCE: 'what was given to deploy is not a directory or a tarball that unpacks',
+  GRAFT_RELEASE_NO_ENTRY: "a release does not hold the service's entry",
+  GRAFT_RELEASE_UNKNOWN: 'no such release',
+  GRAFT_RELEASE_TAMPERED: 'a release was changed after it was staged',
+  GRAFT_NO_PREVIOUS_RELEASE: 'there is no good release to roll back to',
+  GRAFT_UNHEALTHY: 'a new generation turned unhealthy within --min-healthy-time',
+  GRAFT_ROLLED_BACK: 'a new generation was unhealthy and was rolled back',
+  GRAFT_DEPLOY_BUSY: 'a deploy or rollback is already under way',
   GRAFT_INTERNAL: 'an unexpected failure inside graft',
 } as const;
 

@@ -8,6 +8,8 @@ import type { SerializedError } from './errors.js';
 export interface WorkerStats {
   inFlight: number;
   served: number;
+  /** Of those, responses with a 5xx status (HTTP/1.1). */
+  serverErrors?: number;
   connections: number;
   rss: number;
   /** Config version the worker runs (0 before its first snapshot). */

@@ -62,6 +62,11 @@ export class Queue<C, O = unknown> {
     return this.queue.length;
   }
 
+  /** The entries in flight and waiting, in order. */
+  entries(): C[] {
+    return [...(this.running ? [this.running.command] : []), ...this.queue.map((e) => e.command)];
+  }
+
   submit(command: C): Promise<O> {
     if (this.rules.preempts?.(command)) {
       void this.stop();

@@ -66,8 +66,9 @@ export class FleetStore {
     }
   }
 
+  /** Never throws: a connection the server already closed is simply gone. */
   async close(): Promise<void> {
-    await this.nc.drain().catch(() => this.nc.close());
+    await this.nc.drain().catch(() => this.nc.close().catch(() => {}));
   }
 }
 

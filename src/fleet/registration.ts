@@ -15,6 +15,10 @@ export interface HostRecord {
   generation: number | undefined;
   /** codeVersion(): comparable across hosts. */
   code: string | undefined;
+  /** The release the live generation runs (`graft deploy`), if any. */
+  release?: string | undefined;
+  /** The entry, relative to the service's directory: where `graft fleet deploy` finds the top of a release's files. */
+  entry?: string | undefined;
   config: { version: number; hash: string } | undefined;
   /** The command the master carries out now. */
   busy: string | undefined;
@@ -101,10 +105,11 @@ export class Registration {
 
 /** Every registered master of a service, by host name. */
 export async function listHosts(kv: KV, service: string): Promise<HostRecord[]> {
-  const keys: string[] = [];
-  for await (const key of await kv.keys(`${service}.*`)) keys.push(key);
+  // A key written while the listing runs (a heartbeat, the entry after a command) can be listed twice.
+  const keys = new Set<string>();
+  for await (const key of await kv.keys(`${service}.*`)) keys.add(key);
   const records: HostRecord[] = [];
-  for (const key of keys.sort()) {
+  for (const key of [...keys].sort()) {
     const entry = await kv.get(key);
     if (!entry || entry.operation !== 'PUT') continue;
     try {

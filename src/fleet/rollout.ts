@@ -4,7 +4,7 @@ import type { HostRecord } from './registration.js';
 import type { HeldSlot } from './rollout-semaphore.js';
 
 /** What a rollout asks of each host: an order without its address and stamp. */
-export type RolloutOrder = Pick<OrderBody, 'action' | 'module' | 'config'>;
+export type RolloutOrder = Pick<OrderBody, 'action' | 'module' | 'config' | 'release' | 'healthyMs'>;
 
 export interface RolloutPlan {
   service: string;
@@ -41,6 +41,10 @@ export interface HostStep {
   error?: SerializedError;
   /** What undoing this host's change takes, when graft can undo it. */
   undo?: RolloutOrder;
+  /** The order went out but no answer came (the connection was lost): the host may have carried it out. */
+  unanswered?: boolean;
+  /** Why graft does not undo this host's change, when it does not. */
+  undoSkipped?: string;
 }
 
 export interface RolloutReport {
@@ -97,9 +101,11 @@ async function changeHost(host: string, order: RolloutOrder, deps: RolloutDeps):
   const startedAt = new Date().toISOString();
   let slot: HeldSlot | undefined;
   let outcome: OrderOutcome | undefined;
+  let sent = false;
   try {
     slot = await deps.acquire();
     deps.progress({ event: 'host-start', host, slot: slot.key });
+    sent = true;
     outcome = await deps.send(host, order);
     if (!outcome.ok) throw outcome.error ? GraftError.from(outcome.error) : new GraftError('GRAFT_FLEET_FAILED', `${host} refused the order`);
     await deps.waitReady(host, outcome.id);
@@ -115,6 +121,7 @@ async function changeHost(host: string, order: RolloutOrder, deps: RolloutDeps):
       endedAt: new Date().toISOString(),
       ...(slot ? { slot: slot.key } : {}),
       ...(outcome ? { outcome, ...undoOf(order, outcome) } : {}),
+      ...(sent && !outcome ? { unanswered: true } : {}),
       error: { code: code ?? 'GRAFT_INTERNAL', message: error },
     };
     deps.progress({ event: 'host-done', step });
@@ -127,11 +134,18 @@ async function changeHost(host: string, order: RolloutOrder, deps: RolloutDeps):
 /**
  * The order that undoes a host's change. Config overrides come back as they
  * were: the master kept them under the order's id, and `undo` names it. A
- * reload or a swap loaded files graft keeps no copy of, so it cannot be undone
- * by graft: the previous release must be put back and rolled out.
+ * deploy goes back to the release the host ran before (its answer names it;
+ * none: the entry on disk). A reload or a swap loaded files graft keeps no
+ * copy of, so it cannot be undone by graft: deploy releases to have that.
  */
-function undoOf(order: RolloutOrder, outcome: OrderOutcome): { undo?: RolloutOrder } {
-  if (order.action !== 'config' || !order.config || !outcome.ok) return {};
+function undoOf(order: RolloutOrder, outcome: OrderOutcome): { undo?: RolloutOrder; undoSkipped?: string } {
+  if (!outcome.ok) return {};
+  if (order.action === 'deploy' || order.action === 'rollback') {
+    const value = outcome.value as { previous?: string; already?: boolean } | undefined;
+    if (value?.already) return { undoSkipped: 'it ran that release already: nothing of this rollout to undo' };
+    return { undo: { action: 'rollback', release: value?.previous ?? null } };
+  }
+  if (order.action !== 'config' || !order.config) return { undoSkipped: 'graft cannot undo a reload or swap of the files on disk: deploy releases (graft fleet deploy) to roll code back' };
   return { undo: { action: 'config', config: { undo: outcome.id } } };
 }
 
@@ -140,7 +154,7 @@ async function rollBack(steps: HostStep[], deps: RolloutDeps): Promise<RolloutRe
   // A host that failed after it took the change (not ready again) is undone too; one that refused has nothing to undo.
   for (const step of [...steps].reverse().filter((s) => s.ok || s.outcome?.ok)) {
     if (!step.undo) {
-      const skipped = 'graft cannot undo a code change: put the previous release back and roll it out';
+      const skipped = step.undoSkipped ?? 'graft cannot undo this change';
       done.push({ host: step.host, ok: false, skipped });
       deps.progress({ event: 'rollback', host: step.host, ok: false, skipped });
       continue;

@@ -1,4 +1,5 @@
-import { createStream, type RotatingFileStream } from 'rotating-file-stream';
+import { fstatSync, statSync } from 'node:fs';
+import { mkdir, open, readdir, rename, type FileHandle } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { errorMessage } from '../core/errors.js';
 
@@ -7,14 +8,19 @@ export interface LogFileOptions {
   maxBytes: number;
   /** How many files at most, the live one included (--log-max-files): the oldest is deleted. */
   maxFiles: number;
-  /** A failure of the file (disk full, the directory removed): said once on stderr, whatever the sink. */
+  /** A failure of the file (disk full, the directory unwritable): said once on stderr, whatever the sink. */
   onError: (message: string) => void;
+  /** The file was removed under graft and a new one opened in its place. */
+  onRemoved: (message: string) => void;
 }
 
 /** After a failure, how long the lines go to stderr before the file is opened again. */
 const REOPEN_MS = 5000;
 
-/** Lines are handed to the stream in batches of up to this many characters (and at most a 32nd of the rotation size). */
+/** How often an idle file is looked for on disk: removed (its directory too), it is made again. */
+const PRESENCE_MS = 1000;
+
+/** Lines are handed to the disk in batches of up to this many characters (and at most a 32nd of the rotation size). */
 const BATCH_MAX = 64 * 1024;
 
 /** How much may wait in memory for the disk before the workers' pipes are paused. */
@@ -22,32 +28,37 @@ const QUEUE_MAX = 1024 * 1024;
 
 /**
  * One service's log file, rotated by size the classical way (`name.log` →
- * `name.log.1` → … → `name.log.N-1`, the oldest dropped) by rotating-file-stream.
- * The stream never splits a write across files, so a line is whole in
- * exactly one file.
+ * `name.log.1` → … → `name.log.N-1`, the oldest dropped). A batch is one
+ * append, so a line is whole in exactly one file.
  *
- * Lines are batched: rotating-file-stream awaits one file write per chunk it
- * is given, so a write per line cost the master a thread-pool round trip per
- * line (about 30 µs; an app logging 20k lines a second saturated it). The
- * lines written in one turn of the event loop (one chunk of a worker's pipe)
- * go to the stream as one write, at the end of that turn or once the batch
- * reaches its size. A file may so end up to a batch past --log-max-size (a
- * 32nd of it, 64 KiB at most) instead of one line.
+ * Lines are batched: the lines written in one turn of the event loop (one
+ * chunk of a worker's pipe) go to the disk as one write, at the end of that
+ * turn or once the batch reaches its size; one write at a time, in order. A
+ * file may so end up to a batch past --log-max-size (a 32nd of it, 64 KiB at
+ * most) instead of one line.
  *
- * Only the master in control rotates. During `graft upgrade` two masters
- * append to the same file (O_APPEND keeps their lines whole); if both rotated,
- * each by its own count of bytes, files would be rotated twice. So a
- * successor appends without rotating until it takes control, and a master
- * that handed over stops rotating (`rotating(false)`).
+ * Two masters append to the same file during `graft upgrade` (O_APPEND keeps
+ * their lines whole), and only the one in control rotates: a successor
+ * appends without rotating until it takes control, and a master that handed
+ * over stops rotating (`rotating(false)`). So that neither writes on into a
+ * file the other renamed away, each looks at the path before each batch and
+ * opens it again when it names another file. And the one that rotates counts
+ * the file's size on disk, every writer's lines included.
  */
 export class LogFile {
-  private stream: RotatingFileStream | undefined;
+  private handle: FileHandle | undefined;
+  /** The inode the open handle writes to. */
+  private ino = 0;
   private rotates: boolean;
   private brokenUntil = 0;
-  private readonly closing: Array<Promise<void>> = [];
   private batch = '';
   private flushQueued = false;
   private readonly batchMax: number;
+  /** Batches waiting for the disk, oldest first, and their characters in all. */
+  private readonly queue: string[] = [];
+  private queued = 0;
+  private pumping: Promise<void> | undefined;
+  private readonly presence: NodeJS.Timeout;
 
   constructor(
     readonly path: string,
@@ -56,15 +67,33 @@ export class LogFile {
   ) {
     this.rotates = rotating;
     this.batchMax = Math.max(1, Math.min(BATCH_MAX, Math.floor(options.maxBytes / 32)));
-    this.stream = this.open();
+    this.pump();
+    this.presence = setInterval(() => this.checkPresent(), PRESENCE_MS);
+    this.presence.unref();
+  }
+
+  /**
+   * A file removed under a running service (its directory deleted, an `rm`
+   * by hand, a log shipper that moves it away) would take every later line
+   * into a file nobody can open, as an open descriptor keeps writing to it.
+   * Before each batch, and once a second while idle: gone, the directory is
+   * made again and a new file opened there, and graft says so once. Only the
+   * master that rotates says so: for the other, a file briefly gone is the
+   * rotating master's rename.
+   */
+  private checkPresent(): void {
+    if (this.pumping || !this.handle || !this.rotates || exists(this.path)) return;
+    this.removed();
+  }
+
+  private removed(): void {
+    this.options.onRemoved(`${this.path} was removed while graft wrote to it`);
+    this.letGo();
   }
 
   /** Appends one whole line (with its newline); false if it could not go to the file (the caller writes it elsewhere). */
   write(line: string): boolean {
-    if (!this.stream) {
-      if (Date.now() < this.brokenUntil) return false;
-      this.stream = this.open();
-    }
+    if (Date.now() < this.brokenUntil) return false;
     this.batch += line;
     if (this.batch.length >= this.batchMax) this.flush();
     else if (!this.flushQueued) {
@@ -74,85 +103,124 @@ export class LogFile {
     return true;
   }
 
-  /** The batch to the stream (lost with the stream if it failed meanwhile, as lines inside the stream are). */
+  /** The batch to the disk's queue (lost if the file fails before it is written, like every batch queued then). */
   private readonly flush = (): void => {
     this.flushQueued = false;
     if (this.batch === '') return;
-    this.stream?.write(this.batch);
+    this.queue.push(this.batch);
+    this.queued += this.batch.length;
     this.batch = '';
+    this.pump();
   };
 
-  /** Start or stop rotating: the stream is replaced by one with (or without) a size limit; lines stay in order within each. */
+  /** Start or stop rotating; the next batch follows the file's path either way. */
   rotating(on: boolean): void {
-    if (on === this.rotates) return;
-    this.rotates = on;
     this.flush();
-    this.retire(this.stream);
-    this.stream = this.open();
+    this.rotates = on;
   }
 
   /** Every line written so far is in the file. */
   async close(): Promise<void> {
+    clearInterval(this.presence);
     this.flush();
-    this.retire(this.stream);
-    this.stream = undefined;
     this.brokenUntil = Infinity;
-    await Promise.all(this.closing);
-  }
-
-  private open(): RotatingFileStream {
-    const stream = createStream((index: number | Date | null) => (typeof index === 'number' && index > 0 ? `${basename(this.path)}.${index}` : basename(this.path)), {
-      path: dirname(this.path),
-      mode: 0o600,
-      ...(this.rotates ? { size: `${this.options.maxBytes}B`, rotate: this.options.maxFiles - 1 } : {}),
-    });
-    stream.on('error', (err: Error) => {
-      // rotating-file-stream is closed after an error: the next lines go elsewhere until the file opens again.
-      if (this.stream === stream) {
-        this.stream = undefined;
-        this.brokenUntil = Date.now() + REOPEN_MS;
-      }
-      this.options.onError(`${this.path}: ${errorMessage(err)}`);
-    });
-    stream.on('warning', (err: Error) => this.options.onError(`${this.path}: ${errorMessage(err)}`));
-    return stream;
+    await this.pumping;
+    this.letGo();
   }
 
   /**
    * Lines wait in memory for the disk: the app's output should pause until
-   * `drained`. Not at the stream's own mark (16 KiB, less than one batch),
-   * which would pause the pipes after every batch and leave the disk idle
-   * while the master reads and the master idle while the disk writes.
+   * `drained`.
    */
   get congested(): boolean {
-    return this.stream !== undefined && this.stream.writableLength + this.batch.length >= QUEUE_MAX;
+    return this.queued + this.batch.length >= QUEUE_MAX;
   }
 
-  /** Resolves once the stream has written every line it was given. */
-  drained(): Promise<void> {
+  /** Resolves once every line given so far has been written (or lost with a failed file). */
+  async drained(): Promise<void> {
     this.flush();
-    const stream = this.stream;
-    if (!stream?.writableNeedDrain) return Promise.resolve();
-    return new Promise((resolve) => {
-      const done = () => {
-        stream.off('drain', done);
-        stream.off('close', done);
-        resolve();
-      };
-      stream.once('drain', done);
-      stream.once('close', done);
-    });
+    while (this.pumping) await this.pumping;
   }
 
-  private retire(stream: RotatingFileStream | undefined): void {
-    if (!stream || stream.destroyed) return;
-    this.closing.push(
-      new Promise<void>((resolve) => {
-        stream.once('close', () => resolve());
-        stream.once('finish', () => resolve());
-        stream.once('error', () => resolve());
-        stream.end();
-      }),
-    );
+  /** Writes the queue, one batch at a time, until it is empty; opens the file first when none is open. */
+  private pump(): void {
+    if (this.pumping) return;
+    this.pumping = (async () => {
+      try {
+        await this.follow();
+        while (this.queue.length > 0) {
+          const chunk = this.queue[0]!;
+          await this.follow();
+          await this.handle!.appendFile(chunk);
+          this.queue.shift();
+          this.queued -= chunk.length;
+          if (this.rotates && fstatSync(this.handle!.fd).size >= this.options.maxBytes) await this.rotate();
+        }
+      } catch (err) {
+        this.failed(err);
+      } finally {
+        this.pumping = undefined;
+      }
+    })();
   }
+
+  /** The handle writes to the file the path names now: opened (its directory made) when none is, or when the path names another file. */
+  private async follow(): Promise<void> {
+    if (this.handle) {
+      const now = inode(this.path);
+      if (now === this.ino) return;
+      if (now === undefined && this.rotates) this.removed();
+      else this.letGo();
+    }
+    await mkdir(dirname(this.path), { recursive: true, mode: 0o700 });
+    const handle = await open(this.path, 'a', 0o600);
+    this.handle = handle;
+    this.ino = fstatSync(handle.fd).ino;
+  }
+
+  /** name.log.N-2 → name.log.N-1, …, name.log → name.log.1; what was name.log.N-1 is replaced, so dropped. */
+  private async rotate(): Promise<void> {
+    this.letGo();
+    const dir = dirname(this.path);
+    const name = basename(this.path);
+    const present = new Set(await readdir(dir));
+    for (let index = this.options.maxFiles - 1; index > 0; index--) {
+      const from = index === 1 ? name : `${name}.${index - 1}`;
+      if (!present.has(from)) continue;
+      try {
+        await rename(`${dir}/${from}`, `${dir}/${name}.${index}`);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      }
+    }
+  }
+
+  /** The file failed (disk full, directory unwritable): the lines queued are lost; the next ones go elsewhere until the file opens again. */
+  private failed(err: unknown): void {
+    this.letGo();
+    this.queue.length = 0;
+    this.queued = 0;
+    this.batch = '';
+    if (this.brokenUntil !== Infinity) this.brokenUntil = Date.now() + REOPEN_MS;
+    this.options.onError(`${this.path}: ${errorMessage(err)}`);
+  }
+
+  private letGo(): void {
+    const handle = this.handle;
+    this.handle = undefined;
+    this.ino = 0;
+    void handle?.close().catch(() => undefined);
+  }
+}
+
+function inode(path: string): number | undefined {
+  try {
+    return statSync(path).ino;
+  } catch {
+    return undefined;
+  }
+}
+
+function exists(path: string): boolean {
+  return inode(path) !== undefined;
 }

@@ -48,7 +48,7 @@ export class ServiceLog {
   ) {
     this.file =
       target.kind === 'file'
-        ? new LogFile(target.file, { maxBytes: target.maxBytes, maxFiles: target.maxFiles, onError: (m) => this.fileFailed(m) }, options.rotating)
+        ? new LogFile(target.file, { maxBytes: target.maxBytes, maxFiles: target.maxFiles, onError: (m) => this.fileFailed(m), onRemoved: (m) => this.fileRemoved(m) }, options.rotating)
         : undefined;
   }
 
@@ -145,13 +145,16 @@ export class ServiceLog {
   }
 
   private fileFailed(message: string): void {
-    // Not through the logger: its sink is this very file.
-    process.stderr.write(
-      formatRecord(
-        { time: new Date().toISOString(), level: 'error', role: 'master', pid: process.pid, msg: 'log file failed; lines go to stderr until it can be written again', code: 'GRAFT_LOG_DIR', error: message },
-        this.errPretty,
-      ),
-    );
+    this.say('error', 'log file failed; lines go to stderr until it can be written again', message);
+  }
+
+  private fileRemoved(message: string): void {
+    this.say('warn', 'log file removed; writing to a new one in its place', message);
+  }
+
+  /** Not through the logger: its sink is this very file. */
+  private say(level: 'warn' | 'error', msg: string, error: string): void {
+    process.stderr.write(formatRecord({ time: new Date().toISOString(), level, role: 'master', pid: process.pid, msg, code: 'GRAFT_LOG_DIR', error }, this.errPretty));
   }
 }
 

@@ -1,147 +1,50 @@
 import { getHeapStatistics } from 'node:v8';
 import { dirname } from 'node:path';
 import type { BusOptions, BusTriggers } from '../bus/bus-triggers.js';
-import type { BusStatus } from '../bus/order-trigger.js';
 import { ConfigLoader } from '../config/loader.js';
 import { EnvSource } from '../config/sources/env-source.js';
 import { FileSource } from '../config/sources/file-source.js';
 import { OverrideSource } from '../config/sources/override-source.js';
-import type { SourceStatus } from '../config/sources/source.js';
-import type { ConfigArg } from '../net/source-url.js';
 import { createStoreSource, storeOptions } from '../config/sources/stores.js';
 import { deferred } from '../core/deferred.js';
 import { Queue } from '../core/queue.js';
 import { GraftError, errorFields } from '../core/errors.js';
-import type { FleetAddress } from '../net/fleet-url.js';
-import type { Membership, MembershipStatus } from '../fleet/membership.js';
+import type { Membership } from '../fleet/membership.js';
 import { registryKey, type HostRecord } from '../fleet/registration.js';
 import { createLogger } from '../core/log.js';
-import { moduleName, type ReadyMode } from '../core/ipc.js';
-import { ServiceLog, type LogTarget } from '../logs/service-log.js';
-import { graftVersion } from '../core/version.js';
-import { Activity, type ReloadRecord } from '../observe/activity.js';
+import { moduleName } from '../core/ipc.js';
+import { ServiceLog } from '../logs/service-log.js';
+import { Activity } from '../observe/activity.js';
 import { CodeSwapper } from './code-swapper.js';
 import { CodeWatcher } from './code-watcher.js';
 import { mergeCommands, type Command, type Overrides } from '../control/commands.js';
 import { ConfigCoordinator } from './config-coordinator.js';
-import type { ApplyOutcome, HistoryEntry } from '../config/history.js';
+import type { ApplyOutcome } from '../config/history.js';
 import { controlHandler } from '../control/handlers.js';
 import { ControlServer } from '../control/server.js';
-import { Dashboard, type DashboardState } from '../observe/dashboard.js';
-import { HttpEndpoint, type HttpAddress, type Route } from '../observe/http-endpoint.js';
 import { stopCompiler } from '../swap/bundle.js';
 import { EntryBuilds, isTypeScript } from '../pool/entry-builds.js';
 import { ListenerRegistry } from '../net/listeners.js';
 import { relaySocketIoAdapter } from '../pool/socket-io-relay.js';
 import { StickyRouter } from '../pool/sticky-router.js';
 import { MasterFiles } from '../registry/master-files.js';
-import type { GraftMetrics } from '../observe/metrics.js';
 import { Observers } from '../observe/observers.js';
-import type { MasterPaths } from '../registry/paths.js';
 import { Reloads } from './reloads.js';
+import { MasterHttp } from './master-http.js';
+import type { MasterOptions } from './master-options.js';
+import type { MasterState, MasterStatus } from './master-status.js';
 import { CarriedOrders } from '../bus/carried-orders.js';
 import { ensureNameFree } from '../registry/service-registry.js';
-import { keeperPid, masterCommand, reportToKeeper } from '../succession/keeper-link.js';
-import type { RestartPolicy } from '../pool/restart-policy.js';
+import { keeperPid, masterCommand, reportToKeeper, whenKeeperGone } from '../succession/keeper-link.js';
 import { installSignals } from './signals.js';
 import { Succession } from '../succession/succession.js';
 import { CrashReadiness, takeRecovery, type Recovery, type SavedState } from '../succession/recovery.js';
 import { awaitHandover, reportInControl, reportUpgradeFailed, takeUpgradeState, type UpgradeState } from '../succession/upgrade.js';
-import { WorkerPool, type PoolStatus } from '../pool/worker-pool.js';
+import { WorkerPool } from '../pool/worker-pool.js';
+import { Deployments, releaseChangeUnderWay } from '../releases/deployments.js';
+import { fetchRelease, serviceReleases } from '../releases/service-releases.js';
+import { entryInRelease } from '../releases/release-store.js';
 
-export interface MasterOptions {
-  entry: string;
-  /** What follows `--` on graft start's command line: the app's process.argv after the entry. */
-  args?: string[];
-  cwd: string;
-  workers: number;
-  port: number;
-  paths: MasterPaths;
-  /** How long a new worker may take to become ready; also how long a ready one may go without a heartbeat (--timeout). */
-  readyTimeoutMs: number;
-  /** When a worker whose entry is not a defineService is ready (--ready). */
-  ready: ReadyMode;
-  /** `--sticky`: each client's connections go to one worker (Socket.IO's long polling), not round-robin. */
-  sticky?: boolean;
-  /** How long a retired worker may drain before it is killed (--graceful-timeout). */
-  drainTimeoutMs: number;
-  /** A draining worker closes a keep-alive connection idle this long. */
-  idleCloseMs: number;
-  /** How long a closing connection keeps reading before it is released. */
-  lingerMs: number;
-  watch: string | undefined;
-  /** Serve the entry as a swappable handler; code changes swap in place. */
-  swap: boolean;
-  /** Load a TypeScript entry with tsx in every worker instead of compiling it in the master (--tsx). */
-  tsx: boolean;
-  /** Config files and stores (--config), lowest layer first. */
-  config: ConfigArg[];
-  /** Where store sources cache their last good snapshot (default: beside the control socket). */
-  configCache: string | undefined;
-  /** `--set key.path=value` overrides from the command line. */
-  overrides: string[];
-  /** Set when -w / -p were given: the config's graft.workers / graft.port do not apply. */
-  fixed: { port: boolean; workers: boolean };
-  /** The service's name (`--name`): every master of a fleet runs the same one. */
-  service: string;
-  /** This master's name in the fleet (`--host-id`). */
-  hostId: string;
-  /** Register in this fleet store (`--fleet`). */
-  fleet: FleetAddress | undefined;
-  /** Take signed orders from NATS and/or RabbitMQ (--bus). */
-  bus?: BusOptions | undefined;
-  /** Where graft's and the app's lines go: a rotated log file (--log-dir), or stdout and stderr. */
-  logs: LogTarget;
-  /** --max-memory, --restart-delay, --max-restarts, --min-uptime. */
-  policy: RestartPolicy;
-  /** Serve Prometheus metrics at /metrics here (--metrics); the status page too, unless --dashboard puts it elsewhere. */
-  metrics?: HttpAddress | undefined;
-  /** Serve the live status page here (--dashboard). */
-  dashboard?: HttpAddress | undefined;
-}
-
-export interface MasterStatus {
-  master: {
-    pid: number;
-    /** The `graft start` process that started this master and stays for the service's life (its pid never changes). */
-    keeper: number | undefined;
-    /** How this service was started: what `graft systemd` writes into a unit. */
-    launch: { cwd: string; node: string; args: string[]; service: string; drainTimeoutMs: number };
-    uptimeMs: number;
-    /** The master process's own memory: resident set and V8 heap, in bytes. */
-    memory: { rss: number; heapUsed: number; heapTotal: number };
-    entry: string;
-    port: number;
-    socket: string;
-    state: MasterState;
-    /** This master's place in its line of upgrades (1 for a master started by hand). */
-    masterGeneration: number | undefined;
-    /** How many times the keeper restarted a crashed master of this service. */
-    restarts: number;
-    /** The command the arbiter carries out now, and how many wait. */
-    busy: string | undefined;
-    queued: number;
-    lastReload: ReloadRecord | undefined;
-    config: { version: number; hash: string; source: string; lastRejected: HistoryEntry | undefined; stores: SourceStatus[] } | undefined;
-    /** The buses this master takes orders from (--bus), and whether each is connected. */
-    bus?: BusStatus[];
-    /** Ids of the bus orders carried out lately, newest last (the fleet registry's proof that this host did them). */
-    orders: string[];
-    /** The fleet registry this master registers in (--fleet), and whether its entry is written. */
-    fleet?: MembershipStatus;
-    /** The service's name (--name), as `graft ls` and the control commands know it. */
-    name: string;
-    /** Where its lines go. */
-    logs: LogTarget;
-    /** The restart policy workers run under. */
-    policy: RestartPolicy;
-    /** Where Prometheus scrapes (--metrics) and where the live status page is (--metrics or --dashboard). */
-    http?: { metrics?: string; dashboard: string };
-  } & Omit<PoolStatus, 'workers'>;
-  workers: PoolStatus['workers'];
-}
-
-type MasterState = 'starting' | 'running' | 'stopping';
 
 /**
  * How a master ends: stopped, handed over to a successor, or failed to
@@ -177,7 +80,11 @@ export class Master {
   private readonly arbiter = new Queue<Command>(
     {
       handle: (c) => this.handle(c),
-      merge: mergeCommands,
+      merge: (waiting, later) => {
+        const merged = mergeCommands(waiting, later);
+        if (merged) this.log.debug('command merged into the one waiting', { command: later.kind });
+        return merged;
+      },
       preempts: (c) => c.kind === 'stop',
       refused: () => new GraftError('GRAFT_STOPPING', 'the master is stopping; the command was not carried out'),
     },
@@ -188,6 +95,9 @@ export class Master {
   private pool: WorkerPool | undefined;
   private reloads: Reloads | undefined;
   private swapper: CodeSwapper | undefined;
+  private deployments: Deployments | undefined;
+  /** Aborted when the master begins stopping (a health gate in flight gives up). */
+  private readonly stopping = new AbortController();
   private succession: Succession | undefined;
   private watcher: CodeWatcher | undefined;
   private membership: Membership | undefined;
@@ -196,10 +106,8 @@ export class Master {
   /** Who is told what happens (reloads, replacements, config versions, swaps): metrics and the status page. */
   private readonly observers = new Observers(this.log);
   private activity = new Activity();
-  private metrics: GraftMetrics | undefined;
-  private dashboard: Dashboard<MasterStatus> | undefined;
   /** The master's own HTTP servers (--metrics, --dashboard). */
-  private readonly endpoints: HttpEndpoint[] = [];
+  private readonly http: MasterHttp;
   private state: MasterState = 'starting';
   /** Set once, by whatever ends this master first (a later fast stop only hastens it). */
   private ending: Ending | undefined;
@@ -224,6 +132,22 @@ export class Master {
     }));
     // Rotation waits until this master holds its files: a successor shares the log file with its predecessor until then.
     this.output = new ServiceLog(options.logs, { rotating: false });
+    this.http = new MasterHttp({
+      service: options.service,
+      metrics: options.metrics,
+      dashboard: options.dashboard,
+      view: {
+        workers: () => this.pool?.allWorkers() ?? [],
+        configVersion: () => (this.state === 'starting' ? undefined : this.coordinator?.current.version),
+        generation: () => this.pool?.generation,
+        masterRestarts: () => this.restarts,
+      },
+      status: () => this.status(),
+      history: () => this.coordinator?.recent() ?? [],
+      activity: () => this.activity.snapshot(),
+      observers: this.observers,
+      log: this.log,
+    });
   }
 
   get config(): ConfigCoordinator {
@@ -275,7 +199,7 @@ export class Master {
         ...(recovery.cleanStart ? { cleanStart: recovery.cleanStart } : { generation: (recovery.state?.firstGeneration ?? 1) - 1 }),
       });
     }
-    this.listeners = new ListenerRegistry(upgrade?.listeners ?? recovery?.listeners);
+    this.listeners = new ListenerRegistry(upgrade?.listeners ?? recovery?.listeners, this.log);
     const sticky = this.options.sticky ? new StickyRouter(() => this.pool, this.log) : undefined;
     this.listeners.install(sticky && ((key, client) => sticky.route(key, client)));
     relaySocketIoAdapter();
@@ -283,6 +207,11 @@ export class Master {
     this.activity = new Activity(inherited?.activity);
     this.orders = new CarriedOrders(inherited?.carried);
     this.observers.add(this.activity.observe);
+    this.observers.add((event) => {
+      if (event.type !== 'reload' || event.outcome !== 'ok') return;
+      const closed = this.listeners.closeParked();
+      if (closed.length) this.log.info('closed listening sockets no worker of the new generation listens on', { generation: event.generation, closedListeners: closed });
+    });
     const stores = storeOptions(this.log, this.options.configCache ?? dirname(this.options.paths.socket));
     const layers = await Promise.all(this.options.config.map((c) => (c.kind === 'file' ? new FileSource(c.path) : createStoreSource(c.address, stores))));
     const loader = new ConfigLoader([
@@ -302,6 +231,7 @@ export class Master {
     // A --swap handler is bundled by the worker itself; --tsx keeps TypeScript to tsx in each worker.
     const typescript = isTypeScript(this.options.entry);
     const builds = typescript && !this.options.swap && !this.options.tsx ? new EntryBuilds(this.options.entry, this.options.paths.build, this.log) : undefined;
+    const releases = serviceReleases({ cwd: this.options.cwd, entry: this.options.entry, service: this.options.service, keep: this.options.keepReleases, compiles: !this.options.swap && !this.options.tsx, log: this.log });
     const pool = new WorkerPool(
       {
         entry: this.options.entry,
@@ -319,6 +249,7 @@ export class Master {
         swap: this.options.swap,
         tsx: typescript && this.options.tsx,
         builds,
+        releases,
         config: () => coordinator.current,
         output: this.output,
         policy: this.options.policy,
@@ -333,6 +264,33 @@ export class Master {
     coordinator.attach(pool);
     this.reloads = new Reloads(pool, this.log, this.observers.emit);
     this.swapper = new CodeSwapper(pool, (reason) => this.reloads!.run(reason), this.log, WORKER_REQUEST_TIMEOUT_MS, this.observers.emit);
+    if (releases.store) {
+      this.deployments = new Deployments({
+        store: releases.store,
+        health: this.options.health,
+        reload: (reason, change) => this.reloads!.run(reason, change),
+        liveRelease: () => pool.status().release,
+        generation: () => pool.generation ?? 0,
+        fetch: this.options.fleet ? fetchRelease(this.options.fleet, this.options.service) : undefined,
+        config: () => ({ version: coordinator.current.version, overrides: this.applyOverrides.save() }),
+        restoreConfig: async (overrides) => {
+          const saved = this.applyOverrides.save();
+          this.applyOverrides.restore(overrides);
+          try {
+            return await coordinator.change('rollback (config)');
+          } catch (err) {
+            this.applyOverrides.restore(saved);
+            throw err;
+          }
+        },
+        port: () => pool.currentPort,
+        workers: () => pool.allWorkers().map((w) => w.status()),
+        events: (listener) => this.observers.add(listener),
+        observe: this.observers.emit,
+        stopping: this.stopping.signal,
+        log: this.log,
+      });
+    }
     this.succession = new Succession(
       {
         handover: async () => ({ listeners: this.listeners.list(), state: await this.carriedState() }),
@@ -365,28 +323,17 @@ export class Master {
       this.output.rotating(true);
     }
     // Before any worker starts: a metrics or status port that is taken fails the start with one line.
-    await this.openHttp(inherited);
+    await this.http.open(this.listeners, inherited?.metrics);
     this.uninstallSignals = installSignals((command, signal) => {
       this.log.info('signal received', { signal, command: command.kind });
       this.submitQuietly(command);
     });
-    const keeper = keeperPid();
-    if (keeper !== undefined) {
-      // Like a worker without its master: a master whose keeper died (kill -9) does not linger.
-      let told = false;
-      const keeperGone = (noticed: 'disconnect' | 'parent changed') => {
-        clearInterval(orphaned);
-        if (told || this.ending) return;
-        told = true;
-        this.log.warn('the keeper is gone; stopping', { code: 'GRAFT_KEEPER_GONE', keeper, noticed });
-        this.submitQuietly({ kind: 'stop', fast: false });
-      };
-      process.once('disconnect', () => keeperGone('disconnect'));
-      // Node emits no 'disconnect' when the channel closes in the middle of a message it is reading;
-      // a master whose parent changed has lost its keeper all the same.
-      const orphaned = setInterval(() => process.ppid !== keeper && keeperGone('parent changed'), 1000);
-      orphaned.unref();
-    }
+    // Like a worker without its master: a master whose keeper died (kill -9) does not linger.
+    whenKeeperGone((keeper, noticed) => {
+      if (this.ending) return;
+      this.log.warn('the keeper is gone; stopping', { code: 'GRAFT_KEEPER_GONE', keeper, noticed });
+      this.submitQuietly({ kind: 'stop', fast: false });
+    });
     await pool.start();
     if (recovery) {
       const closed = this.listeners.closeUnclaimed();
@@ -455,13 +402,14 @@ export class Master {
   /** What a successor carries on from: handed over at an upgrade, and kept in the state file for a restart after a crash. */
   private async carriedState(): Promise<Omit<SavedState, 'masterGeneration'>> {
     const pool = this.pool!;
+    const metrics = await this.http.carried();
     return {
       workers: pool.desired,
       firstGeneration: pool.nextGeneration,
       config: this.config.inheritance(),
       overrides: this.applyOverrides.save(),
       carried: this.orders.carried(),
-      ...(this.metrics ? { metrics: await this.metrics.carried() } : {}),
+      ...(metrics ? { metrics } : {}),
       activity: this.activity.snapshot(),
       masterRestarts: this.restarts,
     };
@@ -469,7 +417,8 @@ export class Master {
 
 
   submit(command: Command): Promise<unknown> {
-    return this.arbiter.submit(command);
+    const busy = releaseChangeUnderWay(command, this.arbiter.entries());
+    return busy ? Promise.reject(busy) : this.arbiter.submit(command);
   }
 
   /** For commands nobody waits on (signals, watchers, lost workers): each handler logs its own failure. */
@@ -484,6 +433,7 @@ export class Master {
       if ('orders' in command && command.orders) this.orders.carriedOut(command.orders);
       // What a command's asker is told is done survives a crash of this master: the state file has it first.
       await this.crashReadiness?.save();
+      if (command.kind === 'config') this.deployments?.configChanged();
       // After the arbiter has let go of this command (so the entry says not busy).
       setImmediate(() => this.membership?.changed());
     }
@@ -523,6 +473,10 @@ export class Master {
         });
       case 'replace-worker':
         return command.reason === 'memory' ? pool.replaceOverMemory(command) : pool.replaceLost(command);
+      case 'deploy':
+        return this.releases().deploy(command);
+      case 'rollback':
+        return this.releases().rollback(command.id, command.toDisk === true, command.withConfig === true);
     }
   }
 
@@ -548,9 +502,10 @@ export class Master {
   }
 
   status(): MasterStatus {
-    const { workers, ...pool } = this.pool?.status() ?? { generation: undefined, code: undefined, desired: this.options.workers, actual: 0, reloading: false, crashLoop: false, degraded: [], workers: [] };
+    const { workers, ...pool } = this.pool?.status() ?? { generation: undefined, release: undefined, code: undefined, desired: this.options.workers, actual: 0, reloading: false, crashLoop: false, degraded: [], workers: [] };
     const live = this.coordinator && this.state !== 'starting' ? this.coordinator.current : undefined;
     const { rss, heapUsed, heapTotal } = memoryUsage();
+    const http = this.http.urls();
     return {
       master: {
         pid: process.pid,
@@ -574,7 +529,7 @@ export class Master {
         name: this.options.service,
         logs: this.options.logs,
         policy: this.options.policy,
-        ...(this.endpoints.length ? { http: this.httpUrls() } : {}),
+        ...(http ? { http } : {}),
         ...pool,
       },
       workers,
@@ -601,6 +556,8 @@ export class Master {
       workers: { desired: master.desired, ready },
       generation: master.generation,
       code: master.code,
+      release: master.release,
+      entry: entryInRelease(this.options.cwd, this.options.entry),
       config: master.config ? { version: master.config.version, hash: master.config.hash } : undefined,
       busy: master.busy,
       masterGeneration: master.masterGeneration,
@@ -628,6 +585,13 @@ export class Master {
   private end(ending: Ending): void {
     this.ending ??= ending;
     this.state = 'stopping';
+    this.stopping.abort();
+  }
+
+  /** `graft deploy`, `rollback` and `releases`: only for an entry inside the service's directory (a release holds that directory). */
+  releases(): Deployments {
+    if (this.deployments) return this.deployments;
+    throw new GraftError('GRAFT_RELEASE_NO_ENTRY', `the entry ${this.options.entry} is outside the service's directory ${this.options.cwd}: start graft from the directory that holds it to deploy releases`);
   }
 
   /**
@@ -652,7 +616,10 @@ export class Master {
       if (successor !== undefined) {
         // The successor accepts on the same sockets and serves metrics and the status page on its own; open pages reconnect to it.
         this.listeners.stopAccepting();
-        this.closeHttp();
+        this.http.close();
+      } else {
+        // The service ends: a port whose workers have all gone closes (new connections are refused, not held).
+        this.listeners.stopParking();
       }
       // A successor opened its own connections to the config stores, the buses and the fleet.
       await this.coordinator?.close();
@@ -661,7 +628,7 @@ export class Master {
       await this.membership?.close(successor === undefined); // a successor owns this host's entry now
       await this.pool?.stop(ending.fast); // read now: a fast stop may have come meanwhile
       await this.output.settled(); // the workers' last lines come before this master's
-      this.closeHttp();
+      this.http.close();
       this.uninstallSignals?.();
       if (failed) {
         await reportUpgradeFailed(failed);
@@ -676,78 +643,6 @@ export class Master {
       this.log.error('stop failed', errorFields(err));
       return 1;
     }
-  }
-
-  /**
-   * --metrics and --dashboard: one server per address (the status page sits
-   * at / on the metrics port unless --dashboard names its own). prom-client
-   * loads only here, for a master started with --metrics.
-   */
-  private async openHttp(inherited: UpgradeState | undefined): Promise<void> {
-    const { metrics, dashboard } = this.options;
-    if (!metrics && !dashboard) return;
-    const servers = new Map<string, { address: HttpAddress; flags: string[]; routes: Record<string, Route> }>();
-    const serve = (address: HttpAddress, flag: string, routes: Record<string, Route>) => {
-      const server = servers.get(address.display) ?? { address, flags: [], routes: {} };
-      server.flags.push(flag);
-      Object.assign(server.routes, routes);
-      servers.set(address.display, server);
-    };
-    if (metrics) {
-      const { GraftMetrics } = await import('../observe/metrics.js');
-      const graftMetrics = new GraftMetrics(
-        {
-          workers: () => this.pool?.allWorkers() ?? [],
-          configVersion: () => (this.state === 'starting' ? undefined : this.coordinator?.current.version),
-          generation: () => this.pool?.generation,
-          masterRestarts: () => this.restarts,
-        },
-        this.log,
-        inherited?.metrics,
-      );
-      this.metrics = graftMetrics;
-      this.observers.add(graftMetrics.observe);
-      serve(metrics, '--metrics', {
-        '/metrics': async (_req, res) => {
-          const { contentType, text } = await graftMetrics.scrape();
-          res.writeHead(200, { 'Content-Type': contentType, 'Cache-Control': 'no-store' });
-          res.end(text);
-        },
-      });
-    }
-    this.dashboard = new Dashboard(() => this.dashboardState(), this.options.service);
-    this.observers.add(this.dashboard.changed);
-    if (dashboard) serve(dashboard, '--dashboard', this.dashboard.routes);
-    else serve(metrics!, '--metrics', this.dashboard.routes);
-    for (const { address, flags, routes } of servers.values()) {
-      const endpoint = new HttpEndpoint(address, [...new Set(flags)].join(' and '), routes, this.log);
-      await endpoint.listen(this.listeners);
-      this.endpoints.push(endpoint);
-      this.log.info(`serving ${Object.keys(routes).includes('/metrics') ? 'metrics' : 'the status page'}`, { address: address.display, paths: Object.keys(routes) });
-    }
-  }
-
-  private httpUrls(): { metrics?: string; dashboard: string } {
-    const { metrics, dashboard } = this.options;
-    const url = (a: HttpAddress, path: string) => `http://${a.display}${path}`;
-    return { ...(metrics ? { metrics: url(metrics, '/metrics') } : {}), dashboard: url((dashboard ?? metrics)!, '/') };
-  }
-
-  private closeHttp(): void {
-    this.dashboard?.close();
-    for (const endpoint of this.endpoints.splice(0)) endpoint.close();
-  }
-
-  /** What the status page shows. */
-  private dashboardState(): DashboardState<MasterStatus> {
-    return {
-      service: this.options.service,
-      graft: { version: graftVersion(), node: process.version },
-      status: this.status(),
-      history: (this.coordinator?.recent() ?? []).slice(-20).reverse(),
-      activity: this.activity.snapshot(),
-      at: new Date().toISOString(),
-    };
   }
 
   /** Bus orders go through the arbiter like every other command; a swap may name only a module the workers declared swappable. */

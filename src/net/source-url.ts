@@ -50,6 +50,10 @@ export function parseStoreUrl(value: string, cwd = process.cwd()): StoreAddress 
       if (!BUCKET.test(bucket)) throw bad(`bucket ${JSON.stringify(bucket)} may only hold letters, digits, - and _`);
       const prefix = rest.join('.');
       if (prefix && !NATS_KEY.test(prefix)) throw bad(`prefix ${JSON.stringify(prefix)} is not a valid NATS KV key`);
+      const reconcile = params.get('reconcile');
+      if (reconcile !== null && !(Number(reconcile) > 0)) throw bad(`?reconcile=${reconcile} is not a positive number of seconds`);
+      const unknown = [...params.keys()].find((k) => k !== 'reconcile');
+      if (unknown) throw bad(`?${unknown}= is not a NATS option graft knows (reconcile)`);
       return { ...address, name, bucket, path: prefix };
     }
     case 'etcd':

@@ -47,6 +47,7 @@ export class GraftMetrics {
   private readonly reloads: client.Counter<'trigger' | 'outcome'>;
   private readonly reloadSeconds: client.Histogram;
   private readonly restarts: client.Counter<'reason'>;
+  private readonly rollbacks: client.Counter<'reason'>;
   private readonly rejections: client.Counter;
   private readonly swaps: client.Counter<'module' | 'outcome'>;
   private readonly skipped: client.Counter;
@@ -69,6 +70,7 @@ export class GraftMetrics {
       buckets: [0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120],
       registers,
     });
+    this.rollbacks = new client.Counter({ name: 'graft_rollbacks_total', help: 'New generations rolled back by the health gate, by reason (crash, errors, health-url).', labelNames: ['reason'], registers });
     this.restarts = new client.Counter({ name: 'graft_worker_restarts_total', help: 'Workers replaced by a fresh one, by reason (crash, heartbeat, config, memory).', labelNames: ['reason'], registers });
     this.rejections = new client.Counter({ name: 'graft_config_rejections_total', help: 'Config versions rejected (a source that does not parse, a schema a worker refused, a failed reload); the live config stayed.', registers });
     this.swaps = new client.Counter({
@@ -111,6 +113,9 @@ export class GraftMetrics {
         break;
       case 'worker-restart':
         this.restarts.inc({ reason: event.reason });
+        break;
+      case 'rollback':
+        this.rollbacks.inc({ reason: event.reason });
         break;
       case 'config':
         if (!event.accepted) this.rejections.inc();

@@ -4,8 +4,11 @@ import type { Logger } from '../core/log.js';
 /** Why a worker was replaced by a fresh one: a low-cardinality word (a metric label). */
 export type RestartReason = 'crash' | 'heartbeat' | 'config' | 'memory';
 
+/** Why a generation was rolled back, as one word (a metric label). */
+export type RollbackReason = 'crash' | 'errors' | 'health-url';
+
 /** Who asked for a reload, as one word (the `trigger` label): the first asker of a coalesced reload. */
-export type ReloadTrigger = 'signal' | 'control' | 'watch' | 'bus' | 'config' | 'swap' | 'other';
+export type ReloadTrigger = 'signal' | 'control' | 'watch' | 'bus' | 'config' | 'swap' | 'deploy' | 'rollback' | 'other';
 
 /**
  * What happened in the master, told to whoever watches it (metrics, the live
@@ -27,6 +30,10 @@ export type MasterEvent =
       error?: string;
     }
   | { type: 'worker-restart'; reason: RestartReason; generation: number; worker: number; workerPid: number }
+  /** A worker stayed over --max-memory: its replacement is asked for (it waits its turn in the arbiter). */
+  | { type: 'worker-over-memory'; generation: number; worker: number; workerPid: number; rss: number }
+  /** A generation that turned unhealthy within --min-healthy-time was rolled back (`reason`: crash, errors, health-url). */
+  | { type: 'rollback'; reason: RollbackReason; generation: number; release?: string; to?: string }
   | { type: 'config'; version: number; accepted: boolean; source: string; changed: string[]; code?: string; error?: string }
   | {
       type: 'swap';
@@ -54,12 +61,18 @@ export class Observers {
 
   constructor(private readonly log: Logger) {}
 
-  add(observer: Observe): void {
+  /** Returns what takes the observer off again. */
+  add(observer: Observe): () => void {
     this.list.push(observer);
+    return () => {
+      const at = this.list.indexOf(observer);
+      if (at >= 0) this.list.splice(at, 1);
+    };
   }
 
   readonly emit: Observe = (event) => {
-    for (const observe of this.list) {
+    // Over a copy: an observer may take itself off while it is told.
+    for (const observe of [...this.list]) {
       try {
         observe(event);
       } catch (err) {
@@ -73,6 +86,6 @@ export class Observers {
 export function reloadTrigger(reason: string): ReloadTrigger {
   const first = reason.split(',')[0]!.trim();
   const word = first.split(/[\s:]/)[0]!;
-  const known: ReloadTrigger[] = ['signal', 'control', 'watch', 'bus', 'config', 'swap'];
+  const known: ReloadTrigger[] = ['signal', 'control', 'watch', 'bus', 'config', 'swap', 'deploy', 'rollback'];
   return (known as string[]).includes(word) ? (word as ReloadTrigger) : 'other';
 }

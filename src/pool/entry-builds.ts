@@ -1,4 +1,4 @@
-import { mkdirSync, readdirSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, extname, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { GraftError } from '../core/errors.js';
@@ -7,6 +7,7 @@ import { Bundler } from '../swap/bundle.js';
 import { moduleType } from '../swap/module-type.js';
 import { masterAlive } from '../registry/paths.js';
 import { codeVersion } from './code-version.js';
+import { shortHash } from '../core/hash.js';
 
 const here = fileURLToPath(import.meta.url);
 const graftRoot = join(dirname(here), '..', '..');
@@ -74,11 +75,48 @@ export class EntryBuilds {
     if (!this.swept) this.sweep();
     const out = this.generationDir(generation);
     mkdirSync(out, { recursive: true, mode: 0o700 });
-    const file = join(out, `${basename(this.entry, extname(this.entry))}.${this.format === 'esm' ? 'mjs' : 'cjs'}`);
-    writeFileSync(`${file}.map`, bundle.map);
-    writeFileSync(file, `${bundle.code}//# sourceMappingURL=${basename(file)}.map\n`);
+    const file = this.outFile(out);
+    this.write(file, bundle);
     this.log.info('entry compiled', { generation, file, inputs: bundle.inputs.length, codeVersion: version, buildMs: Date.now() - startedAt });
     return { file, version };
+  }
+
+  /**
+   * A release's entry: compiled once into `dir` itself and kept there with
+   * the release, whose files never change; every later generation of it (a
+   * reload, a rollback) runs that build without compiling again.
+   */
+  async buildKept(): Promise<{ file: string; version: string; reused: boolean }> {
+    const file = this.outFile(this.dir);
+    const versionFile = join(this.dir, 'version');
+    // `version` holds the code version and the hash of the build as written: a build changed since is compiled again.
+    if (existsSync(versionFile) && existsSync(file)) {
+      const [version, written] = readFileSync(versionFile, 'utf8').split('\n');
+      if (version && existsSync(`${file}.map`) && written === shortHash([readFileSync(file, 'utf8'), readFileSync(`${file}.map`, 'utf8')])) return { file, version, reused: true };
+      this.log.warn('a kept release build was changed on disk; compiling it again', { file });
+    }
+    const startedAt = Date.now();
+    const bundle = await this.bundler.build();
+    await this.bundler.close();
+    const version = codeVersion(bundle.inputs, dirname(this.entry));
+    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    const written = this.write(file, bundle);
+    writeFileSync(versionFile, `${version}\n${shortHash(written)}`); // last: a build cut short is built again
+    this.log.info('release compiled', { file, inputs: bundle.inputs.length, codeVersion: version, buildMs: Date.now() - startedAt });
+    return { file, version, reused: false };
+  }
+
+  /** Where a build of the entry goes in `dir`: a module Node loads as the entry's format says. */
+  private outFile(dir: string): string {
+    return join(dir, `${basename(this.entry, extname(this.entry))}.${this.format === 'esm' ? 'mjs' : 'cjs'}`);
+  }
+
+  /** The module and its source map, written; returns the two texts as written (what a kept build is checked against). */
+  private write(file: string, bundle: { code: string; map: string }): [string, string] {
+    const code = `${bundle.code}//# sourceMappingURL=${basename(file)}.map\n`;
+    writeFileSync(`${file}.map`, bundle.map);
+    writeFileSync(file, code);
+    return [code, bundle.map];
   }
 
   /** No worker of `generation` is left: its output goes. */

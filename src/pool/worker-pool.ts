@@ -38,6 +38,8 @@ export interface PoolOptions {
   tsx: boolean;
   /** A TypeScript entry compiled by the master for each generation (see EntryBuilds). */
   builds: EntryBuilds | undefined;
+  /** The service's releases (`graft deploy`); without them every generation runs the entry as it is on disk. */
+  releases?: ReleaseCode | undefined;
   /** The live config snapshot: a generation built for no config change of its own is built for this one. */
   config: () => ConfigPayload;
   /** Where every line a worker prints goes, tagged with its generation, index and pid. */
@@ -54,9 +56,26 @@ export interface PoolOptions {
   observe?: Observe;
 }
 
+/** Code a generation can run besides the entry on disk: a staged release (src/releases), its entry and working directory inside it. */
+export interface Release {
+  id: string;
+  dir: string;
+  entry: string;
+}
+
+/** What the pool needs of the service's releases. */
+export interface ReleaseCode {
+  /** The release the first generation runs, if any: otherwise the entry as it is on disk. */
+  first: Release | undefined;
+  /** A release's code as workers load it: its kept build (a TypeScript entry) or none, and its code version. */
+  code(release: Release): Promise<{ file?: string; version: string }>;
+}
+
 /** What a reload may change besides the code: keys that need new processes. */
 export interface PoolChange {
   config?: ConfigPayload;
+  /** The code to run: a release, or null for the service's entry as it is on disk (default: what the live generation runs). */
+  release?: Release | null;
   port?: number;
   workers?: number;
 }
@@ -86,6 +105,8 @@ interface WorkerSet {
   workers: Set<WorkerProcess>;
   /** The generation's compiled entry, when the master compiles it: every worker of the set runs this code. */
   code: string | undefined;
+  /** The release it runs (its workers' entry and working directory are inside it), or undefined for the entry on disk. */
+  release: Release | undefined;
   /** What code the set runs (codeVersion()), comparable across hosts: from its own build, or scanned as its workers loaded the entry. */
   codeVersion: string | undefined;
   port: number;
@@ -104,6 +125,8 @@ interface WorkerSet {
 
 export interface PoolStatus {
   generation: number | undefined;
+  /** The release the live generation runs (`graft deploy`), if any. */
+  release: string | undefined;
   /** The live generation's code version (codeVersion()). */
   code: string | undefined;
   /** Workers the live generation should run. */
@@ -372,6 +395,7 @@ export class WorkerPool {
     const live = this.slot.current?.value;
     return {
       generation: this.slot.current?.version,
+      release: live?.release?.id,
       code: live?.codeVersion,
       desired: this.desired,
       actual: live ? this.activeCount(live) : 0,
@@ -384,14 +408,20 @@ export class WorkerPool {
 
   private async buildSet(ctx: BuildContext<WorkerSet, PoolChange>): Promise<WorkerSet> {
     const change = ctx.request ?? {};
+    const release = change.release !== undefined ? (change.release ?? undefined) : ctx.previous ? ctx.previous.release : this.options.releases?.first;
     // New code on disk is a new build; code that does not compile refuses the generation before any worker starts.
-    const built = await unlessAborted(ctx.signal, this.options.builds?.build(ctx.version) ?? Promise.resolve(undefined));
+    // A release is built once and kept.
+    const built = await unlessAborted(
+      ctx.signal,
+      release && this.options.releases ? this.options.releases.code(release) : (this.options.builds?.build(ctx.version) ?? Promise.resolve(undefined)),
+    );
     // An entry the pool does not build is scanned while its workers load it.
     const scanned = built ? undefined : this.scan.version();
     const set: WorkerSet = {
       generation: ctx.version,
       workers: new Set(),
       code: built?.file,
+      release,
       codeVersion: built?.version,
       port: change.port ?? ctx.previous?.port ?? this.options.port,
       config: change.config ?? this.options.config(),
@@ -451,9 +481,12 @@ export class WorkerPool {
   private fork(set: WorkerSet, index: number, restarts: number): WorkerProcess {
     const heartbeatMs = Math.max(20, Math.min(1000, Math.floor(this.options.heartbeatTimeoutMs / 4)));
     const ready = this.readyMode(set);
+    const entry = set.release?.entry ?? this.options.entry;
+    // A release's workers run in its directory, so files the app reads by relative path are the release's too.
+    cluster.setupPrimary({ cwd: set.release?.dir });
     const worker = cluster.fork({
       PORT: String(set.port),
-      [WorkerEnv.entry]: this.options.entry,
+      [WorkerEnv.entry]: entry,
       ...(set.code ? { [WorkerEnv.code]: set.code } : {}),
       [WorkerEnv.generation]: String(set.generation),
       [WorkerEnv.service]: this.options.service,
@@ -468,7 +501,7 @@ export class WorkerPool {
       GRAFT_LOG_FORMAT: 'json',
       ...(this.options.metrics ? { [WorkerEnv.metrics]: '1' } : {}),
     });
-    const wp = new WorkerProcess(worker, set.generation, index, restarts, this.options.readyTimeoutMs, this.options.entry, ready);
+    const wp = new WorkerProcess(worker, set.generation, index, restarts, this.options.readyTimeoutMs, entry, ready);
     this.options.output.attach({ generation: set.generation, index, pid: wp.pid }, worker.process.stdout, worker.process.stderr);
     this.known.add(wp);
     set.workers.add(wp);
@@ -562,6 +595,7 @@ export class WorkerPool {
       });
     }
     this.log.warn('worker over --max-memory; replacing it once a fresh one is ready', { ...fields, delayMs });
+    this.observe({ type: 'worker-over-memory', generation: set.generation, worker: wp.index, workerPid: wp.pid, rss });
     this.after(Date.now() + delayMs, () => {
       this.options
         .onWorkerOverMemory({ generation: set.generation, index: wp.index, pid: wp.pid, rss })

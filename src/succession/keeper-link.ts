@@ -59,6 +59,27 @@ function toKeeper(message: ToKeeper, handle?: unknown): void {
  * crashes. Resolves once every copy is on its way (in the channel, where a crash of this master
  * no longer loses it: a message with a handle waits for the keeper's ack of the one before).
  */
+/**
+ * Call `gone` once if this master's keeper dies: at the IPC channel's
+ * 'disconnect', or, since Node emits none when the channel closes in the
+ * middle of a message it is reading, when the parent pid changes (checked
+ * every second). Nothing for a master started without a keeper.
+ */
+export function whenKeeperGone(gone: (keeper: number, noticed: 'disconnect' | 'parent changed') => void): void {
+  const keeper = keeperPid();
+  if (keeper === undefined) return;
+  let told = false;
+  const tell = (noticed: 'disconnect' | 'parent changed') => {
+    clearInterval(orphaned);
+    if (told) return;
+    told = true;
+    gone(keeper, noticed);
+  };
+  process.once('disconnect', () => tell('disconnect'));
+  const orphaned = setInterval(() => process.ppid !== keeper && tell('parent changed'), 1000);
+  orphaned.unref();
+}
+
 export function holdAtKeeper(listeners: Array<{ key: string; handle: unknown }>): Promise<void> {
   return Promise.all(
     listeners.map(

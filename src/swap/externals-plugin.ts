@@ -5,6 +5,9 @@ interface Inner {
   graftInner: true;
 }
 
+/** What a plugin passes to build.resolve() for esbuild's own resolution, past this plugin. */
+export const INNER_RESOLVE: Inner = { graftInner: true };
+
 /**
  * For a bundle Node loads from a build directory: packages stay outside it, as
  * Node would load them from the source file's own place. Each one is resolved
@@ -26,7 +29,7 @@ export function externalsPlugin(format: 'esm' | 'cjs', outside: (file: string) =
           kind: args.kind,
           importer: args.importer,
           resolveDir: args.resolveDir,
-          pluginData: { graftInner: true } satisfies Inner,
+          pluginData: INNER_RESOLVE,
         });
         // A failure is reported by esbuild's own resolution, with the import's file and line.
         if (resolved.errors.length > 0) return undefined;

@@ -164,6 +164,11 @@ export class Swappable<T = Record<string, unknown>> {
     return this.slot.draining.size;
   }
 
+  /** Resolves once every retired generation has been disposed (after their last calls). */
+  settled(): Promise<void> {
+    return this.slot.settled();
+  }
+
   /** Lease the newest generation for as long as fn runs. */
   async use<R>(fn: (value: T, generation: number) => R | Promise<R>): Promise<R> {
     if (!this.slot.current) await this.ready;

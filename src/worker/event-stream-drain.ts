@@ -1,5 +1,5 @@
-import { GraftError } from '../core/errors.js';
-import type { QuietLease, QuietWatch } from './quiet-watch.js';
+import type { QuietWatch } from './quiet-watch.js';
+import { endAtBoundary, type EndableStream } from './stream-end.js';
 
 /**
  * A server-sent events response (`Content-Type: text/event-stream`) never
@@ -8,24 +8,17 @@ import type { QuietLease, QuietWatch } from './quiet-watch.js';
  * reconnects (to the new generation) sending Last-Event-ID, so an app that
  * numbers its events (`id:`) resumes the stream there and none is lost.
  *
- * It ends at the first event boundary graft can be sure of: right after a
- * write that completes an event (its text ends with a blank line; ended on
- * the next turn of the event loop, so the writes the app makes in the same
- * turn go out first), or once it has written nothing for the drain's quiet
- * time (an idle stream, or one whose last write before the drain graft did
- * not see). An event the app writes in several pieces is not cut: the
- * pieces before its blank line do not end it (unless the app pauses longer
- * than the quiet time between two of them).
+ * It ends at the first event boundary graft can be sure of (stream-end.ts):
+ * right after a write that completes an event (its text ends with a blank
+ * line), or once it has written nothing for the drain's quiet time (an idle
+ * stream, or one whose last write before the drain graft did not see). An
+ * event the app writes in several pieces is not cut: the pieces before its
+ * blank line do not end it (unless the app pauses longer than the quiet time
+ * between two of them).
  */
-export interface StreamResponse {
-  write(...args: never[]): boolean;
+export interface StreamResponse extends EndableStream {
   end(): unknown;
-  readonly headersSent: boolean;
-  readonly writableEnded: boolean;
-  readonly destroyed: boolean;
 }
-
-type Write = (this: StreamResponse, ...args: unknown[]) => boolean;
 
 /**
  * Watch a response of a draining worker (one in flight when the drain
@@ -34,48 +27,20 @@ type Write = (this: StreamResponse, ...args: unknown[]) => boolean;
  * Content-Type once its headers are out.
  */
 export function endEventStream(res: StreamResponse, contentType: () => string | undefined, quiet: QuietWatch): void {
-  if (res.writableEnded || res.destroyed) return;
-  /** Unknown until its headers are out. */
-  let eventStream: boolean | undefined;
-  let ended = false;
-  let writes = 0;
   let tail = '';
-  const decide = (): boolean | undefined => {
-    if (eventStream === undefined && res.headersSent) eventStream = isEventStream(contentType());
-    return eventStream;
-  };
-  const end = () => {
-    if (ended || res.writableEnded || res.destroyed) return;
-    ended = true;
-    res.end();
-  };
-  const write = res.write as unknown as Write;
-  (res as unknown as { write: Write }).write = function (this: StreamResponse, ...args: unknown[]): boolean {
-    // The app's timer may write after graft ended its stream: dropped, as
-    // writes to a response whose client left are, rather than an 'error'
-    // event (write after end) that would take the worker down.
-    if (ended) {
-      const callback = args.at(-1);
-      if (typeof callback === 'function') process.nextTick(callback as (err: Error) => void, new GraftError('GRAFT_STREAM_ENDED', 'this worker is draining: graft ended the event stream after an event, and the client reconnects to the new generation'));
-      return false;
-    }
-    const result = write.apply(this, args);
-    writes++;
-    tail = (tail + tailOf(args[0])).slice(-4);
-    if (decide() && endsEvent(tail)) setImmediate(() => endsEvent(tail) && end());
-    return result;
-  };
-  const lease: QuietLease = {
-    written: () => writes,
-    gone: () => ended || res.writableEnded || res.destroyed || eventStream === false,
-    quiet: () => {
-      if (decide()) end();
-      // Its headers are not out yet: look again after another quiet time.
-      else if (eventStream === undefined) quiet.watch(lease);
+  endAtBoundary(
+    res,
+    {
+      owns: () => (res.headersSent ? isEventStream(contentType()) : undefined),
+      wrote: (chunk) => {
+        tail = (tail + tailOf(chunk)).slice(-4);
+      },
+      atBoundary: () => endsEvent(tail),
+      end: () => res.end(),
+      endedMessage: 'this worker is draining: graft ended the event stream after an event, and the client reconnects to the new generation',
     },
-  };
-  decide();
-  quiet.watch(lease);
+    quiet,
+  );
 }
 
 function isEventStream(type: string | undefined): boolean {

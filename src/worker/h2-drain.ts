@@ -1,6 +1,7 @@
 import http2, { type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import type { Server } from 'node:net';
 import { endEventStream } from './event-stream-drain.js';
+import { endGrpcCall } from './grpc-call-drain.js';
 import type { QuietWatch } from './quiet-watch.js';
 
 /**
@@ -28,12 +29,11 @@ import type { QuietWatch } from './quiet-watch.js';
  *
  * A stream that never ends by itself is ended where graft speaks its
  * protocol: a server-sent events stream at its next event boundary. A gRPC
- * call is the app's: a grpc-js Server is not reachable from its http2
- * server (it listens through a bound function and closures), so graft gives
- * it what the Server's own tryShutdown() gives it (GOAWAY, calls in flight
- * finish, no new ones) and lets a long server-streaming call end at its own
- * pace; the app ends one earlier from its drain hook (a SIGTERM handler
- * that calls call.end()), else the drain timeout ends it.
+ * call gets what a grpc-js Server's own tryShutdown() gives it (GOAWAY,
+ * calls in flight finish, no new ones), and one still streaming after the
+ * call grace is told to end with status UNAVAILABLE after a whole message
+ * (grpc-call-drain.ts); the app can end its calls sooner from its drain
+ * hook (a SIGTERM handler that calls call.end()).
  */
 export class Http2Leases {
   /** Each session, and how many of its streams are open. */
@@ -41,6 +41,8 @@ export class Http2Leases {
   private readonly streams = new Set<ServerHttp2Stream>();
   private servedCount = 0;
   private draining: { quiet: QuietWatch; idleCloseMs: number } | undefined;
+  /** Set once the drain has gone on for the call grace: every gRPC call still open is told to end. */
+  private callsTold = false;
 
   constructor(
     server: Server,
@@ -63,14 +65,23 @@ export class Http2Leases {
     return this.sessions.size;
   }
 
-  /** idleCloseMs bounds the wait for a client's PING answer, and for a late session's first stream. */
-  drain(quiet: QuietWatch, idleCloseMs: number): void {
+  /**
+   * idleCloseMs bounds the wait for a client's PING answer, and for a late
+   * session's first stream; callGraceMs is how long gRPC calls may go on
+   * before they are told to end.
+   */
+  drain(quiet: QuietWatch, idleCloseMs: number, callGraceMs: number): void {
     this.draining = { quiet, idleCloseMs };
     for (const [session, leases] of this.sessions) {
       if (leases.open > 0) goAway(session, leases, idleCloseMs);
       else this.goAwayAtNextStream(session, leases, idleCloseMs);
     }
     for (const stream of this.streams) endStreamOfEvents(stream, quiet);
+    const grace = setTimeout(() => {
+      this.callsTold = true;
+      for (const stream of this.streams) endGrpcCall(stream, quiet);
+    }, callGraceMs);
+    grace.unref();
   }
 
   private trackSession(session: ServerHttp2Session): void {
@@ -109,6 +120,7 @@ export class Http2Leases {
       this.changed();
     });
     if (this.draining) endStreamOfEvents(stream, this.draining.quiet);
+    if (this.draining && this.callsTold) endGrpcCall(stream, this.draining.quiet);
   }
 }
 

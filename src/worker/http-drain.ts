@@ -26,11 +26,15 @@ interface ConnectionState {
   idleTimer: NodeJS.Timeout | undefined;
   /** Handed to an 'upgrade' handler (a WebSocket): a lease of its own, never an idle keep-alive connection. */
   upgraded: boolean;
+  /** A response on it was marked its last (`Connection: close`): a request pipelined behind it is not the app's. */
+  last: boolean;
 }
 
 export interface DrainOptions {
   idleCloseMs: number;
   lingerMs: number;
+  /** How long a gRPC call may go on streaming before it is told to end (half of --graceful-timeout). */
+  callGraceMs: number;
 }
 
 export class HttpDrain {
@@ -40,11 +44,14 @@ export class HttpDrain {
   private readonly connections = new Map<Socket, ConnectionState>();
   private readonly responses = new Set<http.ServerResponse>();
   private servedCount = 0;
+  private serverErrorCount = 0;
   private draining: DrainOptions | undefined;
   /** The drain's one timer for the leases it ends once they go quiet. */
   private quiet: QuietWatch | undefined;
   private onSettled: (() => void) | undefined;
   private lingerMs = 2000;
+  /** Stopped accepting: each response is its connection's last. */
+  private closing = false;
 
   constructor(readonly server: Server) {
     this.isHttp = server instanceof http.Server || server instanceof https.Server;
@@ -58,6 +65,11 @@ export class HttpDrain {
     return this.responses.size + (this.h2?.inFlight ?? 0);
   }
 
+  /** Responses answered with a 5xx status (the health gate's error rate). */
+  get serverErrors(): number {
+    return this.serverErrorCount;
+  }
+
   get served(): number {
     return this.servedCount + (this.h2?.served ?? 0);
   }
@@ -66,8 +78,16 @@ export class HttpDrain {
     return this.connections.size;
   }
 
-  /** Stop accepting: net.Server's close, not http.Server's, so open connections are left alone. */
+  /**
+   * Stop accepting: net.Server's close, not http.Server's, so open connections
+   * are left alone. From here on every response is its connection's last
+   * (`Connection: close`, for those whose headers are not out yet), so
+   * keep-alive clients move to the new generation while the app's own
+   * shutdown runs, before the drain proper.
+   */
   stopAccepting(): void {
+    this.closing = true;
+    for (const res of this.responses) this.closeAfter(res);
     // From here on the app's own server.close() (its SIGTERM handler, run right after this: Next.js's,
     // say) must not destroy idle keep-alive connections at once, racing the client's next request: graft closes them safely.
     if (this.isHttp) (this.server as http.Server).closeIdleConnections = () => {};
@@ -87,7 +107,7 @@ export class HttpDrain {
       if (state.upgraded) goAway(socket, quiet);
       else if (this.isHttp && state.active === 0) this.scheduleIdleClose(socket, state);
     }
-    this.h2?.drain(quiet, options.idleCloseMs);
+    this.h2?.drain(quiet, options.idleCloseMs, options.callGraceMs);
     return new Promise((resolve) => {
       this.onSettled = resolve;
       this.checkSettled();
@@ -95,7 +115,7 @@ export class HttpDrain {
   }
 
   private track(socket: Socket): void {
-    const state: ConnectionState = { active: 0, idleTimer: undefined, upgraded: false };
+    const state: ConnectionState = { active: 0, idleTimer: undefined, upgraded: false, last: false };
     this.connections.set(socket, state);
     if (this.isHttp) {
       // Node closes a `Connection: close` response's socket with destroySoon();
@@ -133,6 +153,13 @@ export class HttpDrain {
       return false;
     }
     const state = this.connections.get(socket);
+    if (state?.last && state.active > 0) {
+      // Pipelined behind its connection's last response: Node parsed it already, but its answer could
+      // never go out. The app does not run it (a POST is not carried out unanswered); the client,
+      // reading our FIN, sends it again on a new connection.
+      req.resume();
+      return false;
+    }
     if (state) {
       state.active++;
       if (state.idleTimer) {
@@ -141,10 +168,12 @@ export class HttpDrain {
       }
     }
     this.responses.add(res);
+    if (this.closing) this.closeAfter(res);
     if (this.quiet) this.retireResponse(res, this.quiet);
     res.once('close', () => {
       this.responses.delete(res);
       this.servedCount++;
+      if (res.statusCode >= 500) this.serverErrorCount++;
       if (state) {
         state.active--;
         if (this.draining && state.active === 0 && !socket.destroyed) this.scheduleIdleClose(socket, state);
@@ -165,7 +194,7 @@ export class HttpDrain {
 
   /** A response of a draining worker is its connection's last, and an event stream ends after an event. */
   private retireResponse(res: http.ServerResponse, quiet: QuietWatch): void {
-    closeAfter(res);
+    this.closeAfter(res);
     endEventStream(res, () => http1ContentType(res), quiet);
   }
 
@@ -179,6 +208,15 @@ export class HttpDrain {
     state.idleTimer.unref();
   }
 
+  /** Mark a response as its connection's last, unless its headers are already out. */
+  private closeAfter(res: http.ServerResponse): void {
+    if (res.headersSent) return;
+    res.shouldKeepAlive = false;
+    res.setHeader('Connection', 'close');
+    const state = this.connections.get(res.socket as Socket);
+    if (state) state.last = true;
+  }
+
   private checkSettled(): void {
     if (this.onSettled && this.connections.size === 0 && !this.h2?.openSessions) {
       const done = this.onSettled;
@@ -186,11 +224,4 @@ export class HttpDrain {
       done();
     }
   }
-}
-
-/** Mark a response as the connection's last, unless its headers are already out. */
-function closeAfter(res: http.ServerResponse): void {
-  if (res.headersSent) return;
-  res.shouldKeepAlive = false;
-  res.setHeader('Connection', 'close');
 }

@@ -29,9 +29,14 @@ export function retireWhenOrphaned(): void {
     process.stdout.on('error', () => {});
     process.stderr.on('error', () => {});
     if (!runtime.ready) process.exit(0);
-    setTimeout(() => process.exit(0), Number(process.env[WorkerEnv.drainTimeoutMs] ?? 30_000)).unref();
+    setTimeout(() => process.exit(0), drainTimeoutMs()).unref();
     void retire(ownDrain()).then(() => process.exit(0));
   });
+}
+
+/** --graceful-timeout, as the master gave it. */
+function drainTimeoutMs(): number {
+  return Number(process.env[WorkerEnv.drainTimeoutMs] ?? 30_000);
 }
 
 let retiring: Promise<void> | undefined;
@@ -53,10 +58,12 @@ export function retire(message: DrainMessage, how: { signalled?: boolean } = {})
 }
 
 async function drain(message: DrainMessage, how: { signalled?: boolean }): Promise<void> {
+  // Half of --graceful-timeout from now, whatever the app's own shutdown takes before the connections drain.
+  const tellCallsAt = Date.now() + drainTimeoutMs() / 2;
   runtime.draining = true;
-  log.debug('draining', { ...registry.stats() });
   const hooks = beginDrain(log);
   registry.stopAccepting();
+  log.debug('draining: stopped accepting', { ...registry.stats() });
   // Sent after node:cluster's own close message on the same channel, so when the
   // master reads it this worker is out of the round-robin.
   send({ graft: 'closed' });
@@ -65,7 +72,7 @@ async function drain(message: DrainMessage, how: { signalled?: boolean }): Promi
   // A real SIGTERM has reached the app's listeners by itself.
   if (!how.signalled) for (const handler of handlers) runHandler(handler, () => appShutdown?.release());
   await Promise.all([...[...runningLoops()].map((l) => l.stop()), config.stopThreadLoops(), hooks]);
-  await registry.drain({ idleCloseMs: message.idleCloseMs, lingerMs: message.lingerMs });
+  await registry.drain({ idleCloseMs: message.idleCloseMs, lingerMs: message.lingerMs, callGraceMs: Math.max(0, tellCallsAt - Date.now()) });
   try {
     await runtime.service?.stop?.(ctx);
   } catch (err) {

@@ -89,16 +89,18 @@ export class ServerRegistry {
     });
   }
 
-  stats(): { inFlight: number; served: number; connections: number } {
+  stats(): { inFlight: number; served: number; serverErrors: number; connections: number } {
     let inFlight = 0;
     let served = 0;
+    let serverErrors = 0;
     let connections = 0;
     for (const d of this.drains.values()) {
       inFlight += d.inFlight;
       served += d.served;
+      serverErrors += d.serverErrors;
       connections += d.openConnections;
     }
-    return { inFlight, served, connections };
+    return { inFlight, served, serverErrors, connections };
   }
 
   /** Close every listener now (the master is told right after); connections drain afterwards. */

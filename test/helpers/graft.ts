@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { createInterface } from 'node:readline';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chownSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { chownSync, mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { after } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { builtPackage, graftBin } from '../../bench/lib/built.js';
@@ -49,9 +49,18 @@ export class GraftProcess {
       }
       for (const w of this.waiters.splice(0)) w();
     });
+    // The workers' lines, tagged by the master (JSON when not a TTY): records too, so a test can wait for what its app prints.
     createInterface({ input: child.stdout! }).on('line', (line) => {
       record(source, line);
       this.output.push(line);
+      try {
+        const parsed = JSON.parse(line) as LogRecord;
+        // An app's own JSON line may have no msg: only records the tests can match on.
+        if (typeof parsed?.msg === 'string') this.logs.push(parsed);
+      } catch {
+        // not a JSON line
+      }
+      for (const w of this.waiters.splice(0)) w();
     });
     this.exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
     void this.exited.then(() => {
@@ -77,6 +86,17 @@ export class GraftProcess {
 
   get url(): string {
     return `http://127.0.0.1:${this.port}`;
+  }
+
+  /** Wait until the app holds `count` requests named `name` in flight (test/fixtures/held.ts): its workers announced them. */
+  async held(name: string, count = 1): Promise<void> {
+    const arrived = (r: LogRecord) => r.msg === `held request ${name} arrived`;
+    await this.waitForLog(() => this.logs.filter(arrived).length >= count);
+  }
+
+  /** Let the app answer the held request `name`. */
+  release(name: string): void {
+    writeFileSync(join(dirname(this.socket), 'held', name), '');
   }
 
   /** Wait until a log record matches (checks records already received too). */
@@ -116,18 +136,6 @@ export class GraftProcess {
    */
   async status(): Promise<StatusJson> {
     return (await this.control({ cmd: 'status' })) as StatusJson;
-  }
-
-  /** Wait until the workers report at least `n` requests in flight (their heartbeats carry the count). */
-  waitInFlight(n = 1): Promise<StatusJson> {
-    return waitFor(
-      async () => {
-        const s = await this.status();
-        return s.workers.reduce((sum, w) => sum + w.inFlight, 0) >= n ? s : undefined;
-      },
-      15_000,
-      `${n} request(s) in flight`,
-    );
   }
 
   /** Stop it (graceful), and make sure nothing is left behind. */
@@ -190,6 +198,9 @@ export function startGraft(entry: string, options: StartOptions = {}): Promise<G
     const sockDir = tempDir('graft-sock-');
     if (options.uid !== undefined) chownSync(sockDir, options.uid, options.uid);
     const socket = join(sockDir, 'control.sock');
+    // Where the tests release the requests an app holds (test/fixtures/held.ts).
+    const heldDir = join(sockDir, 'held');
+    mkdirSync(heldDir);
     const graft = options.command ?? [process.execPath, ...(options.built ? [graftBin] : ['--import', tsxImport, cliPath])];
     const command = [...graft, 'start', entry, ...(options.workers === 0 ? [] : ['-w', String(options.workers ?? 2)]), '-p', String(port), ...(options.defaultSocket ? [] : ['--socket', socket]), ...(options.args ?? [])];
     const [file, ...args] = [...(options.prefix ?? []), ...command];
@@ -200,7 +211,7 @@ export function startGraft(entry: string, options: StartOptions = {}): Promise<G
         cwd: options.cwd ?? root,
         // Its own runtime directory (service registry, default paths) unless the test shares one: masters
         // of one fixture run side by side in tests as on separate hosts, and never meet the user's services.
-        env: { ...process.env, GRAFT_LOG_FORMAT: 'json', GRAFT_RUNTIME_DIR: sockDir, ...options.env },
+        env: { ...process.env, GRAFT_LOG_FORMAT: 'json', GRAFT_RUNTIME_DIR: sockDir, HELD_DIR: heldDir, ...options.env },
         stdio: ['ignore', 'pipe', 'pipe'],
         ...(options.uid !== undefined ? { uid: options.uid, gid: options.uid } : {}),
       },

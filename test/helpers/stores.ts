@@ -13,6 +13,7 @@ export type { StoreProcess } from '../../bench/lib/stores.js';
 export const startNats = (auth?: { user: string; pass: string }) => stores.startNats({ dir: tempDir('graft-nats-'), onLine: record }, auth);
 export const startRedis = (auth?: { pass: string }) => stores.startRedis({ onLine: record }, auth);
 export const startEtcd = () => stores.startEtcd({ dir: tempDir('graft-etcd-'), onLine: record });
+export const startRabbit = () => stores.startRabbit({ dir: tempDir('graft-rabbit-'), onLine: record });
 
 /**
  * A TCP relay in front of a store: `cut()` drops every relayed connection and

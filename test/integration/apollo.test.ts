@@ -4,7 +4,7 @@ import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fixture, freePort, startGraft, tempDir, waitFor, type GraftProcess, type StatusJson } from '../helpers/graft.js';
-import { startApollo, type ApolloServer } from '../helpers/apollo.js';
+import { startApollo, type ApolloServer } from '../../bench/lib/apollo-server.js';
 
 const REJECTED = 'config change rejected; the live config stays';
 /** Stores are retried quickly and given up on quickly at start, so that outages in tests are short. */

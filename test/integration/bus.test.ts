@@ -9,7 +9,9 @@ import { natsConnect } from '../../src/net/nats-connect.js';
 import { newOrder, signOrder, type OrderBody, type OrderOutcome } from '../../src/bus/order.js';
 import { hmacKey, loadOrderKey } from '../../src/bus/order-key.js';
 import { subjects } from '../../src/bus/subjects.js';
+import { sendOverAmqp } from '../../src/bus/amqp-send.js';
 import { graftCli, isAlive, onlyGeneration, startGraft, tempDir, waitFor, type GraftProcess, oneLineError } from '../helpers/graft.js';
+import { startRabbit } from '../helpers/stores.js';
 
 const NATS = 'nats://127.0.0.1:4222';
 const AMQP = 'amqp://guest:guest@127.0.0.1:5672';
@@ -410,6 +412,70 @@ describe('orders over RabbitMQ', () => {
       assert.deepEqual(await answers(h2), ['r2']);
     } finally {
       await Promise.all([h1.stop(), h2.stop()]);
+    }
+  });
+});
+
+describe('one order arriving on both buses', () => {
+  test('is carried out once: the second arrival, over the other transport, is refused as a replay', async () => {
+    const app = handlerProject('b0');
+    const keyFile = hmacFile();
+    const key = loadOrderKey(keyFile);
+    const service = serviceName('both');
+    const { g } = await startHost(app, { service, host: 'h1', buses: [NATS, AMQP], key: keyFile, workers: 1 });
+    const nc = await natsConnect(parseBusUrl(NATS), 'bus test', false);
+    try {
+      const before = (await g.status()).master.generation;
+      const signed = signOrder(newOrder({ service, host: 'h1', action: 'reload' }), key);
+      const overNats = (await nc.request(subjects.hostOrders(service, 'h1'), JSON.stringify(signed), { timeout: 20_000 })).json<OrderOutcome>();
+      assert.equal(overNats.ok, true, JSON.stringify(overNats));
+      // The same signed message, as a sender that publishes to every bus would deliver it.
+      const overAmqp = await sendOverAmqp(parseBusUrl(AMQP), signed, { key, timeoutMs: 10_000, expect: 1, onOutcome: () => {} });
+      assert.equal(overAmqp.length, 1);
+      assert.equal(overAmqp[0]!.ok, false);
+      assert.match(overAmqp[0]!.error!.message, /already carried out \(a replay\)/);
+      assert.equal((await g.status()).master.generation, before + 1, 'one reload');
+      assert.deepEqual(
+        g.logs.filter((l) => l.msg === 'order carried out' && l.id === signed.id).map((l) => l.transport),
+        ['nats'],
+      );
+    } finally {
+      await nc.close();
+      await g.stop();
+    }
+  });
+});
+
+describe('orders over a RabbitMQ that restarts (a node of its own)', () => {
+  test('the master reconnects by itself; orders keep arriving after the restart, each carried out once', async () => {
+    const rabbit = await startRabbit();
+    const bus = `amqp://guest:guest@127.0.0.1:${rabbit.port}`;
+    const app = handlerProject('q0');
+    const key = hmacFile();
+    const service = serviceName('rmq');
+    const { g } = await startHost(app, { service, host: 'h1', buses: [bus], key, workers: 1 });
+    try {
+      app.write('q1');
+      const first = await orderCli(['swap', 'handler.ts'], { bus, key, service, expect: 1 });
+      assert.equal(first.code, 0, first.stderr);
+      assert.deepEqual(await answers(g), ['q1']);
+
+      const from = g.logs.length;
+      await rabbit.restart();
+      await g.waitForLog((l) => l.msg.startsWith('bus disconnected; reconnecting') && l.transport === 'amqp', 30_000, from);
+      await g.waitForLog((l) => l.msg === 'bus connected' && l.transport === 'amqp', 60_000, from);
+
+      app.write('q2');
+      const second = await orderCli(['swap', 'handler.ts'], { bus, key, service, expect: 1 });
+      assert.equal(second.code, 0, second.stderr);
+      assert.deepEqual(await answers(g), ['q2']);
+      const carried = g.logs.filter((l) => l.msg === 'order carried out').map((l) => l.id);
+      assert.equal(carried.length, 2, 'two orders, two carried out');
+      assert.equal(new Set(carried).size, 2, 'none twice');
+      assert.deepEqual(await moduleGenerations(g), ['handler.ts@3'], 'two swaps, no more');
+    } finally {
+      await g.stop();
+      await rabbit.stop();
     }
   });
 });

@@ -1,9 +1,13 @@
 import assert from 'node:assert/strict';
 import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import { execFileSync } from 'node:child_process';
-import { root, startGraft, tempDir } from '../helpers/graft.js';
+import { getFresh } from '../../bench/lib/http.js';
+import { builtPackage, root, startGraft, tempDir } from '../helpers/graft.js';
+
+/** On a new connection: a kept-alive one may still reach a generation that is draining. */
+const getJson = async (url: string): Promise<unknown> => JSON.parse((await getFresh(url)).body);
 
 /** A project of its own with `"type": "commonjs"` and graft installed as a dependency (the built package). */
 function commonjsProject(): string {
@@ -15,6 +19,9 @@ function commonjsProject(): string {
 }
 
 describe('graft from a CommonJS project', () => {
+  // The project's graftjs is this checkout, as installed: its package.json points at dist/.
+  before(() => builtPackage());
+
   test("require('graftjs') gives the API", () => {
     const dir = commonjsProject();
     const out = execFileSync(process.execPath, ['-e', "const g = require('graftjs'); console.log(JSON.stringify([typeof g.config.on, typeof g.swappable, typeof g.loop]))"], { cwd: dir, encoding: 'utf8' });
@@ -28,16 +35,19 @@ describe('graft from a CommonJS project', () => {
       `import http from 'node:http';
 import { config } from 'graftjs';
 const { swappable } = require('graftjs');
-http.createServer((_q, res) => res.end(JSON.stringify({ version: config.version, swappable: typeof swappable, commonjs: typeof module }))).listen(Number(process.env.PORT));
+http.createServer((_q, res) => res.end(JSON.stringify({ version: config.version, generation: process.env.GRAFT_GENERATION, swappable: typeof swappable, commonjs: typeof module }))).listen(Number(process.env.PORT));
 `,
     );
-    const g = await startGraft(join(dir, 'app.ts'), { workers: 1, cwd: dir });
+    const g = await startGraft(join(dir, 'app.ts'), { workers: 1, cwd: dir, built: true });
     try {
       await g.waitRunning();
-      assert.deepEqual(await (await fetch(g.url)).json(), { version: 1, swappable: 'function', commonjs: 'object' });
+      assert.deepEqual(await getJson(g.url), { version: 1, generation: '1', swappable: 'function', commonjs: 'object' });
       const r = await g.cli('config', 'apply', '--set', 'greeting=hi');
       assert.equal(r.code, 0, r.stderr);
-      assert.equal(((await (await fetch(g.url)).json()) as { version: number }).version, 2);
+      assert.deepEqual(await getJson(g.url), { version: 2, generation: '1', swappable: 'function', commonjs: 'object' });
+      const reload = await g.cli('reload');
+      assert.equal(reload.code, 0, reload.stderr);
+      assert.deepEqual(await getJson(g.url), { version: 2, generation: '2', swappable: 'function', commonjs: 'object' }, 'the new generation serves, on the live config');
     } finally {
       await g.stop();
     }

@@ -294,6 +294,33 @@ describe('config from a store: outages, gaps and the cache file', { timeout: 180
   });
 });
 
+describe('config from a store: a NATS bucket deleted and made again', { timeout: 60_000 }, () => {
+  test('its revisions start over: graft reads it whole again and every worker runs what it holds', async () => {
+    const { nc, kv, bucket } = await natsBucket();
+    await kv.put('app.greeting', 'first');
+    await kv.put('app.db.pool', '5');
+    // Its status checked every second (5 by default).
+    const g = await startGraft(fixture('config-app.ts'), { workers: 2, args: ['--config', `nats://127.0.0.1:4222/${bucket}/app?reconcile=1`], env: FAST });
+    try {
+      await g.waitRunning();
+      await serves(g, { greeting: 'first', pool: 5 });
+      const from = g.logs.length;
+      await kv.destroy();
+      // The same name, a new bucket: its first revision is below the one graft last saw.
+      const again = await new Kvm(nc).create(bucket);
+      await again.put('app.greeting', 'recreated');
+      const s = await serves(g, { greeting: 'recreated', pool: 2 });
+      const gap = g.logs.slice(from).find((l) => l.msg === 'config store re-read after a gap');
+      assert.match(String(gap?.reason), /the bucket was recreated/);
+      assert.equal(stores(s)[0]!.connected, true);
+      await again.destroy();
+    } finally {
+      await g.stop();
+      await nc.close();
+    }
+  });
+});
+
 describe('config from a store: graft config check only reads', { timeout: 180_000 }, () => {
   test('a check while a change is in flight leaves the cache file to what went live, not what the check read', async () => {
     const redis = createClient({ socket: { host: '127.0.0.1', port: 6379 } });
@@ -368,6 +395,29 @@ describe('config from a store: bad input at start is one GRAFT_ line', { timeout
       assert.doesNotMatch(line, /wrong/, 'the password is not printed');
     } finally {
       await Promise.all([natsServer.stop(), redisServer.stop()]);
+    }
+  });
+
+  test('wrong credentials fail the start even with a cache file of that store: an outage is not a wrong password', async () => {
+    const server = await startRedis({ pass: 'right' });
+    const key = unique('auth');
+    const redis = createClient({ socket: { host: '127.0.0.1', port: server.port }, password: 'right' });
+    await redis.connect();
+    await redis.set(key, 'greeting: cached\n');
+    const cache = tempDir();
+    try {
+      const first = await startGraft(fixture('config-app.ts'), { workers: 1, args: ['--config', `redis://:right@127.0.0.1:${server.port}/${key}`, '--config-cache', cache], env: FAST });
+      await first.waitRunning();
+      await serves(first, { greeting: 'cached' });
+      await first.stop();
+      assert.equal(readdirSync(cache).filter((f) => f.endsWith('.json')).length, 1, 'a cache file of that store');
+      const g = await startGraft(fixture('config-app.ts'), { workers: 1, args: ['--config', `redis://:wrong@127.0.0.1:${server.port}/${key}`, '--config-cache', cache], env: FAST });
+      const line = await failedStart(g);
+      assert.match(line, new RegExp(`^graft: GRAFT_STORE_AUTH: redis://127\\.0\\.0\\.1:${server.port}/${key}: Redis refused the credentials`));
+      assert.ok(!g.logs.some((l) => l.msg === 'config store unreachable; starting from its cached snapshot'), 'the cache is not used');
+    } finally {
+      redis.destroy();
+      await server.stop();
     }
   });
 

@@ -32,6 +32,13 @@ describe('graft start --daemon', { timeout: 120_000 }, () => {
       // An upgrade keeps the keeper; a stop by name ends it.
       assert.equal((await graftCli(['upgrade', 'bg'], { env })).code, 0);
       assert.equal(isAlive(keeper), true);
+      // The keeper's own lines (here: the replaced master it reaped) go to <name>.keeper.log beside the service's.
+      const keeperLog = join(state, 'graft', 'logs', 'bg.keeper.log');
+      const reaped = (line: string) => {
+        const r = JSON.parse(line) as { role?: string; msg?: string; master?: number };
+        return r.role === 'keeper' && r.msg === 'master exited' && r.master === master;
+      };
+      await waitFor(() => existsSync(keeperLog) && readFileSync(keeperLog, 'utf8').split('\n').filter(Boolean).some(reaped), 10_000, 'the keeper to log the replaced master in bg.keeper.log');
       const stop = await graftCli(['stop', 'bg'], { env });
       assert.equal(stop.code, 0, stop.stderr);
       await waitFor(() => !isAlive(keeper), 20_000, 'the keeper to exit with the service');

@@ -5,6 +5,7 @@ import { describe, test } from 'node:test';
 import { pathsForSocket } from '../../src/registry/paths.js';
 import { fixture, isAlive, startGraft, waitFor, type GraftProcess } from '../helpers/graft.js';
 import { underLoad } from '../helpers/load.js';
+import { getFresh } from '../../bench/lib/http.js';
 
 /** Kill the master in control with SIGKILL; resolves with the pid of the master the keeper starts instead, once it serves. */
 async function crash(g: GraftProcess): Promise<{ dead: number; next: number }> {
@@ -112,6 +113,70 @@ describe('a worker that dies', () => {
       assert.ok(failed <= Number(died.openConnections), `${failed} failed; the worker held ${String(died.openConnections)} connections (one request each at most)`);
       assert.ok(load.answered > 50, `only ${load.answered} answered`);
       assert.equal((await g.status()).workers.filter((w) => w.state === 'ready').length, 2);
+    } finally {
+      await g.stop();
+    }
+  });
+});
+
+describe('connections on their way to a worker that dies', () => {
+  test('the only worker dies: its port stays open, and connections made before its replacement listens wait for it and are answered, none refused', async () => {
+    const g = await startGraft(fixture('slow-app.ts'), { workers: 1, env: { DELAY_MS: '1' } });
+    try {
+      await g.waitRunning();
+      const victim = (await g.status()).workers[0]!;
+      const from = g.logs.length;
+      let replaced = false;
+      const cut: string[] = [];
+      const failed: string[] = [];
+      // Four clients, each a fresh connection after the other, until the replacement is ready (bounded in count).
+      const probe = async () => {
+        for (let i = 0; i < 5000 && !replaced; i++) {
+          // Reaped: the dead worker holds nothing of what starts now.
+          const dead = !isAlive(victim.pid);
+          try {
+            const res = await getFresh(g.url, 60_000);
+            if (res.status !== 200) (dead ? failed : cut).push(`HTTP ${res.status}`);
+          } catch (err) {
+            (dead ? failed : cut).push((err as NodeJS.ErrnoException).code ?? String(err));
+          }
+        }
+      };
+      const probes = [probe(), probe(), probe(), probe()];
+      process.kill(victim.pid, 'SIGKILL');
+      await g.waitForLog((l) => l.msg === 'no worker listens on a port now; it stays open and what it accepts waits for the next worker', 20_000, from);
+      const back = await g.waitForLog((l) => l.msg === 'a worker listens on the port again', 30_000, from);
+      await g.waitForLog((l) => l.msg === 'worker ready' && l.workerPid !== victim.pid, 30_000, from);
+      replaced = true;
+      await Promise.all(probes);
+      assert.deepEqual(failed, [], 'no connection made after the worker died was refused or failed');
+      assert.ok(Number(back.waited) > 0, 'connections were made while no worker listened, and waited for the replacement');
+      assert.ok(cut.length <= 4, `only what the worker held when it died is lost (one request per client): ${cut.join(', ')}`);
+      assert.equal(g.logs.filter((l) => l.code === 'GRAFT_PORT_IN_USE').length, 0);
+    } finally {
+      await g.stop();
+    }
+  });
+
+  test('a connection node:cluster handed a stuck worker goes to another worker when the watchdog kills it, instead of hanging', async () => {
+    const g = await startGraft(fixture('spin-app.mjs'), { workers: 2, built: true, args: ['--timeout', '6'] });
+    try {
+      await g.waitRunning();
+      const workers = (await g.status()).workers.map((w) => w.pid);
+      const from = g.logs.length;
+      // One worker takes /spin and blocks; node:cluster still counts it free (it took that connection), so
+      // one of the next fresh connections is handed to it and never taken.
+      getFresh(`${g.url}/spin`, 120_000).catch(() => {});
+      const answers: string[] = [];
+      let rescued = false;
+      void g.waitForLog((l) => l.msg === 'a connection a dead worker never took goes to another', 60_000, from).then(() => (rescued = true));
+      for (let i = 0; i < 200 && !rescued; i++) answers.push((await getFresh(g.url, 60_000)).body);
+      const killed = g.logs.slice(from).find((l) => l.code === 'GRAFT_WORKER_BLOCKED');
+      assert.ok(killed, 'the watchdog killed the stuck worker');
+      assert.ok(rescued, 'the connection handed to it was given to another worker');
+      const stuck = Number(killed.workerPid);
+      assert.ok(workers.includes(stuck));
+      assert.ok(!answers.includes(String(stuck)), 'every request was answered, by the other worker or a new one');
     } finally {
       await g.stop();
     }

@@ -9,6 +9,8 @@ import { startHaproxy } from '../../bench/lib/haproxy.js';
 import { fixture, graftCli, startGraft, tempDir, waitFor, type GraftProcess, type LogRecord } from '../helpers/graft.js';
 import { underLoad } from '../helpers/load.js';
 import { record } from '../helpers/output.js';
+import { FleetStore } from '../../src/fleet/fleet-store.js';
+import { parseFleetUrl } from '../../src/net/fleet-url.js';
 
 const NATS = 'nats://127.0.0.1:4222';
 
@@ -88,13 +90,14 @@ describe('fleet', () => {
       assert.match((await hosts[0]!.g.cli('status')).stdout, new RegExp(`^fleet nats://127\\.0\\.0\\.1:4222  connected since \\S+  registered as ${service}\\.h1$`, 'm'));
     });
 
-    test('a rolling reload behind HAProxy under keep-alive load fails no request, and two operators together never reload two hosts at once', async () => {
+    test('a rolling reload behind HAProxy under keep-alive load fails no request, and two operators together (--max-unavailable 1 and 34%) never reload two hosts at once', async () => {
       const lb = await startHaproxy({ backends: hosts.map((h) => ({ name: h.id, port: h.g.port })), dir: tempDir('graft-lb-'), onLine: (l) => record('haproxy', l) });
       try {
         const before = hosts.map((h) => reloadIntervals(h).length);
         const { failed, load, value } = await underLoad(
           lb.url,
-          () => Promise.all(['a', 'b'].map(() => fleet('reload', '--fleet', NATS, '--name', service, '--bus-key', keyFile, '--max-unavailable', '1', '--json'))),
+          // One operator counts hosts, the other a share of them: 34% of 3 hosts is one host at a time too.
+          () => Promise.all(['1', '34%'].map((most) => fleet('reload', '--fleet', NATS, '--name', service, '--bus-key', keyFile, '--max-unavailable', most, '--json'))),
           { connections: 32 },
         );
         for (const r of value) assert.equal(r.code, 0, r.stderr + r.stdout);
@@ -132,6 +135,51 @@ describe('fleet', () => {
       const ok = await fleet('config', 'apply', '--set', 'limit=15', '--fleet', NATS, '--name', service, '--bus-key', keyFile);
       assert.equal(ok.code, 0, ok.stdout + ok.stderr);
       for (const h of hosts) assert.match((await getFresh(h.g.url)).body, /limit=15\n$/);
+    });
+
+    test('with --no-rollback a config rollout refused by the second host leaves the first host changed, and says so', async () => {
+      const r = await fleet('config', 'apply', '--set', 'limit=50', '--fleet', NATS, '--name', service, '--bus-key', keyFile, '--no-rollback', '--json');
+      assert.equal(r.code, 1, r.stdout + r.stderr);
+      const report = JSON.parse(r.stdout) as { stoppedAt: string; notReached: string[]; rolledBack: unknown[]; steps: Array<{ host: string; ok: boolean }> };
+      assert.equal(report.stoppedAt, 'h2');
+      assert.deepEqual(report.notReached, ['h3']);
+      assert.deepEqual(report.rolledBack, []);
+      assert.deepEqual(
+        report.steps.map((step) => [step.host, step.ok]),
+        [
+          ['h1', true],
+          ['h2', false],
+        ],
+      );
+      const served = await Promise.all(hosts.map(async (h) => /limit=(\d+)\n$/.exec((await getFresh(h.g.url)).body)?.[1]));
+      assert.deepEqual(served, ['50', '15', '15'], 'h1 keeps the change; h2 refused it; h3 was not reached');
+      const back = await fleet('config', 'apply', '--set', 'limit=15', '--fleet', NATS, '--name', service, '--bus-key', keyFile);
+      assert.equal(back.code, 0, back.stdout + back.stderr);
+      for (const h of hosts) assert.match((await getFresh(h.g.url)).body, /limit=15\n$/);
+    });
+
+    test('--slot-timeout: a rollout slot held by another operator for longer stops the rollout before any host changes (GRAFT_FLEET_BUSY)', async () => {
+      const generations = await Promise.all(hosts.map(async (h) => (await h.g.status()).master.generation));
+      const store = await FleetStore.open(parseFleetUrl(NATS));
+      const slots = await store.slots();
+      // Another machine's operator, mid-rollout: its slot stays held (refreshed) for as long as it works.
+      await slots.create(`${service}.slot.0`, 'another-machine:pid:[1]:42');
+      try {
+        const r = await fleet('reload', '--fleet', NATS, '--name', service, '--bus-key', keyFile, '--slot-timeout', '1');
+        assert.equal(r.code, 1, r.stdout + r.stderr);
+        assert.match(r.stderr, /^graft: GRAFT_FLEET_FAILED: the reload rollout stopped at h1 \(GRAFT_FLEET_BUSY: every one of 1 rollout slot\(s\) of \S+ stayed taken for 1 s: another rollout is running/m);
+        assert.match(r.stdout, /^reload stopped at h1; not reached: h2, h3$/m);
+        assert.deepEqual(await Promise.all(hosts.map(async (h) => (await h.g.status()).master.generation)), generations, 'no host changed');
+      } finally {
+        await slots.delete(`${service}.slot.0`);
+        await store.close();
+      }
+    });
+
+    test('fleet config apply --reset takes every override away: each host serves its own config again', async () => {
+      const r = await fleet('config', 'apply', '--reset', '--fleet', NATS, '--name', service, '--bus-key', keyFile);
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      for (const h of hosts) assert.match((await getFresh(h.g.url)).body, /limit=10\n$/, `${h.id} is back on its own limit`);
     });
 
     test('a broken version stops a reload rollout at the first host, which keeps serving its old generation', async () => {
@@ -180,7 +228,7 @@ describe('fleet', () => {
       assert.equal(report.steps[1]!.error?.code, 'GRAFT_SWAP_LOAD');
       assert.match(report.steps[1]!.error!.message, /version\.ts:1/);
       assert.deepEqual(report.rolledBack.map((b) => [b.host, b.ok]), [['h1', false]]);
-      assert.match(report.rolledBack[0]!.skipped!, /cannot undo a code change/);
+      assert.match(report.rolledBack[0]!.skipped!, /cannot undo a reload or swap of the files on disk/);
       assert.equal((await getFresh(hosts[0]!.g.url)).body, 'v2');
       assert.equal((await getFresh(hosts[1]!.g.url)).body, 'v1', 'the broken version never went live on h2');
       const differ = await waitFor(async () => {
@@ -190,6 +238,38 @@ describe('fleet', () => {
       assert.match(differ.stdout, /2 of 2 hosts ready/);
     } finally {
       await Promise.all(hosts.map((h) => h.g.stop()));
+    }
+  });
+
+  test('a host in the middle of graft upgrade: the rollout\'s order waits behind the upgrade, the master that hands over refuses it, and its successor carries it out once', async () => {
+    const service = `fleet-upgrading-${randomBytes(4).toString('hex')}`;
+    const gates = tempDir('graft-gates-');
+    const g = await startGraft(fixture('gated-app.ts'), { workers: 1, env: { GATE_DIR: gates }, args: ['--name', service, '--host-id', 'u1', '--fleet', NATS, '--bus', NATS, '--bus-key', keyFile] });
+    try {
+      await g.waitForLog((r) => r.msg === 'registered in the fleet');
+      const first = (await g.status()).master.pid;
+      // The successor's workers (generation 2) wait for their gate: the upgrade holds the old master's arbiter meanwhile.
+      const upgrade = g.cli('upgrade');
+      await g.waitForLog((r) => r.msg === 'upgrade: starting a new master');
+      // The registry may show the host busy already: --max-unavailable 2 lets the rollout go to it anyway.
+      const rollout = fleet('config', 'apply', '--set', 'greeting=hi', '--fleet', NATS, '--name', service, '--bus-key', keyFile, '--max-unavailable', '2', '--json');
+      const received = await g.waitForLog((r) => r.msg === 'order received' && r.pid === first);
+      writeFileSync(join(gates, '2'), '');
+      const up = await upgrade;
+      assert.equal(up.code, 0, up.stderr);
+      const r = await rollout;
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      const refused = g.logs.find((l) => l.msg === 'order failed' && l.id === received.id);
+      assert.equal(refused?.code, 'GRAFT_STOPPING', 'the master that handed over refused the order it held');
+      assert.equal(refused?.pid, first);
+      const carried = g.logs.filter((l) => l.msg === 'order carried out');
+      assert.equal(carried.length, 1, 'carried out once');
+      assert.notEqual(carried[0]!.pid, first, 'by the successor');
+      const status = await g.status();
+      assert.equal(status.master.config?.version, 2);
+      assert.deepEqual(status.master.orders, [carried[0]!.id]);
+    } finally {
+      await g.stop();
     }
   });
 

@@ -46,9 +46,9 @@ function stateOf(pid: number): string {
   return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0]!;
 }
 
-/** Slow requests in flight when the stop arrives: each must still be answered. */
-function slowRequests(url: string, n: number): Promise<number[]> {
-  return Promise.all(Array.from({ length: n }, () => fetch(url).then((r) => r.text().then(() => r.status))));
+/** Requests the app holds until the test releases them (test/fixtures/held.ts). */
+function heldRequests(url: string, name: string, n: number): Promise<number[]> {
+  return Promise.all(Array.from({ length: n }, () => fetch(`${url}/held/${name}`).then((r) => r.text().then(() => r.status))));
 }
 
 /** `graft start`'s process inside `unshare`: the namespace's PID 1. */
@@ -61,10 +61,15 @@ async function initOf(g: GraftProcess): Promise<number> {
 
 /** Stop the way a container runtime or systemd (KillMode=mixed) does: SIGTERM to the main process only. */
 async function stopAsInit(g: GraftProcess, init: number): Promise<void> {
-  const inFlight = slowRequests(g.url, 6);
-  await g.waitInFlight(6);
+  const inFlight = heldRequests(g.url, 'term', 6);
+  await g.held('term', 6);
   const everything = descendantsOf(init);
+  const workers = (await g.status()).workers.length;
+  const from = g.logs.length;
   process.kill(init, 'SIGTERM');
+  // Released only once every worker stopped accepting (a debug record): the stop must drain them, not cut them.
+  await g.waitForLog(() => g.logs.slice(from).filter((r) => r.msg === 'draining: stopped accepting').length >= workers);
+  g.release('term');
   assert.deepEqual(await inFlight, [200, 200, 200, 200, 200, 200], 'every request in flight was answered');
   assert.equal((await g.exited).code, 0, 'the service exited cleanly');
   const exits = g.logs.filter((l) => l.msg === 'worker exited');
@@ -77,7 +82,7 @@ describe('under an init-like parent', { timeout: 120_000 }, () => {
   test('as PID 1 of a namespace: an upgrade leaves no zombie, and TERM drains requests in flight and leaves nothing behind', async () => {
     // As installed (no tsx): a process tsx starts beside a master from source would be orphaned with it.
     builtPackage();
-    const g = await startGraft(fixture('slow-app.ts'), { workers: 2, prefix: AS_INIT, built: true, env: { DELAY_MS: '1500' } });
+    const g = await startGraft(fixture('slow-app.ts'), { workers: 2, prefix: AS_INIT, built: true, env: { GRAFT_LOG_LEVEL: 'debug' } });
     try {
       const init = await initOf(g);
       const before = await g.status();
@@ -96,11 +101,11 @@ describe('under an init-like parent', { timeout: 120_000 }, () => {
 
   test('the unit graft systemd prints passes systemd-analyze verify, and runs: ExecStart, ExecReload, then a stop drains', async () => {
     const dir = tempDir();
-    const g = await startGraft(fixture('slow-app.ts'), { workers: 2, cwd: dir, env: { DELAY_MS: '1500' }, args: ['--name', 'checkout', '--graceful-timeout', '20'] });
+    const g = await startGraft(fixture('slow-app.ts'), { workers: 2, cwd: dir, env: { DELAY_MS: '1500', GRAFT_LOG_LEVEL: 'debug' }, args: ['--name', 'checkout', '--graceful-timeout', '20'] });
     let unit: string;
     try {
       await g.waitRunning();
-      const printed = await g.cli('systemd', '--env', 'DELAY_MS');
+      const printed = await g.cli('systemd', '--env', 'DELAY_MS', '--env', 'HELD_DIR');
       assert.equal(printed.code, 0, printed.stderr);
       unit = printed.stdout;
     } finally {

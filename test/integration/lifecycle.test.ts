@@ -118,30 +118,50 @@ describe('worker lifecycle', () => {
     assert.ok(s.workers.every((w) => w.generation === generation + 1));
   });
 
-  test('graceful stop lets an in-flight request finish', async () => {
-    const g = await startGraft(fixture('mode-app.ts'), { workers: 1, env: { MODE_FILE: modeFile() } });
-    await g.waitRunning();
-    const slow = fetch(`${g.url}/slower`);
-    await g.waitInFlight();
-    const stopped = await g.cli('stop');
-    assert.equal(stopped.code, 0, stopped.stderr);
-    const res = await slow;
-    assert.equal(res.status, 200);
-    assert.equal(res.headers.get('connection'), 'close');
-    assert.match(await res.text(), /^1 /);
-    const exit = await g.exited;
-    assert.equal(exit.code, 0);
-  });
+  // `graft stop`, and INT to graft (a terminal's ^C, passed on once by the keeper): a graceful stop.
+  for (const how of ['graft stop', 'SIGINT'] as const) {
+    test(`${how}: a graceful stop lets an in-flight request finish`, async () => {
+      // At debug level the worker says when it stopped accepting.
+      const g = await startGraft(fixture('mode-app.ts'), { workers: 1, env: { MODE_FILE: modeFile(), GRAFT_LOG_LEVEL: 'debug' } });
+      await g.waitRunning();
+      const slow = fetch(`${g.url}/held/stop`);
+      await g.held('stop');
+      const stopping = how === 'graft stop' ? g.cli('stop') : (g.child.kill('SIGINT'), undefined);
+      await g.waitForLog((r) => r.msg === 'draining: stopped accepting');
+      g.release('stop');
+      if (stopping) {
+        const stopped = await stopping;
+        assert.equal(stopped.code, 0, stopped.stderr);
+      }
+      const res = await slow;
+      assert.equal(res.status, 200);
+      assert.equal(res.headers.get('connection'), 'close');
+      assert.match(await res.text(), /^1 /);
+      const exit = await g.exited;
+      assert.equal(exit.code, 0);
+    });
+  }
 
-  test('SIGQUIT stops at once', async () => {
-    const g = await startGraft(fixture('mode-app.ts'), { workers: 2, env: { MODE_FILE: modeFile() } });
-    await g.waitRunning();
-    const pids = (await g.status()).workers.map((w) => w.pid);
-    g.child.kill('SIGQUIT');
-    const exit = await g.exited;
-    assert.equal(exit.code, 0);
-    assert.ok(pids.every((pid) => !isAlive(pid)));
-  });
+  // `graft stop --fast`, and QUIT to graft: workers killed at once.
+  for (const how of ['graft stop --fast', 'SIGQUIT'] as const) {
+    test(`${how}: stops at once, a request in flight is cut, not waited for`, async () => {
+      // A graceful stop would wait for the held request, which is never released, until the test times out.
+      const g = await startGraft(fixture('mode-app.ts'), { workers: 2, env: { MODE_FILE: modeFile() }, args: ['--graceful-timeout', '600'] });
+      await g.waitRunning();
+      const pids = (await g.status()).workers.map((w) => w.pid);
+      const inFlight = fetch(`${g.url}/held/quit`).then(
+        () => 'answered',
+        () => 'cut',
+      );
+      await g.held('quit');
+      if (how === 'SIGQUIT') g.child.kill('SIGQUIT');
+      else assert.equal((await g.cli('stop', '--fast')).code, 0);
+      const exit = await g.exited;
+      assert.equal(exit.code, 0);
+      assert.equal(await inFlight, 'cut');
+      assert.ok(pids.every((pid) => !isAlive(pid)));
+    });
+  }
 
   test('a worker that keeps crashing is reported as a crash loop, not spun', async () => {
     const g = await startGraft(fixture('mode-app.ts'), { workers: 1, env: { MODE_FILE: modeFile() } });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -140,6 +140,43 @@ describe('logs', () => {
     assert.equal((JSON.parse(stopped.stdout) as Line).msg, 'master stopped');
   });
 
+  test('rotation while graft upgrade hands the file from one master to the next: every line once, whole, and no more files than allowed', async () => {
+    const env = { GRAFT_RUNTIME_DIR: tempDir('graft-rt-') };
+    const dir = tempDir();
+    const g = await startGraft(fixture('talk-app.ts'), { workers: 2, env, args: ['--name', 'handed', '--log-dir', dir, '--log-max-size', '16K', '--log-max-files', '400'] });
+    try {
+      await g.waitRunning();
+      // Lines pour in, burst after burst (about 8 KB each: a rotation every other one), for as long as the master is replaced.
+      let upgraded = false;
+      const upgrade = g.cli('upgrade').finally(() => (upgraded = true));
+      const ids: string[] = [];
+      while (!upgraded && ids.length < 400) {
+        const id = `u${ids.length}`;
+        ids.push(id);
+        await fetch(`${g.url}/burst?id=${id}&n=50`);
+      }
+      assert.equal((await upgrade).code, 0);
+      ids.push('after');
+      await fetch(`${g.url}/burst?id=after&n=50`);
+      await waitFor(() => burst(lines(dir, 'handed'), 'after').length === 50, 20_000, 'every line of the burst after the upgrade in the files');
+      assert.ok(ids.length > 3, `only ${ids.length} bursts while the upgrade ran`);
+      // Read once nothing writes (a read during a rotation sees files renamed under it).
+      await g.stop();
+      const all = lines(dir, 'handed');
+      for (const id of ids) {
+        const seen = burst(all, id);
+        assert.deepEqual([...seen].sort((a, b) => a - b), range(0, 50), `burst ${id}: every line once, none lost, none repeated`);
+      }
+      const files = logFiles(join(dir, 'handed.log'));
+      assert.ok(files.length <= 400 && files.length > 2, `${files.length} files`);
+      // Rotated by one master at a time: none was cut twice into a sliver; while both append, the one that rotates
+      // does not count the other's lines, so a file may pass the size by those (never by a whole file's worth).
+      for (const f of files.slice(0, -1)) assert.ok(f.size >= 16 * 1024 && f.size < 2 * 16 * 1024, `${f.path} is ${f.size} bytes`);
+    } finally {
+      await g.stop();
+    }
+  });
+
   test('graft logs --follow prints the lines written after it started, across rotations, none lost or repeated', async () => {
     const env = { GRAFT_RUNTIME_DIR: tempDir('graft-rt-') };
     const dir = tempDir();
@@ -249,6 +286,62 @@ describe('logs', () => {
       await say(g.url, `/broken?text=${encodeURIComponent('{half')}`);
       const broken = await waitFor(() => g.output.find((l) => l.includes('{half')), 10_000, 'the broken line on stdout');
       assert.deepEqual({ msg: (JSON.parse(broken) as Line).msg, stream: (JSON.parse(broken) as Line).stream }, { msg: '{half', stream: 'stdout' });
+    } finally {
+      await g.stop();
+    }
+  });
+
+  test('a full disk: the service serves on, graft says so, lines go to stderr meanwhile, and the file takes lines again once there is room', async () => {
+    // A 256 KiB filesystem of its own (tmpfs, which needs root, as the namespace tests do).
+    const dir = tempDir('graft-full-disk-');
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', dir]);
+    try {
+      const env = { GRAFT_RUNTIME_DIR: tempDir('graft-rt-') };
+      const g = await startGraft(fixture('talk-app.ts'), { workers: 1, env, args: ['--name', 'full', '--log-dir', dir, '--log-max-size', '10M'] });
+      try {
+        await g.waitRunning();
+        // About a megabyte of tagged lines into 256 KiB.
+        assert.equal((await fetch(`${g.url}/burst?id=fill&n=6000`)).status, 200);
+        const failed = await g.waitForLog((r) => r.code === 'GRAFT_LOG_DIR');
+        assert.match(String(failed.error), /ENOSPC/);
+        assert.equal((await fetch(`${g.url}/say?text=meanwhile`)).status, 200, 'the service serves on');
+        await waitFor(() => g.output.some((l) => l.includes('"msg":"meanwhile"')), 10_000, 'a line written while the disk is full, on stderr');
+        // Room again (a user empties the file); after graft's reopen delay, lines reach the file again.
+        const file = join(dir, 'full.log');
+        truncateSync(file, 0);
+        await waitFor(
+          async () => {
+            await fetch(`${g.url}/say?text=back`);
+            return readFileSync(file, 'utf8').includes('"msg":"back"');
+          },
+          20_000,
+          'a line in the log file again',
+        );
+      } finally {
+        await g.stop();
+      }
+    } finally {
+      execFileSync('umount', [dir]);
+    }
+  });
+
+  test('a log directory removed while serving: graft says so once, makes it again and writes there; the service serves on', async () => {
+    const dir = join(tempDir('graft-removed-'), 'logs');
+    const env = { GRAFT_RUNTIME_DIR: tempDir('graft-rt-') };
+    const g = await startGraft(fixture('talk-app.ts'), { workers: 1, env, args: ['--name', 'gone', '--log-dir', dir] });
+    try {
+      await g.waitRunning();
+      const file = join(dir, 'gone.log');
+      assert.equal((await fetch(`${g.url}/say?text=before`)).status, 200);
+      await waitFor(() => existsSync(file) && readFileSync(file, 'utf8').includes('"msg":"before"'), 10_000, 'the first line in the file');
+      rmSync(dir, { recursive: true, force: true });
+      const warned = await g.waitForLog((r) => r.msg === 'log file removed; writing to a new one in its place');
+      assert.equal(warned.code, 'GRAFT_LOG_DIR');
+      assert.equal(warned.level, 'warn');
+      assert.match(String(warned.error), new RegExp(`${file} was removed while graft wrote to it`));
+      assert.equal((await fetch(`${g.url}/say?text=after`)).status, 200, 'the service serves on');
+      await waitFor(() => existsSync(file) && readFileSync(file, 'utf8').includes('"msg":"after"'), 10_000, 'a line in the new file');
+      assert.equal(g.logs.filter((r) => r.msg === 'log file removed; writing to a new one in its place').length, 1, 'said once');
     } finally {
       await g.stop();
     }

@@ -1,9 +1,15 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fixture, graftCli, isAlive, startGraft, tempDir, waitFor, type CliResult, type GraftProcess, type StatusJson, oneLineError } from '../helpers/graft.js';
+
+/** slow-app.ts as a project's own entry at `to`, with the module it imports beside it. */
+function copySlowApp(to: string): void {
+  copyFileSync(fixture('slow-app.ts'), to);
+  copyFileSync(fixture('held.ts'), join(dirname(to), 'held.ts'));
+}
 
 /** One `graft: CODE: …` line and nothing else on stderr, and a non-zero exit. */
 const oneLine = (r: CliResult, code: string, pattern?: RegExp) => oneLineError(r, code, pattern, { alone: true });
@@ -51,8 +57,8 @@ describe('services by name', () => {
   };
 
   before(async () => {
-    copyFileSync(fixture('slow-app.ts'), entryA);
-    copyFileSync(fixture('slow-app.ts'), entryB);
+    copySlowApp(entryA);
+    copySlowApp(entryB);
     // api by --name; billing by default, from its entry's file name.
     api = await startGraft(entryA, { workers: 1, cwd: dirA, env, args: ['--name', 'api'] });
     billing = await startGraft(entryB, { workers: 1, cwd: dirB, env });
@@ -137,7 +143,7 @@ describe('services by name', () => {
     const held = await status('api');
     const dir = tempDir('graft-other-');
     const entry = join(dir, 'other.ts');
-    copyFileSync(fixture('slow-app.ts'), entry);
+    copySlowApp(entry);
     const second = await startGraft(entry, { workers: 1, cwd: dir, env, args: ['--name', 'api'] });
     try {
       const exit = await second.exited;
@@ -163,7 +169,7 @@ describe('services by name', () => {
   test('two services of one entry from one directory, told apart by --name', async () => {
     const dir = tempDir('graft-twins-');
     const entry = join(dir, 'server.ts');
-    copyFileSync(fixture('slow-app.ts'), entry);
+    copySlowApp(entry);
     const twins = await Promise.all(['blue', 'green'].map((name) => startGraft(entry, { workers: 1, cwd: dir, env, defaultSocket: true, args: ['--name', name] })));
     try {
       await Promise.all(twins.map((t) => t.waitRunning()));
@@ -187,7 +193,7 @@ describe('services by name', () => {
     const dir = tempDir('graft-pkg-');
     writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: '@acme/shop' }));
     const entry = join(dir, 'server.ts');
-    copyFileSync(fixture('slow-app.ts'), entry);
+    copySlowApp(entry);
     const shop = await startGraft(entry, { workers: 1, cwd: dir, env, defaultSocket: true });
     try {
       await shop.waitRunning();

@@ -55,11 +55,11 @@ import { via } from 'dual';
 import { config } from 'graftjs';
 import { greet } from './lib/greet.ts';
 
-interface Answer { greet: string; lazy: number; via: string; url: string; execArgv: string[]; config: number }
+interface Answer { greet: string; lazy: number; via: string; url: string; execArgv: string[]; config: number; resolved: string[] }
 createServer(async (req, res) => {
   if (req.url === '/stack') return res.end(JSON.stringify({ stack: where() }));
   const lazy = await import('./lib/lazy.ts');
-  const answer: Answer = { greet: greet(), lazy: lazy.value, via, url: import.meta.url, execArgv: process.execArgv, config: config.version };
+  const answer: Answer = { greet: greet(), lazy: lazy.value, via, url: import.meta.url, execArgv: process.execArgv, config: config.version, resolved: [import.meta.resolve('dual'), import.meta.resolve('./lib/data.txt'), import.meta.resolve('node:fs'), "text that says import.meta.resolve('dual')"] };
   res.end(JSON.stringify(answer));
 }).listen(Number(process.env.PORT));
 
@@ -86,13 +86,18 @@ describe('a TypeScript entry under graft as installed', { timeout: 120_000 }, ()
   });
   after(() => g?.stop());
 
-  test('runs as plain JavaScript: no tsx in the workers, files found beside their sources, packages as Node resolves them', async () => {
+  test('runs as plain JavaScript: no tsx in the workers, files found beside their sources, packages as Node resolves them (import.meta.resolve too)', async () => {
     const answer = await json(g.url);
     assert.deepEqual(answer.execArgv, ['--enable-source-maps'], 'the worker runs plain node');
     assert.equal(answer.greet, `read beside its source ${join(dir, 'lib/greet.ts')}`);
     assert.equal(answer.url, `file://${join(dir, 'app.ts')}`);
     assert.equal(answer.lazy, 1, 'a dynamic import of a local .ts file');
     assert.equal(answer.via, 'import', "the package's import condition, as Node picks it");
+    assert.deepEqual(
+      answer.resolved,
+      [`file://${join(dir, 'node_modules/dual/esm.mjs')}`, `file://${join(dir, 'lib/data.txt')}`, 'node:fs', "text that says import.meta.resolve('dual')"],
+      'import.meta.resolve() from the source file, not from the build directory; a string that mentions it untouched',
+    );
     assert.equal(answer.config, 1, "the app's graft import is the worker's own instance");
   });
 

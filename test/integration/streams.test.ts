@@ -6,25 +6,13 @@ import protoLoader from '@grpc/proto-loader';
 import { EventSource } from 'eventsource';
 import { deferred } from '../../src/core/deferred.js';
 import { fixture, startGraft, waitFor, type GraftProcess, type LogRecord } from '../helpers/graft.js';
+import { within } from '../helpers/within.js';
 
 const RELOADS = 3;
 /** Far above how long any drain below takes: a worker still there at this bound waits for it, and is found out below. */
 const GRACEFUL_TIMEOUT_S = 60;
 /** How long a retired generation may take to exit: a fraction of the drain timeout, so one that only the timeout ends fails. */
 const EXIT_BOUND_MS = 20_000;
-
-/** Settle within ms, or fail saying what was awaited. */
-async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** How long each retired generation took to drain, as the master logged it. */
 function drainTimes(g: GraftProcess): string {
@@ -57,7 +45,7 @@ class GenerationWatch {
 
   reached(generation: number, what: string): Promise<void> {
     if (this.last >= generation) return Promise.resolve();
-    return within(new Promise<void>((done) => this.waiters.push({ generation, done })), 20_000, `${what} from generation ${generation}`);
+    return within(new Promise<void>((done) => this.waiters.push({ generation, done })), `${what} from generation ${generation}`, 20_000);
   }
 }
 
@@ -90,7 +78,7 @@ class H2Client {
 
   async stop(): Promise<void> {
     this.running = false;
-    await within(Promise.all(this.loops), 10_000, 'the HTTP/2 client loops to end');
+    await within(Promise.all(this.loops), 'the HTTP/2 client loops to end', 10_000);
     this.session.close();
   }
 
@@ -261,13 +249,13 @@ describe('gRPC through reloads (@grpc/grpc-js, no graft import)', () => {
       for (let i = 0; i < RELOADS; i++) {
         // 30 replies 200 ms apart: still streaming when the reload is done and the drain begins.
         const stream = followCount(client, 30, 200);
-        await within(stream.first, 10_000, 'the stream to start');
+        await within(stream.first, 'the stream to start', 10_000);
         const r = await g.cli('reload');
         assert.equal(r.code, 0, r.stderr);
         assert.ok(stream.replies.length < 30, 'the stream was still open when the old generation began to drain');
         const old = generation++;
         await generations.reached(generation, 'a unary reply');
-        const end = await within(stream.ended, EXIT_BOUND_MS, 'the open stream to end');
+        const end = await within(stream.ended, 'the open stream to end', EXIT_BOUND_MS);
         assert.equal(end.error, undefined, `the stream ended with an error: ${end.error}`);
         assert.equal(end.status?.code, grpc.status.OK);
         assert.deepEqual(
@@ -279,13 +267,48 @@ describe('gRPC through reloads (@grpc/grpc-js, no graft import)', () => {
       }
       assert.ok((await servedByLive(g, generation)) > 0);
       running = false;
-      await within(Promise.all(loops), 10_000, 'the unary loops to end');
+      await within(Promise.all(loops), 'the unary loops to end', 10_000);
       t.diagnostic(`${ok} unary calls answered, ${failures.length} failed; generations drained in ${drainTimes(g)}`);
       assert.deepEqual(failures, [], `failed unary calls (${ok} answered)`);
       assert.ok(ok > 100, `only ${ok} unary calls answered`);
       assert.equal(g.output.some((l) => l.includes('GRAFT_DRAIN_TIMEOUT')), false, 'no old worker waited for the drain timeout');
     } finally {
       running = false;
+      client.close();
+      await g.stop();
+    }
+  });
+});
+
+describe('a gRPC stream that never ends by itself, through a reload (@grpc/grpc-js, no graft import)', () => {
+  test('at half the drain timeout it gets its last whole message, then UNAVAILABLE; called again, it streams from the new generation; the old generation exits without being killed', async () => {
+    const gracefulTimeoutS = 8;
+    const g = await startGraft(fixture('grpc-app.mjs'), { workers: 1, args: ['--graceful-timeout', String(gracefulTimeoutS)] });
+    const client = echoClient(g.port);
+    try {
+      const generation = Number((await g.waitRunning()).generation);
+      const stream = followCount(client, 1_000_000, 50);
+      await within(stream.first, 'the stream to start', 10_000);
+      const r = await g.cli('reload');
+      assert.equal(r.code, 0, r.stderr);
+      const end = await within(stream.ended, 'the stream to be told to end', gracefulTimeoutS * 1000);
+      assert.equal(end.error, `${grpc.status.UNAVAILABLE} graft: this worker is draining; call again and the new generation answers`);
+      assert.deepEqual(
+        stream.replies.map((m) => [m.i, m.generation]),
+        stream.replies.map((_, k) => [k + 1, generation]),
+        'every reply came whole and in order from the generation the call started on',
+      );
+      // What a client does with UNAVAILABLE: call again, on the new generation.
+      const again = followCount(client, 3, 10);
+      assert.equal((await within(again.ended, 'the second call to end', 10_000)).status?.code, grpc.status.OK);
+      assert.deepEqual(
+        again.replies.map((m) => m.generation),
+        [generation + 1, generation + 1, generation + 1],
+      );
+      const [exited] = await generationExited(g, generation, 1);
+      assert.equal(exited!.signal, null, 'the old worker exited by itself, not killed at the drain timeout');
+      assert.equal(g.output.some((l) => l.includes('GRAFT_DRAIN_TIMEOUT')), false);
+    } finally {
       client.close();
       await g.stop();
     }

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import type { SwapOutcome } from '../../src/master/code-swapper.js';
 import { sendControl } from '../../src/control/client.js';
-import { sharedGraft, startGraft, tempDir, waitFor, type GraftProcess } from '../helpers/graft.js';
+import { fixture, sharedGraft, startGraft, tempDir, waitFor, type GraftProcess } from '../helpers/graft.js';
 import { underLoad } from '../helpers/load.js';
 
 const get = async (url: string) => (await fetch(url)).text();
@@ -19,9 +19,11 @@ function handlerProject(version: string): { dir: string; write: (version: string
 import { version } from './version.js';
 ${extra}
 export default function handle(req: IncomingMessage, res: ServerResponse): void {
-  const delay = req.url === '/slow' ? 1000 : 1;
-  setTimeout(() => res.end(version + ' ' + process.pid), delay);
+  const answer = () => res.end(version + ' ' + process.pid);
+  if (req.url === '/held') void held('swap').then(answer);
+  else setTimeout(answer, 1);
 }
+import { held } from ${JSON.stringify(fixture('held.ts'))};
 `,
     );
   };
@@ -42,7 +44,7 @@ async function moduleGeneration(g: GraftProcess): Promise<number> {
 describe('graft start --swap: code changes apply in place', () => {
   /** One project under one two-worker master for the tests that need no process of their own (the 100 swaps run first). */
   const app = handlerProject('v0');
-  const twoWorkers = sharedGraft(join(app.dir, 'handler.ts'), { workers: 2, args: ['--swap'], cwd: app.dir });
+  const twoWorkers = sharedGraft(join(app.dir, 'handler.ts'), { workers: 2, args: ['--swap'], cwd: app.dir, env: { GRAFT_LOG_LEVEL: 'debug' } });
 
   test('100 swaps under load: no request fails, no new process, new requests see new code', async () => {
     const g = await twoWorkers();
@@ -75,11 +77,12 @@ describe('graft start --swap: code changes apply in place', () => {
     const g = await startGraft(join(app.dir, 'handler.ts'), { workers: 1, args: ['--swap'], cwd: app.dir });
     try {
       await g.waitRunning();
-      const slow = get(`${g.url}/slow`);
-      await g.waitInFlight();
+      const slow = get(`${g.url}/held`);
+      await g.held('swap');
       app.write('new');
       assert.equal((await g.cli('swap')).code, 0);
       assert.match(await get(g.url), /^new /);
+      g.release('swap');
       assert.match(await slow, /^old /, 'the in-flight request finished on its generation');
       // a syntax error
       writeFileSync(join(app.dir, 'version.ts'), 'export const version = ;\n');
@@ -92,6 +95,26 @@ describe('graft start --swap: code changes apply in place', () => {
       const thrown = await g.cli('swap');
       assert.match(thrown.stderr, /handler\.ts:3:\d+: Error: cannot start this version/);
       assert.match(await get(g.url), /^new /);
+    } finally {
+      await g.stop();
+    }
+  });
+
+  test('a retired generation a leftover timer keeps alive is named in a GRAFT_SWAP_LEAK warning, with the timer', async () => {
+    const app = handlerProject('old');
+    // Each generation starts an interval it never clears.
+    app.write('leaky', 'setInterval(() => {}, 60_000);');
+    const g = await startGraft(join(app.dir, 'handler.ts'), { workers: 1, args: ['--swap'], cwd: app.dir });
+    try {
+      await g.waitRunning();
+      app.write('next');
+      assert.equal((await g.cli('swap')).code, 0);
+      const leak = await g.waitForLog((r) => r.code === 'GRAFT_SWAP_LEAK');
+      assert.equal(leak.level, 'warn');
+      assert.equal(leak.generation, 1, 'the retired generation');
+      assert.match(String(leak.msg), /handler\.ts is still reachable after dispose/);
+      assert.match((leak.timers as string[])[0]!, /^setInterval .*handler\.ts:3:\d+$/);
+      assert.match(await get(g.url), /^next /, 'the service serves on');
     } finally {
       await g.stop();
     }
@@ -126,11 +149,19 @@ describe('graft start --swap: code changes apply in place', () => {
   test('swap orders that arrive during a swap merge into one', async () => {
     const g = await twoWorkers();
     const before = await moduleGeneration(g);
-    app.write('s1');
-    // Six orders at once over the control socket (CLI processes would arrive one by one).
-    const results = (await Promise.all(Array.from({ length: 6 }, () => sendControl(g.socket, { cmd: 'swap' })))) as SwapOutcome[];
+    // The new code's self-check waits for the test, so the first order is still running while the others arrive.
+    app.write('s1', `export async function verify(): Promise<boolean> { await held('swap-build'); return true; }`);
+    const from = g.logs.length;
+    const order = () => sendControl(g.socket, { cmd: 'swap' }) as Promise<SwapOutcome>;
+    const first = order();
+    await g.held('swap-build', 2);
+    const later = Array.from({ length: 5 }, order);
+    // The second queues behind the first; the other four merge into it.
+    await g.waitForLog(() => g.logs.slice(from).filter((l) => l.msg === 'command merged into the one waiting').length >= 4);
+    g.release('swap-build');
+    const results = await Promise.all([first, ...later]);
     const generations = results.flatMap((r) => r.workers.flatMap((w) => w.modules.map((m) => m.generation)));
-    assert.ok(Math.max(...generations) <= before + 2, `six concurrent orders after generation ${before} made generations ${[...new Set(generations)].join(', ')}`);
+    assert.ok(Math.max(...generations) <= before + 2, `six orders during a swap after generation ${before} made generations ${[...new Set(generations)].join(', ')}`);
     assert.match(await get(g.url), /^s1 /);
   });
 

@@ -47,12 +47,12 @@ describe('reload triggers', () => {
     const g = await startGraft(fixture('mode-app.ts'), { workers: 1, env: { MODE_FILE: mode }, args: ['--graceful-timeout', '0.5'] });
     try {
       await g.waitRunning();
-      // A request that never ends: only the graceful timeout can retire its worker.
-      const slow = fetch(`${g.url}/hang`).then(
+      // A request never released: only the graceful timeout can retire its worker.
+      const slow = fetch(`${g.url}/held/never`).then(
         () => 'answered',
         () => 'failed',
       );
-      await g.waitInFlight();
+      await g.held('never');
       const r = await g.cli('reload');
       assert.equal(r.code, 0);
       const killed = await g.waitForLog((l) => l.msg === 'worker killed after the graceful timeout');

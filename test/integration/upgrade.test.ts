@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { readFileSync } from 'node:fs';
-import { fixture, isAlive, startGraft } from '../helpers/graft.js';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { getFresh } from '../../bench/lib/http.js';
+import { fixture, isAlive, startGraft, tempDir } from '../helpers/graft.js';
 import { underLoad } from '../helpers/load.js';
 
 describe('graft upgrade', () => {
@@ -66,6 +68,33 @@ describe('graft upgrade', () => {
       assert.equal(stop.code, 0, stop.stderr);
       assert.equal((await g.exited).code, 0, 'graft start exits with the service');
       assert.equal(isAlive(s.master.pid), false);
+    } finally {
+      await g.stop();
+    }
+  });
+
+  test('a successor whose workers cannot boot fails the upgrade (GRAFT_UPGRADE_FAILED); the master and workers in place serve on', async () => {
+    const mode = join(tempDir(), 'mode');
+    writeFileSync(mode, 'ok');
+    const g = await startGraft(fixture('mode-app.ts'), { workers: 2, env: { MODE_FILE: mode } });
+    try {
+      await g.waitRunning();
+      const before = await g.status();
+      // The code on disk no longer boots: the successor's first generation throws.
+      writeFileSync(mode, 'throw');
+      const r = await g.cli('upgrade');
+      assert.notEqual(r.code, 0);
+      assert.match(r.stderr, /^graft: GRAFT_UPGRADE_FAILED: .*the current master keeps serving/m);
+      const after = await g.status();
+      assert.equal(after.master.pid, before.master.pid, 'the same master');
+      assert.deepEqual(
+        after.workers.map((w) => w.pid).sort(),
+        before.workers.map((w) => w.pid).sort(),
+        'the same workers',
+      );
+      const res = await getFresh(g.url);
+      assert.equal(res.status, 200);
+      assert.match(res.body, /^1 /, 'generation 1 serves');
     } finally {
       await g.stop();
     }

@@ -9,7 +9,7 @@ import { apolloAuthHeaders, apolloSignature } from '../../src/config/sources/apo
 import { ApolloSource } from '../../src/config/sources/apollo-source.js';
 import { parseConfigArg } from '../../src/net/source-url.js';
 import { GraftError } from '../../src/core/errors.js';
-import { startApollo, type ApolloServer } from '../helpers/apollo.js';
+import { startApollo, type ApolloServer } from '../../bench/lib/apollo-server.js';
 
 const store = (value: string, cwd = '/srv/app') => {
   const arg = parseConfigArg(value, cwd);

@@ -48,7 +48,7 @@ describe('a draining worker ends its server-sent events streams', { timeout: 20_
       const client = get(s.url);
       await client.started;
       // Only an event boundary can end it here: the quiet time is out of reach.
-      const drained = s.drain.drain({ idleCloseMs: 60_000, lingerMs: 100 });
+      const drained = s.drain.drain({ idleCloseMs: 60_000, lingerMs: 100, callGraceMs: 60_000 });
       const body = await client.body;
       await drained;
       assert.ok(body.endsWith('\n\n'), JSON.stringify(body.slice(-40)));
@@ -68,7 +68,7 @@ describe('a draining worker ends its server-sent events streams', { timeout: 20_
     try {
       const client = get(s.url);
       await client.started;
-      const drained = s.drain.drain({ idleCloseMs: 100, lingerMs: 100 });
+      const drained = s.drain.drain({ idleCloseMs: 100, lingerMs: 100, callGraceMs: 60_000 });
       assert.equal(await client.body, 'id: 1\ndata: only\n\n');
       await drained;
     } finally {
@@ -89,7 +89,7 @@ describe('a draining worker ends its server-sent events streams', { timeout: 20_
     try {
       const client = get(s.url);
       await arrived.promise;
-      const drained = s.drain.drain({ idleCloseMs: 50, lingerMs: 100 });
+      const drained = s.drain.drain({ idleCloseMs: 50, lingerMs: 100, callGraceMs: 60_000 });
       go.resolve();
       assert.equal(await client.body, '');
       await drained;
@@ -113,7 +113,7 @@ describe('a draining worker ends its server-sent events streams', { timeout: 20_
     try {
       const client = get(s.url);
       await client.started;
-      const drained = s.drain.drain({ idleCloseMs: 60_000, lingerMs: 100 });
+      const drained = s.drain.drain({ idleCloseMs: 60_000, lingerMs: 100, callGraceMs: 60_000 });
       assert.doesNotMatch(await client.body, /too late/);
       await drained;
       const { accepted, error } = await late.promise;
@@ -139,7 +139,7 @@ describe('a draining worker ends its server-sent events streams', { timeout: 20_
       const plain = get(s.url);
       const events = get(`${s.url}events`);
       await Promise.all([plain.started, events.started]);
-      const drained = s.drain.drain({ idleCloseMs: 50, lingerMs: 100 });
+      const drained = s.drain.drain({ idleCloseMs: 50, lingerMs: 100, callGraceMs: 60_000 });
       // The quiet time has passed once the idle event stream ended: the plain response is still open.
       await events.body;
       assert.equal(s.drain.inFlight, 1);

@@ -6,6 +6,10 @@ import { describe, test } from 'node:test';
 import { agreement, parseMaxUnavailable } from '../../src/cli/fleet-command.js';
 import type { HostRecord } from '../../src/fleet/registration.js';
 import { CodeScan, codeVersion } from '../../src/pool/code-version.js';
+import { hostname } from 'node:os';
+import { FleetStore } from '../../src/fleet/fleet-store.js';
+import { RolloutSlots } from '../../src/fleet/rollout-semaphore.js';
+import { parseFleetUrl } from '../../src/net/fleet-url.js';
 
 describe('fleet', () => {
   test('--max-unavailable: hosts or a percentage of them, at least one', () => {
@@ -51,5 +55,24 @@ test('code version: the same files in two places are one version; a change is an
     }
   } finally {
     for (const dir of hosts) rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('rollout slots: a slot whose holder died on this machine is free at once; one held elsewhere (another host, another pid namespace) waits for its TTL', async () => {
+  const store = await FleetStore.open(parseFleetUrl('nats://127.0.0.1:4222'));
+  const service = `slots-${process.pid}-${Date.now()}`;
+  try {
+    const kv = await store.slots();
+    // A pid that cannot run: above Linux's pid_max.
+    await kv.create(`${service}.slot.0`, RolloutSlots.localHolder().replace(/:\d+$/, ':4194305'));
+    const mine = new RolloutSlots(kv, service, 1, RolloutSlots.localHolder(), 30_000);
+    const held = await mine.acquire(5_000);
+    assert.equal(held.key, `${service}.slot.0`);
+    await held.release();
+    await kv.create(`${service}.slot.0`, `${hostname()}:pid:[1]:1`);
+    await assert.rejects(mine.acquire(300), { code: 'GRAFT_FLEET_BUSY' });
+    await kv.delete(`${service}.slot.0`);
+  } finally {
+    await store.close();
   }
 });

@@ -4,21 +4,14 @@ import net, { type AddressInfo } from 'node:net';
 import { describe, test } from 'node:test';
 import { deferred } from '../../src/core/deferred.js';
 import { HttpDrain } from '../../src/worker/http-drain.js';
+import { within } from '../helpers/within.js';
 
 /**
  * The quiet time, and so the bound on waiting for a PING's answer: out of
  * reach, so a drain that settles here did not wait for a bound.
  */
-const drainOptions = { idleCloseMs: 60_000, lingerMs: 100 };
+const drainOptions = { idleCloseMs: 60_000, lingerMs: 100, callGraceMs: 60_000 };
 
-async function within<T>(promise: Promise<T>, what: string, ms = 10_000): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([promise, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms)))]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** An h2c server tracked by graft's drain; `respond` answers each stream. */
 async function served(respond: (stream: http2.ServerHttp2Stream, path: string) => void) {
@@ -114,7 +107,7 @@ describe('a draining worker moves its HTTP/2 sessions', () => {
     const session = await connect(s.url);
     assert.deepEqual(await request(session), { status: 200, body: 'ok' });
     const closed = new Promise<void>((resolve) => session.once('close', () => resolve()));
-    await within(s.drain.drain({ idleCloseMs: 50, lingerMs: 100 }), 'the drain to settle');
+    await within(s.drain.drain({ idleCloseMs: 50, lingerMs: 100, callGraceMs: 60_000 }), 'the drain to settle');
     await within(closed, 'the client to see its session closed');
   });
 

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
  * The folders of src/, lowest first: a folder imports only folders before it
  * (and itself). This is README's Layout, as an order; a new folder is added here.
  */
-const LAYERS = ['core', 'net', 'config', 'jobs', 'swap', 'logs', 'observe', 'worker', 'control', 'registry', 'pool', 'bus', 'fleet', 'succession', 'master', 'cli', '.'];
+const LAYERS = ['core', 'net', 'config', 'jobs', 'swap', 'logs', 'observe', 'worker', 'control', 'registry', 'pool', 'bus', 'fleet', 'releases', 'succession', 'master', 'cli', '.'];
 
 const src = fileURLToPath(new URL('../../src/', import.meta.url));
 

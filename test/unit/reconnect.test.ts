@@ -215,7 +215,8 @@ describe('the reconnect loop', () => {
     await loop.close();
   });
 
-  test('a NATS client cut off from its server: the loop hears of its own reconnect through followReconnects', async () => {
+  // Against a real NATS server (5 s): not repeated against each mutant of `npm run test:mutation`.
+  test('a NATS client cut off from its server: the loop hears of its own reconnect through followReconnects', { skip: process.env.__STRYKER_ACTIVE_MUTANT__ !== undefined }, async () => {
     const gate = await new TcpGate(4222).open();
     const { log, lines, next } = capture();
     let sessions = 0;

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { Coalescing, Queue } from '../../src/core/queue.js';
 import { Slot, type SlotEvent } from '../../src/core/slot.js';
+import { deferred } from '../../src/core/deferred.js';
 
 const tick = () => new Promise((r) => setTimeout(r, 5));
 
@@ -147,24 +148,26 @@ describe('generation slot', () => {
 
   test('close aborts a build in flight and retires the live generation', async () => {
     let sawAbort = false;
+    const building = deferred<void>();
     const slot = new Slot<number>(
       {
         build: ({ version, signal }) =>
           version === 1
             ? Promise.resolve(1)
-            : new Promise((_, reject) =>
+            : new Promise((_, reject) => {
                 signal.addEventListener('abort', () => {
                   sawAbort = true;
                   reject(signal.reason);
-                }),
-              ),
+                });
+                building.resolve();
+              }),
         dispose: () => {},
       },
       { name: 'closing', drainTimeoutMs: 100 },
     );
     await slot.replace();
     const pending = slot.replace();
-    await tick();
+    await building.promise;
     await slot.close();
     await assert.rejects(pending, /closed/);
     assert.equal(sawAbort, true);

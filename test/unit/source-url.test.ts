@@ -21,6 +21,10 @@ describe('--config values: files and store URLs', () => {
     assert.equal(a.display, 'nats://graft:***@10.0.0.5:4223/config/app/web');
     assert.equal(store('nats://localhost/config').port, 4222);
     assert.equal(store('nats://localhost/config').path, '');
+    // How often the bucket's status is checked; the cache file's name does not change with it.
+    assert.deepEqual([store('nats://localhost/config/app?reconcile=2').params.get('reconcile'), store('nats://localhost/config/app?reconcile=2').name], ['2', 'nats://localhost:4222/config/app']);
+    assert.throws(() => store('nats://localhost/config?reconcile=0'), { code: 'GRAFT_STORE_URL', message: /\?reconcile=0 is not a positive number of seconds/ });
+    assert.throws(() => store('nats://localhost/config?ttl=5'), { code: 'GRAFT_STORE_URL', message: /\?ttl= is not a NATS option graft knows \(reconcile\)/ });
   });
 
   test('etcd: the path is the key prefix; Redis: one key, channel and reconcile as parameters', () => {

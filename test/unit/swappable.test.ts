@@ -6,13 +6,15 @@ import { describe, test } from 'node:test';
 import { fullGc } from '../../src/swap/leak-watch.js';
 import { swappable, type Swappable } from '../../src/swap/swappable.js';
 import type { LeakReport } from '../../src/swap/leak-watch.js';
+import { deferred } from '../../src/core/deferred.js';
 import { tempDir } from '../helpers/graft.js';
+import { within } from '../helpers/within.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+
 interface Mod {
   version: string;
-  slow: (ms: number) => Promise<string>;
   helperValue: number;
 }
 
@@ -26,10 +28,6 @@ const moduleText = (version: string, extra = '') => `
 import { helper } from './helper.js';
 export const version: string = ${JSON.stringify(version)};
 export const helperValue = helper();
-export async function slow(ms: number): Promise<string> {
-  await new Promise((r) => setTimeout(r, ms));
-  return version;
-}
 ${extra}
 `;
 
@@ -40,7 +38,12 @@ describe('swappable modules', () => {
     try {
       await h.ready;
       assert.equal(h.generation, 1);
-      const inFlight = h.use((m) => m.slow(300));
+      // A call that lasts until the test lets it end: in flight whatever the swap takes.
+      const gate = deferred<void>();
+      const inFlight = h.use(async (m) => {
+        await gate.promise;
+        return m.version;
+      });
       writeFileSync(join(dir, 'mod.ts'), moduleText('v2'));
       writeFileSync(join(dir, 'helper.ts'), 'export const helper = () => 2;\n');
       const result = await h.swap();
@@ -48,8 +51,9 @@ describe('swappable modules', () => {
       assert.equal(await h.use((m) => m.version), 'v2');
       assert.equal(h.current.helperValue, 2, 'the local import is part of the generation');
       assert.equal(h.draining, 1, 'generation 1 still has a call in flight');
+      gate.resolve();
       assert.equal(await inFlight, 'v1');
-      await sleep(20);
+      await h.settled();
       assert.equal(h.draining, 0);
     } finally {
       await h.close();
@@ -100,13 +104,17 @@ describe('swappable modules', () => {
   }
 
   test('migrate carries state; dispose runs exactly once per generation, after its last lease', async () => {
-    const g = globalThis as { disposed?: string[] };
+    const g = globalThis as { disposed?: string[]; onDispose?: (v: string) => void };
     g.disposed = [];
+    const waiting = new Map<string, () => void>();
+    g.onDispose = (v) => waiting.get(v)?.();
+    /** Resolves once generation `v` has been disposed. */
+    const disposal = (v: string) => new Promise<void>((resolve) => (g.disposed!.includes(v) ? resolve() : waiting.set(v, resolve)));
     const text = (v: string) => `
 export const state = { count: 0 };
 export function migrate(prev: { count: number }) { state.count = prev.count; }
 export function bump() { return ++state.count; }
-export function dispose() { (globalThis as any).disposed.push(${JSON.stringify(v)}); }
+export function dispose() { (globalThis as any).disposed.push(${JSON.stringify(v)}); (globalThis as any).onDispose(${JSON.stringify(v)}); }
 `;
     const dir = project({ 'mod.ts': text('v1') });
     const h = swappable<{ bump: () => number }>(join(dir, 'mod.ts'));
@@ -119,11 +127,11 @@ export function dispose() { (globalThis as any).disposed.push(${JSON.stringify(v
     assert.equal(h.current.bump(), 3, 'state migrated');
     writeFileSync(join(dir, 'mod.ts'), text('v3'));
     await h.swap();
-    await sleep(20);
+    await disposal('v2');
     assert.deepEqual(g.disposed, ['v2'], 'v2 had no lease: disposed at once; v1 is still leased');
     held.release();
     held.release();
-    await sleep(20);
+    await h.settled();
     assert.deepEqual(g.disposed, ['v2', 'v1'], 'v1 disposed once, after its last lease');
     await h.close();
     assert.deepEqual(g.disposed, ['v2', 'v1', 'v3']);
@@ -145,7 +153,7 @@ export function sum() { let s = 0; for (let i = 0; i < data.length; i += 4096) s
       await h.swap();
       h.current.sum();
     }
-    await sleep(50);
+    await h.settled();
     fullGc();
     const grownMb = (process.memoryUsage().heapUsed - before) / 1048576;
     await h.close();
@@ -155,12 +163,12 @@ export function sum() { let s = 0; for (let i = 0; i < data.length; i += 4096) s
   test('a generation kept alive by a leftover timer is named in the warning', async () => {
     const dir = project({ 'leaky.ts': 'const big = new Array(1000).fill(1);\nexport const n = 1;\nsetInterval(() => big.length, 60_000).unref();\n' });
     const reports: LeakReport[] = [];
-    const h = swappable(join(dir, 'leaky.ts'), undefined, { onLeak: (r) => reports.push(r), leakGraceMs: 300 });
+    const reported = deferred<void>();
+    const h = swappable(join(dir, 'leaky.ts'), undefined, { onLeak: (r) => (reports.push(r), reported.resolve()), leakGraceMs: 300 });
     try {
       await h.ready;
       await h.swap();
-      const deadline = Date.now() + 5000;
-      while (reports.length === 0 && Date.now() < deadline) await sleep(100);
+      await within(reported.promise, 'a leak report');
       assert.equal(reports.length, 1);
       assert.equal(reports[0]!.generation, 1);
       assert.match(reports[0]!.module, /leaky\.ts$/);
@@ -171,18 +179,21 @@ export function sum() { let s = 0; for (let i = 0; i < data.length; i += 4096) s
   });
 
   test('swaps asked for while one runs coalesce into one more, which loads the newest files', async () => {
-    const g = globalThis as { migrating?: boolean };
-    g.migrating = false;
+    // Generation 2's migrate() says it began, and ends when the test lets it.
+    const migrating = deferred<void>();
+    const migrated = deferred<void>();
+    (globalThis as { migrating?: () => Promise<void> }).migrating = () => (migrating.resolve(), migrated.promise);
     const dir = project({ 'mod.ts': 'export const version = "v1";\n' });
     const h = swappable<{ version: string }>(join(dir, 'mod.ts'));
     try {
       await h.ready;
-      writeFileSync(join(dir, 'mod.ts'), 'export const version = "v2";\nexport async function migrate() { (globalThis as any).migrating = true; await new Promise((r) => setTimeout(r, 300)); }\n');
+      writeFileSync(join(dir, 'mod.ts'), 'export async function migrate() { await (globalThis as any).migrating(); }\nexport const version = "v2";\n');
       const first = h.swap();
       // Generation 2 is built from v2 and migrating: what is written now is for the next swap.
-      while (!g.migrating) await sleep(5);
+      await within(migrating.promise, 'generation 2 to migrate');
       writeFileSync(join(dir, 'mod.ts'), 'export const version = "v4";\n');
       const later = [h.swap(), h.swap(), h.swap()];
+      migrated.resolve();
       assert.deepEqual(await first, { module: h.name, generation: 2, previous: 1 });
       const results = await Promise.all(later);
       assert.deepEqual(results, [0, 1, 2].map(() => ({ module: h.name, generation: 3, previous: 2 })), 'one more swap served all three');
@@ -213,13 +224,13 @@ export function sum() { let s = 0; for (let i = 0; i < data.length; i += 4096) s
   test('a generation discarded after a failed verify is reported under its own number if it leaks', async () => {
     const dir = project({ 'mod.ts': 'export const n = 1;\n' });
     const reports: LeakReport[] = [];
-    const h = swappable(join(dir, 'mod.ts'), undefined, { onLeak: (r) => reports.push(r), leakGraceMs: 300 });
+    const reported = deferred<void>();
+    const h = swappable(join(dir, 'mod.ts'), undefined, { onLeak: (r) => (reports.push(r), reported.resolve()), leakGraceMs: 300 });
     try {
       await h.ready;
       writeFileSync(join(dir, 'mod.ts'), 'const big = new Array(1000).fill(1);\nsetInterval(() => big.length, 60_000).unref();\nexport const verify = () => false;\n');
       await assert.rejects(h.swap(), (err: { code?: string }) => err.code === 'GRAFT_SWAP_VERIFY');
-      const deadline = Date.now() + 5000;
-      while (reports.length === 0 && Date.now() < deadline) await sleep(100);
+      await within(reported.promise, 'a leak report');
       assert.equal(reports.length, 1);
       assert.equal(reports[0]!.generation, 2);
     } finally {

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { afterEach, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import { BroadcastChannel, Worker } from 'node:worker_threads';
+import { HUB_CHANNEL } from '../../src/config/threads/messages.js';
 import { deferred } from '../../src/core/deferred.js';
 import { whenLoopStarted } from '../../src/jobs/loop.js';
 import { config as processStore, type ConfigStore } from '../../src/config/store.js';
@@ -54,8 +55,25 @@ async function until(shared: Int32Array, cell: number, value: number): Promise<v
   }
 }
 
+/**
+ * Resolves when the thread acknowledges a change to the main thread. Its
+ * subscriber's store into HEARD comes before its acknowledgement is posted;
+ * a change started in between would still see the thread as not answering.
+ */
+function acknowledged(thread: number): Promise<void> {
+  const channel = new BroadcastChannel(HUB_CHANNEL);
+  return new Promise<void>((resolve) => {
+    channel.onmessage = (event) => {
+      const m = event.data as { graft?: string; thread?: number };
+      if (m.graft !== 'ack' || m.thread !== thread) return;
+      channel.close();
+      resolve();
+    };
+  });
+}
+
 let n = 1;
-function change(extra: Record<string, unknown> = {}, options: { threadTimeoutMs?: number; decision?: Promise<boolean> } = {}) {
+function change(extra: Record<string, unknown> = {}, options: { threadTimeoutMs?: number; decision?: Promise<boolean>; onValid?: () => void } = {}) {
   const value = ++n;
   return { n: value, outcome: config.apply({ source: 'test', read: () => ({ n: value, ...extra }), ...options }) };
 }
@@ -122,8 +140,10 @@ describe('config in worker threads', () => {
     const { n: next, outcome: nextOutcome } = change({}, { threadTimeoutMs: 60_000 });
     assert.deepEqual(await nextOutcome, []);
     await until(t.shared, READ, next);
+    const answered = acknowledged(t.id);
     Atomics.store(t.shared, RELEASE, 1);
-    await until(t.shared, HEARD, next);
+    await answered;
+    assert.equal(Atomics.load(t.shared, HEARD), next);
     // It answered: from now on changes wait for it as for any thread.
     const { n: last, outcome: lastOutcome } = change();
     assert.deepEqual(await lastOutcome, []);
@@ -184,8 +204,9 @@ describe('config in worker threads', () => {
   test('a thread that starts while a version is prepared reads the live one, then the prepared one once it commits', async () => {
     const live = n;
     const decision = deferred<boolean>();
-    const { n: value, outcome } = change({}, { decision: decision.promise });
-    await new Promise((r) => setTimeout(r, 0));
+    const prepared = deferred<void>();
+    const { n: value, outcome } = change({}, { decision: decision.promise, onValid: () => prepared.resolve() });
+    await prepared.promise;
     const t = startThread('idle');
     assert.deepEqual(await t.next(started), { started: t.id, n: live }, 'a prepared version is not live anywhere yet');
     decision.resolve(true);

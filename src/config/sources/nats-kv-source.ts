@@ -9,9 +9,17 @@ import { StoreSource, type KeyPlace } from './store-source.js';
  * and key `app` itself may hold a whole YAML or JSON document, below the
  * single keys. The revision is the bucket stream's sequence; a session
  * resumes its watch after it, unless the stream went backwards or was
- * recreated (then everything is read again).
+ * recreated (then everything is read again). A bucket deleted under a live
+ * watch is never reported by the watch itself (the client's ordered consumer
+ * waits for its stream to come back): the bucket's status is checked every
+ * `?reconcile=` seconds (5 by default), and a bucket gone or made again ends
+ * the session, so that the next one reads it whole.
  */
 export class NatsKvSource extends StoreSource {
+  private get reconcileMs(): number {
+    return Number(this.address.params.get('reconcile') ?? 5) * 1000;
+  }
+
   private get prefix(): string {
     return this.address.path;
   }
@@ -70,9 +78,18 @@ export class NatsKvSource extends StoreSource {
       const lost = nc.closed().then((err) => {
         throw err ?? new Error('the connection closed');
       });
+      let timer: NodeJS.Timeout | undefined;
+      const replaced = new Promise<never>((_, reject) => {
+        timer = setInterval(() => {
+          kv.status().then((now) => {
+            if (now.streamInfo.created !== epoch) reject(new Error(`the bucket ${bucket} was deleted and made again`));
+          }, reject);
+        }, this.reconcileMs);
+      });
       try {
-        await Promise.race([follow, lost]);
+        await Promise.race([follow, lost, replaced]);
       } finally {
+        clearInterval(timer);
         watcher.stop();
       }
     } finally {

@@ -5,7 +5,7 @@ import type { Socket } from 'node:net';
 import { join } from 'node:path';
 
 /**
- * An Apollo config service for tests: apollo-mock-server (the server the
+ * An Apollo config service for tests and bench/fleet: apollo-mock-server (the server the
  * ctrip-apollo client tests against) on a loopback port, with a short long-poll
  * hold. It serves Apollo's client protocol (`/configs`, `/notifications/v2`)
  * from one in-memory store per test process, published to through its
@@ -43,6 +43,7 @@ interface MockNamespace {
 }
 interface MockCluster {
   namespace(name: string): MockNamespace;
+  setMaxListeners(n: number): void;
   readonly notifications: Array<{ namespaceName: string; notificationId: number }>;
 }
 interface MockModule {
@@ -130,6 +131,8 @@ export class ApolloServer {
   /** Replaces a namespace's content and releases it, as the portal's Publish does: properties as key → value, any other format as its text. */
   publish(appId: string, namespace: string, content: Record<string, string> | string, cluster = 'default'): void {
     const c = mock.superAdmin.app(appId).cluster(cluster);
+    // The mock adds a listener per long poll and drops them only when a hold times out: many clients polling through many releases are not a leak to warn of.
+    c.setMaxListeners(0);
     const ns = c.namespace(namespace);
     for (const key of Object.keys(ns.configurations)) ns.delete(key);
     for (const [key, value] of Object.entries(typeof content === 'string' ? { content } : content)) ns.set(key, value);
