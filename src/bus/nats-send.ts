@@ -23,7 +23,7 @@ export async function requestFromHost(nc: NatsConnection, order: SignedOrder, ke
   try {
     reply = await nc.request(subject, JSON.stringify(order), { timeout: timeoutMs });
   } catch (err) {
-    const noOne = /no responders/i.test(errorMessage(err)) || (err as { isNoResponders?: () => boolean }).isNoResponders?.() === true;
+    const noOne = noResponders(err);
     throw new GraftError(
       'GRAFT_ORDER_TIMEOUT',
       noOne
@@ -44,6 +44,16 @@ export async function requestFromHost(nc: NatsConnection, order: SignedOrder, ke
   const v = verdict(outcome, key);
   if (v.is === 'forged') throw new GraftError('GRAFT_ORDER_FORGED', `the answer on ${subject} to order ${order.id} is not believed: ${v.why}; something other than a graft master answers there`);
   return v.is === 'unverified' ? { ...outcome, unverified: v.why } : outcome;
+}
+
+/** NATS said at once that nothing subscribes to the subject (no master of that host listens there now). */
+export function noResponders(err: unknown): boolean {
+  return /no responders/i.test(errorMessage(err)) || (err as { isNoResponders?: () => boolean }).isNoResponders?.() === true;
+}
+
+/** requestFromHost's failure when no master listened on the host's subject at all. */
+export function unheard(err: unknown): boolean {
+  return err instanceof GraftError && err.code === 'GRAFT_ORDER_TIMEOUT' && noResponders(err.cause);
 }
 
 export async function sendOverNats(bus: BusUrl, order: SignedOrder, options: SendOptions): Promise<OrderOutcome[]> {

@@ -1,6 +1,6 @@
 import { newOrder, RELEASE_ID, signOrder, type OrderAction } from '../bus/order.js';
 import { validName } from '../bus/names.js';
-import { requestFromHost } from '../bus/nats-send.js';
+import { requestFromHost, unheard } from '../bus/nats-send.js';
 import { GraftError, errorFields } from '../core/errors.js';
 import { DEFAULT_SLOT_TTL_MS, FleetStore } from '../fleet/fleet-store.js';
 import { parseFleetUrl } from '../net/fleet-url.js';
@@ -142,12 +142,21 @@ export async function fleetRollout(command: string, action: OrderAction, argv: s
         acquire: () => slots.acquire(slotTimeoutMs),
         send: async (host, o) => {
           const deadline = Date.now() + timeoutMs;
+          let handingOver = false;
           for (let attempt = 1; ; attempt++) {
             const signed = signOrder(newOrder({ service, host, ...o }), key);
-            const outcome = await requestFromHost(store.nc, signed, key, Math.max(1000, deadline - Date.now()), store.address.display);
+            let outcome;
+            try {
+              outcome = await requestFromHost(store.nc, signed, key, Math.max(1000, deadline - Date.now()), store.address.display);
+            } catch (err) {
+              // Between the handing-over master's last word and its successor's subscription, nobody listens.
+              if (!handingOver || !unheard(err) || Date.now() > deadline) throw err;
+              outcome = undefined;
+            }
             // A master handing over to its successor (graft upgrade) refuses; the successor takes orders once in control.
             // Retried only on a master's own word: an unverified answer could be anyone's.
-            if (outcome.ok || outcome.unverified || outcome.error?.code !== 'GRAFT_STOPPING' || Date.now() > deadline) return outcome;
+            if (outcome && (outcome.ok || outcome.unverified || outcome.error?.code !== 'GRAFT_STOPPING' || Date.now() > deadline)) return outcome;
+            handingOver = true;
             await new Promise((r) => setTimeout(r, Math.min(2000, 200 * attempt)));
           }
         },
