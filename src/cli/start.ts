@@ -13,7 +13,8 @@ import { READY_MODES, type ReadyMode } from '../core/ipc.js';
 import { checkLogDir, defaultLogDir } from '../logs/log-dir.js';
 import type { LogTarget } from '../logs/service-log.js';
 import { Keeper } from '../succession/keeper.js';
-import { keeperPid } from '../succession/keeper-link.js';
+import { keeperGone, keeperPid } from '../succession/keeper-link.js';
+import { isStandby, waitAsStandby } from '../succession/standby.js';
 import { parseHttpAddress, type HttpAddress } from '../observe/http-endpoint.js';
 import { Master } from '../master/master.js';
 import { MasterFiles } from '../registry/master-files.js';
@@ -65,6 +66,7 @@ export async function start(argv: string[]): Promise<number> {
       daemon: { type: 'boolean', short: 'd' },
       ready: { type: 'string' },
       sticky: { type: 'boolean' },
+      'no-standby': { type: 'boolean' },
       'keep-releases': { type: 'string' },
       'min-healthy-time': { type: 'string' },
       'health-url': { type: 'string' },
@@ -89,6 +91,11 @@ export async function start(argv: string[]): Promise<number> {
   const metrics = httpAddress('--metrics', values.metrics, port);
   const dashboard = httpAddress('--dashboard', values.dashboard, port);
   const paths = values.socket ? pathsForSocket(resolve(cwd, values.socket)) : defaultPaths(cwd, entryArg, service);
+  // A master (or standby) whose keeper died while it loaded would otherwise become a second keeper and service.
+  if (keeperGone()) {
+    if (isStandby()) return 0;
+    throw new GraftError('GRAFT_KEEPER_GONE', 'the keeper (the graft start process) that started this master died before it ran; not starting');
+  }
   if (keeperPid() === undefined && !process.env.GRAFT_UPGRADE) {
     // Refused here, in one line, before a keeper or a master starts.
     MasterFiles.check(paths.socket);
@@ -97,8 +104,11 @@ export async function start(argv: string[]): Promise<number> {
   }
   if (values.daemon) return startDaemon(split >= 0 ? argv.slice(0, split) : argv, appArgs, { service, logDir: resolve(cwd, values['log-dir']!), cwd });
   // `graft start` itself stays as the keeper; the master is its child (and so is every successor).
-  if (keeperPid() === undefined && !process.env.GRAFT_UPGRADE) return new Keeper(service).run();
+  if (keeperPid() === undefined && !process.env.GRAFT_UPGRADE) return new Keeper(service, { standby: values['no-standby'] !== true }).run();
+  // A standby master waits here, graft loaded, until the keeper needs it (its master crashed).
+  const takeover = isStandby() ? await waitAsStandby(service) : undefined;
   const master = new Master({
+    takeover,
     entry,
     args: appArgs,
     cwd,

@@ -7,9 +7,12 @@ import type { HttpAddress } from '../observe/http-endpoint.js';
 import type { RestartPolicy } from '../pool/restart-policy.js';
 import type { MasterPaths } from '../registry/paths.js';
 import type { HealthOptions } from '../releases/health-gate.js';
+import type { Takeover } from '../succession/standby.js';
 
 /** What `graft start` gives a master: its entry, its flags, and where its runtime files go. */
 export interface MasterOptions {
+  /** Set in the keeper's standby master once it takes over from a master that crashed. */
+  takeover?: Takeover | undefined;
   entry: string;
   /** What follows `--` on graft start's command line: the app's process.argv after the entry. */
   args?: string[];

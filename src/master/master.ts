@@ -161,7 +161,7 @@ export class Master {
     let failed: GraftError | undefined;
     try {
       const upgrade = await takeUpgradeState();
-      await this.start(upgrade, upgrade ? undefined : takeRecovery(this.options.paths.state));
+      await this.start(upgrade, upgrade ? undefined : takeRecovery(this.options.paths.state, this.options.takeover));
     } catch (err) {
       // A stop that arrived while starting ends this master as asked; otherwise the start failed.
       if (!this.ending) {

@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { GraftError } from '../core/errors.js';
+import type { RecoverOrder } from './recovery.js';
 
 /**
  * A master's side of the keeper (keeper.ts): the `graft start` process that
@@ -29,7 +30,10 @@ export type FromKeeper =
   | { graft: 'keeper-spawn-failed'; spawn: number; message: string }
   | { graft: 'keeper-message'; pid: number; message: unknown }
   | { graft: 'keeper-exit'; pid: number; code: number | null; signal: NodeJS.Signals | null }
-  | { graft: 'predecessor-gone' };
+  | { graft: 'predecessor-gone' }
+  /** To the standby master (standby.ts): a kept listening socket (sent with the handle), then the order to take over. */
+  | { graft: 'standby-listener'; key: string }
+  | { graft: 'standby-take'; order: RecoverOrder };
 
 export const KEEPER_ENV = 'GRAFT_KEEPER';
 
@@ -44,6 +48,11 @@ export function masterStdio(fds: number[]): Array<'ignore' | 'inherit' | 'ipc' |
 // Read once and taken out of the environment: workers must not inherit it.
 const keeper = Number(process.env[KEEPER_ENV]);
 delete process.env[KEEPER_ENV];
+
+/** This process was started by a keeper (a master, a successor, a standby) that is gone already: it must not start a service of its own. */
+export function keeperGone(): boolean {
+  return Number.isInteger(keeper) && keeper > 0 && !process.connected;
+}
 
 /** The keeper's pid when this master was started by one and is still connected to it. */
 export function keeperPid(): number | undefined {

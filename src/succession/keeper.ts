@@ -4,6 +4,7 @@ import { deferred } from '../core/deferred.js';
 import { createLogger } from '../core/log.js';
 import { KEEPER_ENV, masterCommand, masterStdio, type FromKeeper, type ToKeeper } from './keeper-link.js';
 import { RECOVER_ENV, type RecoverOrder } from './recovery.js';
+import { STANDBY_ENV } from './standby.js';
 
 /**
  * The keeper: what `graft start` is for the whole life of a service. It runs
@@ -31,6 +32,8 @@ interface KeptMaster {
   inControl: boolean;
   /** It reported serving; one that exits before has printed its own `graft: GRAFT_…` line. */
   served: boolean;
+  /** A standby master (standby.ts), waiting to take over should the master in control crash. */
+  standby: boolean;
 }
 
 type ReportToParent = Extract<ToKeeper, { graft: 'master-running' | 'master-failed' }>;
@@ -55,8 +58,14 @@ export class Keeper {
   private crashes: number[] = [];
   private restarts = 0;
   private stopping = false;
+  /** The standby master, loaded and waiting, that a crash restart hands the kept sockets to. */
+  private standby: KeptMaster | undefined;
 
-  constructor(private readonly service: string) {}
+  constructor(
+    private readonly service: string,
+    /** standby: keep a standby master (false: --no-standby). */
+    private readonly options: { standby: boolean } = { standby: true },
+  ) {}
 
   run(): Promise<number> {
     process.title = `graft keeper ${this.service}`;
@@ -64,7 +73,8 @@ export class Keeper {
     const first = this.spawnMaster({}, []);
     if (!first) return Promise.resolve(1);
     first.inControl = true;
-    return this.exit.promise;
+    // A standby left behind would keep the keeper's event loop, and its own, alive.
+    return this.exit.promise.finally(() => this.retireStandby());
   }
 
   /** The master signals go to: the one in control, else (between a crash and its successor's takeover) the newest. */
@@ -75,7 +85,10 @@ export class Keeper {
 
   private forward(signal: NodeJS.Signals): void {
     // A stop asked of the service is not a crash to recover from.
-    if (signal === 'SIGTERM' || signal === 'SIGINT' || signal === 'SIGQUIT') this.stopping = true;
+    if (signal === 'SIGTERM' || signal === 'SIGINT' || signal === 'SIGQUIT') {
+      this.stopping = true;
+      this.retireStandby();
+    }
     const target = this.current;
     if (!target) return;
     this.log.debug('signal forwarded', { signal, master: target.pid });
@@ -86,7 +99,7 @@ export class Keeper {
     }
   }
 
-  private spawnMaster(env: Record<string, string>, fds: number[], requester?: number): KeptMaster | undefined {
+  private spawnMaster(env: Record<string, string>, fds: number[], requester?: number, standby = false): KeptMaster | undefined {
     const { node, args } = masterCommand();
     // Its own process group: a terminal's ^C reaches the keeper only, which passes it on once.
     const child = spawn(node, args, {
@@ -96,11 +109,12 @@ export class Keeper {
     });
     if (child.pid === undefined) {
       child.once('error', (err) => this.log.error('could not start a master', { err }));
-      if (!requester) this.exit.resolve(1);
+      if (!requester && !standby) this.exit.resolve(1);
       return undefined;
     }
-    const kept: KeptMaster = { child, pid: child.pid, requester, inControl: false, served: false };
-    this.masters.set(kept.pid, kept);
+    const kept: KeptMaster = { child, pid: child.pid, requester, inControl: false, served: false, standby };
+    if (standby) this.standby = kept;
+    else this.masters.set(kept.pid, kept);
     child.on('message', (message: ToKeeper, handle: unknown) => this.fromMaster(kept, message, handle));
     child.once('exit', (code, signal) => this.exited(kept, code, signal));
     return kept;
@@ -144,6 +158,7 @@ export class Keeper {
       case 'master-running':
         from.served = true;
         this.log.debug('master running', { master: from.pid });
+        if (from.inControl) this.keepStandby();
         return this.reportToParent(message);
       case 'master-failed':
         return this.reportToParent(message);
@@ -176,12 +191,21 @@ export class Keeper {
     if ((message as { graft: string }).graft === 'in-control') {
       for (const m of this.masters.values()) m.inControl = m === from;
       this.log.info('master in control', { master: from.pid });
+      // An upgrade may have brought new code: the standby is started again from what is on disk now.
+      this.retireStandby();
+      this.keepStandby();
     }
     const requester = from.requester !== undefined ? this.masters.get(from.requester) : undefined;
     if (requester?.child.connected) requester.child.send({ graft: 'keeper-message', pid: from.pid, message } satisfies FromKeeper);
   }
 
   private exited(kept: KeptMaster, code: number | null, signal: NodeJS.Signals | null): void {
+    if (kept.standby) {
+      // Started again when the master in control next reports running (not in a loop if it cannot start).
+      if (this.standby === kept) this.standby = undefined;
+      this.log.debug('standby master exited', { standby: kept.pid, exitCode: code, signal });
+      return;
+    }
     this.masters.delete(kept.pid);
     const held = this.held.get(kept.pid) ?? [];
     this.held.delete(kept.pid);
@@ -226,9 +250,10 @@ export class Keeper {
     this.log.warn('the master crashed; starting a new one on its sockets', { code: 'GRAFT_MASTER_RESTARTED', master: dead.pid, exitCode: code, signal, restarts: this.restarts, delayMs: delay, listeners: held.map((h) => h.key) });
     const order: RecoverOrder = { from: dead.pid, restarts: this.restarts, listeners: held.map((h) => h.key) };
     const start = () => {
-      const next = this.stopping ? undefined : this.spawnMaster({ [RECOVER_ENV]: JSON.stringify(order) }, held.map((h) => h.handle.fd));
-      // It holds its own copies now; it gives the keeper new ones once it serves.
-      for (const h of held) h.handle.close();
+      const next = this.stopping ? undefined : (this.takeOver(order, held) ?? this.spawnMaster({ [RECOVER_ENV]: JSON.stringify(order) }, held.map((h) => h.handle.fd)));
+      // It holds its own copies now (a standby once each is sent); it gives the keeper new ones once it serves.
+      if (!next?.standby) for (const h of held) h.handle.close();
+      if (next) next.standby = false;
       if (!next) {
         this.exit.resolve(code ?? 1);
         return;
@@ -238,6 +263,34 @@ export class Keeper {
     if (delay === 0) start();
     else setTimeout(start, delay);
     return true;
+  }
+
+  /** Start a standby master if there is none (not while stopping). */
+  private keepStandby(): void {
+    if (!this.options.standby || this.stopping || this.standby) return;
+    const standby = this.spawnMaster({ [STANDBY_ENV]: '1' }, [], undefined, true);
+    if (standby) this.log.info('standby master started', { standby: standby.pid });
+  }
+
+  private retireStandby(): void {
+    this.standby?.child.kill('SIGTERM');
+    this.standby = undefined;
+  }
+
+  /**
+   * The standby takes over from the master that crashed: it gets the kept
+   * sockets over its channel (each copy here is closed once sent) and the
+   * order; undefined when there is no standby to take over.
+   */
+  private takeOver(order: RecoverOrder, held: Array<{ key: string; handle: { fd: number; close(): void } }>): KeptMaster | undefined {
+    const standby = this.standby;
+    if (!standby?.child.connected) return undefined;
+    this.standby = undefined;
+    this.masters.set(standby.pid, standby);
+    for (const h of held) standby.child.send({ graft: 'standby-listener', key: h.key } satisfies FromKeeper, h.handle as never, {}, () => h.handle.close());
+    standby.child.send({ graft: 'standby-take', order } satisfies FromKeeper);
+    this.log.info('the standby master takes over', { master: standby.pid });
+    return standby;
   }
 
   /** `graft start --daemon` waits on the keeper's channel for the first master's outcome. */

@@ -5,6 +5,7 @@ import type { Logger } from '../core/log.js';
 import { graftVersion } from '../core/version.js';
 import type { InheritedListener, ListenerRegistry } from '../net/listeners.js';
 import { dropAtKeeper, FIRST_LISTENER_FD, holdAtKeeper } from './keeper-link.js';
+import type { Takeover } from './standby.js';
 import type { UpgradeState } from './upgrade.js';
 
 /**
@@ -124,13 +125,17 @@ export interface Recovery {
   cleanStart?: string;
 }
 
-/** In a master the keeper started after a crash: the order and the state to start from (undefined for any other master). */
-export function takeRecovery(stateFile: string): Recovery | undefined {
+/**
+ * In a master the keeper started after a crash, or its standby that took over
+ * (takeover): the order and the state to start from (undefined for any other
+ * master).
+ */
+export function takeRecovery(stateFile: string, takeover?: Takeover): Recovery | undefined {
   const raw = process.env[RECOVER_ENV];
   delete process.env[RECOVER_ENV]; // workers must not inherit it
-  if (!raw) return undefined;
-  const order = JSON.parse(raw) as RecoverOrder;
-  const listeners = order.listeners.map((key, i) => ({ key, fd: FIRST_LISTENER_FD + i }));
+  if (!raw && !takeover) return undefined;
+  const order = takeover?.order ?? (JSON.parse(raw!) as RecoverOrder);
+  const listeners = takeover?.listeners ?? order.listeners.map((key, i) => ({ key, fd: FIRST_LISTENER_FD + i }));
   const clean = (why: string): Recovery => ({ order, listeners, state: undefined, cleanStart: why });
   let text: string;
   try {

@@ -55,19 +55,26 @@ describe('a master crash is a restart, not an outage', () => {
       const shown = JSON.parse((await g.cli('config', 'show', 'greeting', '--json')).stdout) as { value: unknown };
       assert.equal(shown.value, 'hi', 'the config apply --set override survived');
       assert.ok(g.logs.some((l) => l.role === 'keeper' && l.code === 'GRAFT_MASTER_RESTARTED' && l.master === value.dead));
+      // The new master is the standby the keeper had started, loaded, before the crash; a new standby replaces it.
+      const standbys = g.logs.filter((l) => l.role === 'keeper' && l.msg === 'standby master started').map((l) => l.standby as number);
+      assert.equal(standbys[0], value.next, 'the standby took over');
+      assert.ok(g.logs.some((l) => l.msg === 'the standby master takes over' && l.master === value.next));
+      const standby = (await g.waitForLog((l) => l.msg === 'standby master started' && l.standby !== value.next, 30_000)).standby as number;
+      assert.ok(isAlive(standby), 'a new standby waits');
       // The new master is fully in charge: it reloads, and a stop ends the service (no restart).
       const reload = await g.cli('reload');
       assert.equal(reload.code, 0, reload.stderr);
       g.child.kill('SIGTERM');
       assert.equal((await g.exited).code, 0);
       assert.equal(existsSync(stateFile), false, 'a stop leaves no state file behind');
+      await waitFor(() => !isAlive(standby), 10_000, 'the standby ends with the service');
     } finally {
       await g.stop();
     }
   });
 
-  test('a corrupt state file: the new master starts clean on the kept sockets and says so; a master that keeps crashing is not restarted in a loop', async () => {
-    const g = await startGraft(fixture('slow-app.ts'), { workers: 1 });
+  test('--no-standby, a corrupt state file: a new master process starts clean on the kept sockets and says so; a master that keeps crashing is not restarted in a loop', async () => {
+    const g = await startGraft(fixture('slow-app.ts'), { workers: 1, args: ['--no-standby'] });
     try {
       await g.waitRunning();
       const stateFile = pathsForSocket(g.socket).state;
@@ -84,6 +91,7 @@ describe('a master crash is a restart, not an outage', () => {
       const exit = await g.exited;
       assert.notEqual(exit.code, 0);
       assert.ok(g.logs.some((l) => l.role === 'keeper' && l.code === 'GRAFT_MASTER_CRASH_LOOP'), 'the keeper says why it gave up');
+      assert.ok(!g.logs.some((l) => l.msg === 'standby master started' || l.msg === 'the standby master takes over'), 'no standby with --no-standby');
     } finally {
       await g.stop();
     }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
-import { fixture, onlyGeneration, startGraft } from '../helpers/graft.js';
+import { fixture, onlyGeneration, startGraft, waitFor } from '../helpers/graft.js';
 
 /** What `ps -o args` shows for a process (its title, on Linux). */
 function title(pid: number): string {
@@ -15,6 +15,9 @@ describe('process titles', () => {
       await g.waitRunning();
       assert.equal(title(g.pid), 'graft keeper checkout');
       assert.equal(title(await g.firstMaster()), 'graft master checkout');
+      // The keeper's standby master, once it has loaded graft (a title is set then).
+      const standby = (await g.waitForLog((l) => l.msg === 'standby master started')).standby as number;
+      await waitFor(() => title(standby) === 'graft standby checkout', 30_000, 'the standby to name itself');
       let s = await g.status();
       assert.deepEqual(s.workers.map((w) => title(w.pid)).sort(), ['graft worker checkout generation 1 #0', 'graft worker checkout generation 1 #1']);
       assert.equal((await g.cli('reload')).code, 0);
