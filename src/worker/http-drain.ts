@@ -121,10 +121,10 @@ export class HttpDrain {
       // Node closes a `Connection: close` response's socket with destroySoon();
       // make that a lingering close so a pipelined or racing request is not reset.
       (socket as Socket & { destroySoon: () => void }).destroySoon = () => lingeringClose(socket, this.lingerMs);
-      if (this.draining) this.scheduleIdleClose(socket, state);
+      this.scheduleIdleClose(socket, state);
     }
     socket.once('close', () => {
-      if (state.idleTimer) clearTimeout(state.idleTimer);
+      clearTimeout(state.idleTimer);
       this.connections.delete(socket);
       this.checkSettled();
     });
@@ -162,10 +162,8 @@ export class HttpDrain {
     }
     if (state) {
       state.active++;
-      if (state.idleTimer) {
-        clearTimeout(state.idleTimer);
-        state.idleTimer = undefined;
-      }
+      clearTimeout(state.idleTimer);
+      state.idleTimer = undefined;
     }
     this.responses.add(res);
     if (this.closing) this.closeAfter(res);
@@ -176,9 +174,8 @@ export class HttpDrain {
       if (res.statusCode >= 500) this.serverErrorCount++;
       if (state) {
         state.active--;
-        if (this.draining && state.active === 0 && !socket.destroyed) this.scheduleIdleClose(socket, state);
+        if (state.active === 0 && !socket.destroyed) this.scheduleIdleClose(socket, state);
       }
-      this.checkSettled();
     });
     return true;
   }
@@ -187,14 +184,13 @@ export class HttpDrain {
     const state = this.connections.get(socket);
     if (!state) return;
     state.upgraded = true;
-    if (state.idleTimer) clearTimeout(state.idleTimer);
+    clearTimeout(state.idleTimer);
     state.idleTimer = undefined;
     if (this.quiet) goAway(socket, this.quiet);
   }
 
-  /** A response of a draining worker is its connection's last, and an event stream ends after an event. */
+  /** A response of a draining worker (its connection's last since stopAccepting): an event stream ends after an event. */
   private retireResponse(res: http.ServerResponse, quiet: QuietWatch): void {
-    this.closeAfter(res);
     endEventStream(res, () => http1ContentType(res), quiet);
   }
 

@@ -36,7 +36,7 @@ export function goAway(socket: Socket, quiet: QuietWatch): void {
       // our close frame (ws drops such sends), and the client sends them again to the new generation.
       const emit = ws.emit;
       ws.emit = function (this: WebSocketLike, event: string | symbol, ...args: unknown[]) {
-        return event === 'message' ? false : emit.call(this, event, ...args);
+        return event !== 'message' && emit.call(this, event, ...args);
       };
       ws.close(1001, 'server going away');
       // Read again: the client's close frame answers ours.

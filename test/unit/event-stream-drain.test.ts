@@ -3,7 +3,9 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, test } from 'node:test';
 import { deferred } from '../../src/core/deferred.js';
+import { endEventStream, http1ContentType } from '../../src/worker/event-stream-drain.js';
 import { HttpDrain } from '../../src/worker/http-drain.js';
+import { QuietWatch } from '../../src/worker/quiet-watch.js';
 
 /** A node:http server tracked by graft's drain, answering every request with `handler`. */
 async function served(handler: http.RequestListener): Promise<{ drain: HttpDrain; url: string; close(): void }> {
@@ -37,12 +39,19 @@ describe('a draining worker ends its server-sent events streams', { timeout: 20_
     let n = 0;
     const s = await served((_req, res) => {
       res.writeHead(200, eventStream);
-      // Each event in two writes, a turn of the event loop apart.
-      const timer = setInterval(() => {
-        res.write(`id: ${++n}\n`);
-        setTimeout(() => res.write(`data: event ${n}\n\n`), 2);
-      }, 10);
-      res.on('close', () => clearInterval(timer));
+      // Each event in two writes, a turn of the event loop apart; the next event once the last one is whole
+      // (however late the timers fire, the app's events never interleave).
+      let timer: NodeJS.Timeout | undefined;
+      const event = () => {
+        const id = ++n;
+        res.write(`id: ${id}\n`);
+        timer = setTimeout(() => {
+          res.write(`data: event ${id}\n\n`);
+          timer = setTimeout(event, 8);
+        }, 2);
+      };
+      event();
+      res.on('close', () => clearTimeout(timer));
     });
     try {
       const client = get(s.url);
@@ -146,6 +155,153 @@ describe('a draining worker ends its server-sent events streams', { timeout: 20_
       finish.resolve();
       assert.equal(await plain.body, 'part 1\n\npart 2\n');
       await drained;
+    } finally {
+      s.close();
+    }
+  });
+});
+
+/** A node:http server that hands each request's response to the test, unanswered, and a client that reads each body to its end. */
+async function responding(): Promise<{ exchange(): Promise<{ res: http.ServerResponse; body: Promise<string> }>; close(): void }> {
+  const waiting: ((res: http.ServerResponse) => void)[] = [];
+  const server = http.createServer((_req, res) => waiting.shift()!(res));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+  return {
+    exchange: async () => {
+      const res = new Promise<http.ServerResponse>((resolve) => waiting.push(resolve));
+      const body = deferred<string>();
+      const req = http.get(url, { agent: false }, (incoming) => {
+        let text = '';
+        incoming.setEncoding('latin1');
+        incoming.on('data', (chunk: string) => (text += chunk));
+        incoming.on('end', () => body.resolve(text));
+        incoming.on('error', body.reject);
+      });
+      req.on('error', body.reject);
+      return { res: await res, body: body.promise };
+    },
+    close: () => {
+      server.closeAllConnections();
+      server.close();
+    },
+  };
+}
+
+/** A turn of the event loop: an end graft deferred to the next turn has happened. */
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/** Far out of reach: only an event boundary ends a stream in these tests. */
+const noQuietTime = () => new QuietWatch(60_000);
+
+describe('where an event ends, and which responses are event streams', { timeout: 20_000 }, () => {
+  test('an event ends with a blank line in any line ending the format allows, whatever pieces it is written in', async () => {
+    const s = await responding();
+    try {
+      for (const [first, rest] of [
+        ['data: lf\n', '\n'],
+        ['data: crlf\r\n', '\r\n'],
+        ['data: crlf\r\n\r', '\n'],
+        ['data: cr\r', '\r'],
+        ['data: c', 'r\r\r'],
+      ] as const) {
+        const { res, body } = await s.exchange();
+        res.setHeader('Content-Type', 'text/event-stream');
+        endEventStream(res, () => http1ContentType(res), noQuietTime());
+        res.write(first);
+        await nextTurn();
+        assert.equal(res.writableEnded, false, `not an event's end: ${JSON.stringify(first)}`);
+        res.write(rest);
+        await nextTurn();
+        assert.equal(res.writableEnded, true, `an event's end: ${JSON.stringify(first + rest)}`);
+        assert.equal(await body, first + rest);
+      }
+    } finally {
+      s.close();
+    }
+  });
+
+  test('an event written as bytes ends it as well: a Buffer in pieces, a Uint8Array, a view into a larger one', async () => {
+    const s = await responding();
+    try {
+      const bytes = new TextEncoder().encode('..data: view\n\n..');
+      for (const pieces of [
+        [Buffer.from('data: buffer\n'), Buffer.from('\n')],
+        [new TextEncoder().encode('data: uint8array\n\n')],
+        [bytes.subarray(2, -2)],
+      ]) {
+        const { res, body } = await s.exchange();
+        res.setHeader('Content-Type', 'text/event-stream');
+        endEventStream(res, () => http1ContentType(res), noQuietTime());
+        for (const [i, piece] of pieces.entries()) {
+          res.write(piece);
+          await nextTurn();
+          assert.equal(res.writableEnded, i === pieces.length - 1, `after piece ${i} of ${pieces.length}`);
+        }
+        assert.equal(await body, Buffer.concat(pieces).toString('latin1'));
+      }
+    } finally {
+      s.close();
+    }
+  });
+
+  test('only a response whose Content-Type is text/event-stream is ended, however its headers were given', async () => {
+    const s = await responding();
+    try {
+      for (const { type, writeHead, eventStream } of [
+        { type: 'text/event-stream', writeHead: false, eventStream: true },
+        { type: 'text/event-stream', writeHead: true, eventStream: true },
+        { type: 'Text/Event-Stream; charset=utf-8', writeHead: true, eventStream: true },
+        { type: ' text/event-stream', writeHead: false, eventStream: true },
+        { type: ' text/event-stream', writeHead: true, eventStream: true },
+        { type: 'text/plain', writeHead: false, eventStream: false },
+        { type: 'text/plain', writeHead: true, eventStream: false },
+        { type: 'text/event-streams', writeHead: false, eventStream: false },
+        { type: 'application/x-text/event-stream', writeHead: false, eventStream: false },
+        { type: 'text/plain; profile=text/event-stream', writeHead: true, eventStream: false },
+        { type: undefined, writeHead: false, eventStream: false },
+        { type: undefined, writeHead: true, eventStream: false },
+      ]) {
+        const { res, body } = await s.exchange();
+        const headers = type === undefined ? {} : { 'Content-Type': type };
+        endEventStream(res, () => http1ContentType(res), noQuietTime());
+        if (writeHead) res.writeHead(200, headers);
+        else for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
+        res.write('data: one\n\n');
+        await nextTurn();
+        assert.equal(res.writableEnded, eventStream, `${JSON.stringify(type)}${writeHead ? ' (writeHead)' : ''}`);
+        if (!eventStream) res.end('data: two\n\n');
+        assert.equal(await body, eventStream ? 'data: one\n\n' : 'data: one\n\ndata: two\n\n');
+      }
+    } finally {
+      s.close();
+    }
+  });
+
+  test("a node:http response's Content-Type is read from setHeader() and from the headers writeHead() was given", async () => {
+    const s = await responding();
+    try {
+      const set = await s.exchange();
+      set.res.setHeader('Content-Type', 'text/event-stream');
+      assert.equal(http1ContentType(set.res), 'text/event-stream', 'before its headers are out');
+      set.res.end();
+
+      const given = await s.exchange();
+      given.res.writeHead(200, { 'X-Upstream-Content-Type': 'text/event-stream', 'Content-Type': 'text/plain' });
+      assert.equal(given.res.getHeader('content-type'), undefined, 'not seen by getHeader()');
+      assert.equal(http1ContentType(given.res), 'text/plain');
+      given.res.end();
+
+      const spaced = await s.exchange();
+      spaced.res.writeHead(200, { 'Content-Type': ' \ttext/event-stream; charset=utf-8' });
+      assert.equal(http1ContentType(spaced.res), 'text/event-stream; charset=utf-8');
+      spaced.res.end();
+
+      const none = await s.exchange();
+      none.res.writeHead(200, { 'X-Content-Type-Options': 'nosniff' });
+      assert.equal(http1ContentType(none.res), undefined);
+      none.res.end();
+      await Promise.all([set.body, given.body, spaced.body, none.body]);
     } finally {
       s.close();
     }

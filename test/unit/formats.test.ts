@@ -63,6 +63,9 @@ describe('snapshots', () => {
 
   test('the hash ignores key order; layers merge deep, later wins', () => {
     assert.equal(contentHash({ a: 1, b: { c: 2, d: 3 } }), contentHash({ b: { d: 3, c: 2 }, a: 1 }));
+    assert.match(contentHash({ a: 1 }), /^[0-9a-f]{12}$/);
+    assert.notEqual(contentHash({ a: 1 }), contentHash({ a: 2 }), 'the values count, not only the keys');
+    assert.notEqual(contentHash({ a: 1 }), contentHash(undefined));
     assert.deepEqual(mergeLayers([{ db: { host: 'a', pool: 1 }, l: [1] }, { db: { pool: 2 }, l: [2] }]), { db: { host: 'a', pool: 2 }, l: [2] });
   });
 
@@ -71,6 +74,31 @@ describe('snapshots', () => {
     assert.throws(() => {
       (s.db as { pool: number }).pool = 2;
     }, TypeError);
+  });
+
+  test('deep freezing stops at what is frozen already (a cycle ends), and leaves nulls and functions as they are', () => {
+    const cyclic: { name: string; self?: unknown; none: null; list: Array<{ n: number }> } = { name: 'c', none: null, list: [{ n: 1 }] };
+    cyclic.self = cyclic;
+    assert.equal(deepFreeze(cyclic), cyclic);
+    assert.equal(Object.isFrozen(cyclic), true);
+    assert.equal(Object.isFrozen(cyclic.list[0]), true);
+    // Frozen already: not walked again, so what it holds is left alone.
+    const inner = { n: 1 };
+    deepFreeze(Object.freeze({ inner }));
+    assert.equal(Object.isFrozen(inner), false);
+    // Data is objects, lists and scalars: a function met on the way is not frozen.
+    const handler = () => 1;
+    deepFreeze({ handler });
+    assert.equal(Object.isFrozen(handler), false);
+  });
+
+  test('changed key paths: nulls and lists are leaves, and a key that turns from an object into a scalar changes as one', () => {
+    assert.deepEqual(changedPaths({ a: null, b: { c: 1 } }, { a: null, b: { c: 1 } }), []);
+    assert.deepEqual(changedPaths({ a: null }, { a: { c: 1 } }), ['a']);
+    assert.deepEqual(changedPaths({ l: [1, 2] }, { l: [1, 3] }), ['l']);
+    assert.deepEqual(changedPaths({ db: { pool: 1, host: 'h' } }, { db: 'sqlite://x' }), ['db']);
+    assert.deepEqual(changedPaths({ db: 'sqlite://x' }, { db: { pool: 1 } }), ['db']);
+    assert.deepEqual(mergeLayers([{ a: { b: 1 }, l: [{ x: 1 }] }, { a: null, l: [{ y: 2 }] }]), { a: null, l: [{ y: 2 }] });
   });
 
   test('subscriptions match a key, its children and its parents', () => {

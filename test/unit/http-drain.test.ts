@@ -1,23 +1,45 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import http2 from 'node:http2';
 import net, { type AddressInfo } from 'node:net';
 import { describe, test } from 'node:test';
 import WebSocket, { WebSocketServer } from 'ws';
 import { deferred, type Deferred } from '../../src/core/deferred.js';
 import { HttpDrain } from '../../src/worker/http-drain.js';
+import { hasLingered } from '../../src/worker/lingering-close.js';
 
-/** A node:http server tracked by graft's drain; /held/NAME answers once the test releases NAME. */
-async function served(): Promise<{ server: http.Server; drain: HttpDrain; port: number; arrived: string[]; release(name: string): void; close(): void }> {
+/**
+ * A node:http server tracked by graft's drain. /held/NAME answers once the test releases NAME; so do
+ * /told/NAME (with the Connection header the app sees), /strip/NAME (an app that removes the
+ * Connection header), /keep/NAME (an app whose writeHead() insists on keep-alive) and /stream/NAME
+ * (its headers and a first chunk out at once); /events is a server-sent events stream that never ends by itself.
+ * `arrived` lists the requests the app got, `closed` the responses closed (graft has counted them by then).
+ */
+async function served(): Promise<{ server: http.Server; drain: HttpDrain; port: number; arrived: string[]; closed: string[]; release(name: string): void; close(): void }> {
   const held = new Map<string, Deferred<void>>();
   const gate = (name: string) => held.get(name) ?? (held.set(name, deferred<void>()), held.get(name)!);
   const arrived: string[] = [];
+  const closed: string[] = [];
   const server = http.createServer((req, res) => {
     arrived.push(req.url ?? '');
+    res.once('close', () => closed.push(req.url ?? ''));
     if (req.url === '/500') res.statusCode = 500;
     if (req.url === '/404') res.statusCode = 404;
-    if (req.url?.startsWith('/held/')) return void gate(req.url.slice('/held/'.length)).promise.then(() => res.end('held'));
+    if (req.url === '/events') return void res.writeHead(200, { 'content-type': 'text/event-stream' }).write('data: 1\n\n');
+    const [, kind, name] = /^\/(held|told|strip|keep|stream)\/(.*)$/.exec(req.url ?? '') ?? [];
+    if (kind === 'stream') res.writeHead(200, { 'content-type': 'text/plain' }).write('a');
+    if (kind) {
+      return void gate(name!).promise.then(() => {
+        if (kind === 'told') return res.end(String(res.getHeader('connection')));
+        if (kind === 'strip') res.removeHeader('connection');
+        if (kind === 'keep') res.writeHead(200, { connection: 'keep-alive', 'content-length': 4 });
+        res.end(kind === 'held' ? 'held' : kind === 'stream' ? 'b' : kind === 'keep' ? 'kept' : kind);
+      });
+    }
     res.end('ok');
   });
+  // Node's own keep-alive timeout (5 s) would close an idle connection too: only graft's drain does here.
+  server.keepAliveTimeout = 0;
   const drain = new HttpDrain(server);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
@@ -25,6 +47,7 @@ async function served(): Promise<{ server: http.Server; drain: HttpDrain; port: 
     drain,
     port: (server.address() as AddressInfo).port,
     arrived,
+    closed,
     release: (name) => gate(name).resolve(),
     close: () => server.close(),
   };
@@ -76,11 +99,55 @@ class Raw {
   }
 }
 
+/**
+ * What --sticky does with a connection the master accepted (sticky-connection.ts): the app's server is
+ * handed the socket, with the bytes the master already read of it put back first.
+ */
+async function handedOver(server: http.Server, head?: string): Promise<{ client: Raw; close(): void }> {
+  const front = net.createServer((socket) => {
+    if (head) socket.unshift(Buffer.from(head));
+    server.emit('connection', socket);
+  });
+  await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve));
+  const client = new Raw((front.address() as AddressInfo).port);
+  await new Promise<void>((resolve) => front.once('connection', () => resolve()));
+  return { client, close: () => front.close() };
+}
+
+/** A front that reads the first bytes a client sends (its request's head), then hands the connection over with them, as the master does. */
+async function readingFront(server: http.Server): Promise<{ port: number; handedOver: Promise<net.Socket>; close(): void }> {
+  let handOver!: (socket: net.Socket) => void;
+  const handedOver = new Promise<net.Socket>((resolve) => (handOver = resolve));
+  const front = net.createServer((socket) =>
+    socket.once('data', (head) => {
+      socket.pause();
+      socket.unshift(head);
+      server.emit('connection', socket);
+      socket.resume();
+      handOver(socket);
+    }),
+  );
+  await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve));
+  return { port: (front.address() as AddressInfo).port, handedOver, close: () => front.close() };
+}
+
+/**
+ * Whether the socket had been ended once idleCloseMs had passed from now. A timer of the same
+ * duration that the drain set before this call has run by then; one it sets after, not yet.
+ */
+function endedAfterIdleTime(socket: () => net.Socket): Promise<boolean> {
+  return new Promise((resolve) => setTimeout(() => resolve(socket().writableEnded), options.idleCloseMs));
+}
+
+const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+
 function complete(response: string): boolean {
-  const [head, body = ''] = response.split('\r\n\r\n');
-  const length = /content-length: (\d+)/i.exec(head!)?.[1];
+  const at = response.indexOf('\r\n\r\n');
+  const head = response.slice(0, at);
+  const body = response.slice(at + 4);
+  const length = /content-length: (\d+)/i.exec(head)?.[1];
   if (length !== undefined) return body.length >= Number(length);
-  return /transfer-encoding: chunked/i.test(head!) ? body.endsWith('0\r\n\r\n') : true;
+  return /transfer-encoding: chunked/i.test(head) ? body.endsWith('0\r\n\r\n') : true;
 }
 
 const options = { idleCloseMs: 30, lingerMs: 2000, callGraceMs: 60_000 };
@@ -247,6 +314,412 @@ describe('the HTTP drain', { timeout: 20_000 }, () => {
       await drained;
     } finally {
       socket.destroy();
+      server.close();
+    }
+  });
+
+  test('stopAccepting alone: a response in flight becomes its connection\'s last, and the app sees it marked so', async () => {
+    const s = await served();
+    const c = new Raw(s.port);
+    try {
+      c.send('/told/a');
+      while (!s.arrived.includes('/told/a')) await new Promise((r) => setImmediate(r));
+      s.drain.stopAccepting();
+      s.release('a');
+      const [response] = await c.responses(1);
+      assert.match(response!, /connection: close/i);
+      assert.match(response!, /\r\n\r\nclose$/);
+      assert.equal(await c.ended, 'end');
+    } finally {
+      c.destroy();
+      s.close();
+    }
+  });
+
+  test('an app that removes the Connection header: its connection\'s last response still closes the connection', async () => {
+    const s = await served();
+    const c = new Raw(s.port);
+    try {
+      c.send('/strip/x');
+      while (!s.arrived.includes('/strip/x')) await new Promise((r) => setImmediate(r));
+      s.drain.stopAccepting();
+      s.release('x');
+      const [response] = await c.responses(1);
+      assert.doesNotMatch(response!, /connection:/i);
+      assert.equal(await c.ended, 'end');
+    } finally {
+      c.destroy();
+      s.close();
+    }
+  });
+
+  test('an app whose writeHead() insists on keep-alive keeps its connection open: the next request on it is answered, not dropped', async () => {
+    const s = await served();
+    const c = new Raw(s.port);
+    try {
+      c.send('/keep/k');
+      while (!s.arrived.includes('/keep/k')) await new Promise((r) => setImmediate(r));
+      s.drain.stopAccepting();
+      s.release('k');
+      const [kept] = await c.responses(1);
+      assert.match(kept!, /connection: keep-alive/i);
+      c.send('/after');
+      const [, after] = await c.responses(2);
+      assert.match(after!, /connection: close/i);
+      assert.match(after!, /ok$/);
+      assert.deepEqual(s.arrived, ['/keep/k', '/after']);
+      assert.equal(await c.ended, 'end');
+    } finally {
+      c.destroy();
+      s.close();
+    }
+  });
+
+  test('two pipelined requests in flight when the listener closes: the response still queued (no socket yet) does not trip stopAccepting, and the first answer says Connection: close', async () => {
+    const s = await served();
+    const c = new Raw(s.port);
+    try {
+      c.send('/held/p1', '/held/p2');
+      while (!s.arrived.includes('/held/p2')) await new Promise((r) => setImmediate(r));
+      assert.equal(s.drain.inFlight, 2);
+      s.drain.stopAccepting();
+      s.release('p1');
+      s.release('p2');
+      const [first] = await c.responses(1);
+      assert.match(first!, /connection: close/i);
+      assert.equal(await c.ended, 'end');
+    } finally {
+      c.destroy();
+      s.close();
+    }
+  });
+
+  test('a request that arrives after our FIN never reaches the app, its body is read and thrown away, and the connection closes without a reset', async () => {
+    const s = await served();
+    const serverSocket = new Promise<net.Socket>((resolve) => s.server.once('connection', resolve));
+    const client = net.connect({ port: s.port, host: '127.0.0.1', allowHalfOpen: true });
+    let error = '';
+    client.on('error', (err: NodeJS.ErrnoException) => (error = `error:${err.code}`));
+    const clientClosed = new Promise<void>((resolve) => client.once('close', () => resolve()));
+    try {
+      const socket = await serverSocket;
+      s.drain.stopAccepting();
+      let text = '';
+      client.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
+      client.write('GET /one HTTP/1.1\r\nHost: x\r\n\r\n');
+      // Our FIN: the connection's last response is out.
+      await new Promise((resolve) => client.once('end', resolve));
+      assert.match(text, /connection: close/i);
+      // More than the socket buffers hold: read and thrown away, or the client is reset.
+      const body = Buffer.alloc(8 << 20, 'x');
+      client.write(`POST /late HTTP/1.1\r\nHost: x\r\nContent-Length: ${body.length}\r\n\r\n`);
+      client.end(body);
+      await new Promise((resolve) => (socket.destroyed ? resolve(undefined) : socket.once('close', resolve)));
+      await clientClosed;
+      assert.equal(error, '');
+      assert.deepEqual(s.arrived, ['/one']);
+    } finally {
+      client.destroy();
+      s.close();
+    }
+  });
+  test('a request with a body pipelined behind the connection\'s last response: the app never sees it, its body is read and thrown away, no reset', async () => {
+    const s = await served();
+    const serverSocket = new Promise<net.Socket>((resolve) => s.server.once('connection', resolve));
+    const client = net.connect({ port: s.port, host: '127.0.0.1', allowHalfOpen: true });
+    let error = '';
+    client.on('error', (err: NodeJS.ErrnoException) => (error = `error:${err.code}`));
+    const clientClosed = new Promise<void>((resolve) => client.once('close', () => resolve()));
+    try {
+      const socket = await serverSocket;
+      s.drain.stopAccepting();
+      let text = '';
+      client.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
+      const body = Buffer.alloc(8 << 20, 'x');
+      client.write(`GET /one HTTP/1.1\r\nHost: x\r\n\r\nPOST /two HTTP/1.1\r\nHost: x\r\nContent-Length: ${body.length}\r\n\r\n`);
+      client.end(body);
+      await new Promise((resolve) => (socket.destroyed ? resolve(undefined) : socket.once('close', resolve)));
+      await clientClosed;
+      assert.equal(error, '');
+      assert.match(text, /connection: close/i);
+      assert.equal(text.match(/HTTP\/1\.1 /g)?.length, 1);
+      assert.deepEqual(s.arrived, ['/one']);
+    } finally {
+      client.destroy();
+      s.close();
+    }
+  });
+  test('a raw net.Server: the drain leaves its connections open (no idle close), and the app\'s own destroySoon() stays net\'s', async () => {
+    const server = net.createServer();
+    const drain = new HttpDrain(server);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const accepted = new Promise<net.Socket>((resolve) => server.once('connection', resolve));
+    const client = net.connect({ port: (server.address() as AddressInfo).port, host: '127.0.0.1', allowHalfOpen: true });
+    client.resume();
+    try {
+      const socket = await accepted;
+      let settled = false;
+      const drained = drain.drain(options).then(() => (settled = true));
+      assert.equal('closeIdleConnections' in server, false, 'nothing HTTP is added to a net.Server');
+      // Were the drain to close this connection once idle, its timer (set first, same duration) would have run before this one.
+      await new Promise((resolve) => setTimeout(resolve, options.idleCloseMs));
+      assert.equal(socket.writableEnded, false);
+      assert.equal(settled, false);
+      socket.destroySoon();
+      assert.equal(hasLingered(socket), false, 'no lingering close: the app closes its protocol\'s connections as it chooses');
+      await drained;
+    } finally {
+      client.destroy();
+      server.close();
+    }
+  });
+
+  test('stopAccepting on a server the app has already closed does not close it a second time', async () => {
+    const s = await served();
+    let closes = 0;
+    s.server.on('close', () => closes++);
+    await new Promise((resolve) => s.server.close(resolve));
+    s.drain.stopAccepting();
+    // net.Server would emit its 'close' again on the next tick.
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(closes, 1);
+  });
+
+  test('a response whose headers were out before the drain ends during it, keep-alive: its connection is closed once idle', async () => {
+    const s = await served();
+    let socket: net.Socket | undefined;
+    s.server.once('connection', (accepted: net.Socket) => (socket = accepted));
+    const c = new Raw(s.port);
+    try {
+      c.send('/stream/s');
+      while (!s.arrived.includes('/stream/s')) await new Promise((r) => setImmediate(r));
+      const drained = s.drain.drain(options);
+      const endedOnceIdle = endedAfterIdleTime(() => socket!);
+      s.release('s');
+      const [response] = await c.responses(1);
+      assert.match(response!, /connection: keep-alive/i);
+      assert.equal(await endedOnceIdle, false, 'idle for idleCloseMs from its response\'s end, not from the drain\'s start');
+      assert.equal(await c.ended, 'end');
+      await drained;
+    } finally {
+      c.destroy();
+      s.close();
+    }
+  });
+
+  test('a connection handed over during the drain (--sticky) is tracked: left idle, it is closed once idle, and the drain waits for it', async () => {
+    const s = await served();
+    const busy = new Raw(s.port);
+    try {
+      busy.send('/held/h');
+      while (!s.arrived.includes('/held/h')) await new Promise((r) => setImmediate(r));
+      const drained = s.drain.drain(options);
+      const late = await handedOver(s.server);
+      try {
+        assert.equal(s.drain.openConnections, 2);
+        assert.equal(await late.client.ended, 'end');
+        s.release('h');
+        await drained;
+      } finally {
+        late.client.destroy();
+        late.close();
+      }
+    } finally {
+      busy.destroy();
+      s.close();
+    }
+  });
+
+  test('an event stream that begins during the drain (on a connection handed over then) ends after its event', async () => {
+    const s = await served();
+    const drained = s.drain.drain(options);
+    const late = await handedOver(s.server, 'GET /events HTTP/1.1\r\nHost: x\r\n\r\n');
+    try {
+      const [response] = await late.client.responses(1);
+      assert.match(response!, /connection: close/i);
+      assert.match(response!, /data: 1\n\n/);
+      assert.equal(await late.client.ended, 'end');
+      await drained;
+    } finally {
+      late.client.destroy();
+      late.close();
+      s.close();
+    }
+  });
+
+  test('connections open before graft tracked the server (a started service it adopts): their requests and upgrades are served, not counted', async () => {
+    const server = http.createServer((_req, res) => res.end('ok'));
+    const wss = new WebSocketServer({ server });
+    wss.on('connection', (ws) => ws.on('message', (m) => ws.send(m)));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as AddressInfo).port;
+    let drain: HttpDrain | undefined;
+    let connections = 0;
+    // Tracked from inside the second connection's own 'connection' event: graft never sees either open.
+    server.on('connection', () => {
+      if (++connections === 2) drain = new HttpDrain(server);
+    });
+    const c = new Raw(port);
+    await new Promise<void>((resolve) => server.once('connection', () => resolve()));
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/`);
+    try {
+      await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
+      const echoed = new Promise<string>((resolve) => ws.once('message', (m) => resolve(String(m))));
+      ws.send('hello');
+      assert.equal(await echoed, 'hello');
+      c.send('/');
+      const [response] = await c.responses(1);
+      assert.match(response!, /ok$/);
+      assert.equal(drain!.openConnections, 0);
+      drain!.stopAccepting();
+      c.send('/');
+      const [, last] = await c.responses(2);
+      assert.match(last!, /connection: close/i);
+    } finally {
+      c.destroy();
+      ws.terminate();
+      wss.close();
+      server.close();
+    }
+  });
+
+  test('an HTTP/2 server\'s requests are counted once, by its sessions (its compatibility API emits a request too)', async () => {
+    const gate = deferred<void>();
+    const server = http2.createServer((_req, res) => void gate.promise.then(() => res.end('ok')));
+    const drain = new HttpDrain(server);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const stream = new Promise<http2.ServerHttp2Stream>((resolve) => server.once('stream', resolve));
+    const requested = new Promise((resolve) => server.once('request', resolve));
+    const client = http2.connect(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+    try {
+      const req = client.request({ ':path': '/' });
+      req.resume();
+      await requested;
+      assert.equal(drain.inFlight, 1);
+      const closed = new Promise((resolve) => void stream.then((st) => st.once('close', resolve)));
+      gate.resolve();
+      await closed;
+      assert.equal(drain.inFlight, 0);
+      assert.equal(drain.served, 1);
+    } finally {
+      client.close();
+      server.close();
+    }
+  });
+
+  test('the drain\'s idle-close timers do not keep the process alive', async () => {
+    const s = await served();
+    const c = new Raw(s.port);
+    try {
+      c.send('/');
+      await c.responses(1);
+      const before = timers();
+      const drained = s.drain.drain(options);
+      assert.equal(timers(), before);
+      assert.equal(await c.ended, 'end');
+      await drained;
+    } finally {
+      c.destroy();
+      s.close();
+    }
+  });
+  test('a request on a connection waiting for its idle close cancels that close: idle time counts again from its response', async () => {
+    const s = await served();
+    let socket: net.Socket | undefined;
+    s.server.once('connection', (accepted: net.Socket) => (socket = accepted));
+    const drained = s.drain.drain(options);
+    const late = await handedOver(s.server, 'GET /keep/k HTTP/1.1\r\nHost: x\r\n\r\n');
+    try {
+      const endedOnceIdle = endedAfterIdleTime(() => socket!);
+      s.release('k');
+      const [kept] = await late.client.responses(1);
+      assert.match(kept!, /connection: keep-alive/i);
+      assert.equal(await endedOnceIdle, false, 'not closed idleCloseMs after it came in: its response ended later');
+      assert.equal(await late.client.ended, 'end');
+      await drained;
+    } finally {
+      late.client.destroy();
+      late.close();
+      s.close();
+    }
+  });
+
+  test('a WebSocket upgrade on a connection waiting for its idle close cancels that close', async () => {
+    const s = await served();
+    const wss = new WebSocketServer({ server: s.server });
+    wss.on('connection', (ws) => ws.on('message', (m) => ws.send(m)));
+    s.drain.drain(options).catch(() => {});
+    const front = await readingFront(s.server);
+    const ws = new WebSocket(`ws://127.0.0.1:${front.port}/`);
+    try {
+      const socket = await front.handedOver;
+      const endedOnceIdle = endedAfterIdleTime(() => socket);
+      await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
+      assert.equal(await endedOnceIdle, false);
+      const echoed = new Promise<string>((resolve) => ws.once('message', (m) => resolve(String(m))));
+      ws.send('still here');
+      assert.equal(await echoed, 'still here');
+    } finally {
+      ws.terminate();
+      wss.close();
+      front.close();
+      s.close();
+    }
+  });
+  test('two pipelined responses whose headers were out before the drain: the connection is closed once idle after the second ends, not the first', async () => {
+    const s = await served();
+    let socket: net.Socket | undefined;
+    s.server.once('connection', (accepted: net.Socket) => (socket = accepted));
+    const c = new Raw(s.port);
+    try {
+      c.send('/stream/q1', '/stream/q2');
+      while (!s.arrived.includes('/stream/q2')) await new Promise((r) => setImmediate(r));
+      const drained = s.drain.drain(options);
+      s.release('q1');
+      while (!s.closed.includes('/stream/q1')) await new Promise((r) => setImmediate(r));
+      const endedOnceIdle = endedAfterIdleTime(() => socket!);
+      s.release('q2');
+      const [, second] = await c.responses(2);
+      assert.match(second!, /connection: keep-alive/i);
+      assert.equal(await endedOnceIdle, false, 'idle for idleCloseMs from the second response\'s end');
+      assert.equal(await c.ended, 'end');
+      await drained;
+    } finally {
+      c.destroy();
+      s.close();
+    }
+  });
+
+  test('an event stream in flight when the drain begins ends once it has gone quiet', async () => {
+    const s = await served();
+    const c = new Raw(s.port);
+    try {
+      c.send('/events');
+      while (!c.text.includes('data: 1')) await new Promise((r) => setImmediate(r));
+      const drained = s.drain.drain(options);
+      const [response] = await c.responses(1);
+      assert.match(response!, /data: 1\n\n\r\n0\r\n\r\n$/);
+      assert.equal(await c.ended, 'end');
+      await drained;
+    } finally {
+      c.destroy();
+      s.close();
+    }
+  });
+
+  test('an HTTP/2 server\'s drain resolves once its sessions have closed', async () => {
+    const server = http2.createServer((_req, res) => res.end('ok'));
+    const drain = new HttpDrain(server);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const client = http2.connect(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+    try {
+      const req = client.request({ ':path': '/' });
+      req.resume();
+      await new Promise((resolve) => req.once('end', resolve));
+      await drain.drain(options);
+      assert.equal(drain.openConnections, 0);
+    } finally {
+      client.destroy();
       server.close();
     }
   });

@@ -85,6 +85,32 @@ describe('queue engine', () => {
     assert.deepEqual([first, second, runs], [1, 2, [1, 2]]);
   });
 
+  test('entries() lists the entry in flight, then the ones waiting, in order', async () => {
+    const { queue, finish } = gatedQueue();
+    assert.deepEqual(queue.entries(), []);
+    const a = queue.submit({ name: 'a' });
+    const b = queue.submit({ name: 'b' });
+    const c = queue.submit({ name: 'c', newest: 2 });
+    assert.deepEqual(queue.entries(), [{ name: 'a' }, { name: 'b' }, { name: 'c', newest: 2 }]);
+    finish('a');
+    await a;
+    assert.deepEqual(queue.entries(), [{ name: 'b' }, { name: 'c', newest: 2 }]);
+    finish('b');
+    finish('c@2');
+    await Promise.all([b, c]);
+    assert.deepEqual(queue.entries(), []);
+  });
+
+  test('stop() of an idle queue resolves at once, and refuses what is asked for later', async () => {
+    const { queue, started } = gatedQueue();
+    await queue.stop();
+    await assert.rejects(queue.submit({ name: 'a' }), refused);
+    assert.deepEqual(started, []);
+    const idle = new Coalescing('idle', async () => 1);
+    await idle.stop();
+    await assert.rejects(idle.run(), refused);
+  });
+
   test('a failed entry rejects its askers and the next one runs', async () => {
     const { queue, started, fail, finish } = gatedQueue();
     const a = queue.submit({ name: 'a' });

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
+import { getEventListeners } from 'node:events';
 import { describe, test } from 'node:test';
 import { Backoff } from '../../src/core/backoff.js';
+import { deferred } from '../../src/core/deferred.js';
 import { GraftError, errorMessage } from '../../src/core/errors.js';
 import type { Fields, Level, Logger } from '../../src/core/log.js';
 import { ReconnectLoop, type ReconnectOptions, type ReconnectSession } from '../../src/core/reconnect.js';
@@ -249,5 +251,118 @@ describe('the reconnect loop', () => {
       await loop.close();
       await gate.cut();
     }
+  });
+});
+
+describe('the reconnect loop: closing, and what a session says once over', () => {
+  test('close() of a loop never started returns at once', async () => {
+    const { log, lines } = capture();
+    const loop = loopOf(log, new Backoff(), async () => {});
+    await loop.close();
+    assert.deepEqual(lines, []);
+  });
+
+  test('close() of a session that closes its connection at once: no warning, and no timer left holding the process', async () => {
+    const { log, lines, next } = capture();
+    const loop = loopOf(log, new Backoff(), async (s) => {
+      s.connected();
+      await s.ended;
+    });
+    loop.start();
+    await next((l) => l.msg === 'test store connected');
+    const timers = process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+    await loop.close();
+    assert.equal(process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length, timers, "close()'s wait for the session holds no timer open");
+    assert.deepEqual(summary(lines), [['info', 'test store connected', undefined, undefined]]);
+  });
+
+  test('a session that returns by itself is over: its signal aborts, `ended` resolves, and nothing is left listening', async () => {
+    const { log } = capture();
+    const sessions: ReconnectSession[] = [];
+    const second = deferred<void>();
+    const loop = loopOf(log, new Backoff(1, 1, false), async (s) => {
+      sessions.push(s);
+      if (sessions.length === 1) throw new Error('connection refused');
+      second.resolve();
+      await s.ended;
+    });
+    loop.start();
+    await second.promise;
+    const first = sessions[0]!;
+    assert.equal(first.signal.aborted, true);
+    await first.ended;
+    assert.equal(getEventListeners(first.signal, 'abort').length, 0);
+    assert.equal(sessions[1]!.signal.aborted, false);
+    await loop.close();
+    assert.equal(sessions[1]!.signal.aborted, true);
+  });
+
+  test('a loop whose sessions keep failing leaves no listener behind per attempt', async () => {
+    const { log, next } = capture();
+    const loop = loopOf(log, new Backoff(1, 1, false), async () => {
+      throw new Error('connection refused');
+    });
+    // What close() aborts: each session listens to it while it runs, and no longer.
+    const stop = (loop as unknown as { stop: AbortController }).stop.signal;
+    loop.start();
+    try {
+      await next((l) => l.fields.attempts === 15);
+      // Between two attempts, only the backoff's wait listens.
+      assert.ok(getEventListeners(stop, 'abort').length <= 1, `${getEventListeners(stop, 'abort').length} listeners after 15 attempts`);
+    } finally {
+      await loop.close();
+    }
+  });
+
+  test('what a session says once close() aborted it counts no more, though it still runs', async () => {
+    const { log, lines, next } = capture();
+    const reported = deferred<void>();
+    const loop = loopOf(log, new Backoff(), async (s) => {
+      s.connected();
+      await s.ended;
+      s.lost(new Error('closing'));
+      s.failed(new Error('closing'));
+      s.connected();
+      reported.resolve();
+    });
+    loop.start();
+    await next((l) => l.msg === 'test store connected');
+    await loop.close();
+    await reported.promise;
+    assert.equal(loop.status().connected, true);
+    assert.deepEqual(summary(lines), [['info', 'test store connected', undefined, undefined]]);
+  });
+
+  test("a connected session's failed() is no failed attempt: a client's own dials count only while it is down", async () => {
+    const { log, lines, next } = capture();
+    const loop = loopOf(log, new Backoff(), async (s) => {
+      s.connected();
+      s.failed(new Error('a dial of a client that is connected'));
+      await s.ended;
+    });
+    loop.start();
+    await next((l) => l.msg === 'test store connected');
+    assert.deepEqual(loop.status(), { url: 'test://x', connected: true, since: loop.status().since, attempts: 0 });
+    assert.deepEqual(summary(lines), [['info', 'test store connected', undefined, undefined]]);
+    await loop.close();
+  });
+
+  test('connected twice in a row: connected since the first time', async () => {
+    const { log, next } = capture();
+    let session: ReconnectSession | undefined;
+    const loop = loopOf(log, new Backoff(), async (s) => {
+      session = s;
+      s.connected();
+      await s.ended;
+    });
+    loop.start();
+    await next((l) => l.msg === 'test store connected');
+    const since = loop.status().since;
+    // The clock moves on (`since` is to the millisecond) before the client says it again.
+    while (new Date().toISOString() === since) await new Promise((r) => setImmediate(r));
+    session!.connected({ server: 'b' });
+    await next((l) => l.fields.server === 'b');
+    assert.equal(loop.status().since, since);
+    await loop.close();
   });
 });

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
+import { getEventListeners } from 'node:events';
 import { describe, test } from 'node:test';
 import { Coalescing, Queue } from '../../src/core/queue.js';
-import { Slot, type SlotEvent } from '../../src/core/slot.js';
+import { Slot, unlessAborted, type SlotEvent, type SlotHooks, type SlotOptions } from '../../src/core/slot.js';
 import { deferred } from '../../src/core/deferred.js';
 
 const tick = () => new Promise((r) => setTimeout(r, 5));
@@ -306,5 +307,295 @@ describe('generation slot', () => {
     const running = slot.replace();
     assert.throws(() => slot.adopt({ v: 1 }), (err: { code?: string }) => err.code === 'GRAFT_INTERNAL');
     await running;
+  });
+});
+
+/** Waits, a turn of the event loop at a time, until the clock reads at least `ms` past `from`. */
+async function clockPast(from: number, ms: number): Promise<void> {
+  while (Date.now() < from + ms) await new Promise((r) => setImmediate(r));
+}
+
+/** The timers that hold the process open now. */
+const refTimers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+
+/** A slot whose hooks record what they were told. */
+function recordingSlot(hooks: Partial<SlotHooks<{ v: number }>> = {}, options: Partial<SlotOptions> = {}) {
+  const calls: Array<[string, number, unknown]> = [];
+  const events: SlotEvent[] = [];
+  const slot = new Slot<{ v: number }>(
+    {
+      build: async ({ version }) => ({ v: version }),
+      discard: (value, info) => void calls.push(['discard', value.v, info]),
+      dispose: (value, info) => void calls.push(['dispose', value.v, info]),
+      ...hooks,
+    },
+    { name: 'rec', onEvent: (e) => events.push(e), ...options },
+  );
+  return { slot, calls, events };
+}
+
+describe('generation slot: what it tells and what it exposes', () => {
+  test("every step is told with the slot's name, the versions, the generations in flight and how long building and draining took", async () => {
+    const { slot, events } = counterSlot();
+    assert.equal(slot.name, 'test');
+    const t0 = Date.now();
+    await slot.replace();
+    const lease = slot.lease();
+    const { previous: g1 } = await slot.replace();
+    const t1 = Date.now();
+    const retiredAt = g1!.retiredAt!;
+    // Some time passes before the lease goes: the drain lasts that long.
+    await clockPast(retiredAt, 2);
+    lease.release();
+    await slot.settled();
+    const t2 = Date.now();
+    const figures = events.map((e) => (e.type === 'commit' ? e.buildMs : e.type === 'dispose' ? e.drainMs : undefined));
+    assert.deepEqual(
+      events.map((e) => (e.type === 'commit' ? { ...e, buildMs: 0 } : e.type === 'dispose' ? { ...e, drainMs: 0 } : e)),
+      [
+        { type: 'build', slot: 'test', version: 1 },
+        { type: 'commit', slot: 'test', version: 1, previous: undefined, buildMs: 0 },
+        { type: 'build', slot: 'test', version: 2 },
+        { type: 'commit', slot: 'test', version: 2, previous: 1, buildMs: 0 },
+        { type: 'drain', slot: 'test', version: 1, inFlight: 1 },
+        { type: 'dispose', slot: 'test', version: 1, drainMs: 0, timedOut: false },
+      ],
+    );
+    for (const buildMs of [figures[1]!, figures[3]!]) assert.ok(buildMs >= 0 && buildMs <= t1 - t0, `buildMs ${buildMs} outside [0, ${t1 - t0}]`);
+    const drainMs = figures[5]!;
+    assert.ok(drainMs >= 2 && drainMs <= t2 - retiredAt, `drainMs ${drainMs} outside [2, ${t2 - retiredAt}]`);
+  });
+
+  test('an adopted generation is told as a commit that took no build', async () => {
+    const { slot, events } = counterSlot();
+    slot.adopt({ v: 7 }, 7);
+    slot.adopt({ v: 9 });
+    await slot.settled();
+    assert.deepEqual(
+      events.filter((e) => e.type === 'commit'),
+      [
+        { type: 'commit', slot: 'test', version: 7, previous: undefined, buildMs: 0 },
+        { type: 'commit', slot: 'test', version: 8, previous: 7, buildMs: 0 },
+      ],
+    );
+  });
+
+  test('replacing is true only while a replace runs; draining holds the retired generations until they are disposed', async () => {
+    const { slot } = counterSlot();
+    assert.equal(slot.replacing, false, 'idle');
+    const first = slot.replace();
+    assert.equal(slot.replacing, true);
+    await first;
+    assert.equal(slot.replacing, false);
+    let during: boolean | undefined;
+    await slot.amend(() => (during = slot.replacing));
+    assert.equal(during, false, 'an amend is no replace');
+    assert.equal(slot.draining.size, 0);
+    const lease = slot.lease();
+    const { previous } = await slot.replace();
+    assert.deepEqual([...slot.draining], [previous]);
+    lease.release();
+    await slot.settled();
+    assert.equal(slot.draining.size, 0);
+  });
+
+  test('lease and use before the first generation is live are refused with GRAFT_NOT_LIVE', async () => {
+    const { slot } = counterSlot();
+    assert.throws(() => slot.lease(), (err: { code?: string }) => err.code === 'GRAFT_NOT_LIVE');
+    await assert.rejects(slot.use(() => 1), (err: { code?: string }) => err.code === 'GRAFT_NOT_LIVE');
+  });
+
+  test('use() releases its lease when the call returns and when it throws', async () => {
+    const { slot } = counterSlot();
+    const { generation } = await slot.replace();
+    assert.equal(await slot.use((value, version) => value.v * 10 + version), 11);
+    assert.equal(generation.inFlight, 0);
+    await assert.rejects(
+      slot.use(() => {
+        throw new Error('app failed');
+      }),
+      /app failed/,
+    );
+    assert.equal(generation.inFlight, 0);
+  });
+
+  test('closing an idle slot drains and disposes its live generation; a slot that never had one closes too', async () => {
+    const { slot, calls, events } = recordingSlot();
+    const { generation } = await slot.replace();
+    await slot.close();
+    assert.deepEqual(calls, [['dispose', 1, { version: 1, timedOut: false }]]);
+    assert.equal(generation.state, 'disposed');
+    assert.equal(slot.current, undefined);
+    assert.deepEqual(events.at(-1), { type: 'dispose', slot: 'rec', version: 1, drainMs: (events.at(-1) as { drainMs: number }).drainMs, timedOut: false });
+    await slot.close();
+    assert.equal(calls.length, 1, 'closed once');
+
+    const empty = recordingSlot();
+    await empty.slot.close();
+    assert.deepEqual([empty.calls, empty.events], [[], []]);
+  });
+
+  test('a dispose that throws is told as a dispose-error; the generation is disposed all the same', async () => {
+    const failure = new Error('close failed');
+    const { slot, events } = recordingSlot({
+      dispose: () => {
+        throw failure;
+      },
+    });
+    await slot.replace();
+    const { previous } = await slot.replace();
+    await slot.settled();
+    assert.deepEqual(
+      events.filter((e) => e.type === 'dispose-error' || e.type === 'dispose').map((e) => ({ ...e, drainMs: 0 })),
+      [
+        { type: 'dispose-error', slot: 'rec', version: 1, error: failure, drainMs: 0 },
+        { type: 'dispose', slot: 'rec', version: 1, drainMs: 0, timedOut: false },
+      ],
+    );
+    assert.equal(previous!.state, 'disposed');
+  });
+
+  test('a slot without dispose or discard hooks retires and discards without an error', async () => {
+    const { slot, events } = recordingSlot({
+      discard: undefined,
+      dispose: undefined,
+      verify: (value) => {
+        if (value.v === 3) throw new Error('verify 3 failed');
+      },
+    });
+    await slot.replace();
+    await slot.replace();
+    await assert.rejects(slot.replace(), /verify 3 failed/);
+    await slot.close();
+    assert.deepEqual(
+      events.filter((e) => e.type === 'dispose-error'),
+      [],
+    );
+    assert.deepEqual(
+      events.filter((e) => e.type === 'dispose').map((e) => e.version),
+      [1, 2],
+    );
+  });
+
+  test('discard is told the version and the reason; without one, dispose is, as not timed out', async () => {
+    const reason = new Error('verify 2 failed');
+    const verify = (value: { v: number }) => {
+      if (value.v === 2) throw reason;
+    };
+    const withDiscard = recordingSlot({ verify });
+    await withDiscard.slot.replace();
+    await assert.rejects(withDiscard.slot.replace(), /verify 2 failed/);
+    assert.deepEqual(withDiscard.calls, [['discard', 2, { version: 2, reason }]]);
+
+    const withoutDiscard = recordingSlot({ verify, discard: undefined });
+    await withoutDiscard.slot.replace();
+    await assert.rejects(withoutDiscard.slot.replace(), /verify 2 failed/);
+    assert.deepEqual(withoutDiscard.calls, [['dispose', 2, { version: 2, timedOut: false }]]);
+  });
+
+  test('a build that ignores the abort: its generation is discarded unverified, and the replace rejects', async () => {
+    const building = deferred<void>();
+    const finish = deferred<{ v: number }>();
+    const verified: number[] = [];
+    const { slot, calls, events } = recordingSlot({
+      build: ({ version }) => {
+        if (version === 1) return Promise.resolve({ v: 1 });
+        building.resolve();
+        return finish.promise;
+      },
+      verify: (value) => void verified.push(value.v),
+    });
+    await slot.replace();
+    const pending = slot.replace();
+    await building.promise;
+    const closing = slot.close();
+    finish.resolve({ v: 2 });
+    await assert.rejects(pending, (err: { code?: string }) => err.code === 'GRAFT_STOPPING');
+    await closing;
+    assert.deepEqual(verified, [1], 'not verified once closed');
+    assert.deepEqual(calls[0]?.slice(0, 2), ['discard', 2]);
+    assert.equal((calls[0]![2] as { reason: { code?: string } }).reason.code, 'GRAFT_STOPPING');
+    assert.deepEqual(calls[1], ['dispose', 1, { version: 1, timedOut: false }]);
+    assert.deepEqual(
+      events.filter((e) => e.type === 'commit').map((e) => e.version),
+      [1],
+    );
+  });
+
+  test('a slot closed while verify runs discards the verified generation: it never goes live', async () => {
+    const verifying = deferred<void>();
+    const pass = deferred<void>();
+    const { slot, calls, events } = recordingSlot({
+      verify: (value) => {
+        if (value.v === 1) return;
+        verifying.resolve();
+        return pass.promise;
+      },
+    });
+    await slot.replace();
+    const pending = slot.replace();
+    await verifying.promise;
+    const closing = slot.close();
+    pass.resolve();
+    await assert.rejects(pending, (err: { code?: string }) => err.code === 'GRAFT_STOPPING');
+    await closing;
+    assert.deepEqual(
+      calls.map((c) => c.slice(0, 2)),
+      [
+        ['discard', 2],
+        ['dispose', 1],
+      ],
+    );
+    assert.deepEqual(
+      events.filter((e) => e.type === 'commit').map((e) => e.version),
+      [1],
+    );
+  });
+
+  test('without a drain timeout, a drain hook takes as long as it needs: it is never aborted', async () => {
+    const signals: AbortSignal[] = [];
+    const { slot, calls } = recordingSlot({
+      // The retired generation's work takes a few milliseconds.
+      drain: (_generation, signal) => {
+        signals.push(signal);
+        return new Promise((r) => setTimeout(r, 10));
+      },
+    });
+    await slot.replace();
+    await slot.replace();
+    await slot.settled();
+    assert.equal(signals.length, 1);
+    assert.equal(signals[0]!.aborted, false);
+    assert.deepEqual(calls, [['dispose', 1, { version: 1, timedOut: false }]]);
+  });
+
+  test('a generation drained before its drain timeout leaves no timer behind', async () => {
+    const { slot, calls } = recordingSlot({}, { drainTimeoutMs: 5_000 });
+    await slot.replace();
+    const before = refTimers();
+    await slot.replace();
+    await slot.settled();
+    assert.deepEqual(calls, [['dispose', 1, { version: 1, timedOut: false }]]);
+    assert.equal(refTimers(), before);
+  });
+});
+
+describe('unlessAborted', () => {
+  test("is the work's outcome, or the signal's reason if it aborts first, and leaves no listener on the signal", async () => {
+    const gone = new AbortController();
+    gone.abort(new Error('already stopped'));
+    await assert.rejects(unlessAborted(gone.signal, Promise.resolve(1)), /already stopped/);
+
+    const live = new AbortController();
+    assert.equal(await unlessAborted(live.signal, Promise.resolve(2)), 2);
+    await assert.rejects(unlessAborted(live.signal, Promise.reject(new Error('work failed'))), /work failed/);
+    assert.equal(getEventListeners(live.signal, 'abort').length, 0, 'removed once the work settled');
+
+    const stopping = new AbortController();
+    const never = unlessAborted(stopping.signal, new Promise<number>(() => {}));
+    assert.equal(getEventListeners(stopping.signal, 'abort').length, 1);
+    stopping.abort(new Error('stopped'));
+    await assert.rejects(never, /stopped/);
+    assert.equal(getEventListeners(stopping.signal, 'abort').length, 0, 'removed once the signal aborted');
   });
 });
