@@ -162,7 +162,8 @@ function goAway(session: ServerHttp2Session, leases: SessionLeases, pingBoundMs:
   const close = () => {
     clearTimeout(timer);
     leases.idle = undefined;
-    if (!session.closed && !session.destroyed) session.close();
+    // A no-op once the session is closed or destroyed.
+    session.close();
   };
   try {
     session.goaway(http2.constants.NGHTTP2_NO_ERROR, ANY_STREAM);
@@ -177,10 +178,10 @@ function goAway(session: ServerHttp2Session, leases: SessionLeases, pingBoundMs:
   }
 }
 
-const http2Prototypes: object[] = [];
+let http2Prototypes: object[] | undefined;
 
 /** An http2 server, plain or secure (their classes are not exported; their prototypes are found once). */
 export function isHttp2Server(server: Server): boolean {
-  if (http2Prototypes.length === 0) http2Prototypes.push(Object.getPrototypeOf(http2.createServer()) as object, Object.getPrototypeOf(http2.createSecureServer()) as object);
+  http2Prototypes ??= [Object.getPrototypeOf(http2.createServer()) as object, Object.getPrototypeOf(http2.createSecureServer()) as object];
   return http2Prototypes.some((p) => Object.prototype.isPrototypeOf.call(p, server));
 }
