@@ -82,6 +82,7 @@ export class Slot<T, R = undefined, C = undefined> {
   private nextVersion: number;
   private readonly abort = new AbortController();
   private closed = false;
+  private closing: Promise<void> | undefined;
 
   constructor(
     private readonly hooks: SlotHooks<T, R, C>,
@@ -172,16 +173,18 @@ export class Slot<T, R = undefined, C = undefined> {
    * Stop: abort the operation in flight and wait for it, retire the live
    * generation (drain, then dispose) and wait for every retirement.
    */
-  async close(): Promise<void> {
-    if (!this.closed) {
+  close(): Promise<void> {
+    // A second call waits for the first: for the live generation's retirement too, which starts after the running operation.
+    this.closing ??= (async () => {
       this.closed = true;
       this.abort.abort(new GraftError('GRAFT_STOPPING', `${this.name} closed while a replace was in flight`));
       await this.running?.done.catch(() => {});
       const live = this.live;
       this.live = undefined;
       if (live) this.retire(live);
-    }
-    await this.settled();
+      await this.settled();
+    })();
+    return this.closing;
   }
 
   private run<X>(kind: 'replace' | 'amend', operation: () => Promise<X>): Promise<X> {

@@ -522,6 +522,28 @@ describe('generation slot: what it tells and what it exposes', () => {
     );
   });
 
+  test('a second close() while the first waits for the running operation resolves only once the live generation is disposed too', async () => {
+    const verifying = deferred<void>();
+    const pass = deferred<void>();
+    const { slot, calls } = recordingSlot({
+      verify: (value) => {
+        if (value.v === 1) return;
+        verifying.resolve();
+        return pass.promise;
+      },
+    });
+    await slot.replace();
+    const pending = slot.replace();
+    await verifying.promise;
+    const first = slot.close();
+    const second = slot.close();
+    pass.resolve();
+    await assert.rejects(pending, (err: { code?: string }) => err.code === 'GRAFT_STOPPING');
+    await second;
+    assert.deepEqual(calls.map((c) => c.slice(0, 2)), [['discard', 2], ['dispose', 1]], 'the second close waited for the live generation');
+    await first;
+  });
+
   test('a slot closed while verify runs discards the verified generation: it never goes live', async () => {
     const verifying = deferred<void>();
     const pass = deferred<void>();
