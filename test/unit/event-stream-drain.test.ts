@@ -6,6 +6,7 @@ import { deferred } from '../../src/core/deferred.js';
 import { endEventStream, http1ContentType } from '../../src/worker/event-stream-drain.js';
 import { HttpDrain } from '../../src/worker/http-drain.js';
 import { QuietWatch } from '../../src/worker/quiet-watch.js';
+import { responding } from '../helpers/responding.js';
 
 /** A node:http server tracked by graft's drain, answering every request with `handler`. */
 async function served(handler: http.RequestListener): Promise<{ drain: HttpDrain; url: string; close(): void }> {
@@ -161,33 +162,6 @@ describe('a draining worker ends its server-sent events streams', { timeout: 20_
   });
 });
 
-/** A node:http server that hands each request's response to the test, unanswered, and a client that reads each body to its end. */
-async function responding(): Promise<{ exchange(): Promise<{ res: http.ServerResponse; body: Promise<string> }>; close(): void }> {
-  const waiting: ((res: http.ServerResponse) => void)[] = [];
-  const server = http.createServer((_req, res) => waiting.shift()!(res));
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
-  return {
-    exchange: async () => {
-      const res = new Promise<http.ServerResponse>((resolve) => waiting.push(resolve));
-      const body = deferred<string>();
-      const req = http.get(url, { agent: false }, (incoming) => {
-        let text = '';
-        incoming.setEncoding('latin1');
-        incoming.on('data', (chunk: string) => (text += chunk));
-        incoming.on('end', () => body.resolve(text));
-        incoming.on('error', body.reject);
-      });
-      req.on('error', body.reject);
-      return { res: await res, body: body.promise };
-    },
-    close: () => {
-      server.closeAllConnections();
-      server.close();
-    },
-  };
-}
-
 /** A turn of the event loop: an end graft deferred to the next turn has happened. */
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
@@ -196,7 +170,7 @@ const noQuietTime = () => new QuietWatch(60_000);
 
 describe('where an event ends, and which responses are event streams', { timeout: 20_000 }, () => {
   test('an event ends with a blank line in any line ending the format allows, whatever pieces it is written in', async () => {
-    const s = await responding();
+    const s = await responding('latin1');
     try {
       for (const [first, rest] of [
         ['data: lf\n', '\n'],
@@ -222,7 +196,7 @@ describe('where an event ends, and which responses are event streams', { timeout
   });
 
   test('an event written as bytes ends it as well: a Buffer in pieces, a Uint8Array, a view into a larger one', async () => {
-    const s = await responding();
+    const s = await responding('latin1');
     try {
       const bytes = new TextEncoder().encode('..data: view\n\n..');
       for (const pieces of [
@@ -246,7 +220,7 @@ describe('where an event ends, and which responses are event streams', { timeout
   });
 
   test('only a response whose Content-Type is text/event-stream is ended, however its headers were given', async () => {
-    const s = await responding();
+    const s = await responding('latin1');
     try {
       for (const { type, writeHead, eventStream } of [
         { type: 'text/event-stream', writeHead: false, eventStream: true },
@@ -279,7 +253,7 @@ describe('where an event ends, and which responses are event streams', { timeout
   });
 
   test("a node:http response's Content-Type is read from setHeader() and from the headers writeHead() was given", async () => {
-    const s = await responding();
+    const s = await responding('latin1');
     try {
       const set = await s.exchange();
       set.res.setHeader('Content-Type', 'text/event-stream');

@@ -219,6 +219,16 @@ async function leased(t: TestContext, respond: (stream: http2.ServerHttp2Stream,
   };
 }
 
+/** A server of `leased` whose app holds each stream, a client session, and a request on it: its answer to come, and the stream the app holds. */
+async function streamHeld(t: TestContext) {
+  const held = deferred<http2.ServerHttp2Stream>();
+  const s = await leased(t, (stream) => held.resolve(stream));
+  const c = await s.connect();
+  const answer = request(c.client);
+  const stream = await within(held.promise, 'the stream');
+  return { s, c, answer, stream };
+}
+
 /** The next time `emitter` emits `event`. */
 const next = (emitter: NodeJS.EventEmitter, event: string) => new Promise<void>((resolve) => emitter.once(event, () => resolve()));
 
@@ -280,11 +290,7 @@ describe('Http2Leases', () => {
   });
 
   test('a session with a stream open: GOAWAY naming every stream, a PING, then the final GOAWAY; the stream finishes; no timer holds the process', async (t) => {
-    const held = deferred<http2.ServerHttp2Stream>();
-    const s = await leased(t, (stream) => held.resolve(stream));
-    const c = await s.connect();
-    const answer = request(c.client);
-    const stream = await within(held.promise, 'the stream');
+    const { s, c, answer, stream } = await streamHeld(t);
     const timers = heldTimers();
     s.leases.drain(new QuietWatch(60_000), 60_000, 60_000);
     assert.equal(heldTimers(), timers, 'the drain holds no timer of its own');
@@ -315,11 +321,7 @@ describe('Http2Leases', () => {
   });
 
   test('a session the app closed already is not told GOAWAY again', async (t) => {
-    const held = deferred<http2.ServerHttp2Stream>();
-    const s = await leased(t, (stream) => held.resolve(stream));
-    const c = await s.connect();
-    const answer = request(c.client);
-    const stream = await within(held.promise, 'the stream');
+    const { s, c, answer, stream } = await streamHeld(t);
     c.server.close();
     s.leases.drain(new QuietWatch(60_000), 60_000, 60_000);
     stream.respond({ ':status': 200 });

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import http2 from 'node:http2';
 import net, { type AddressInfo } from 'node:net';
-import { describe, test } from 'node:test';
+import { describe, test, type TestContext } from 'node:test';
 import WebSocket, { WebSocketServer } from 'ws';
 import { deferred, type Deferred } from '../../src/core/deferred.js';
 import { HttpDrain } from '../../src/worker/http-drain.js';
@@ -14,8 +14,9 @@ import { hasLingered } from '../../src/worker/lingering-close.js';
  * Connection header), /keep/NAME (an app whose writeHead() insists on keep-alive) and /stream/NAME
  * (its headers and a first chunk out at once); /events is a server-sent events stream that never ends by itself.
  * `arrived` lists the requests the app got, `closed` the responses closed (graft has counted them by then).
+ * The server, and the clients made with it, are closed once the test is over.
  */
-async function served(): Promise<{ server: http.Server; drain: HttpDrain; port: number; arrived: string[]; closed: string[]; release(name: string): void; close(): void }> {
+async function served(t: TestContext) {
   const held = new Map<string, Deferred<void>>();
   const gate = (name: string) => held.get(name) ?? (held.set(name, deferred<void>()), held.get(name)!);
   const arrived: string[] = [];
@@ -41,16 +42,69 @@ async function served(): Promise<{ server: http.Server; drain: HttpDrain; port: 
   // Node's own keep-alive timeout (5 s) would close an idle connection too: only graft's drain does here.
   server.keepAliveTimeout = 0;
   const drain = new HttpDrain(server);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => server.close());
+  const port = await listening(server);
   return {
     server,
     drain,
-    port: (server.address() as AddressInfo).port,
+    port,
     arrived,
     closed,
-    release: (name) => gate(name).resolve(),
-    close: () => server.close(),
+    release: (name: string) => gate(name).resolve(),
+    /** Resolves once the app has got the request for `url`. */
+    arrival: (url: string) => until(() => arrived.includes(url)),
+    /** The socket of the next connection the server gets (once it has got it). */
+    nextConnection(): () => net.Socket {
+      let socket: net.Socket | undefined;
+      server.once('connection', (accepted: net.Socket) => (socket = accepted));
+      return () => socket!;
+    },
+    /** A raw client on a new connection. */
+    client(): Raw {
+      const client = new Raw(port);
+      t.after(() => client.destroy());
+      return client;
+    },
+    /** A raw client on a new connection that has sent requests for `urls` (pipelined), once the app has got the last. */
+    async requested(...urls: string[]): Promise<Raw> {
+      const client = this.client();
+      client.send(...urls);
+      await until(() => arrived.includes(urls.at(-1)!));
+      return client;
+    },
+    /**
+     * A client that keeps its side open after the server's FIN, once the server has its connection: the error
+     * it met, if any, and when the server's socket and then the client have closed.
+     */
+    async halfOpen(): Promise<{ client: net.Socket; error(): string; closed(): Promise<void> }> {
+      const serverSocket = new Promise<net.Socket>((resolve) => server.once('connection', resolve));
+      const client = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+      t.after(() => client.destroy());
+      let error = '';
+      client.on('error', (err: NodeJS.ErrnoException) => (error = `error:${err.code}`));
+      const clientClosed = new Promise<void>((resolve) => client.once('close', () => resolve()));
+      const socket = await serverSocket;
+      return {
+        client,
+        error: () => error,
+        closed: async () => {
+          await new Promise((resolve) => (socket.destroyed ? resolve(undefined) : socket.once('close', resolve)));
+          await clientClosed;
+        },
+      };
+    },
   };
+}
+
+/** Listens on a free port of 127.0.0.1; resolves with the port. */
+async function listening(server: net.Server): Promise<number> {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return (server.address() as AddressInfo).port;
+}
+
+/** Resolves once `done()` holds, looking again at each turn of the event loop. */
+async function until(done: () => boolean): Promise<void> {
+  while (!done()) await new Promise((r) => setImmediate(r));
 }
 
 /** A raw HTTP/1.1 client on one connection: what it sends, every byte it reads, and how the connection ended. */
@@ -101,21 +155,26 @@ class Raw {
 
 /**
  * What --sticky does with a connection the master accepted (sticky-connection.ts): the app's server is
- * handed the socket, with the bytes the master already read of it put back first.
+ * handed the socket, with the bytes the master already read of it put back first. The client, and the
+ * front that handed its connection over, are closed once the test is over.
  */
-async function handedOver(server: http.Server, head?: string): Promise<{ client: Raw; close(): void }> {
+async function handedOver(t: TestContext, server: http.Server, head?: string): Promise<Raw> {
   const front = net.createServer((socket) => {
     if (head) socket.unshift(Buffer.from(head));
     server.emit('connection', socket);
   });
-  await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve));
-  const client = new Raw((front.address() as AddressInfo).port);
+  t.after(() => front.close());
+  const client = new Raw(await listening(front));
+  t.after(() => client.destroy());
   await new Promise<void>((resolve) => front.once('connection', () => resolve()));
-  return { client, close: () => front.close() };
+  return client;
 }
 
-/** A front that reads the first bytes a client sends (its request's head), then hands the connection over with them, as the master does. */
-async function readingFront(server: http.Server): Promise<{ port: number; handedOver: Promise<net.Socket>; close(): void }> {
+/**
+ * A front that reads the first bytes a client sends (its request's head), then hands the connection over with them,
+ * as the master does; closed once the test is over.
+ */
+async function readingFront(t: TestContext, server: http.Server): Promise<{ port: number; handedOver: Promise<net.Socket> }> {
   let handOver!: (socket: net.Socket) => void;
   const handedOver = new Promise<net.Socket>((resolve) => (handOver = resolve));
   const front = net.createServer((socket) =>
@@ -127,8 +186,8 @@ async function readingFront(server: http.Server): Promise<{ port: number; handed
       handOver(socket);
     }),
   );
-  await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve));
-  return { port: (front.address() as AddressInfo).port, handedOver, close: () => front.close() };
+  t.after(() => front.close());
+  return { port: await listening(front), handedOver };
 }
 
 /**
@@ -153,132 +212,97 @@ function complete(response: string): boolean {
 const options = { idleCloseMs: 30, lingerMs: 2000, callGraceMs: 60_000 };
 
 describe('the HTTP drain', { timeout: 20_000 }, () => {
-  test('counts what it serves: requests, 5xx answers (4xx are not), requests in flight, open connections', async () => {
-    const s = await served();
-    const c = new Raw(s.port);
-    try {
-      c.send('/500', '/404', '/');
-      await c.responses(3);
-      assert.equal(s.drain.served, 3);
-      assert.equal(s.drain.serverErrors, 1);
-      assert.equal(s.drain.inFlight, 0);
-      assert.equal(s.drain.openConnections, 1);
-      c.send('/held/a');
-      while (!s.arrived.includes('/held/a')) await new Promise((r) => setImmediate(r));
-      assert.equal(s.drain.inFlight, 1);
-      s.release('a');
-      await c.responses(4);
-      assert.equal(s.drain.inFlight, 0);
-      assert.equal(s.drain.served, 4);
-      assert.equal(s.drain.isHttp, true);
-    } finally {
-      c.destroy();
-      s.close();
-    }
+  test('counts what it serves: requests, 5xx answers (4xx are not), requests in flight, open connections', async (t) => {
+    const s = await served(t);
+    const c = s.client();
+    c.send('/500', '/404', '/');
+    await c.responses(3);
+    assert.equal(s.drain.served, 3);
+    assert.equal(s.drain.serverErrors, 1);
+    assert.equal(s.drain.inFlight, 0);
+    assert.equal(s.drain.openConnections, 1);
+    c.send('/held/a');
+    await s.arrival('/held/a');
+    assert.equal(s.drain.inFlight, 1);
+    s.release('a');
+    await c.responses(4);
+    assert.equal(s.drain.inFlight, 0);
+    assert.equal(s.drain.served, 4);
+    assert.equal(s.drain.isHttp, true);
   });
 
-  test('stopAccepting closes the listener only: an open keep-alive connection is answered, with Connection: close, and the app cannot cut it', async () => {
-    const s = await served();
-    const c = new Raw(s.port);
-    try {
-      c.send('/');
-      const [first] = await c.responses(1);
-      assert.match(first!, /connection: keep-alive/i);
-      s.drain.stopAccepting();
-      assert.equal(s.server.listening, false);
-      const refused = await new Promise<string>((resolve) => net.connect(s.port, '127.0.0.1').once('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? '')).once('connect', () => resolve('connected')));
-      assert.equal(refused, 'ECONNREFUSED');
-      // An app's own shutdown (Next.js's server.close()) would destroy idle keep-alive connections at once.
-      s.server.closeIdleConnections();
-      c.send('/');
-      const [, second] = await c.responses(2);
-      assert.match(second!, /connection: close/i);
-      assert.equal(await c.ended, 'end');
-    } finally {
-      c.destroy();
-      s.close();
-    }
+  test('stopAccepting closes the listener only: an open keep-alive connection is answered, with Connection: close, and the app cannot cut it', async (t) => {
+    const s = await served(t);
+    const c = s.client();
+    c.send('/');
+    const [first] = await c.responses(1);
+    assert.match(first!, /connection: keep-alive/i);
+    s.drain.stopAccepting();
+    assert.equal(s.server.listening, false);
+    const refused = await new Promise<string>((resolve) => net.connect(s.port, '127.0.0.1').once('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? '')).once('connect', () => resolve('connected')));
+    assert.equal(refused, 'ECONNREFUSED');
+    // An app's own shutdown (Next.js's server.close()) would destroy idle keep-alive connections at once.
+    s.server.closeIdleConnections();
+    c.send('/');
+    const [, second] = await c.responses(2);
+    assert.match(second!, /connection: close/i);
+    assert.equal(await c.ended, 'end');
   });
 
-  test('a response already in flight when the drain begins is its connection\'s last; its headers not yet out, it says so', async () => {
-    const s = await served();
-    const c = new Raw(s.port);
-    try {
-      c.send('/held/b');
-      while (!s.arrived.includes('/held/b')) await new Promise((r) => setImmediate(r));
-      let settled = false;
-      const drained = s.drain.drain(options).then(() => (settled = true));
-      s.release('b');
-      const [response] = await c.responses(1);
-      assert.match(response!, /connection: close/i);
-      assert.match(response!, /held$/);
-      assert.equal(await c.ended, 'end');
-      await drained;
-      assert.equal(settled, true);
-    } finally {
-      c.destroy();
-      s.close();
-    }
+  test('a response already in flight when the drain begins is its connection\'s last; its headers not yet out, it says so', async (t) => {
+    const s = await served(t);
+    const c = await s.requested('/held/b');
+    let settled = false;
+    const drained = s.drain.drain(options).then(() => (settled = true));
+    s.release('b');
+    const [response] = await c.responses(1);
+    assert.match(response!, /connection: close/i);
+    assert.match(response!, /held$/);
+    assert.equal(await c.ended, 'end');
+    await drained;
+    assert.equal(settled, true);
   });
 
-  test('an idle keep-alive connection is closed with a FIN once idle for idleCloseMs, and the drain resolves when it is gone', async () => {
-    const s = await served();
-    const idle = new Raw(s.port);
-    const busy = new Raw(s.port);
-    try {
-      idle.send('/');
-      busy.send('/');
-      await Promise.all([idle.responses(1), busy.responses(1)]);
-      busy.send('/held/c');
-      while (!s.arrived.includes('/held/c')) await new Promise((r) => setImmediate(r));
-      let settled = false;
-      const drained = s.drain.drain(options).then(() => (settled = true));
-      assert.equal(await idle.ended, 'end', 'the idle connection ends without a reset');
-      assert.equal(settled, false, 'a connection with a request in flight holds the drain');
-      while (s.drain.openConnections > 1) await new Promise((r) => setImmediate(r));
-      s.release('c');
-      assert.equal(await busy.ended, 'end');
-      await drained;
-      assert.equal(s.drain.openConnections, 0);
-    } finally {
-      idle.destroy();
-      busy.destroy();
-      s.close();
-    }
+  test('an idle keep-alive connection is closed with a FIN once idle for idleCloseMs, and the drain resolves when it is gone', async (t) => {
+    const s = await served(t);
+    const idle = s.client();
+    const busy = s.client();
+    idle.send('/');
+    busy.send('/');
+    await Promise.all([idle.responses(1), busy.responses(1)]);
+    busy.send('/held/c');
+    await s.arrival('/held/c');
+    let settled = false;
+    const drained = s.drain.drain(options).then(() => (settled = true));
+    assert.equal(await idle.ended, 'end', 'the idle connection ends without a reset');
+    assert.equal(settled, false, 'a connection with a request in flight holds the drain');
+    await until(() => s.drain.openConnections <= 1);
+    s.release('c');
+    assert.equal(await busy.ended, 'end');
+    await drained;
+    assert.equal(s.drain.openConnections, 0);
   });
 
-  test('a request pipelined behind a connection\'s last response never reaches the app and is not reset: the client reads a FIN and sends it again elsewhere', async () => {
-    const s = await served();
-    const c = new Raw(s.port);
-    try {
-      await c.connected();
-      await new Promise<void>((resolve) => {
-        const wait = () => (s.drain.openConnections ? resolve() : setImmediate(wait));
-        wait();
-      });
-      s.drain.stopAccepting();
-      c.send('/one', '/two');
-      assert.equal(await c.ended, 'end');
-      assert.equal((await c.responses(1)).length, 1);
-      assert.deepEqual(s.arrived, ['/one']);
-    } finally {
-      c.destroy();
-      s.close();
-    }
+  test('a request pipelined behind a connection\'s last response never reaches the app and is not reset: the client reads a FIN and sends it again elsewhere', async (t) => {
+    const s = await served(t);
+    const c = s.client();
+    await c.connected();
+    await until(() => s.drain.openConnections !== 0);
+    s.drain.stopAccepting();
+    c.send('/one', '/two');
+    assert.equal(await c.ended, 'end');
+    assert.equal((await c.responses(1)).length, 1);
+    assert.deepEqual(s.arrived, ['/one']);
   });
 
-  test('a drain with no connection resolves at once; one with only closed connections too', async () => {
-    const s = await served();
-    try {
-      await s.drain.drain(options);
-      assert.equal(s.server.listening, false);
-    } finally {
-      s.close();
-    }
+  test('a drain with no connection resolves at once; one with only closed connections too', async (t) => {
+    const s = await served(t);
+    await s.drain.drain(options);
+    assert.equal(s.server.listening, false);
   });
 
-  test('a WebSocket is a lease, not an idle connection: it gets close 1001 once quiet, and the drain waits for its closing handshake', async () => {
-    const s = await served();
+  test('a WebSocket is a lease, not an idle connection: it gets close 1001 once quiet, and the drain waits for its closing handshake', async (t) => {
+    const s = await served(t);
     const wss = new WebSocketServer({ server: s.server });
     wss.on('connection', (ws) => ws.on('message', (m) => ws.send(m)));
     const ws = new WebSocket(`ws://127.0.0.1:${s.port}/`);
@@ -293,7 +317,6 @@ describe('the HTTP drain', { timeout: 20_000 }, () => {
     } finally {
       ws.terminate();
       wss.close();
-      s.close();
     }
   });
 
@@ -305,7 +328,7 @@ describe('the HTTP drain', { timeout: 20_000 }, () => {
     try {
       assert.equal(drain.isHttp, false);
       await new Promise((resolve) => socket.once('connect', resolve));
-      while (drain.openConnections === 0) await new Promise((r) => setImmediate(r));
+      await until(() => drain.openConnections !== 0);
       let settled = false;
       const drained = drain.drain(options).then(() => (settled = true));
       await new Promise((r) => setImmediate(r));
@@ -318,136 +341,86 @@ describe('the HTTP drain', { timeout: 20_000 }, () => {
     }
   });
 
-  test('stopAccepting alone: a response in flight becomes its connection\'s last, and the app sees it marked so', async () => {
-    const s = await served();
-    const c = new Raw(s.port);
-    try {
-      c.send('/told/a');
-      while (!s.arrived.includes('/told/a')) await new Promise((r) => setImmediate(r));
-      s.drain.stopAccepting();
-      s.release('a');
-      const [response] = await c.responses(1);
-      assert.match(response!, /connection: close/i);
-      assert.match(response!, /\r\n\r\nclose$/);
-      assert.equal(await c.ended, 'end');
-    } finally {
-      c.destroy();
-      s.close();
-    }
+  test('stopAccepting alone: a response in flight becomes its connection\'s last, and the app sees it marked so', async (t) => {
+    const s = await served(t);
+    const c = await s.requested('/told/a');
+    s.drain.stopAccepting();
+    s.release('a');
+    const [response] = await c.responses(1);
+    assert.match(response!, /connection: close/i);
+    assert.match(response!, /\r\n\r\nclose$/);
+    assert.equal(await c.ended, 'end');
   });
 
-  test('an app that removes the Connection header: its connection\'s last response still closes the connection', async () => {
-    const s = await served();
-    const c = new Raw(s.port);
-    try {
-      c.send('/strip/x');
-      while (!s.arrived.includes('/strip/x')) await new Promise((r) => setImmediate(r));
-      s.drain.stopAccepting();
-      s.release('x');
-      const [response] = await c.responses(1);
-      assert.doesNotMatch(response!, /connection:/i);
-      assert.equal(await c.ended, 'end');
-    } finally {
-      c.destroy();
-      s.close();
-    }
+  test('an app that removes the Connection header: its connection\'s last response still closes the connection', async (t) => {
+    const s = await served(t);
+    const c = await s.requested('/strip/x');
+    s.drain.stopAccepting();
+    s.release('x');
+    const [response] = await c.responses(1);
+    assert.doesNotMatch(response!, /connection:/i);
+    assert.equal(await c.ended, 'end');
   });
 
-  test('an app whose writeHead() insists on keep-alive keeps its connection open: the next request on it is answered, not dropped', async () => {
-    const s = await served();
-    const c = new Raw(s.port);
-    try {
-      c.send('/keep/k');
-      while (!s.arrived.includes('/keep/k')) await new Promise((r) => setImmediate(r));
-      s.drain.stopAccepting();
-      s.release('k');
-      const [kept] = await c.responses(1);
-      assert.match(kept!, /connection: keep-alive/i);
-      c.send('/after');
-      const [, after] = await c.responses(2);
-      assert.match(after!, /connection: close/i);
-      assert.match(after!, /ok$/);
-      assert.deepEqual(s.arrived, ['/keep/k', '/after']);
-      assert.equal(await c.ended, 'end');
-    } finally {
-      c.destroy();
-      s.close();
-    }
+  test('an app whose writeHead() insists on keep-alive keeps its connection open: the next request on it is answered, not dropped', async (t) => {
+    const s = await served(t);
+    const c = await s.requested('/keep/k');
+    s.drain.stopAccepting();
+    s.release('k');
+    const [kept] = await c.responses(1);
+    assert.match(kept!, /connection: keep-alive/i);
+    c.send('/after');
+    const [, after] = await c.responses(2);
+    assert.match(after!, /connection: close/i);
+    assert.match(after!, /ok$/);
+    assert.deepEqual(s.arrived, ['/keep/k', '/after']);
+    assert.equal(await c.ended, 'end');
   });
 
-  test('two pipelined requests in flight when the listener closes: the response still queued (no socket yet) does not trip stopAccepting, and the first answer says Connection: close', async () => {
-    const s = await served();
-    const c = new Raw(s.port);
-    try {
-      c.send('/held/p1', '/held/p2');
-      while (!s.arrived.includes('/held/p2')) await new Promise((r) => setImmediate(r));
-      assert.equal(s.drain.inFlight, 2);
-      s.drain.stopAccepting();
-      s.release('p1');
-      s.release('p2');
-      const [first] = await c.responses(1);
-      assert.match(first!, /connection: close/i);
-      assert.equal(await c.ended, 'end');
-    } finally {
-      c.destroy();
-      s.close();
-    }
+  test('two pipelined requests in flight when the listener closes: the response still queued (no socket yet) does not trip stopAccepting, and the first answer says Connection: close', async (t) => {
+    const s = await served(t);
+    const c = await s.requested('/held/p1', '/held/p2');
+    assert.equal(s.drain.inFlight, 2);
+    s.drain.stopAccepting();
+    s.release('p1');
+    s.release('p2');
+    const [first] = await c.responses(1);
+    assert.match(first!, /connection: close/i);
+    assert.equal(await c.ended, 'end');
   });
 
-  test('a request that arrives after our FIN never reaches the app, its body is read and thrown away, and the connection closes without a reset', async () => {
-    const s = await served();
-    const serverSocket = new Promise<net.Socket>((resolve) => s.server.once('connection', resolve));
-    const client = net.connect({ port: s.port, host: '127.0.0.1', allowHalfOpen: true });
-    let error = '';
-    client.on('error', (err: NodeJS.ErrnoException) => (error = `error:${err.code}`));
-    const clientClosed = new Promise<void>((resolve) => client.once('close', () => resolve()));
-    try {
-      const socket = await serverSocket;
-      s.drain.stopAccepting();
-      let text = '';
-      client.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
-      client.write('GET /one HTTP/1.1\r\nHost: x\r\n\r\n');
-      // Our FIN: the connection's last response is out.
-      await new Promise((resolve) => client.once('end', resolve));
-      assert.match(text, /connection: close/i);
-      // More than the socket buffers hold: read and thrown away, or the client is reset.
-      const body = Buffer.alloc(8 << 20, 'x');
-      client.write(`POST /late HTTP/1.1\r\nHost: x\r\nContent-Length: ${body.length}\r\n\r\n`);
-      client.end(body);
-      await new Promise((resolve) => (socket.destroyed ? resolve(undefined) : socket.once('close', resolve)));
-      await clientClosed;
-      assert.equal(error, '');
-      assert.deepEqual(s.arrived, ['/one']);
-    } finally {
-      client.destroy();
-      s.close();
-    }
+  test('a request that arrives after our FIN never reaches the app, its body is read and thrown away, and the connection closes without a reset', async (t) => {
+    const s = await served(t);
+    const { client, error, closed } = await s.halfOpen();
+    s.drain.stopAccepting();
+    let text = '';
+    client.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
+    client.write('GET /one HTTP/1.1\r\nHost: x\r\n\r\n');
+    // Our FIN: the connection's last response is out.
+    await new Promise((resolve) => client.once('end', resolve));
+    assert.match(text, /connection: close/i);
+    // More than the socket buffers hold: read and thrown away, or the client is reset.
+    const body = Buffer.alloc(8 << 20, 'x');
+    client.write(`POST /late HTTP/1.1\r\nHost: x\r\nContent-Length: ${body.length}\r\n\r\n`);
+    client.end(body);
+    await closed();
+    assert.equal(error(), '');
+    assert.deepEqual(s.arrived, ['/one']);
   });
-  test('a request with a body pipelined behind the connection\'s last response: the app never sees it, its body is read and thrown away, no reset', async () => {
-    const s = await served();
-    const serverSocket = new Promise<net.Socket>((resolve) => s.server.once('connection', resolve));
-    const client = net.connect({ port: s.port, host: '127.0.0.1', allowHalfOpen: true });
-    let error = '';
-    client.on('error', (err: NodeJS.ErrnoException) => (error = `error:${err.code}`));
-    const clientClosed = new Promise<void>((resolve) => client.once('close', () => resolve()));
-    try {
-      const socket = await serverSocket;
-      s.drain.stopAccepting();
-      let text = '';
-      client.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
-      const body = Buffer.alloc(8 << 20, 'x');
-      client.write(`GET /one HTTP/1.1\r\nHost: x\r\n\r\nPOST /two HTTP/1.1\r\nHost: x\r\nContent-Length: ${body.length}\r\n\r\n`);
-      client.end(body);
-      await new Promise((resolve) => (socket.destroyed ? resolve(undefined) : socket.once('close', resolve)));
-      await clientClosed;
-      assert.equal(error, '');
-      assert.match(text, /connection: close/i);
-      assert.equal(text.match(/HTTP\/1\.1 /g)?.length, 1);
-      assert.deepEqual(s.arrived, ['/one']);
-    } finally {
-      client.destroy();
-      s.close();
-    }
+  test('a request with a body pipelined behind the connection\'s last response: the app never sees it, its body is read and thrown away, no reset', async (t) => {
+    const s = await served(t);
+    const { client, error, closed } = await s.halfOpen();
+    s.drain.stopAccepting();
+    let text = '';
+    client.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
+    const body = Buffer.alloc(8 << 20, 'x');
+    client.write(`GET /one HTTP/1.1\r\nHost: x\r\n\r\nPOST /two HTTP/1.1\r\nHost: x\r\nContent-Length: ${body.length}\r\n\r\n`);
+    client.end(body);
+    await closed();
+    assert.equal(error(), '');
+    assert.match(text, /connection: close/i);
+    assert.equal(text.match(/HTTP\/1\.1 /g)?.length, 1);
+    assert.deepEqual(s.arrived, ['/one']);
   });
   test('a raw net.Server: the drain leaves its connections open (no idle close), and the app\'s own destroySoon() stays net\'s', async () => {
     const server = net.createServer();
@@ -474,8 +447,8 @@ describe('the HTTP drain', { timeout: 20_000 }, () => {
     }
   });
 
-  test('stopAccepting on a server the app has already closed does not close it a second time', async () => {
-    const s = await served();
+  test('stopAccepting on a server the app has already closed does not close it a second time', async (t) => {
+    const s = await served(t);
     let closes = 0;
     s.server.on('close', () => closes++);
     await new Promise((resolve) => s.server.close(resolve));
@@ -485,74 +458,48 @@ describe('the HTTP drain', { timeout: 20_000 }, () => {
     assert.equal(closes, 1);
   });
 
-  test('a response whose headers were out before the drain ends during it, keep-alive: its connection is closed once idle', async () => {
-    const s = await served();
-    let socket: net.Socket | undefined;
-    s.server.once('connection', (accepted: net.Socket) => (socket = accepted));
-    const c = new Raw(s.port);
-    try {
-      c.send('/stream/s');
-      while (!s.arrived.includes('/stream/s')) await new Promise((r) => setImmediate(r));
-      const drained = s.drain.drain(options);
-      const endedOnceIdle = endedAfterIdleTime(() => socket!);
-      s.release('s');
-      const [response] = await c.responses(1);
-      assert.match(response!, /connection: keep-alive/i);
-      assert.equal(await endedOnceIdle, false, 'idle for idleCloseMs from its response\'s end, not from the drain\'s start');
-      assert.equal(await c.ended, 'end');
-      await drained;
-    } finally {
-      c.destroy();
-      s.close();
-    }
-  });
-
-  test('a connection handed over during the drain (--sticky) is tracked: left idle, it is closed once idle, and the drain waits for it', async () => {
-    const s = await served();
-    const busy = new Raw(s.port);
-    try {
-      busy.send('/held/h');
-      while (!s.arrived.includes('/held/h')) await new Promise((r) => setImmediate(r));
-      const drained = s.drain.drain(options);
-      const late = await handedOver(s.server);
-      try {
-        assert.equal(s.drain.openConnections, 2);
-        assert.equal(await late.client.ended, 'end');
-        s.release('h');
-        await drained;
-      } finally {
-        late.client.destroy();
-        late.close();
-      }
-    } finally {
-      busy.destroy();
-      s.close();
-    }
-  });
-
-  test('an event stream that begins during the drain (on a connection handed over then) ends after its event', async () => {
-    const s = await served();
+  test('a response whose headers were out before the drain ends during it, keep-alive: its connection is closed once idle', async (t) => {
+    const s = await served(t);
+    const socket = s.nextConnection();
+    const c = await s.requested('/stream/s');
     const drained = s.drain.drain(options);
-    const late = await handedOver(s.server, 'GET /events HTTP/1.1\r\nHost: x\r\n\r\n');
-    try {
-      const [response] = await late.client.responses(1);
-      assert.match(response!, /connection: close/i);
-      assert.match(response!, /data: 1\n\n/);
-      assert.equal(await late.client.ended, 'end');
-      await drained;
-    } finally {
-      late.client.destroy();
-      late.close();
-      s.close();
-    }
+    const endedOnceIdle = endedAfterIdleTime(socket);
+    s.release('s');
+    const [response] = await c.responses(1);
+    assert.match(response!, /connection: keep-alive/i);
+    assert.equal(await endedOnceIdle, false, 'idle for idleCloseMs from its response\'s end, not from the drain\'s start');
+    assert.equal(await c.ended, 'end');
+    await drained;
+  });
+
+  test('a connection handed over during the drain (--sticky) is tracked: left idle, it is closed once idle, and the drain waits for it', async (t) => {
+    const s = await served(t);
+    // A busy connection: its request is in flight.
+    await s.requested('/held/h');
+    const drained = s.drain.drain(options);
+    const late = await handedOver(t, s.server);
+    assert.equal(s.drain.openConnections, 2);
+    assert.equal(await late.ended, 'end');
+    s.release('h');
+    await drained;
+  });
+
+  test('an event stream that begins during the drain (on a connection handed over then) ends after its event', async (t) => {
+    const s = await served(t);
+    const drained = s.drain.drain(options);
+    const late = await handedOver(t, s.server, 'GET /events HTTP/1.1\r\nHost: x\r\n\r\n');
+    const [response] = await late.responses(1);
+    assert.match(response!, /connection: close/i);
+    assert.match(response!, /data: 1\n\n/);
+    assert.equal(await late.ended, 'end');
+    await drained;
   });
 
   test('connections open before graft tracked the server (a started service it adopts): their requests and upgrades are served, not counted', async () => {
     const server = http.createServer((_req, res) => res.end('ok'));
     const wss = new WebSocketServer({ server });
     wss.on('connection', (ws) => ws.on('message', (m) => ws.send(m)));
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const port = (server.address() as AddressInfo).port;
+    const port = await listening(server);
     let drain: HttpDrain | undefined;
     let connections = 0;
     // Tracked from inside the second connection's own 'connection' event: graft never sees either open.
@@ -607,49 +554,37 @@ describe('the HTTP drain', { timeout: 20_000 }, () => {
     }
   });
 
-  test('the drain\'s idle-close timers do not keep the process alive', async () => {
-    const s = await served();
-    const c = new Raw(s.port);
-    try {
-      c.send('/');
-      await c.responses(1);
-      const before = timers();
-      const drained = s.drain.drain(options);
-      assert.equal(timers(), before);
-      assert.equal(await c.ended, 'end');
-      await drained;
-    } finally {
-      c.destroy();
-      s.close();
-    }
-  });
-  test('a request on a connection waiting for its idle close cancels that close: idle time counts again from its response', async () => {
-    const s = await served();
-    let socket: net.Socket | undefined;
-    s.server.once('connection', (accepted: net.Socket) => (socket = accepted));
+  test('the drain\'s idle-close timers do not keep the process alive', async (t) => {
+    const s = await served(t);
+    const c = s.client();
+    c.send('/');
+    await c.responses(1);
+    const before = timers();
     const drained = s.drain.drain(options);
-    const late = await handedOver(s.server, 'GET /keep/k HTTP/1.1\r\nHost: x\r\n\r\n');
-    try {
-      const endedOnceIdle = endedAfterIdleTime(() => socket!);
-      s.release('k');
-      const [kept] = await late.client.responses(1);
-      assert.match(kept!, /connection: keep-alive/i);
-      assert.equal(await endedOnceIdle, false, 'not closed idleCloseMs after it came in: its response ended later');
-      assert.equal(await late.client.ended, 'end');
-      await drained;
-    } finally {
-      late.client.destroy();
-      late.close();
-      s.close();
-    }
+    assert.equal(timers(), before);
+    assert.equal(await c.ended, 'end');
+    await drained;
+  });
+  test('a request on a connection waiting for its idle close cancels that close: idle time counts again from its response', async (t) => {
+    const s = await served(t);
+    const socket = s.nextConnection();
+    const drained = s.drain.drain(options);
+    const late = await handedOver(t, s.server, 'GET /keep/k HTTP/1.1\r\nHost: x\r\n\r\n');
+    const endedOnceIdle = endedAfterIdleTime(socket);
+    s.release('k');
+    const [kept] = await late.responses(1);
+    assert.match(kept!, /connection: keep-alive/i);
+    assert.equal(await endedOnceIdle, false, 'not closed idleCloseMs after it came in: its response ended later');
+    assert.equal(await late.ended, 'end');
+    await drained;
   });
 
-  test('a WebSocket upgrade on a connection waiting for its idle close cancels that close', async () => {
-    const s = await served();
+  test('a WebSocket upgrade on a connection waiting for its idle close cancels that close', async (t) => {
+    const s = await served(t);
     const wss = new WebSocketServer({ server: s.server });
     wss.on('connection', (ws) => ws.on('message', (m) => ws.send(m)));
     s.drain.drain(options).catch(() => {});
-    const front = await readingFront(s.server);
+    const front = await readingFront(t, s.server);
     const ws = new WebSocket(`ws://127.0.0.1:${front.port}/`);
     try {
       const socket = await front.handedOver;
@@ -662,49 +597,34 @@ describe('the HTTP drain', { timeout: 20_000 }, () => {
     } finally {
       ws.terminate();
       wss.close();
-      front.close();
-      s.close();
     }
   });
-  test('two pipelined responses whose headers were out before the drain: the connection is closed once idle after the second ends, not the first', async () => {
-    const s = await served();
-    let socket: net.Socket | undefined;
-    s.server.once('connection', (accepted: net.Socket) => (socket = accepted));
-    const c = new Raw(s.port);
-    try {
-      c.send('/stream/q1', '/stream/q2');
-      while (!s.arrived.includes('/stream/q2')) await new Promise((r) => setImmediate(r));
-      const drained = s.drain.drain(options);
-      s.release('q1');
-      while (!s.closed.includes('/stream/q1')) await new Promise((r) => setImmediate(r));
-      const endedOnceIdle = endedAfterIdleTime(() => socket!);
-      s.release('q2');
-      const [, second] = await c.responses(2);
-      assert.match(second!, /connection: keep-alive/i);
-      assert.equal(await endedOnceIdle, false, 'idle for idleCloseMs from the second response\'s end');
-      assert.equal(await c.ended, 'end');
-      await drained;
-    } finally {
-      c.destroy();
-      s.close();
-    }
+  test('two pipelined responses whose headers were out before the drain: the connection is closed once idle after the second ends, not the first', async (t) => {
+    const s = await served(t);
+    const socket = s.nextConnection();
+    const c = await s.requested('/stream/q1', '/stream/q2');
+    const drained = s.drain.drain(options);
+    s.release('q1');
+    await until(() => s.closed.includes('/stream/q1'));
+    const endedOnceIdle = endedAfterIdleTime(socket);
+    s.release('q2');
+    const [, second] = await c.responses(2);
+    assert.match(second!, /connection: keep-alive/i);
+    assert.equal(await endedOnceIdle, false, 'idle for idleCloseMs from the second response\'s end');
+    assert.equal(await c.ended, 'end');
+    await drained;
   });
 
-  test('an event stream in flight when the drain begins ends once it has gone quiet', async () => {
-    const s = await served();
-    const c = new Raw(s.port);
-    try {
-      c.send('/events');
-      while (!c.text.includes('data: 1')) await new Promise((r) => setImmediate(r));
-      const drained = s.drain.drain(options);
-      const [response] = await c.responses(1);
-      assert.match(response!, /data: 1\n\n\r\n0\r\n\r\n$/);
-      assert.equal(await c.ended, 'end');
-      await drained;
-    } finally {
-      c.destroy();
-      s.close();
-    }
+  test('an event stream in flight when the drain begins ends once it has gone quiet', async (t) => {
+    const s = await served(t);
+    const c = s.client();
+    c.send('/events');
+    await until(() => c.text.includes('data: 1'));
+    const drained = s.drain.drain(options);
+    const [response] = await c.responses(1);
+    assert.match(response!, /data: 1\n\n\r\n0\r\n\r\n$/);
+    assert.equal(await c.ended, 'end');
+    await drained;
   });
 
   test('an HTTP/2 server\'s drain resolves once its sessions have closed', async () => {

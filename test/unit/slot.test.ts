@@ -334,6 +334,26 @@ function recordingSlot(hooks: Partial<SlotHooks<{ v: number }>> = {}, options: P
   return { slot, calls, events };
 }
 
+/**
+ * A recording slot with generation 1 live and the replace by generation 2
+ * (`pending`) held in its verify until the test resolves `pass`.
+ */
+async function replaceHeldInVerify() {
+  const verifying = deferred<void>();
+  const pass = deferred<void>();
+  const recording = recordingSlot({
+    verify: (value) => {
+      if (value.v === 1) return;
+      verifying.resolve();
+      return pass.promise;
+    },
+  });
+  await recording.slot.replace();
+  const pending = recording.slot.replace();
+  await verifying.promise;
+  return { ...recording, pending, pass };
+}
+
 describe('generation slot: what it tells and what it exposes', () => {
   test("every step is told with the slot's name, the versions, the generations in flight and how long building and draining took", async () => {
     const { slot, events } = counterSlot();
@@ -523,18 +543,7 @@ describe('generation slot: what it tells and what it exposes', () => {
   });
 
   test('a second close() while the first waits for the running operation resolves only once the live generation is disposed too', async () => {
-    const verifying = deferred<void>();
-    const pass = deferred<void>();
-    const { slot, calls } = recordingSlot({
-      verify: (value) => {
-        if (value.v === 1) return;
-        verifying.resolve();
-        return pass.promise;
-      },
-    });
-    await slot.replace();
-    const pending = slot.replace();
-    await verifying.promise;
+    const { slot, calls, pending, pass } = await replaceHeldInVerify();
     const first = slot.close();
     const second = slot.close();
     pass.resolve();
@@ -545,18 +554,7 @@ describe('generation slot: what it tells and what it exposes', () => {
   });
 
   test('a slot closed while verify runs discards the verified generation: it never goes live', async () => {
-    const verifying = deferred<void>();
-    const pass = deferred<void>();
-    const { slot, calls, events } = recordingSlot({
-      verify: (value) => {
-        if (value.v === 1) return;
-        verifying.resolve();
-        return pass.promise;
-      },
-    });
-    await slot.replace();
-    const pending = slot.replace();
-    await verifying.promise;
+    const { slot, calls, events, pending, pass } = await replaceHeldInVerify();
     const closing = slot.close();
     pass.resolve();
     await assert.rejects(pending, (err: { code?: string }) => err.code === 'GRAFT_STOPPING');
