@@ -1,7 +1,8 @@
 // test/mutation/RESULTS.md from StrykerJS's JSON report (reports/mutation/mutation.json):
 // the score per file and every mutant the unit tests let live. `npm run test:mutation`
 // runs Stryker and then this; the README's table is copied from the results file by
-// `npm run docs:bench`, like the benchmarks' tables.
+// `npm run docs:bench`, like the benchmarks' tables. Why each survivor lives is in
+// test/mutation/explained.json; `--annotate` writes the last run again with them.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -29,9 +30,17 @@ export function score(r: Omit<Row, 'file'>): number {
   return valid === 0 ? 100 : (100 * (r.killed + r.timeout)) / valid;
 }
 
-export function results(report: Report, provenance: { date: string; revision: string; node: string }): string {
+/**
+ * Why a surviving mutant cannot be killed (no behaviour tells it apart from the code), by
+ * `file:line MutatorName`: test/mutation/explained.json, written by hand after a run.
+ */
+export type Explained = Record<string, string>;
+
+export function results(report: Report, provenance: { date: string; revision: string; node: string }, explained: Explained = {}): string {
   const rows: Row[] = [];
   const survivors: string[] = [];
+  const used = new Set<string>();
+  let unexplained = 0;
   for (const [file, { source, mutants }] of Object.entries(report.files).sort(([a], [b]) => a.localeCompare(b))) {
     const count = (s: Status) => mutants.filter((m) => m.status === s).length;
     rows.push({ file, killed: count('Killed'), timeout: count('Timeout'), survived: count('Survived'), noCoverage: count('NoCoverage') });
@@ -40,7 +49,14 @@ export function results(report: Report, provenance: { date: string; revision: st
       const { line } = m.location.start;
       const code = (lines[line - 1] ?? '').trim().slice(0, 100);
       const replacement = (m.replacement ?? '').replace(/\s+/g, ' ').slice(0, 60);
-      survivors.push(`- \`${file}:${line}\` ${m.mutatorName}${m.status === 'NoCoverage' ? ' (no test reaches it)' : ''}: \`${code.replace(/`/g, "'")}\` → \`${replacement.replace(/`/g, "'")}\``);
+      const key = `${file}:${line} ${m.mutatorName}`;
+      const why = explained[key];
+      if (why) used.add(key);
+      else unexplained++;
+      survivors.push(
+        `- \`${file}:${line}\` ${m.mutatorName}${m.status === 'NoCoverage' ? ' (no test reaches it)' : ''}: \`${code.replace(/`/g, "'")}\` → \`${replacement.replace(/`/g, "'")}\`` +
+          (why ? `. *Why it lives:* ${why}` : '. **Not explained.**'),
+      );
     }
   }
   const total = rows.reduce((t, r) => ({ killed: t.killed + r.killed, timeout: t.timeout + r.timeout, survived: t.survived + r.survived, noCoverage: t.noCoverage + r.noCoverage }), { killed: 0, timeout: 0, survived: 0, noCoverage: 0 });
@@ -63,15 +79,31 @@ export function results(report: Report, provenance: { date: string; revision: st
     '',
     '### Mutants the unit tests let live',
     '',
+    `${survivors.length} mutants live: ${survivors.length - unexplained} explained (equivalent mutants no behaviour tells apart from the code, code no unit test can reach, or a known bug said as one; the reasons are in test/mutation/explained.json), ${unexplained} not explained.`,
+    '',
     ...(survivors.length ? survivors : ['None.']),
     '',
+    ...(Object.keys(explained).some((k) => !used.has(k))
+      ? ['Explanations that match no living mutant (the code moved or the mutant is killed now):', '', ...Object.keys(explained).filter((k) => !used.has(k)).map((k) => `- \`${k}\``), '']
+      : []),
   ].join('\n');
+}
+
+/** The run a results file records: its date, graft revision and Node. */
+function provenanceOf(text: string): { date: string; revision: string; node: string } {
+  const date = /^- date: (.+)$/m.exec(text)?.[1];
+  const graft = /^- graft: (.+); node (\S+)$/m.exec(text);
+  if (!date || !graft) throw new Error('test/mutation/RESULTS.md names no run (date, graft, node) to annotate');
+  return { date, revision: graft[1]!, node: graft[2]! };
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const report = JSON.parse(readFileSync(join(root, 'reports/mutation/mutation.json'), 'utf8')) as Report;
   const out = join(root, 'test/mutation/RESULTS.md');
   mkdirSync(dirname(out), { recursive: true });
-  writeFileSync(out, results(report, { date: new Date().toISOString(), revision: graftRevision(), node: process.version }));
+  const explained = JSON.parse(readFileSync(join(root, 'test/mutation/explained.json'), 'utf8')) as Explained;
+  // --annotate: the same run written again with the explanations as they are now (its date, commit and Node kept from the results file).
+  const provenance = process.argv.includes('--annotate') ? provenanceOf(readFileSync(out, 'utf8')) : { date: new Date().toISOString(), revision: graftRevision(), node: process.version };
+  writeFileSync(out, results(report, provenance, explained));
   console.log(`wrote ${out}`);
 }
