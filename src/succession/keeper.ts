@@ -32,8 +32,6 @@ interface KeptMaster {
   inControl: boolean;
   /** It reported serving; one that exits before has printed its own `graft: GRAFT_…` line. */
   served: boolean;
-  /** A standby master (standby.ts), waiting to take over should the master in control crash. */
-  standby: boolean;
 }
 
 type ReportToParent = Extract<ToKeeper, { graft: 'master-running' | 'master-failed' }>;
@@ -112,7 +110,8 @@ export class Keeper {
       if (!requester && !standby) this.exit.resolve(1);
       return undefined;
     }
-    const kept: KeptMaster = { child, pid: child.pid, requester, inControl: false, served: false, standby };
+    const kept: KeptMaster = { child, pid: child.pid, requester, inControl: false, served: false };
+    // A standby (standby.ts) is no master of the service until it takes over: it is not in `masters`.
     if (standby) this.standby = kept;
     else this.masters.set(kept.pid, kept);
     child.on('message', (message: ToKeeper, handle: unknown) => this.fromMaster(kept, message, handle));
@@ -200,8 +199,8 @@ export class Keeper {
   }
 
   private exited(kept: KeptMaster, code: number | null, signal: NodeJS.Signals | null): void {
-    if (kept.standby) {
-      // Started again when the master in control next reports running (not in a loop if it cannot start).
+    if (!this.masters.has(kept.pid)) {
+      // A standby. Started again when the master in control next reports running (not in a loop if it cannot start).
       if (this.standby === kept) this.standby = undefined;
       this.log.debug('standby master exited', { standby: kept.pid, exitCode: code, signal });
       return;
@@ -250,10 +249,11 @@ export class Keeper {
     this.log.warn('the master crashed; starting a new one on its sockets', { code: 'GRAFT_MASTER_RESTARTED', master: dead.pid, exitCode: code, signal, restarts: this.restarts, delayMs: delay, listeners: held.map((h) => h.key) });
     const order: RecoverOrder = { from: dead.pid, restarts: this.restarts, listeners: held.map((h) => h.key) };
     const start = () => {
-      const next = this.stopping ? undefined : (this.takeOver(order, held) ?? this.spawnMaster({ [RECOVER_ENV]: JSON.stringify(order) }, held.map((h) => h.handle.fd)));
-      // It holds its own copies now (a standby once each is sent); it gives the keeper new ones once it serves.
-      if (!next?.standby) for (const h of held) h.handle.close();
-      if (next) next.standby = false;
+      // The standby closes each copy here once it is sent; a new master holds its own as soon as it is spawned.
+      const taken = this.stopping ? undefined : this.takeOver(order, held);
+      const next = taken ?? (this.stopping ? undefined : this.spawnMaster({ [RECOVER_ENV]: JSON.stringify(order) }, held.map((h) => h.handle.fd)));
+      if (!taken) for (const h of held) h.handle.close();
+      // It gives the keeper new copies once it serves.
       if (!next) {
         this.exit.resolve(code ?? 1);
         return;
