@@ -23,7 +23,9 @@ export type ToKeeper =
   | { graft: 'keeper-send'; pid: number; message: unknown }
   | { graft: 'keeper-kill'; pid: number; signal: NodeJS.Signals }
   | { graft: 'master-running'; pid: number; name: string; port: number; socket: string }
-  | { graft: 'master-failed'; code: string; message: string };
+  | { graft: 'master-failed'; code: string; message: string }
+  /** A standby master has loaded and waits (standby.ts). */
+  | { graft: 'standby-ready' };
 
 export type FromKeeper =
   | { graft: 'keeper-spawned'; spawn: number; pid: number }

@@ -30,7 +30,7 @@ interface KeptMaster {
   /** The master whose upgrade started this one (none for the first). */
   requester: number | undefined;
   inControl: boolean;
-  /** It reported serving; one that exits before has printed its own `graft: GRAFT_…` line. */
+  /** It reported serving (a standby: it has loaded); one that exits before has printed its own `graft: GRAFT_…` line. */
   served: boolean;
 }
 
@@ -161,6 +161,11 @@ export class Keeper {
         return this.reportToParent(message);
       case 'master-failed':
         return this.reportToParent(message);
+      case 'standby-ready':
+        // Loaded: one that dies from now on (the OOM killer, a stray kill) is replaced at once.
+        from.served = true;
+        this.log.info('standby master ready', { standby: from.pid });
+        return;
     }
   }
 
@@ -200,9 +205,13 @@ export class Keeper {
 
   private exited(kept: KeptMaster, code: number | null, signal: NodeJS.Signals | null): void {
     if (!this.masters.has(kept.pid)) {
-      // A standby. Started again when the master in control next reports running (not in a loop if it cannot start).
-      if (this.standby === kept) this.standby = undefined;
-      this.log.debug('standby master exited', { standby: kept.pid, exitCode: code, signal });
+      // A standby. One retired by the keeper is no longer this.standby. One that died after it had
+      // loaded is replaced at once; one that could not load is started again only when the master in
+      // control next reports running (never in a loop).
+      if (this.standby !== kept) return this.log.debug('standby master exited', { standby: kept.pid, exitCode: code, signal });
+      this.standby = undefined;
+      this.log.warn('the standby master died', { standby: kept.pid, exitCode: code, signal, replaced: kept.served });
+      if (kept.served) this.keepStandby();
       return;
     }
     this.masters.delete(kept.pid);
@@ -286,6 +295,8 @@ export class Keeper {
     const standby = this.standby;
     if (!standby?.child.connected) return undefined;
     this.standby = undefined;
+    // Loaded as a standby; as a master it has served once it says so.
+    standby.served = false;
     this.masters.set(standby.pid, standby);
     for (const h of held) standby.child.send({ graft: 'standby-listener', key: h.key } satisfies FromKeeper, h.handle as never, {}, () => h.handle.close());
     standby.child.send({ graft: 'standby-take', order } satisfies FromKeeper);

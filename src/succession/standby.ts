@@ -1,4 +1,4 @@
-import type { FromKeeper } from './keeper-link.js';
+import type { FromKeeper, ToKeeper } from './keeper-link.js';
 import type { RecoverOrder } from './recovery.js';
 
 /**
@@ -59,5 +59,6 @@ export function waitAsStandby(service: string): Promise<Takeover> {
     if (!process.connected) return onGone();
     process.on('message', onMessage);
     process.once('disconnect', onGone);
+    process.send!({ graft: 'standby-ready' } satisfies ToKeeper);
   });
 }

@@ -25,6 +25,13 @@ describe('a master crash is a restart, not an outage', () => {
       assert.equal(apply.code, 0, apply.stderr);
       const before = await g.status();
       const oldWorkers = before.workers.map((w) => w.pid);
+      // A standby that dies once it has loaded (the OOM killer, a stray kill) is replaced at once.
+      const firstStandby = (await g.waitForLog((l) => l.msg === 'standby master started')).standby as number;
+      await g.waitForLog((l) => l.msg === 'standby master ready' && l.standby === firstStandby);
+      process.kill(firstStandby, 'SIGKILL');
+      const died = await g.waitForLog((l) => l.msg === 'the standby master died' && l.standby === firstStandby);
+      assert.equal(died.replaced, true);
+      await g.waitForLog((l) => l.msg === 'standby master ready' && l.standby !== firstStandby);
       // The state file is written before each command (the config apply above) is answered.
       const stateFile = pathsForSocket(g.socket).state;
       const { value, load, failed } = await underLoad(
@@ -57,9 +64,9 @@ describe('a master crash is a restart, not an outage', () => {
       assert.ok(g.logs.some((l) => l.role === 'keeper' && l.code === 'GRAFT_MASTER_RESTARTED' && l.master === value.dead));
       // The new master is the standby the keeper had started, loaded, before the crash; a new standby replaces it.
       const standbys = g.logs.filter((l) => l.role === 'keeper' && l.msg === 'standby master started').map((l) => l.standby as number);
-      assert.equal(standbys[0], value.next, 'the standby took over');
+      assert.equal(standbys[1], value.next, 'the standby that replaced the killed one took over');
       assert.ok(g.logs.some((l) => l.msg === 'the standby master takes over' && l.master === value.next));
-      const standby = (await g.waitForLog((l) => l.msg === 'standby master started' && l.standby !== value.next, 30_000)).standby as number;
+      const standby = (await g.waitForLog((l) => l.msg === 'standby master started' && l.standby !== value.next && l.standby !== firstStandby, 30_000)).standby as number;
       assert.ok(isAlive(standby), 'a new standby waits');
       // The new master is fully in charge: it reloads, and a stop ends the service (no restart).
       const reload = await g.cli('reload');
