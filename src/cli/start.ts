@@ -10,7 +10,7 @@ import { defaultConfigFiles } from '../config/default-files.js';
 import { parseConfigArg } from '../net/source-url.js';
 import { GraftError } from '../core/errors.js';
 import { READY_MODES, type ReadyMode } from '../core/ipc.js';
-import { checkLogDir, defaultLogDir } from '../logs/log-dir.js';
+import { checkLogDir, defaultLogDir, logFile } from '../logs/log-dir.js';
 import type { LogTarget } from '../logs/service-log.js';
 import { Keeper } from '../succession/keeper.js';
 import { keeperGone, keeperPid } from '../succession/keeper-link.js';
@@ -85,7 +85,8 @@ export async function start(argv: string[]): Promise<number> {
   const bus = busOptions(values, service, cwd);
   // Detached, nothing reads stdout: lines go to files, in the per-user default place unless --log-dir says.
   if (values.daemon && values['log-dir'] === undefined) values['log-dir'] = defaultLogDir();
-  const logs = logTarget(values, service, cwd);
+  // A standby waits without touching the disk: made now, the file would hide one removed under the master in control.
+  const logs = logTarget(values, service, cwd, !isStandby());
   const policy = restartPolicy(values);
   const ready = readyMode(values.ready);
   const metrics = httpAddress('--metrics', values.metrics, port);
@@ -142,8 +143,8 @@ export async function start(argv: string[]): Promise<number> {
   return master.run();
 }
 
-/** --log-dir DIR: one rotated file per service, checked writable now; without it, stdout and stderr. */
-function logTarget(values: { 'log-dir'?: string | undefined; 'log-max-size'?: string | undefined; 'log-max-files'?: string | undefined }, service: string, cwd: string): LogTarget {
+/** --log-dir DIR: one rotated file per service, checked writable now (`check`); without it, stdout and stderr. */
+function logTarget(values: { 'log-dir'?: string | undefined; 'log-max-size'?: string | undefined; 'log-max-files'?: string | undefined }, service: string, cwd: string, check: boolean): LogTarget {
   const maxBytes = bytes('--log-max-size', values['log-max-size'], 1024, 1024 ** 4);
   const maxFiles = integer('--log-max-files', values['log-max-files'], 2, 1000);
   if (values['log-dir'] === undefined) {
@@ -152,7 +153,8 @@ function logTarget(values: { 'log-dir'?: string | undefined; 'log-max-size'?: st
     }
     return { kind: 'stdio' };
   }
-  const file = checkLogDir(resolve(cwd, values['log-dir']), service);
+  const dir = resolve(cwd, values['log-dir']);
+  const file = check ? checkLogDir(dir, service) : logFile(dir, service);
   return { kind: 'file', file, maxBytes: maxBytes ?? DEFAULT_LOG_MAX_BYTES, maxFiles: maxFiles ?? DEFAULT_LOG_MAX_FILES };
 }
 

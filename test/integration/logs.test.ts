@@ -347,6 +347,28 @@ describe('logs', () => {
     }
   });
 
+  test('a standby master waits without making the log directory or file (made, they would hide one removed under the master in control)', async () => {
+    const dir = join(tempDir('graft-standby-'), 'logs');
+    // Started the way the keeper starts its standby: the keeper's pid, an IPC channel, GRAFT_STANDBY.
+    const standby = spawn(process.execPath, ['--import', tsxImport, cliPath, 'start', fixture('talk-app.ts'), '--name', 'waits', '--log-dir', dir], {
+      env: { ...process.env, GRAFT_RUNTIME_DIR: tempDir('graft-rt-'), GRAFT_KEEPER: String(process.pid), GRAFT_STANDBY: '1' },
+      stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+    });
+    let stderr = '';
+    standby.stderr!.on('data', (chunk: Buffer) => (stderr += chunk));
+    const exited = new Promise<number | null>((resolve) => standby.once('exit', (code) => resolve(code)));
+    try {
+      await new Promise<void>((resolve, reject) => {
+        standby.on('message', (m: { graft?: string }) => m?.graft === 'standby-ready' && resolve());
+        void exited.then((code) => reject(new Error(`the standby exited (${code}) before it was ready: ${stderr}`)));
+      });
+      assert.equal(existsSync(dir), false, 'no log directory made by a standby');
+    } finally {
+      if (standby.connected) standby.disconnect();
+    }
+    assert.equal(await exited, 0, 'a standby whose keeper is gone exits');
+  });
+
   test('bad input: an unwritable log directory, bad sizes, an unknown service', async () => {
     const env = { GRAFT_RUNTIME_DIR: tempDir('graft-rt-') };
     const blocker = join(tempDir(), 'a-file');
