@@ -79,7 +79,7 @@ export function results(report: Report, provenance: { date: string; revision: st
     '',
     '### Mutants the unit tests let live',
     '',
-    `${survivors.length} mutants live: ${survivors.length - unexplained} explained (equivalent mutants no behaviour tells apart from the code, code no unit test can reach, or a known bug said as one; the reasons are in test/mutation/explained.json), ${unexplained} not explained.`,
+    `${survivors.length} mutants live: ${survivors.length - unexplained} explained (equivalent mutants no behaviour tells apart from the code, code no unit test can reach, or a bug said as one; the reasons are in test/mutation/explained.json), ${unexplained} not explained.`,
     '',
     ...(survivors.length ? survivors : ['None.']),
     '',

@@ -28,6 +28,8 @@ interface ConnectionState {
   upgraded: boolean;
   /** A response on it was marked its last (`Connection: close`): a request pipelined behind it is not the app's. */
   last: boolean;
+  /** Told to go away (its WebSocket's 1001), or waiting for the app to make it a WebSocket first. */
+  goingAway: 'told' | 'waiting' | undefined;
 }
 
 export interface DrainOptions {
@@ -104,7 +106,7 @@ export class HttpDrain {
     this.stopAccepting();
     for (const res of this.responses) this.retireResponse(res, quiet);
     for (const [socket, state] of this.connections) {
-      if (state.upgraded) goAway(socket, quiet);
+      if (state.upgraded) this.goAway(socket, state, quiet);
       else if (this.isHttp && state.active === 0) this.scheduleIdleClose(socket, state);
     }
     this.h2?.drain(quiet, options.idleCloseMs, options.callGraceMs);
@@ -115,7 +117,7 @@ export class HttpDrain {
   }
 
   private track(socket: Socket): void {
-    const state: ConnectionState = { active: 0, idleTimer: undefined, upgraded: false, last: false };
+    const state: ConnectionState = { active: 0, idleTimer: undefined, upgraded: false, last: false, goingAway: undefined };
     this.connections.set(socket, state);
     if (this.isHttp) {
       // Node closes a `Connection: close` response's socket with destroySoon();
@@ -139,7 +141,14 @@ export class HttpDrain {
         const req = args[0] as http.IncomingMessage;
         const res = args[1] as http.ServerResponse;
         if (!self.beginRequest(req, res)) return true;
-      } else if (event === 'upgrade') self.upgraded(args[1] as Socket);
+      } else if (event === 'upgrade') {
+        const socket = args[1] as Socket;
+        const state = self.upgraded(socket);
+        const handled = (emit as (...a: unknown[]) => boolean).call(this, event, ...args);
+        // Upgraded during a drain (handed over under --sticky, or idle before its idle close): the app's handler has now run.
+        if (state && self.quiet) self.goAway(socket, state, self.quiet);
+        return handled;
+      }
       return (emit as (...a: unknown[]) => boolean).call(this, event, ...args);
     } as Server['emit'];
   }
@@ -180,13 +189,37 @@ export class HttpDrain {
     return true;
   }
 
-  private upgraded(socket: Socket): void {
+  private upgraded(socket: Socket): ConnectionState | undefined {
     const state = this.connections.get(socket);
-    if (!state) return;
+    if (!state) return undefined;
     state.upgraded = true;
     clearTimeout(state.idleTimer);
     state.idleTimer = undefined;
-    if (this.quiet) goAway(socket, this.quiet);
+    return state;
+  }
+
+  /**
+   * An upgraded connection of a draining worker: its WebSocket goes away
+   * (websocket-drain.ts). An app may make it a WebSocket in a later turn (ws's
+   * handleUpgrade after an asynchronous check): then it is told once ws
+   * starts reading the socket, after the app's 'connection' handler.
+   */
+  private goAway(socket: Socket, state: ConnectionState, quiet: QuietWatch): void {
+    if (state.goingAway) return;
+    if (goAway(socket, quiet)) {
+      state.goingAway = 'told';
+      return;
+    }
+    state.goingAway = 'waiting';
+    const reading = (event: string | symbol) => {
+      if (event !== 'data') return;
+      socket.off('newListener', reading);
+      queueMicrotask(() => {
+        state.goingAway = undefined;
+        if (!socket.destroyed) this.goAway(socket, state, quiet);
+      });
+    };
+    socket.on('newListener', reading);
   }
 
   /** A response of a draining worker (its connection's last since stopAccepting): an event stream ends after an event. */

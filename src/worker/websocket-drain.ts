@@ -23,10 +23,11 @@ function webSocketOf(socket: Socket): WebSocketLike | undefined {
  * "going away" follows what the app queued, and the closing handshake ends
  * it. An upgraded protocol graft does not speak is left to the app's drain
  * hook (its SIGTERM handler, ctx.signal) and, at the end, the drain timeout.
+ * Returns false when the socket carries no open WebSocket (yet).
  */
-export function goAway(socket: Socket, quiet: QuietWatch): void {
+export function goAway(socket: Socket, quiet: QuietWatch): boolean {
   const ws = webSocketOf(socket);
-  if (!ws || ws.readyState !== 1) return;
+  if (!ws || ws.readyState !== 1) return false;
   socket.pause();
   quiet.watch({
     written: () => socket.bytesWritten,
@@ -43,4 +44,5 @@ export function goAway(socket: Socket, quiet: QuietWatch): void {
       socket.resume();
     },
   });
+  return true;
 }

@@ -579,26 +579,28 @@ describe('the HTTP drain', { timeout: 20_000 }, () => {
     await drained;
   });
 
-  test('a WebSocket upgrade on a connection waiting for its idle close cancels that close', async (t) => {
-    const s = await served(t);
-    const wss = new WebSocketServer({ server: s.server });
-    wss.on('connection', (ws) => ws.on('message', (m) => ws.send(m)));
-    s.drain.drain(options).catch(() => {});
-    const front = await readingFront(t, s.server);
-    const ws = new WebSocket(`ws://127.0.0.1:${front.port}/`);
-    try {
-      const socket = await front.handedOver;
-      const endedOnceIdle = endedAfterIdleTime(() => socket);
-      await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
-      assert.equal(await endedOnceIdle, false);
-      const echoed = new Promise<string>((resolve) => ws.once('message', (m) => resolve(String(m))));
-      ws.send('still here');
-      assert.equal(await echoed, 'still here');
-    } finally {
-      ws.terminate();
-      wss.close();
-    }
-  });
+  for (const when of ['in the upgrade handler', 'in a later turn (an asynchronous check first)'] as const) {
+    test(`a WebSocket upgraded during a drain, ${when}, goes away with 1001 (not cut at the idle close) and the drain ends`, async (t) => {
+      const s = await served(t);
+      const wss = new WebSocketServer(when === 'in the upgrade handler' ? { server: s.server } : { noServer: true });
+      if (when !== 'in the upgrade handler') {
+        s.server.on('upgrade', (req, socket, head) => setTimeout(() => wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req)), 20));
+      }
+      wss.on('connection', (ws) => ws.on('message', (m) => ws.send(m)));
+      const drained = s.drain.drain(options);
+      const front = await readingFront(t, s.server);
+      const ws = new WebSocket(`ws://127.0.0.1:${front.port}/`);
+      try {
+        const closed = new Promise<number>((resolve) => ws.once('close', resolve));
+        await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
+        assert.equal(await closed, 1001);
+        await drained;
+      } finally {
+        ws.terminate();
+        wss.close();
+      }
+    });
+  }
   test('two pipelined responses whose headers were out before the drain: the connection is closed once idle after the second ends, not the first', async (t) => {
     const s = await served(t);
     const socket = s.nextConnection();
