@@ -28,6 +28,8 @@ interface ConnectionState {
   upgraded: boolean;
   /** A response on it was marked its last (`Connection: close`): a request pipelined behind it is not the app's. */
   last: boolean;
+  /** The response to the latest request the app took on it, while in flight (pipelined ones are answered in order). */
+  newest: http.ServerResponse | undefined;
   /** Told to go away (its WebSocket's 1001), or waiting for the app to make it a WebSocket first. */
   goingAway: 'told' | 'waiting' | undefined;
 }
@@ -44,7 +46,8 @@ export class HttpDrain {
   /** The sessions and streams of an HTTP/2 server (a gRPC server's too). */
   private readonly h2: Http2Leases | undefined;
   private readonly connections = new Map<Socket, ConnectionState>();
-  private readonly responses = new Set<http.ServerResponse>();
+  /** The responses in flight, with their connection's state (none for a connection opened before graft tracked the server). */
+  private readonly responses = new Map<http.ServerResponse, ConnectionState | undefined>();
   private servedCount = 0;
   private serverErrorCount = 0;
   private draining: DrainOptions | undefined;
@@ -85,11 +88,14 @@ export class HttpDrain {
    * are left alone. From here on every response is its connection's last
    * (`Connection: close`, for those whose headers are not out yet), so
    * keep-alive clients move to the new generation while the app's own
-   * shutdown runs, before the drain proper.
+   * shutdown runs, before the drain proper. Of requests pipelined on one
+   * connection and all taken by the app, the latest one's response is the
+   * last: marking an earlier one would close the connection before the
+   * others' answers, and their clients would send again what already ran.
    */
   stopAccepting(): void {
     this.closing = true;
-    for (const res of this.responses) this.closeAfter(res);
+    for (const [res, state] of this.responses) if (!state || state.newest === res) this.closeAfter(res, state);
     // From here on the app's own server.close() (its SIGTERM handler, run right after this: Next.js's,
     // say) must not destroy idle keep-alive connections at once, racing the client's next request: graft closes them safely.
     if (this.isHttp) (this.server as http.Server).closeIdleConnections = () => {};
@@ -104,7 +110,7 @@ export class HttpDrain {
     this.lingerMs = options.lingerMs;
     const quiet = (this.quiet = new QuietWatch(options.idleCloseMs));
     this.stopAccepting();
-    for (const res of this.responses) this.retireResponse(res, quiet);
+    for (const res of this.responses.keys()) this.retireResponse(res, quiet);
     for (const [socket, state] of this.connections) {
       if (state.upgraded) this.goAway(socket, state, quiet);
       else if (this.isHttp && state.active === 0) this.scheduleIdleClose(socket, state);
@@ -117,7 +123,7 @@ export class HttpDrain {
   }
 
   private track(socket: Socket): void {
-    const state: ConnectionState = { active: 0, idleTimer: undefined, upgraded: false, last: false, goingAway: undefined };
+    const state: ConnectionState = { active: 0, idleTimer: undefined, upgraded: false, last: false, newest: undefined, goingAway: undefined };
     this.connections.set(socket, state);
     if (this.isHttp) {
       // Node closes a `Connection: close` response's socket with destroySoon();
@@ -171,11 +177,12 @@ export class HttpDrain {
     }
     if (state) {
       state.active++;
+      state.newest = res;
       clearTimeout(state.idleTimer);
       state.idleTimer = undefined;
     }
-    this.responses.add(res);
-    if (this.closing) this.closeAfter(res);
+    this.responses.set(res, state);
+    if (this.closing) this.closeAfter(res, state);
     if (this.quiet) this.retireResponse(res, this.quiet);
     res.once('close', () => {
       this.responses.delete(res);
@@ -183,6 +190,7 @@ export class HttpDrain {
       if (res.statusCode >= 500) this.serverErrorCount++;
       if (state) {
         state.active--;
+        if (state.newest === res) state.newest = undefined;
         if (state.active === 0 && !socket.destroyed) this.scheduleIdleClose(socket, state);
       }
     });
@@ -238,11 +246,10 @@ export class HttpDrain {
   }
 
   /** Mark a response as its connection's last, unless its headers are already out. */
-  private closeAfter(res: http.ServerResponse): void {
+  private closeAfter(res: http.ServerResponse, state: ConnectionState | undefined): void {
     if (res.headersSent) return;
     res.shouldKeepAlive = false;
     res.setHeader('Connection', 'close');
-    const state = this.connections.get(res.socket as Socket);
     if (state) state.last = true;
   }
 
