@@ -41,14 +41,23 @@ export class StoreProcess {
     this.child = child;
     onCleanup(() => this.stop());
     for (const stream of [child.stdout!, child.stderr!]) createInterface({ input: stream }).on('line', (line) => this.onLine?.(`${this.name} ${child.pid}`, line));
-    this.exited = new Promise((resolve) => child.once('exit', () => resolve()));
+    // A command that is not there ends with 'error' and no 'exit'.
+    let why = 'exited at start';
+    this.exited = new Promise((resolve) => {
+      child.once('exit', () => resolve());
+      child.once('error', (err) => {
+        why = `could not start: ${err.message} (scripts/test-tools.sh installs what the tests use)`;
+        resolve();
+      });
+    });
     let gone = false;
     void this.exited.then(() => (gone = true));
+    const failed = () => new Error(`${this.name} ${why} (${this.command} ${this.args.join(' ')})`);
     const up = await waitUntil(() => {
-      if (gone) throw new Error(`${this.name} exited at start (${this.command} ${this.args.join(' ')})`);
+      if (gone) throw failed();
       return accepts(this.port);
     }, this.run.startMs ?? 20_000);
-    if (gone) throw new Error(`${this.name} exited at start (${this.command} ${this.args.join(' ')})`);
+    if (gone) throw failed();
     if (!up) throw new Error(`${this.name} did not accept connections on ${this.port} within ${(this.run.startMs ?? 20_000) / 1000} s`);
     return this;
   }

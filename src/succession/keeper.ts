@@ -255,12 +255,15 @@ export class Keeper {
     }
     this.restarts++;
     const delay = restartDelay(this.crashes.length);
-    this.log.warn('the master crashed; starting a new one on its sockets', { code: 'GRAFT_MASTER_RESTARTED', master: dead.pid, exitCode: code, signal, restarts: this.restarts, delayMs: delay, listeners: held.map((h) => h.key) });
+    // Said as it stands now; the standby may still die within the delay (then a new master is started, and logged).
+    const by = this.standby?.child.connected ? `the standby master (${this.standby.pid}) takes over` : 'starting a new one';
+    this.log.warn(`the master crashed; ${by} on its sockets`, { code: 'GRAFT_MASTER_RESTARTED', master: dead.pid, exitCode: code, signal, restarts: this.restarts, delayMs: delay, listeners: held.map((h) => h.key) });
     const order: RecoverOrder = { from: dead.pid, restarts: this.restarts, listeners: held.map((h) => h.key) };
     const start = () => {
       // The standby closes each copy here once it is sent; a new master holds its own as soon as it is spawned.
       const taken = this.stopping ? undefined : this.takeOver(order, held);
       const next = taken ?? (this.stopping ? undefined : this.spawnMaster({ [RECOVER_ENV]: JSON.stringify(order) }, held.map((h) => h.handle.fd)));
+      if (next && !taken) this.log.info('new master started on the kept sockets', { master: next.pid, for: dead.pid });
       if (!taken) for (const h of held) h.handle.close();
       // It gives the keeper new copies once it serves.
       if (!next) {

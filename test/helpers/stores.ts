@@ -1,4 +1,6 @@
 import net from 'node:net';
+import { after } from 'node:test';
+import { cleanup } from '../../bench/lib/cleanup.js';
 import * as stores from '../../bench/lib/stores.js';
 import { tempDir } from './graft.js';
 import { record } from './output.js';
@@ -14,6 +16,9 @@ export const startNats = (auth?: { user: string; pass: string }) => stores.start
 export const startRedis = (auth?: { pass: string }) => stores.startRedis({ onLine: record }, auth);
 export const startEtcd = () => stores.startEtcd({ dir: tempDir('graft-etcd-'), onLine: record });
 export const startRabbit = () => stores.startRabbit({ dir: tempDir('graft-rabbit-'), onLine: record });
+
+// Once a file's tests are over, whatever a failed test left running is stopped: a store left behind would keep the file from ending.
+after(() => cleanup());
 
 /**
  * A TCP relay in front of a store: `cut()` drops every relayed connection and

@@ -11,8 +11,8 @@ describe('live status page', () => {
   test('shows the generation and the workers, and follows a reload, config applies and a master upgrade without being reloaded', async () => {
     const port = await freePort();
     const base = `http://127.0.0.1:${port}/`;
-    const g = await startGraft(fixture('metrics-app.ts'), { workers: 2, args: ['--dashboard', String(port), '--name', 'checkout'] });
     const browser = await openBrowser();
+    const g = await startGraft(fixture('metrics-app.ts'), { workers: 2, args: ['--dashboard', String(port), '--name', 'checkout'] });
     let successor: number | undefined;
     try {
       await g.waitRunning();

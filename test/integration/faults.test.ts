@@ -61,7 +61,8 @@ describe('a master crash is a restart, not an outage', () => {
       assert.equal(after.master.masterGeneration, before.master.masterGeneration + 1);
       const shown = JSON.parse((await g.cli('config', 'show', 'greeting', '--json')).stdout) as { value: unknown };
       assert.equal(shown.value, 'hi', 'the config apply --set override survived');
-      assert.ok(g.logs.some((l) => l.role === 'keeper' && l.code === 'GRAFT_MASTER_RESTARTED' && l.master === value.dead));
+      const said = g.logs.find((l) => l.role === 'keeper' && l.code === 'GRAFT_MASTER_RESTARTED' && l.master === value.dead);
+      assert.equal(said?.msg, `the master crashed; the standby master (${value.next}) takes over on its sockets`);
       // The new master is the standby the keeper had started, loaded, before the crash; a new standby replaces it.
       const standbys = g.logs.filter((l) => l.role === 'keeper' && l.msg === 'standby master started').map((l) => l.standby as number);
       assert.equal(standbys[1], value.next, 'the standby that replaced the killed one took over');
@@ -91,6 +92,8 @@ describe('a master crash is a restart, not an outage', () => {
       const restarted = g.logs.find((l) => l.msg === 'master restarted after a crash: carrying on' && l.pid === first.next);
       assert.match(String(restarted?.cleanStart), /corrupt/);
       assert.equal((await fetch(g.url)).status, 200, 'it serves');
+      assert.equal(g.logs.find((l) => l.code === 'GRAFT_MASTER_RESTARTED' && l.master === first.dead)?.msg, 'the master crashed; starting a new one on its sockets');
+      assert.ok(g.logs.some((l) => l.msg === 'new master started on the kept sockets' && l.master === first.next && l.for === first.dead));
       // Five restarts within a minute; the sixth crash ends the service with one error line.
       for (let i = 2; i <= 5; i++) await crash(g);
       const last = (await g.status()).master.pid;
