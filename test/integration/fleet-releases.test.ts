@@ -235,6 +235,12 @@ else start();
           `${h.id} connected to the restarted server`,
         );
       }
+      // And each has written its state again (h1 now ready on r1): the rollout reads readiness from there.
+      await waitFor(
+        async () => (JSON.parse((await graftCli(['fleet', 'status', '--fleet', url, '--name', service, '--json'])).stdout || '{}') as { ready?: number }).ready === 3,
+        30_000,
+        'every host ready in the fleet registry',
+      );
       const again = await graftCli(['fleet', 'deploy', r1, '--fleet', url, '--name', service, '--bus-key', keyFile]);
       assert.equal(again.code, 0, again.stderr + again.stdout);
       assert.deepEqual(await Promise.all(hosts.map(async (h) => (await getFresh(h.g.url)).body)), ['r1', 'r1', 'r1']);

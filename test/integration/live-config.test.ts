@@ -130,14 +130,16 @@ describe('live configuration under load and at scale', () => {
         writeFileSync(file, `greeting: w${i}\n`);
         if (i % 10 === 0) await new Promise((r) => setImmediate(r));
       }
-      const status = await waitFor(async () => {
+      // A worker answers with the last write; then the status (read after it) shows that version live on every worker.
+      const version = await waitFor(async () => {
+        const body = JSON.parse(await get(`${g.url}/config`)) as { version: number; greeting: string };
+        if (body.greeting !== 'w500') return undefined;
         const s = await g.status();
-        const live = s.master.config!.version;
-        return s.workers.length === 2 && s.workers.every((w) => w.configVersion === live) && (await get(`${g.url}/config`)).includes('"w500"') ? s : undefined;
+        return s.master.config!.version === body.version && s.workers.length === 2 && s.workers.every((w) => w.configVersion === body.version) ? body.version : undefined;
       }, 15_000, 'every worker on the last version');
       for (let i = 0; i < 10; i++) {
         const body = JSON.parse(await get(`${g.url}/config`)) as { version: number; greeting: string };
-        assert.deepEqual(body, { version: status.master.config!.version, greeting: 'w500', pool: 2 });
+        assert.deepEqual(body, { version, greeting: 'w500', pool: 2 });
       }
     } finally {
       await g.stop();
