@@ -112,7 +112,7 @@ export class HttpDrain {
     this.stopAccepting();
     for (const res of this.responses.keys()) this.retireResponse(res, quiet);
     for (const [socket, state] of this.connections) {
-      if (state.upgraded) this.goAway(socket, state, quiet);
+      if (state.upgraded) this.sendAway(socket, state, quiet);
       else if (this.isHttp && state.active === 0) this.scheduleIdleClose(socket, state);
     }
     this.h2?.drain(quiet, options.idleCloseMs, options.callGraceMs);
@@ -152,7 +152,7 @@ export class HttpDrain {
         const state = self.upgraded(socket);
         const handled = (emit as (...a: unknown[]) => boolean).call(this, event, ...args);
         // Upgraded during a drain (handed over under --sticky, or idle before its idle close): the app's handler has now run.
-        if (state && self.quiet) self.goAway(socket, state, self.quiet);
+        if (state && self.quiet) self.sendAway(socket, state, self.quiet);
         return handled;
       }
       return (emit as (...a: unknown[]) => boolean).call(this, event, ...args);
@@ -212,7 +212,7 @@ export class HttpDrain {
    * handleUpgrade after an asynchronous check): then it is told once ws
    * starts reading the socket, after the app's 'connection' handler.
    */
-  private goAway(socket: Socket, state: ConnectionState, quiet: QuietWatch): void {
+  private sendAway(socket: Socket, state: ConnectionState, quiet: QuietWatch): void {
     if (state.goingAway) return;
     if (goAway(socket, quiet)) {
       state.goingAway = 'told';
@@ -224,7 +224,7 @@ export class HttpDrain {
       socket.off('newListener', reading);
       queueMicrotask(() => {
         state.goingAway = undefined;
-        if (!socket.destroyed) this.goAway(socket, state, quiet);
+        if (!socket.destroyed) this.sendAway(socket, state, quiet);
       });
     };
     socket.on('newListener', reading);
