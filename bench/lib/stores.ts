@@ -53,10 +53,8 @@ export class StoreProcess {
     let gone = false;
     void this.exited.then(() => (gone = true));
     const failed = () => new Error(`${this.name} ${why} (${this.command} ${this.args.join(' ')})`);
-    const up = await waitUntil(() => {
-      if (gone) throw failed();
-      return accepts(this.port);
-    }, this.run.startMs ?? 20_000);
+    // Gone ends the wait at once (a check that throws would only count as "not yet").
+    const up = await waitUntil(async () => gone || (await accepts(this.port)), this.run.startMs ?? 20_000);
     if (gone) throw failed();
     if (!up) throw new Error(`${this.name} did not accept connections on ${this.port} within ${(this.run.startMs ?? 20_000) / 1000} s`);
     return this;

@@ -12,7 +12,11 @@ describe('live status page', () => {
     const port = await freePort();
     const base = `http://127.0.0.1:${port}/`;
     const browser = await openBrowser();
-    const g = await startGraft(fixture('metrics-app.ts'), { workers: 2, args: ['--dashboard', String(port), '--name', 'checkout'] });
+    // Closed whatever happens next: a browser left open would keep the test file from ending.
+    const g = await startGraft(fixture('metrics-app.ts'), { workers: 2, args: ['--dashboard', String(port), '--name', 'checkout'] }).catch(async (err: unknown) => {
+      await browser.close();
+      throw err;
+    });
     let successor: number | undefined;
     try {
       await g.waitRunning();

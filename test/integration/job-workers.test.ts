@@ -17,7 +17,7 @@ describe('job workers: no server, no graft import', () => {
   const redis = new Redis(connection);
   after(() => redis.quit());
 
-  test('a plain BullMQ worker is ready without a server; 1,000 jobs through 5 reloads and a scale-down: none lost, none run twice, none stalled, none taken after its drain began beyond the fetches already on their way', async () => {
+  test('a plain BullMQ worker is ready without a server; 1,000 jobs through 5 reloads and a scale-down: none lost, none run twice, none stalled, after its drain began a worker takes at most one job per concurrency slot (what BullMQ\'s close lets land)', async () => {
     const name = `graft-test-jobs-${process.pid}`;
     const queue = new Queue(name, { connection });
     const events = new QueueEvents(name, { connection });
