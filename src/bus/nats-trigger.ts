@@ -24,6 +24,8 @@ export class NatsTrigger extends LinkedTrigger {
     for (const subject of [subjects.orders(service), subjects.hostOrders(service, host)]) {
       nc.subscribe(subject, { queue, callback: (err, msg) => (err ? this.log.warn('bus subscription failed', { transport: 'nats', subject, error: errorMessage(err) }) : void this.take(nc, msg)) });
     }
+    // The server has the subscriptions before the link says connected: an order sent from then on is heard.
+    await nc.flush();
     void followReconnects(nc, session);
     return {
       closed: nc.closed().then((err) => err || undefined),

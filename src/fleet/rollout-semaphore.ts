@@ -80,6 +80,15 @@ export class RolloutSlots {
     }
   }
 
+  /** Whether a rollout holds one of the slots now: the hosts it is changing are unready for that moment. */
+  async taken(): Promise<boolean> {
+    for (let n = 0; n < this.size; n++) {
+      const entry = await this.kv.get(`${this.service}.slot.${n}`).catch(() => null);
+      if (entry?.operation === 'PUT') return true;
+    }
+    return false;
+  }
+
   /** A slot whose holder is a process of this machine that no longer runs is deleted (only that revision of it). */
   private async freeIfHolderDied(key: string): Promise<boolean> {
     const entry = await this.kv.get(key).catch(() => null);
