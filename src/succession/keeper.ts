@@ -256,8 +256,8 @@ export class Keeper {
     this.restarts++;
     const delay = restartDelay(this.crashes.length);
     // Said as it stands now; the standby may still die within the delay (then a new master is started, and logged).
-    const by = this.standby?.child.connected ? `the standby master (${this.standby.pid}) takes over` : 'starting a new one';
-    this.log.warn(`the master crashed; ${by} on its sockets`, { code: 'GRAFT_MASTER_RESTARTED', master: dead.pid, exitCode: code, signal, restarts: this.restarts, delayMs: delay, listeners: held.map((h) => h.key) });
+    const standby = this.standby?.child.connected ? this.standby.pid : undefined;
+    this.log.warn('the master crashed; restarting it on its sockets', { code: 'GRAFT_MASTER_RESTARTED', master: dead.pid, by: standby ? 'standby' : 'new master', standby, exitCode: code, signal, restarts: this.restarts, delayMs: delay, listeners: held.map((h) => h.key) });
     const order: RecoverOrder = { from: dead.pid, restarts: this.restarts, listeners: held.map((h) => h.key) };
     const start = () => {
       // The standby closes each copy here once it is sent; a new master holds its own as soon as it is spawned.

@@ -62,7 +62,9 @@ describe('a master crash is a restart, not an outage', () => {
       const shown = JSON.parse((await g.cli('config', 'show', 'greeting', '--json')).stdout) as { value: unknown };
       assert.equal(shown.value, 'hi', 'the config apply --set override survived');
       const said = g.logs.find((l) => l.role === 'keeper' && l.code === 'GRAFT_MASTER_RESTARTED' && l.master === value.dead);
-      assert.equal(said?.msg, `the master crashed; the standby master (${value.next}) takes over on its sockets`);
+      assert.equal(said?.msg, 'the master crashed; restarting it on its sockets');
+      assert.equal(said?.by, 'standby');
+      assert.equal(said?.standby, value.next);
       // The new master is the standby the keeper had started, loaded, before the crash; a new standby replaces it.
       const standbys = g.logs.filter((l) => l.role === 'keeper' && l.msg === 'standby master started').map((l) => l.standby as number);
       assert.equal(standbys[1], value.next, 'the standby that replaced the killed one took over');
@@ -92,7 +94,9 @@ describe('a master crash is a restart, not an outage', () => {
       const restarted = g.logs.find((l) => l.msg === 'master restarted after a crash: carrying on' && l.pid === first.next);
       assert.match(String(restarted?.cleanStart), /corrupt/);
       assert.equal((await fetch(g.url)).status, 200, 'it serves');
-      assert.equal(g.logs.find((l) => l.code === 'GRAFT_MASTER_RESTARTED' && l.master === first.dead)?.msg, 'the master crashed; starting a new one on its sockets');
+      const said = g.logs.find((l) => l.code === 'GRAFT_MASTER_RESTARTED' && l.master === first.dead);
+      assert.equal(said?.msg, 'the master crashed; restarting it on its sockets');
+      assert.equal(said?.by, 'new master');
       assert.ok(g.logs.some((l) => l.msg === 'new master started on the kept sockets' && l.master === first.next && l.for === first.dead));
       // Five restarts within a minute; the sixth crash ends the service with one error line.
       for (let i = 2; i <= 5; i++) await crash(g);
