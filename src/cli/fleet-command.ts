@@ -132,20 +132,20 @@ export async function fleetRollout(command: string, action: OrderAction, argv: s
   const store = await FleetStore.open(parseFleetUrl(url));
   try {
     const registry = await store.registry();
-    let hosts = await listHosts(registry, service);
+    const hosts = await listHosts(registry, service);
     const maxUnavailable = parseMaxUnavailable(values['max-unavailable'], hosts.length);
     const slots = new RolloutSlots(await store.slots(), service, maxUnavailable, RolloutSlots.localHolder(), DEFAULT_SLOT_TTL_MS);
-    // Hosts another operator's rollout is changing are unready only for that while: wait for them as for a slot.
-    const waitUntil = Date.now() + slotTimeoutMs;
-    while (hosts.filter((h) => !h.ready).length >= maxUnavailable && Date.now() < waitUntil && (await slots.taken())) {
-      await new Promise((r) => setTimeout(r, 100));
-      hosts = await listHosts(registry, service);
-    }
+    const othersUntil = Date.now() + slotTimeoutMs;
     const report = await rollout(
       hosts,
       { service, order, maxUnavailable, rollback: values['no-rollback'] !== true },
       {
         acquire: () => slots.acquire(slotTimeoutMs),
+        whileOthersRoll: async () => {
+          if (Date.now() >= othersUntil || !(await slots.taken())) return undefined;
+          await new Promise((r) => setTimeout(r, 100));
+          return listHosts(registry, service);
+        },
         send: async (host, o) => {
           const deadline = Date.now() + timeoutMs;
           let handingOver = false;

@@ -23,6 +23,11 @@ export interface RolloutDeps {
   waitReady(host: string, orderId: string): Promise<HostRecord>;
   acquire(): Promise<HeldSlot>;
   progress(event: RolloutEvent): void;
+  /**
+   * While another operator's rollout holds a slot (the hosts it changes are unready for that while): the hosts
+   * again after a moment; undefined when none holds one, or after --slot-timeout.
+   */
+  whileOthersRoll?(): Promise<HostRecord[] | undefined>;
 }
 
 export type RolloutEvent =
@@ -73,7 +78,11 @@ export async function rollout(hosts: HostRecord[], plan: RolloutPlan, deps: Roll
   if (deaf.length > 0) {
     throw new GraftError('GRAFT_FLEET_NO_ORDERS', `${deaf.join(', ')} take${deaf.length === 1 ? 's' : ''} no orders on the fleet's NATS server (started without --bus on it); nothing was changed: restart ${deaf.length === 1 ? 'it' : 'them'} with --bus <the --fleet URL> --bus-key FILE`);
   }
-  const unready = hosts.filter((h) => !h.ready).map((h) => h.host);
+  let unready = hosts.filter((h) => !h.ready).map((h) => h.host);
+  for (let again; plan.maxUnavailable - unready.length < 1 && (again = await deps.whileOthersRoll?.()); ) {
+    hosts = again;
+    unready = hosts.filter((h) => !h.ready).map((h) => h.host);
+  }
   const batchSize = plan.maxUnavailable - unready.length;
   if (batchSize < 1) {
     throw new GraftError('GRAFT_FLEET_BUSY', `${unready.join(', ')} ${unready.length === 1 ? 'is' : 'are'} not ready, which uses up --max-unavailable ${plan.maxUnavailable}; wait for them or raise the limit`);
