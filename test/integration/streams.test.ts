@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http2 from 'node:http2';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import grpc from '@grpc/grpc-js';
 import protoLoader from '@grpc/proto-loader';
@@ -221,7 +224,9 @@ function followCount(client: EchoClient, n: number, intervalMs: number) {
 
 describe('gRPC through reloads (@grpc/grpc-js, no graft import)', () => {
   test(`unary calls back to back and a server stream open at each of ${RELOADS} reloads: no call fails, the open stream completes with OK on its generation, each old generation exits long before the drain timeout`, async (t) => {
-    const g = await startGraft(fixture('grpc-app.mjs'), { workers: 2, args: ['--graceful-timeout', String(GRACEFUL_TIMEOUT_S)] });
+    const gateDir = mkdtempSync(join(tmpdir(), 'graft-grpc-gate-'));
+    const gate = join(gateDir, 'open');
+    const g = await startGraft(fixture('grpc-app.mjs'), { workers: 2, env: { GRPC_STREAM_GATE: gate }, args: ['--graceful-timeout', String(GRACEFUL_TIMEOUT_S)] });
     const client = echoClient(g.port);
     const generations = new GenerationWatch();
     const failures: string[] = [];
@@ -247,12 +252,14 @@ describe('gRPC through reloads (@grpc/grpc-js, no graft import)', () => {
       });
       await generations.reached(generation, 'a unary reply');
       for (let i = 0; i < RELOADS; i++) {
-        // 30 replies 200 ms apart: still streaming when the reload is done and the drain begins.
-        const stream = followCount(client, 30, 200);
+        // 30 replies 100 ms apart, the last held back until the gate opens: still streaming when the drain begins.
+        rmSync(gate, { force: true });
+        const stream = followCount(client, 30, 100);
         await within(stream.first, 'the stream to start', 10_000);
         const r = await g.cli('reload');
         assert.equal(r.code, 0, r.stderr);
         assert.ok(stream.replies.length < 30, 'the stream was still open when the old generation began to drain');
+        writeFileSync(gate, '');
         const old = generation++;
         await generations.reached(generation, 'a unary reply');
         const end = await within(stream.ended, 'the open stream to end', EXIT_BOUND_MS);
@@ -276,6 +283,7 @@ describe('gRPC through reloads (@grpc/grpc-js, no graft import)', () => {
       running = false;
       client.close();
       await g.stop();
+      rmSync(gateDir, { recursive: true, force: true });
     }
   });
 });
