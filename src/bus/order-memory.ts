@@ -1,4 +1,5 @@
-import { closeSync, openSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { tryLock } from '../core/lock-file.js';
 import { replacePrivateFile } from '../core/private-file.js';
 
 /**
@@ -68,24 +69,20 @@ export class OrderMemory {
     });
   }
 
-  /** The lock file, taken with O_EXCL; one older than 2 s belongs to a master that died holding it. Never waits more than 1 s. */
+  /** The lock file (tryLock: one whose master died holding it, or older than 2 s, is taken over). Never waits more than 1 s. */
   private lock(): () => void {
     if (!this.file) return () => {};
     const lock = `${this.file}.lock`;
     const pause = new Int32Array(new SharedArrayBuffer(4));
     const deadline = Date.now() + 1000;
     for (;;) {
+      let release: (() => void) | undefined;
       try {
-        closeSync(openSync(lock, 'wx', 0o600));
-        return () => rmSync(lock, { force: true });
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') return () => {}; // a read-only or full disk: go on without
-      }
-      try {
-        if (Date.now() - statSync(lock).mtimeMs > 2000) rmSync(lock, { force: true });
+        release = tryLock(lock, 2000);
       } catch {
-        // released meanwhile
+        return () => {}; // a read-only or full disk: go on without
       }
+      if (release) return release;
       if (Date.now() > deadline) return () => {};
       Atomics.wait(pause, 0, 0, 5);
     }

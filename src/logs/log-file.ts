@@ -2,6 +2,7 @@ import { fstatSync, statSync } from 'node:fs';
 import { mkdir, open, readdir, rename, type FileHandle } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { errorMessage } from '../core/errors.js';
+import { tryLock } from '../core/lock-file.js';
 
 export interface LogFileOptions {
   /** Rotate once the file reaches this many bytes (--log-max-size). */
@@ -19,6 +20,9 @@ const REOPEN_MS = 5000;
 
 /** How often an idle file is looked for on disk: removed (its directory too), it is made again. */
 const PRESENCE_MS = 1000;
+
+/** A rotation lock older than this was left by a master that died rotating (no rotation takes nearly as long). */
+const ROTATION_STALE_MS = 60_000;
 
 /** Lines are handed to the disk in batches of up to this many characters (and at most a 32nd of the rotation size). */
 const BATCH_MAX = 64 * 1024;
@@ -38,18 +42,20 @@ const QUEUE_MAX = 1024 * 1024;
  * most) instead of one line.
  *
  * Two masters append to the same file during `graft upgrade` (O_APPEND keeps
- * their lines whole), and only the one in control rotates: a successor
- * appends without rotating until it takes control, and a master that handed
- * over stops rotating (`rotating(false)`). So that neither writes on into a
- * file the other renamed away, each looks at the path before each batch and
- * opens it again when it names another file. And the one that rotates counts
- * the file's size on disk, every writer's lines included.
+ * their lines whole), and either rotates the file once its batch finds it
+ * past the size, every writer's lines counted: whichever writes, the file is
+ * rotated (the draining predecessor's workers may write on long after the
+ * successor took control). One rotates at a time, under a lock file beside
+ * the log (`name.log.rotating`); a master that finds it taken leaves the
+ * rotation to its holder, and one that takes it rotates only a file still
+ * past the size, so a file is never renamed over another nor cut twice. So
+ * that neither writes on into a file the other renamed away, each looks at
+ * the path before each batch and opens it again when it names another file.
  */
 export class LogFile {
   private handle: FileHandle | undefined;
   /** The inode the open handle writes to. */
   private ino = 0;
-  private rotates: boolean;
   private brokenUntil = 0;
   private batch = '';
   private flushQueued = false;
@@ -63,9 +69,7 @@ export class LogFile {
   constructor(
     readonly path: string,
     private readonly options: LogFileOptions,
-    rotating: boolean,
   ) {
-    this.rotates = rotating;
     this.batchMax = Math.max(1, Math.min(BATCH_MAX, Math.floor(options.maxBytes / 32)));
     this.pump();
     this.presence = setInterval(() => this.checkPresent(), PRESENCE_MS);
@@ -77,13 +81,22 @@ export class LogFile {
    * by hand, a log shipper that moves it away) would take every later line
    * into a file nobody can open, as an open descriptor keeps writing to it.
    * Before each batch, and once a second while idle: gone, the directory is
-   * made again and a new file opened there, and graft says so once. Only the
-   * master that rotates says so: for the other, a file briefly gone is the
-   * rotating master's rename.
+   * made again and a new file opened there, and graft says so once. A file
+   * briefly gone while the other master rotates (its lock taken) is not
+   * removed.
    */
   private checkPresent(): void {
-    if (this.pumping || !this.handle || !this.rotates || exists(this.path)) return;
+    if (this.pumping || !this.handle || !this.gone()) return;
     this.removed();
+  }
+
+  /** No file at the path, and no rotation under way that would explain it. */
+  private gone(): boolean {
+    return !exists(this.path) && !exists(this.lockPath) && !exists(this.path);
+  }
+
+  private get lockPath(): string {
+    return `${this.path}.rotating`;
   }
 
   private removed(): void {
@@ -113,12 +126,6 @@ export class LogFile {
     this.pump();
   };
 
-  /** Start or stop rotating; the next batch follows the file's path either way. */
-  rotating(on: boolean): void {
-    this.flush();
-    this.rotates = on;
-  }
-
   /** Every line written so far is in the file. */
   async close(): Promise<void> {
     clearInterval(this.presence);
@@ -142,7 +149,7 @@ export class LogFile {
     while (this.pumping) await this.pumping;
   }
 
-  /** Writes the queue, one batch at a time, until it is empty; opens the file first when none is open. */
+  /** Writes the queue, one batch at a time, until it is empty, rotating the file as it passes the size; opens the file first when none is open. */
   private pump(): void {
     if (this.pumping) return;
     this.pumping = (async () => {
@@ -154,7 +161,7 @@ export class LogFile {
           await this.handle!.appendFile(chunk);
           this.queue.shift();
           this.queued -= chunk.length;
-          if (this.rotates && fstatSync(this.handle!.fd).size >= this.options.maxBytes) await this.rotate();
+          if (fstatSync(this.handle!.fd).size >= this.options.maxBytes) await this.rotate();
         }
       } catch (err) {
         this.failed(err);
@@ -169,7 +176,7 @@ export class LogFile {
     if (this.handle) {
       const now = inode(this.path);
       if (now === this.ino) return;
-      if (now === undefined && this.rotates) this.removed();
+      if (now === undefined && this.gone()) this.removed();
       else this.letGo();
     }
     await mkdir(dirname(this.path), { recursive: true, mode: 0o700 });
@@ -178,8 +185,26 @@ export class LogFile {
     this.ino = fstatSync(handle.fd).ino;
   }
 
-  /** name.log.N-2 → name.log.N-1, …, name.log → name.log.1; what was name.log.N-1 is replaced, so dropped. */
+  /**
+   * Under the rotation lock: name.log.N-2 → name.log.N-1, …, name.log →
+   * name.log.1; what was name.log.N-1 is replaced, so dropped. Then a new
+   * name.log, before the lock is let go: the other master never finds the
+   * path empty outside a rotation. With the lock taken, the other master is
+   * rotating this very file.
+   */
   private async rotate(): Promise<void> {
+    const release = tryLock(this.lockPath, ROTATION_STALE_MS);
+    if (!release) return;
+    try {
+      // The other master may have rotated since this one's batch: only a file still past the size goes.
+      if ((sizeOf(this.path) ?? 0) < this.options.maxBytes) return;
+      await this.renameAll();
+    } finally {
+      release();
+    }
+  }
+
+  private async renameAll(): Promise<void> {
     this.letGo();
     const dir = dirname(this.path);
     const name = basename(this.path);
@@ -193,6 +218,7 @@ export class LogFile {
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
       }
     }
+    await this.follow();
   }
 
   /** The file failed (disk full, directory unwritable): the lines queued are lost; the next ones go elsewhere until the file opens again. */
@@ -223,4 +249,12 @@ function inode(path: string): number | undefined {
 
 function exists(path: string): boolean {
   return inode(path) !== undefined;
+}
+
+function sizeOf(path: string): number | undefined {
+  try {
+    return statSync(path).size;
+  } catch {
+    return undefined;
+  }
 }

@@ -13,8 +13,15 @@ export interface WorkerTags {
   pid: number;
 }
 
-/** How long a stop waits for the last lines of workers whose pipes are still open (a grandchild may hold them). */
+/**
+ * How long a stop waits, with no line coming, for the pipes of workers that
+ * have exited to end (a grandchild may hold them open): time while the pipes
+ * are held back for a slow disk does not count.
+ */
 const FLUSH_WAIT_MS = 1000;
+
+/** However lines keep coming (a grandchild that goes on printing), a stop waits no longer than this for them. */
+const FLUSH_MAX_MS = 10_000;
 
 /**
  * The master's one place for a service's lines: its own log records and every
@@ -38,17 +45,15 @@ export class ServiceLog {
   private readonly open = new Set<Promise<void>>();
   private readonly sources = new Set<Readable>();
   private paused = false;
+  /** When a worker's line last came in. */
+  private lastData = 0;
   private readonly errPretty = prettyFor(process.stderr);
   private readonly outPretty = prettyFor(process.stdout);
 
-  constructor(
-    readonly target: LogTarget,
-    /** A successor master appends without rotating until it is in control. */
-    options: { rotating: boolean },
-  ) {
+  constructor(readonly target: LogTarget) {
     this.file =
       target.kind === 'file'
-        ? new LogFile(target.file, { maxBytes: target.maxBytes, maxFiles: target.maxFiles, onError: (m) => this.fileFailed(m), onRemoved: (m) => this.fileRemoved(m) }, options.rotating)
+        ? new LogFile(target.file, { maxBytes: target.maxBytes, maxFiles: target.maxFiles, onError: (m) => this.fileFailed(m), onRemoved: (m) => this.fileRemoved(m) })
         : undefined;
   }
 
@@ -83,19 +88,34 @@ export class ServiceLog {
       });
       this.open.add(ended);
       void ended.then(() => this.open.delete(ended));
-      source.on('data', (chunk: Buffer) => splitter.push(chunk));
+      source.on('data', (chunk: Buffer) => {
+        this.lastData = Date.now();
+        splitter.push(chunk);
+      });
     }
   }
 
-  rotating(on: boolean): void {
-    this.file?.rotating(on);
-  }
-
-  /** Resolves once every worker's pipes have ended (their last lines written), or after a moment: a grandchild may hold a pipe open. */
+  /**
+   * Resolves once every worker's pipes have ended (their last lines written),
+   * or once no line has come for a moment while none is held back: a
+   * grandchild may hold a pipe open. Lines held back while the disk catches
+   * up are still to come, not late: a stop that gave up on them then lost the
+   * end of what the last workers printed.
+   */
   async settled(): Promise<void> {
     if (this.open.size === 0) return;
+    const start = Date.now();
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([Promise.all(this.open), new Promise<void>((resolve) => (timer = setTimeout(resolve, FLUSH_WAIT_MS)))]);
+    const quiet = new Promise<void>((resolve) => {
+      const check = () => {
+        const now = Date.now();
+        const idle = now - Math.max(start, this.lastData);
+        if (now - start >= FLUSH_MAX_MS || (!this.paused && idle >= FLUSH_WAIT_MS)) resolve();
+        else timer = setTimeout(check, this.paused ? 50 : FLUSH_WAIT_MS - idle);
+      };
+      check();
+    });
+    await Promise.race([Promise.all(this.open), quiet]);
     clearTimeout(timer);
   }
 

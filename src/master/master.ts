@@ -130,8 +130,7 @@ export class Master {
       port: this.pool?.currentPort ?? options.port,
       logs: options.logs,
     }));
-    // Rotation waits until this master holds its files: a successor shares the log file with its predecessor until then.
-    this.output = new ServiceLog(options.logs, { rotating: false });
+    this.output = new ServiceLog(options.logs);
     this.http = new MasterHttp({
       service: options.service,
       metrics: options.metrics,
@@ -296,12 +295,10 @@ export class Master {
         handover: async () => ({ listeners: this.listeners.list(), state: await this.carriedState() }),
         transferControl: async (successor) => {
           this.files.handOff();
-          this.output.rotating(false); // the successor rotates the log file from now on
           try {
             await successor.handOver();
           } catch (err) {
             await this.files.takeBack(successor.pid);
-            this.output.rotating(true);
             throw err;
           }
           // The successor is in control: this master ends by handing over (unless a stop came first).
@@ -320,7 +317,6 @@ export class Master {
     );
     if (!upgrade) {
       await this.files.take(recovery?.order.from);
-      this.output.rotating(true);
     }
     // Before any worker starts: a metrics or status port that is taken fails the start with one line.
     await this.http.open(this.listeners, inherited?.metrics);
@@ -343,7 +339,6 @@ export class Master {
       await Promise.race([awaitHandover(), this.exit.promise]);
       if (this.ending) return;
       await this.files.take(upgrade.from);
-      this.output.rotating(true);
       reportInControl();
       const closed = this.listeners.closeUnclaimed();
       this.log.info('upgrade: in control', { from: upgrade.from, generation: pool.generation, configVersion: coordinator.current.version, closedListeners: closed });

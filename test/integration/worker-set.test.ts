@@ -38,7 +38,7 @@ test('a worker replaced in a set built for a config change starts on that change
       tsx: false,
       builds: undefined,
       config: () => live,
-      output: new ServiceLog({ kind: 'stdio' }, { rotating: false }),
+      output: new ServiceLog({ kind: 'stdio' }),
       policy: DEFAULT_POLICY,
       onWorkerLost: (l) => lost.resolve(l),
       onWorkerOverMemory: async () => {},

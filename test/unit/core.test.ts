@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { createServer } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -10,6 +11,7 @@ import { deferred } from '../../src/core/deferred.js';
 import { GraftError } from '../../src/core/errors.js';
 import { Generation } from '../../src/core/generation.js';
 import { LeaseCounter } from '../../src/core/lease.js';
+import { tryLock } from '../../src/core/lock-file.js';
 import type { Fields, Logger } from '../../src/core/log.js';
 import { replacePrivateFile } from '../../src/core/private-file.js';
 import { slotEventLogger } from '../../src/core/slot-log.js';
@@ -158,6 +160,43 @@ describe('private files', () => {
         () => replacePrivateFile(join(dir, 'missing', 'f'), 'text'),
         (err: NodeJS.ErrnoException) => err.code === 'ENOENT' && err.syscall === 'open',
       );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('lock files', () => {
+  test('one holder at a time, with its pid in the file; a lock its dead holder left, or one older than the stale age, is taken over', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'graft-lock-'));
+    try {
+      const lock = join(dir, 'x.lock');
+      const release = tryLock(lock, 60_000);
+      assert.ok(release);
+      assert.equal(readFileSync(lock, 'utf8'), String(process.pid));
+      assert.equal(statSync(lock).mode & 0o777, 0o600);
+      assert.equal(tryLock(lock, 60_000), undefined, 'held by a live process: not taken');
+      release();
+      assert.deepEqual(readdirSync(dir), [], 'let go: the file is gone');
+      // Left by a process that is gone.
+      const dead = spawnSync(process.execPath, ['-e', '']).pid;
+      writeFileSync(lock, String(dead));
+      const again = tryLock(lock, 60_000);
+      assert.ok(again, 'a dead holder\'s lock is taken over');
+      assert.equal(readFileSync(lock, 'utf8'), String(process.pid));
+      again();
+      // A pid given to another live process since, or a taker that died before writing its pid: the age decides.
+      for (const text of [String(process.ppid), '']) {
+        writeFileSync(lock, text);
+        assert.equal(tryLock(lock, 60_000), undefined, `"${text}", fresh: held`);
+        const old = new Date(Date.now() - 120_000);
+        utimesSync(lock, old, old);
+        const taken = tryLock(lock, 60_000);
+        assert.ok(taken, `"${text}", older than the stale age: taken over`);
+        taken();
+      }
+      // A failure other than the lock being held is thrown.
+      assert.throws(() => tryLock(join(dir, 'missing', 'x.lock'), 60_000), /ENOENT/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -1,11 +1,15 @@
 import assert from 'node:assert/strict';
-import { renameSync, writeFileSync, appendFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { appendFileSync, createReadStream, existsSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
 import { describe, test } from 'node:test';
 import { bytes } from '../../src/cli/args.js';
 import { formatRecord } from '../../src/core/log.js';
 import { LineSplitter, type Line } from '../../src/logs/line-splitter.js';
 import { checkLogDir, defaultLogDir } from '../../src/logs/log-dir.js';
+import { LogFile } from '../../src/logs/log-file.js';
+import { ServiceLog } from '../../src/logs/service-log.js';
 import { follow, lastLines } from '../../src/logs/log-tail.js';
 import { jsonObject, LineTagger, type LineTags } from '../../src/logs/tagged-line.js';
 import { tempDir } from '../helpers/output.js';
@@ -181,6 +185,99 @@ describe('log files', () => {
     stop.abort();
     await done;
     assert.deepEqual(seen, ['half done', 'next', 'a', 'b', 'c']);
+  });
+});
+
+describe('two masters on one log file (graft upgrade)', () => {
+  test('while one master renames the files, the other finds the rotation lock taken and leaves the file to it: no file renamed over another, no line lost', async () => {
+    const dir = tempDir();
+    const path = join(dir, 'api.log');
+    // A long chain of rotated files: a rotation is many renames, one after another.
+    const kept = 300;
+    for (let i = 1; i <= kept; i++) writeFileSync(`${path}.${i}`, `kept-${i}\n`);
+    const said: string[] = [];
+    const options = { maxBytes: 1024, maxFiles: 1000, onError: (m: string) => said.push(m), onRemoved: (m: string) => said.push(m) };
+    const one = new LogFile(path, options);
+    const other = new LogFile(path, options);
+    try {
+      one.write(`one-${'x'.repeat(2000)}\n`);
+      // The first master's rotation has begun (its first rename is the oldest file's)...
+      while (!existsSync(`${path}.${kept + 1}`)) await new Promise((r) => setImmediate(r));
+      assert.ok(existsSync(`${path}.rotating`) && existsSync(path), 'the rotation was still under way');
+      // ...when the other's batch too finds the file past the size.
+      other.write(`other-${'y'.repeat(2000)}\n`);
+      await other.drained();
+      await one.drained();
+      one.write('one-after\n');
+      other.write('other-after\n');
+      await one.drained();
+      await other.drained();
+    } finally {
+      await one.close();
+      await other.close();
+    }
+    assert.deepEqual(said, [], 'no file failed or seemed removed');
+    const names = readdirSync(dir);
+    assert.ok(!names.includes('api.log.rotating'), 'the lock was let go');
+    const text = names.map((f) => readFileSync(join(dir, f), 'utf8')).join('');
+    const lines = text.split('\n').filter(Boolean).map((l) => l.replace(/-[xy]+$/, ''));
+    const expected = [...Array.from({ length: kept }, (_, i) => `kept-${i + 1}`), 'one', 'other', 'one-after', 'other-after'];
+    assert.deepEqual(lines.sort(), expected.sort(), 'every line in exactly one file');
+    const indexes = names.filter((n) => n !== 'api.log').map((n) => Number(n.slice('api.log.'.length))).sort((a, b) => a - b);
+    assert.deepEqual(indexes, Array.from({ length: indexes.length }, (_, i) => i + 1), 'the rotated files are numbered without a gap');
+    assert.equal(readFileSync(`${path}.${kept + 1}`, 'utf8'), 'kept-300\n', 'rotated once: every kept file moved up by one');
+  });
+
+  test('a master rotates the file its own batch fills past the size, whichever master it is', async () => {
+    const dir = tempDir();
+    const path = join(dir, 'api.log');
+    const said: string[] = [];
+    const options = { maxBytes: 1024, maxFiles: 10, onError: (m: string) => said.push(m), onRemoved: (m: string) => said.push(m) };
+    const idle = new LogFile(path, options);
+    const writer = new LogFile(path, options);
+    try {
+      writer.write(`first-${'x'.repeat(2000)}\n`);
+      await writer.drained();
+      writer.write('second\n');
+      await writer.drained();
+    } finally {
+      await idle.close();
+      await writer.close();
+    }
+    assert.deepEqual(said, []);
+    assert.match(readFileSync(`${path}.1`, 'utf8'), /^first-x+\n$/);
+    assert.equal(readFileSync(path, 'utf8'), 'second\n');
+  });
+});
+
+describe("a stop and the workers' last lines", () => {
+  test('lines held back while a slow disk catches up are waited for, however long it takes: none lost', async () => {
+    const dir = tempDir();
+    // The log "file" is a FIFO the test reads: the disk is exactly as slow as the test makes it.
+    const path = join(dir, 'slow.log');
+    execFileSync('mkfifo', [path]);
+    const reader = createReadStream(path);
+    reader.pause();
+    const got: Buffer[] = [];
+    reader.on('data', (c) => got.push(Buffer.from(c)));
+    const readerDone = new Promise<void>((r) => reader.on('end', () => r()));
+    const log = new ServiceLog({ kind: 'file', file: path, maxBytes: 2 ** 30, maxFiles: 2 });
+    const source = new PassThrough();
+    log.attach({ generation: 1, index: 0, pid: 4242 }, source, undefined);
+    // 3 MB from a worker that then exits: more than may wait in memory, so its pipe is held back.
+    const count = 20_000;
+    for (let i = 0; i < count; i++) source.write(`line ${i} ${'x'.repeat(140)}\n`);
+    source.end();
+    while (!source.isPaused()) await new Promise((r) => setImmediate(r));
+    const closed = log.close();
+    // The disk stalls for longer than a stop waits for a quiet pipe, then catches up.
+    await new Promise((r) => setTimeout(r, 1500));
+    reader.resume();
+    await closed;
+    await readerDone;
+    const lines = Buffer.concat(got).toString('utf8').split('\n').filter(Boolean);
+    assert.equal(lines.length, count, 'every line reached the file');
+    assert.equal((JSON.parse(lines.at(-1)!) as { msg: string }).msg, `line ${count - 1} ${'x'.repeat(140)}`);
   });
 });
 
