@@ -1,6 +1,7 @@
 import { fstatSync, statSync } from 'node:fs';
 import { mkdir, open, readdir, rename, type FileHandle } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import { errorMessage } from '../core/errors.js';
 import { tryLock } from '../core/lock-file.js';
 
@@ -22,7 +23,10 @@ const REOPEN_MS = 5000;
 const PRESENCE_MS = 1000;
 
 /** A rotation lock older than this was left by a master that died rotating (no rotation takes nearly as long). */
-const ROTATION_STALE_MS = 60_000;
+const ROTATION_STALE_MS = 15_000;
+
+/** How often a master whose batch filled the file looks whether the other master's rotation of it is done. */
+const ROTATION_WAIT_MS = 10;
 
 /** Lines are handed to the disk in batches of up to this many characters (and at most a 32nd of the rotation size). */
 const BATCH_MAX = 64 * 1024;
@@ -190,18 +194,28 @@ export class LogFile {
    * name.log.1; what was name.log.N-1 is replaced, so dropped. Then a new
    * name.log, before the lock is let go: the other master never finds the
    * path empty outside a rotation. With the lock taken, the other master is
-   * rotating this very file.
+   * rotating this very file: this one writes on once it is done.
    */
   private async rotate(): Promise<void> {
-    const release = tryLock(this.lockPath, ROTATION_STALE_MS);
-    if (!release) return;
-    try {
-      // The other master may have rotated since this one's batch: only a file still past the size goes.
-      if ((sizeOf(this.path) ?? 0) < this.options.maxBytes) return;
-      await this.renameAll();
-    } finally {
-      release();
+    for (;;) {
+      const release = tryLock(this.lockPath, ROTATION_STALE_MS);
+      if (release) {
+        try {
+          // The other master may have rotated since this one's batch: only a file still past the size goes.
+          if (this.pastSize()) await this.renameAll();
+        } finally {
+          release();
+        }
+        return;
+      }
+      // The other master is renaming this very file: the next batch waits for the new one, or this one would grow on.
+      await delay(ROTATION_WAIT_MS);
+      if (!this.pastSize()) return;
     }
+  }
+
+  private pastSize(): boolean {
+    return (sizeOf(this.path) ?? 0) >= this.options.maxBytes;
   }
 
   private async renameAll(): Promise<void> {
