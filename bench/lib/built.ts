@@ -5,8 +5,9 @@
  * so nothing ever runs stale code.
  */
 import { execFileSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { tryLock } from '../../src/core/lock-file.js';
 import { root } from './paths.js';
 
 /** `node <graftBin> start …`: graft's installed command. */
@@ -42,38 +43,15 @@ export function builtPackage(): void {
   }
 }
 
-/** dist/.build.lock, holding its owner's pid; a lock whose owner died is taken over. Waits synchronously, as builtPackage does. */
+/** dist/.build.lock (tryLock: one whose owner died is taken over). Waits synchronously, as builtPackage does. */
 function buildLock(): () => void {
   const lock = join(root, 'dist/.build.lock');
   mkdirSync(join(root, 'dist'), { recursive: true });
   const pause = new Int32Array(new SharedArrayBuffer(4));
   for (;;) {
-    try {
-      const fd = openSync(lock, 'wx');
-      writeSync(fd, String(process.pid));
-      closeSync(fd);
-      return () => rmSync(lock, { force: true });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    }
-    if (!ownerAlive(lock)) rmSync(lock, { force: true });
-    else Atomics.wait(pause, 0, 0, 200);
-  }
-}
-
-function ownerAlive(lock: string): boolean {
-  let pid: number;
-  try {
-    pid = Number(readFileSync(lock, 'utf8'));
-    // Empty: its owner is writing its pid, or died right after creating it.
-    if (!pid) return Date.now() - statSync(lock).mtimeMs < 10_000;
-  } catch {
-    return true; // gone meanwhile: the next attempt takes it
-  }
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    // Far longer than any build: a live owner is waited for however slow the machine.
+    const release = tryLock(lock, 10 * 60_000);
+    if (release) return release;
+    Atomics.wait(pause, 0, 0, 200);
   }
 }

@@ -73,6 +73,22 @@ async function tailOf(info: LogFileInfo, count: number, live: boolean): Promise<
   }
 }
 
+/**
+ * The files, listed until two listings in a row agree: a listing is a
+ * directory read and a stat per file, and a rotation that renames files
+ * meanwhile can hide one from it (stat'ed before it moved in, or after it
+ * moved on), which a follower would then skip.
+ */
+function steadyFiles(file: string): LogFileInfo[] {
+  let last = logFiles(file);
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const now = logFiles(file);
+    if (now.length === last.length && now.every((f, i) => f.path === last[i]!.path && f.ino === last[i]!.ino)) return now;
+    last = now;
+  }
+  return last;
+}
+
 /** How often the files are looked at when no change event came (fs.watch may miss a rename on some file systems). */
 const POLL_MS = 500;
 
@@ -135,12 +151,12 @@ export async function follow(file: string, position: TailPosition | undefined, p
   const tick = async () => {
     for (let attempt = 0; attempt < 20; attempt++) {
       if (!current) {
-        const next = nextFile(logFiles(file));
+        const next = nextFile(steadyFiles(file));
         if (!next) return;
         if (!(await openFile(next.info, next.offset))) continue; // renamed by a rotation meanwhile
       }
       await drain();
-      const live = logFiles(file).at(-1);
+      const live = steadyFiles(file).at(-1);
       if (live?.path === file && live.ino === current!.ino) {
         if (live.size < current!.offset) current!.offset = 0; // truncated by hand
         return;

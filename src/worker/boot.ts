@@ -39,12 +39,28 @@ export async function boot(initial: Promise<ConfigPayload>): Promise<void> {
   if (process.env[WorkerEnv.metrics]) startMetrics().catch((err: unknown) => log.warn('metrics: prom-client failed to load', { err }));
 }
 
+/**
+ * The entry's default export as its source wrote it. A CommonJS module
+ * compiled from ESM (a .ts entry in a `"type": "commonjs"` package, which
+ * the master bundles to CommonJS, or a tsc build) marks its exports
+ * `__esModule` and keeps `export default` under `default`; import() gives
+ * the whole exports object as the default.
+ */
+function defaultExport(mod: { default?: unknown }): unknown {
+  const value = mod.default;
+  if (typeof value === 'object' && value !== null && (value as { __esModule?: unknown }).__esModule === true && 'default' in value) {
+    return (value as { default: unknown }).default;
+  }
+  return value;
+}
+
 /** The entry as an app: a module that listens itself, or a defineService default export. */
 async function bootService(entry: string, init: ConfigPayload): Promise<void> {
   // A TypeScript entry runs as the master compiled it for this generation.
   const code = process.env[WorkerEnv.code] ?? entry;
   const mod = (await import(pathToFileURL(code).href)) as { default?: unknown };
-  const service = isService(mod.default) ? mod.default : undefined;
+  const exported = defaultExport(mod);
+  const service = isService(exported) ? exported : undefined;
   runtime.service = service;
   if (config.declaredSchema) {
     // Now that the schema is known, the snapshot is validated (defaults applied).

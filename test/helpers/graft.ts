@@ -19,6 +19,23 @@ export const cliPath = join(root, 'src/cli/main.ts');
 export const tsxImport = import.meta.resolve('tsx');
 export const fixture = (name: string) => join(root, 'test/fixtures', name);
 
+/** GRAFT_TEST_SOURCE=1: the tests run graft from its TypeScript source (through tsx) instead of as installed. */
+const fromSource = process.env.GRAFT_TEST_SOURCE === '1';
+let built = false;
+
+/**
+ * The command that runs graft in the tests: as a user installs it, bin/graft.js on the built dist/ (which
+ * builtPackage() first brings up to date with src/, so no test runs stale code), with no tsx in its keeper,
+ * masters, workers and commands: tsx costs each of those processes half a second of CPU, the suite's largest
+ * cost on two cores. GRAFT_TEST_SOURCE=1 runs the source instead, with its stack traces.
+ */
+export function graftCommand(options: { built?: boolean } = {}): string[] {
+  if (fromSource && !options.built) return [process.execPath, '--import', tsxImport, cliPath];
+  if (!built) builtPackage();
+  built = true;
+  return [process.execPath, graftBin];
+}
+
 export interface LogRecord {
   msg: string;
   level: string;
@@ -186,7 +203,7 @@ export interface StartOptions {
   defaultSocket?: boolean;
   /** A command graft start runs under, e.g. `unshare --pid --fork` to make it a PID namespace's init. */
   prefix?: string[];
-  /** Run graft as installed (bin/graft.js, the built dist/, no tsx anywhere) instead of from its source; see builtPackage(). */
+  /** Run graft as installed (bin/graft.js, the built dist/, no tsx anywhere) even under GRAFT_TEST_SOURCE=1; see graftCommand(). */
   built?: boolean;
   /** The command that runs graft, e.g. `npx --no graft` in a project that installed it (instead of this repository's graft). */
   command?: string[];
@@ -201,7 +218,7 @@ export function startGraft(entry: string, options: StartOptions = {}): Promise<G
     // Where the tests release the requests an app holds (test/fixtures/held.ts).
     const heldDir = join(sockDir, 'held');
     mkdirSync(heldDir);
-    const graft = options.command ?? [process.execPath, ...(options.built ? [graftBin] : ['--import', tsxImport, cliPath])];
+    const graft = options.command ?? graftCommand(options);
     const command = [...graft, 'start', entry, ...(options.workers === 0 ? [] : ['-w', String(options.workers ?? 2)]), '-p', String(port), ...(options.defaultSocket ? [] : ['--socket', socket]), ...(options.args ?? [])];
     const [file, ...args] = [...(options.prefix ?? []), ...command];
     const child = spawn(
@@ -282,10 +299,10 @@ export function oneLineError(r: CliResult, code: string, pattern?: RegExp, optio
  */
 const cliRuntimeDir = tempDir('graft-rt-');
 
-/** A graft command run to its end; `command` runs another graft than this repository's source (see StartOptions). */
+/** A graft command run to its end; `command` runs another graft than this repository's (see StartOptions). */
 export function graftCli(args: string[], options: { cwd?: string; env?: Record<string, string>; uid?: number; command?: string[] } = {}): Promise<CliResult> {
   return new Promise((resolve) => {
-    const [file, ...graft] = options.command ?? [process.execPath, '--import', tsxImport, cliPath];
+    const [file, ...graft] = options.command ?? graftCommand();
     const child = spawn(file!, [...graft, ...args], {
       cwd: options.cwd ?? root,
       env: { ...process.env, GRAFT_LOG_FORMAT: 'json', GRAFT_RUNTIME_DIR: cliRuntimeDir, ...options.env },

@@ -52,4 +52,24 @@ http.createServer((_q, res) => res.end(JSON.stringify({ version: config.version,
       await g.stop();
     }
   });
+
+  test('a .ts entry in a "type": "commonjs" package whose default export is defineService() is started and served by graft', async () => {
+    const dir = commonjsProject();
+    writeFileSync(
+      join(dir, 'service.ts'),
+      `import http from 'node:http';
+import { config, defineService } from 'graftjs';
+export default defineService({
+  start: () => http.createServer((_q, res) => res.end(JSON.stringify({ version: config.version, generation: process.env.GRAFT_GENERATION }))),
+});
+`,
+    );
+    const g = await startGraft(join(dir, 'service.ts'), { workers: 1, cwd: dir, built: true });
+    try {
+      await g.waitRunning();
+      assert.deepEqual(await getJson(g.url), { version: 1, generation: '1' }, 'graft listened on the server start() returned');
+    } finally {
+      await g.stop();
+    }
+  });
 });

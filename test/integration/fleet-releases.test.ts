@@ -13,7 +13,7 @@ import { FleetStore } from '../../src/fleet/fleet-store.js';
 import { parseFleetUrl } from '../../src/net/fleet-url.js';
 import { ReleaseObjects } from '../../src/releases/release-objects.js';
 import { spawn } from 'node:child_process';
-import { cliPath, fixture, graftCli, startGraft, tempDir, tsxImport, waitFor, type GraftProcess } from '../helpers/graft.js';
+import { fixture, graftCli, graftCommand, startGraft, tempDir, waitFor, type GraftProcess } from '../helpers/graft.js';
 import { startNats } from '../helpers/stores.js';
 import { underLoad } from '../helpers/load.js';
 import { record } from '../helpers/output.js';
@@ -201,7 +201,7 @@ if (process.env.HOST_ID === 'h1') void held('boot').then(start);
 else start();
 `,
       );
-      const args = ['--import', tsxImport, cliPath, 'fleet', 'deploy', r1, '--fleet', url, '--name', service, '--bus-key', keyFile, '--timeout', '20'];
+      const args = [...graftCommand().slice(1), 'fleet', 'deploy', r1, '--fleet', url, '--name', service, '--bus-key', keyFile, '--timeout', '20'];
       const cli = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, GRAFT_RUNTIME_DIR: work } });
       let stderr = '';
       let stdout = '';

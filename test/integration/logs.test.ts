@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { logFiles } from '../../src/logs/log-dir.js';
 import { record } from '../helpers/output.js';
-import { cliPath, fixture, graftCli, onlyGeneration, startGraft, tempDir, tsxImport, waitFor, type CliResult, oneLineError } from '../helpers/graft.js';
+import { fixture, graftCli, graftCommand, onlyGeneration, startGraft, tempDir, waitFor, type CliResult, oneLineError } from '../helpers/graft.js';
 
 interface Line {
   msg: string;
@@ -192,7 +192,7 @@ describe('logs', () => {
     const dir = tempDir();
     const g = await startGraft(fixture('talk-app.ts'), { workers: 1, env, args: ['--name', 'tail', '--log-dir', dir, '--log-max-size', '2K', '--log-max-files', '100'] });
     await g.waitRunning();
-    const follower = spawn(process.execPath, ['--import', tsxImport, cliPath, 'logs', 'tail', '--follow', '--lines', '1'], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const follower = spawn(process.execPath, [...graftCommand().slice(1), 'logs', 'tail', '--follow', '--lines', '1'], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     const seen: Line[] = [];
     createInterface({ input: follower.stdout }).on('line', (l) => {
       record('follower', l);
@@ -360,7 +360,7 @@ describe('logs', () => {
   test('a standby master waits without making the log directory or file (made, they would hide one removed under the master in control)', async () => {
     const dir = join(tempDir('graft-standby-'), 'logs');
     // Started the way the keeper starts its standby: the keeper's pid, an IPC channel, GRAFT_STANDBY.
-    const standby = spawn(process.execPath, ['--import', tsxImport, cliPath, 'start', fixture('talk-app.ts'), '--name', 'waits', '--log-dir', dir], {
+    const standby = spawn(process.execPath, [...graftCommand().slice(1), 'start', fixture('talk-app.ts'), '--name', 'waits', '--log-dir', dir], {
       env: { ...process.env, GRAFT_RUNTIME_DIR: tempDir('graft-rt-'), GRAFT_KEEPER: String(process.pid), GRAFT_STANDBY: '1' },
       stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
     });

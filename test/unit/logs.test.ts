@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { appendFileSync, createReadStream, existsSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -282,6 +283,36 @@ describe("a stop and the workers' last lines", () => {
 });
 
 describe('follow under rotation', () => {
+  test("graft's writer in another process rotating often, its renames running while the follower lists the files: every line once, in order", async () => {
+    const dir = tempDir();
+    const file = join(dir, 'api.log');
+    writeFileSync(file, '');
+    const { position } = await lastLines(file, 0);
+    const seen: string[] = [];
+    const stop = new AbortController();
+    const done = follow(file, position, (l) => seen.push(l), stop.signal);
+    // A rotation every 4 or 5 lines, each renaming every file so far (up to a few hundred) one at a time, in a master of its own.
+    const count = 800;
+    const script = `
+      import { LogFile } from ${JSON.stringify(new URL('../../src/logs/log-file.ts', import.meta.url).href)};
+      const writer = new LogFile(${JSON.stringify(file)}, { maxBytes: 64, maxFiles: 1000, onError: (m) => { throw new Error(m); }, onRemoved: (m) => { throw new Error(m); } });
+      for (let i = 0; i < ${count}; i++) {
+        writer.write('line ' + i + '\\n');
+        await new Promise((r) => setImmediate(r));
+      }
+      await writer.close();
+    `;
+    const writer = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), '--input-type=module', '-e', script], { stdio: ['ignore', 'inherit', 'inherit'] });
+    const [code] = (await once(writer, 'exit')) as [number | null];
+    assert.equal(code, 0);
+    await waitUntil(() => seen.includes(`line ${count - 1}`)).catch(() => {});
+    stop.abort();
+    await done;
+    const missing = Array.from({ length: count }, (_, i) => `line ${i}`).filter((l) => !seen.includes(l));
+    assert.deepEqual(missing, [], 'no line skipped');
+    assert.deepEqual(seen, Array.from({ length: count }, (_, i) => `line ${i}`));
+  });
+
   test('a writer rotating the logrotate way (every file renamed) while the follower reads: every line once, in order', async () => {
     const dir = tempDir();
     const file = join(dir, 'api.log');

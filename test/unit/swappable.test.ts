@@ -7,7 +7,7 @@ import { fullGc } from '../../src/swap/leak-watch.js';
 import { swappable, type Swappable } from '../../src/swap/swappable.js';
 import type { LeakReport } from '../../src/swap/leak-watch.js';
 import { deferred } from '../../src/core/deferred.js';
-import { tempDir } from '../helpers/graft.js';
+import { tempDir } from '../helpers/output.js';
 import { within } from '../helpers/within.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
