@@ -7,13 +7,14 @@ import { isService, serverOf } from './service.js';
 import { toRequestListener } from '../swap/handler.js';
 import { Swappable } from '../swap/swappable.js';
 import { serializeBootError } from './boot-error.js';
+import { exitFlushed } from './exit.js';
 import { startHeartbeats } from './heartbeat.js';
 import { startMetrics } from './metrics.js';
 import { config, ctx, entry, log, registry, runtime, send } from './runtime.js';
 
 /** Tell the master why the app could not boot, then exit. */
 export function failBoot(err: unknown): void {
-  send({ graft: 'boot-error', error: serializeBootError(err, entry ?? '') }, () => process.exit(1));
+  send({ graft: 'boot-error', error: serializeBootError(err, entry ?? '') }, () => exitFlushed(1));
   // If the channel is gone the callback may never run.
   setTimeout(() => process.exit(1), 1000).unref();
 }

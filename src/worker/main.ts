@@ -11,6 +11,7 @@ import { watchAppReady } from './app-ready.js';
 import { boot, failBoot } from './boot.js';
 import { abort, abortSwap, answer } from './requests.js';
 import { retire, retireOnSignal, retireWhenOrphaned } from './retire.js';
+import { exitFlushed } from './exit.js';
 import { adoptConnection } from './sticky-connection.js';
 import { log, registry, runtime, send } from './runtime.js';
 
@@ -43,8 +44,8 @@ process.on('message', (message: unknown, handle: unknown) => {
       void retire(message);
       break;
     case 'exit':
-      // Flush what is queued (the answers to late connection handoffs) before exiting.
-      send({ graft: 'bye' }, () => process.exit());
+      // Flush what is queued (the answers to late connection handoffs, the app's last lines) before exiting.
+      send({ graft: 'bye' }, () => exitFlushed());
       break;
     case 'connection':
       adoptConnection(message.key, message.head, handle as Socket | undefined);

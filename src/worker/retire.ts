@@ -2,6 +2,7 @@ import { deferred } from '../core/deferred.js';
 import { WorkerEnv, type MasterMessage } from '../core/ipc.js';
 import { runningLoops } from '../jobs/loop.js';
 import { beginDrain } from './drain-hooks.js';
+import { exitFlushed } from './exit.js';
 import { config, ctx, log, registry, runtime, send } from './runtime.js';
 
 type DrainMessage = Extract<MasterMessage, { graft: 'drain' }>;
@@ -30,7 +31,7 @@ export function retireWhenOrphaned(): void {
     process.stderr.on('error', () => {});
     if (!runtime.ready) process.exit(0);
     setTimeout(() => process.exit(0), drainTimeoutMs()).unref();
-    void retire(ownDrain()).then(() => process.exit(0));
+    void retire(ownDrain()).then(() => exitFlushed(0));
   });
 }
 
@@ -86,7 +87,7 @@ async function drain(message: DrainMessage, how: { signalled?: boolean }): Promi
   // it accepted before our close reached it; node:cluster answers those by
   // passing them on, which needs this process alive.
   send({ graft: 'drained', served: registry.stats().served });
-  setTimeout(() => process.exit(), 2000).unref();
+  setTimeout(() => exitFlushed(), 2000).unref();
 }
 
 /** A drain hook that throws is logged, and the drain goes on without waiting for the app's shutdown. */

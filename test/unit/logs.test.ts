@@ -282,6 +282,32 @@ describe("a stop and the workers' last lines", () => {
   });
 });
 
+describe("a worker's last lines", () => {
+  test('a worker exits only once what it printed has left it, however late the master reads its pipe', async () => {
+    const lines = 4000;
+    const script = `
+      import { exitFlushed } from ${JSON.stringify(new URL('../../src/worker/exit.ts', import.meta.url).href)};
+      for (let i = 0; i < ${lines}; i++) process.stdout.write('line ' + i + ' ${'x'.repeat(200)}\\n');
+      exitFlushed(3);
+    `;
+    const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const exited = once(child, 'exit') as Promise<[number | null]>;
+    const ended = once(child.stdout, 'end');
+    // The master reads late: the pipe fills, and the rest waits in the worker.
+    child.stdout.pause();
+    await new Promise((r) => setTimeout(r, 500));
+    const chunks: Buffer[] = [];
+    child.stdout.on('data', (c: Buffer) => chunks.push(c));
+    child.stdout.resume();
+    const [code] = await exited;
+    await ended;
+    const got = Buffer.concat(chunks).toString('utf8').split('\n').filter(Boolean);
+    assert.equal(code, 3, 'the exit code is kept');
+    assert.equal(got.length, lines, 'every line reached the reader');
+    assert.match(got.at(-1)!, new RegExp(`^line ${lines - 1} `));
+  });
+});
+
 describe('follow under rotation', () => {
   test("graft's writer in another process rotating often, its renames running while the follower lists the files: every line once, in order", async () => {
     const dir = tempDir();
