@@ -1,35 +1,29 @@
 #!/usr/bin/env node
 import { GraftError } from '../core/errors.js';
 import { graftVersion } from '../core/version.js';
-import { reload, scale, status, stop, swap, upgrade } from './control-commands.js';
-import { configCommand } from './config-command.js';
 import { helpFor, overview } from './help.js';
-import { keygen } from './keygen-command.js';
-import { logs } from './logs-command.js';
-import { ls } from './ls-command.js';
-import { deploy, releases, rollback } from './release-commands.js';
-import { start } from './start.js';
-import { systemdCommand } from './systemd-command.js';
 
+/**
+ * Each command's module loads when it runs: `graft start` stays as the keeper
+ * for the service's whole life, and holds only what the keeper needs.
+ */
 const commands: Record<string, (argv: string[]) => Promise<number>> = {
-  start,
-  reload,
-  status,
-  scale,
-  stop,
-  upgrade,
-  swap,
-  deploy,
-  rollback,
-  releases,
-  config: configCommand,
-  ls,
-  logs,
-  // The bus clients load only for this command.
+  start: async (argv) => (await import('./start.js')).start(argv),
+  reload: async (argv) => (await import('./control-commands.js')).reload(argv),
+  status: async (argv) => (await import('./control-commands.js')).status(argv),
+  scale: async (argv) => (await import('./control-commands.js')).scale(argv),
+  stop: async (argv) => (await import('./control-commands.js')).stop(argv),
+  upgrade: async (argv) => (await import('./control-commands.js')).upgrade(argv),
+  swap: async (argv) => (await import('./control-commands.js')).swap(argv),
+  deploy: async (argv) => (await import('./release-commands.js')).deploy(argv),
+  rollback: async (argv) => (await import('./release-commands.js')).rollback(argv),
+  releases: async (argv) => (await import('./release-commands.js')).releases(argv),
+  config: async (argv) => (await import('./config-command.js')).configCommand(argv),
+  ls: async (argv) => (await import('./ls-command.js')).ls(argv),
+  logs: async (argv) => (await import('./logs-command.js')).logs(argv),
   order: async (argv) => (await import('./order-command.js')).order(argv),
-  keygen,
-  systemd: systemdCommand,
-  // So does the fleet's NATS client.
+  keygen: async (argv) => (await import('./keygen-command.js')).keygen(argv),
+  systemd: async (argv) => (await import('./systemd-command.js')).systemdCommand(argv),
   fleet: async (argv) => (await import('./fleet-command.js')).fleetCommand(argv),
 };
 

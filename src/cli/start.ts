@@ -16,7 +16,6 @@ import { Keeper } from '../succession/keeper.js';
 import { keeperGone, keeperPid } from '../succession/keeper-link.js';
 import { isStandby, waitAsStandby } from '../succession/standby.js';
 import { parseHttpAddress, type HttpAddress } from '../observe/http-endpoint.js';
-import { Master } from '../master/master.js';
 import { MasterFiles } from '../registry/master-files.js';
 import { ensureNameFree } from '../registry/service-registry.js';
 import { defaultPaths, pathsForSocket } from '../registry/paths.js';
@@ -106,6 +105,8 @@ export async function start(argv: string[]): Promise<number> {
   if (values.daemon) return startDaemon(split >= 0 ? argv.slice(0, split) : argv, appArgs, { service, logDir: resolve(cwd, values['log-dir']!), cwd });
   // `graft start` itself stays as the keeper; the master is its child (and so is every successor).
   if (keeperPid() === undefined && !process.env.GRAFT_UPGRADE) return new Keeper(service, { standby: values['no-standby'] !== true }).run();
+  // Loaded here, not by the keeper: the keeper holds only what it needs for the service's life.
+  const { Master } = await import('../master/master.js');
   // A standby master waits here, graft loaded, until the keeper needs it (its master crashed).
   const takeover = isStandby() ? await waitAsStandby(service) : undefined;
   const master = new Master({
