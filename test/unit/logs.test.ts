@@ -166,13 +166,7 @@ describe('log files', () => {
   });
 
   test('follow reads on across a rotation, from where the tail stopped', async () => {
-    const dir = tempDir();
-    const file = join(dir, 'api.log');
-    writeFileSync(file, 'old\nhalf');
-    const { position } = await lastLines(file, 1);
-    const seen: string[] = [];
-    const stop = new AbortController();
-    const done = follow(file, position, (l) => seen.push(l), stop.signal);
+    const { file, seen, stop, done } = await following('old\nhalf', 1);
     appendFileSync(file, ' done\nnext\n');
     // Rotated twice before the follower may have looked: both files are still read, in order.
     renameSync(file, `${file}.1`);
@@ -310,13 +304,7 @@ describe("a worker's last lines", () => {
 
 describe('follow under rotation', () => {
   test("graft's writer in another process rotating often, its renames running while the follower lists the files: every line once, in order", async () => {
-    const dir = tempDir();
-    const file = join(dir, 'api.log');
-    writeFileSync(file, '');
-    const { position } = await lastLines(file, 0);
-    const seen: string[] = [];
-    const stop = new AbortController();
-    const done = follow(file, position, (l) => seen.push(l), stop.signal);
+    const { file, seen, stop, done } = await following('', 0);
     // A rotation every 4 or 5 lines, each renaming every file so far (up to a few hundred) one at a time, in a master of its own.
     const count = 800;
     const script = `
@@ -340,13 +328,7 @@ describe('follow under rotation', () => {
   });
 
   test('a writer rotating the logrotate way (every file renamed) while the follower reads: every line once, in order', async () => {
-    const dir = tempDir();
-    const file = join(dir, 'api.log');
-    writeFileSync(file, '');
-    const { position } = await lastLines(file, 0);
-    const seen: string[] = [];
-    const stop = new AbortController();
-    const done = follow(file, position, (l) => seen.push(l), stop.signal);
+    const { file, seen, stop, done } = await following('', 0);
     const rotate = () => {
       for (let i = 100; i >= 1; i--) {
         try {
@@ -368,6 +350,17 @@ describe('follow under rotation', () => {
     assert.deepEqual(seen, Array.from({ length: 400 }, (_, i) => `line ${i}`));
   });
 });
+
+/** A log file holding `text`, and a follower of it from its last `lines` lines on: what it printed, and how to stop it. */
+async function following(text: string, lines: number) {
+  const file = join(tempDir(), 'api.log');
+  writeFileSync(file, text);
+  const { position } = await lastLines(file, lines);
+  const seen: string[] = [];
+  const stop = new AbortController();
+  const done = follow(file, position, (l) => seen.push(l), stop.signal);
+  return { file, seen, stop, done };
+}
 
 async function waitUntil(check: () => boolean): Promise<void> {
   const deadline = Date.now() + 5000;
