@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { log } from './log.js';
 import { waitUntil } from './wait.js';
+import { processAlive } from '../../src/core/process-alive.js';
 
 const cleanups: Array<() => unknown> = [];
 let cleaning: Promise<void> | undefined;
@@ -45,12 +46,7 @@ export function isAlive(pid: number): boolean {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
   } catch {
-    try {
-      process.kill(pid, 0);
-      return true;
-    } catch (err) {
-      return (err as NodeJS.ErrnoException).code === 'EPERM';
-    }
+    return processAlive(pid);
   }
 }
 

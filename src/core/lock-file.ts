@@ -1,4 +1,5 @@
 import { closeSync, openSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
+import { processAlive } from './process-alive.js';
 
 /**
  * A lock between the processes of one machine (two masters side by side
@@ -44,10 +45,5 @@ function lockHolder(path: string, staleMs: number): 'held' | 'stale' | 'released
   const pid = Number(text);
   // Empty: its taker is writing its pid now.
   if (text === '' || !Number.isInteger(pid) || pid <= 0) return 'held';
-  try {
-    process.kill(pid, 0);
-    return 'held';
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM' ? 'held' : 'stale';
-  }
+  return processAlive(pid) ? 'held' : 'stale';
 }

@@ -3,6 +3,7 @@ import { Backoff } from '../core/backoff.js';
 import { readlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { GraftError } from '../core/errors.js';
+import { processAlive } from '../core/process-alive.js';
 
 /** This machine and this process's pid namespace: where a holder's pid means something. */
 function localPlace(): string {
@@ -15,14 +16,6 @@ function localPlace(): string {
   return `${hostname()}:${ns}`;
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** A slot held: refreshed while held, so a live holder never loses it to the bucket's TTL. */
 export interface HeldSlot {
@@ -97,7 +90,7 @@ export class RolloutSlots {
     const at = holder.lastIndexOf(':');
     const pid = Number(holder.slice(at + 1));
     // Same machine and same pid namespace (containers may share a host name), and that process is gone.
-    if (at < 0 || holder.slice(0, at) !== localPlace() || !Number.isInteger(pid) || pid <= 0 || pid === process.pid || alive(pid)) return false;
+    if (at < 0 || holder.slice(0, at) !== localPlace() || !Number.isInteger(pid) || pid <= 0 || pid === process.pid || processAlive(pid)) return false;
     try {
       await this.kv.delete(key, { previousSeq: entry.revision });
       return true;

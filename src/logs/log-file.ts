@@ -94,7 +94,11 @@ export class LogFile {
     this.removed();
   }
 
-  /** No file at the path, and no rotation under way that would explain it. */
+  /**
+   * No file at the path, and no rotation under way that would explain it.
+   * The path is looked at again after the lock: a rotation that ended in
+   * between let the lock go only once its new file was there.
+   */
   private gone(): boolean {
     return !exists(this.path) && !exists(this.lockPath) && !exists(this.path);
   }

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { shortHash } from '../core/hash.js';
+import { processAlive } from '../core/process-alive.js';
 
 /**
  * Where a master keeps its control socket when --socket is not given, and
@@ -44,11 +45,7 @@ export function defaultPaths(cwd: string, entry: string, name: string): MasterPa
  * graft process (a crashed master's pid may since belong to something else).
  */
 export function masterAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
-  }
+  if (!processAlive(pid)) return false;
   let cmdline: string;
   try {
     cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');

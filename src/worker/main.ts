@@ -18,7 +18,8 @@ import { log, registry, runtime, send } from './runtime.js';
 process.on('uncaughtException', (err) => {
   if (!runtime.ready) return failBoot(err);
   log.error('uncaught exception; worker exits and the master replaces it', { err });
-  process.exit(1);
+  // That line, and what the app printed before it, reach the master first.
+  exitFlushed(1);
 });
 
 registry.install((failure) => {
