@@ -187,8 +187,10 @@ describe('connections on their way to a worker that dies', () => {
       const workers = (await g.status()).workers.map((w) => w.pid);
       const from = g.logs.length;
       // One worker takes /spin and blocks; node:cluster still counts it free (it took that connection), so
-      // one of the next fresh connections is handed to it and never taken.
+      // one of the next fresh connections is handed to it and never taken. The loop starts once it spins:
+      // a connection it took before (its own /spin request still unread) would be one it held, reset by the kill.
       getFresh(`${g.url}/spin`, 120_000).catch(() => {});
+      await g.waitForLog((l) => l.msg === 'spinning', 30_000, from);
       const answers: string[] = [];
       let rescued = false;
       void g.waitForLog((l) => l.msg === 'a connection a dead worker never took goes to another', 60_000, from).then(() => (rescued = true));
