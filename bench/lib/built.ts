@@ -8,6 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { tryLock } from '../../src/core/lock-file.js';
+import { onCleanup, tempDir } from './cleanup.js';
 import { root } from './paths.js';
 
 /** `node <graftBin> start …`: graft's installed command. */
@@ -54,4 +55,27 @@ function buildLock(): () => void {
     if (release) return release;
     Atomics.wait(pause, 0, 0, 200);
   }
+}
+
+/**
+ * graft as installed from an earlier commit, for an A/B beside the current
+ * tree: a git worktree of `ref` in a temp dir (removed at cleanup), with its
+ * own `npm ci` and build. Returns its `bin/graft.js` and the commit's short name.
+ */
+export function builtAt(ref: string): { bin: string; commit: string } {
+  const git = (...args: string[]) => execFileSync('git', args, { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+  const commit = git('rev-parse', '--short', `${ref}^{commit}`);
+  const dir = join(tempDir('bench-baseline-'), commit);
+  git('worktree', 'add', '--detach', dir, commit);
+  onCleanup(() => {
+    try {
+      git('worktree', 'remove', '--force', dir);
+    } catch {
+      git('worktree', 'prune');
+    }
+  });
+  const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
+  execFileSync(npm, ['ci', '--no-audit', '--no-fund'], { cwd: dir, stdio: 'pipe' });
+  execFileSync(npm, ['run', 'build'], { cwd: dir, stdio: 'pipe' });
+  return { bin: join(dir, 'bin/graft.js'), commit };
 }

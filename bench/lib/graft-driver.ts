@@ -25,6 +25,8 @@ export interface GraftOptions {
   env?: NodeJS.ProcessEnv;
   /** Run graft as installed (bin/graft.js on dist/, no tsx anywhere; see builtPackage) instead of from its source. */
   built?: boolean;
+  /** Run this graft instead, as installed: another checkout's bin/graft.js (builtAt, for an A/B). */
+  bin?: string;
 }
 
 export interface GraftReload {
@@ -41,17 +43,22 @@ export class Graft extends Proc {
   /** generation -> its worker pids, from "worker started". */
   readonly workerPids = new Map<number, Set<number>>();
 
+  /** How this service's graft CLI runs: as installed, or from the source with tsx, as the service does. */
+  private readonly cli: string[];
+
   private constructor(
     readonly port: number,
     readonly socket: string,
     o: GraftOptions,
   ) {
-    super([...(o.built ? [graftBin] : ['--import', tsxImport, graftCli]), 'start', o.entry, '-w', String(o.workers), '-p', String(port), '--socket', socket, ...(o.args ?? [])], {
+    const cli = o.bin ? [o.bin] : o.built ? [graftBin] : ['--import', tsxImport, graftCli];
+    super([...cli, 'start', o.entry, '-w', String(o.workers), '-p', String(port), '--socket', socket, ...(o.args ?? [])], {
       ...(o.cwd ? { cwd: o.cwd } : {}),
       // A runtime directory (service registry) of its own: the benchmarks run masters of one name side by side, as hosts.
       env: { ...process.env, GRAFT_LOG_FORMAT: 'json', GRAFT_RUNTIME_DIR: dirname(socket), ...o.env },
     });
     this.url = `http://127.0.0.1:${port}/`;
+    this.cli = cli;
   }
 
   /** Resolves once the master logs "master running". */
@@ -100,7 +107,7 @@ export class Graft extends Proc {
 
   /** `graft reload` (the CLI): returns once the new generation is committed (the old one then drains). */
   async reload(): Promise<GraftReload> {
-    const command = await runCommand(['--import', tsxImport, graftCli, 'reload', '--socket', this.socket], { timeoutMs: 60_000 });
+    const command = await runCommand([...this.cli, 'reload', '--socket', this.socket], { timeoutMs: 60_000 });
     const m = /generation (\d+) serves(?: \(generation (\d+) draining\))?/.exec(command.stdout);
     return {
       command,

@@ -9,13 +9,18 @@
  *    non-2xx, latency during the reloads against steady, and the time from a
  *    reload command to the last old worker gone.
  *
- *   node --import tsx bench/reload/run.ts [--duration S] [--rounds N] [--reloads N] [--quick] ...
+ * 3. With --baseline REF: graft as installed from that commit too (a git
+ *    worktree, its own npm ci and build), in the same rounds and with its own
+ *    reloads: an A/B of the request path and the reload path on one machine.
+ *
+ *   node --import tsx bench/reload/run.ts [--duration S] [--rounds N] [--reloads N] [--baseline REF] [--quick] ...
  *
  * Everything on 127.0.0.1; every load run is bounded in time; every process
  * started here is stopped on the way out, also on failure or Ctrl-C.
  */
 import { onCleanup, runMain } from '../lib/cleanup.js';
 import { Cluster } from '../lib/cluster-driver.js';
+import { builtAt } from '../lib/built.js';
 import { Graft } from '../lib/graft-driver.js';
 import { loadDuring, measureLoad, stopAllLoads, type LoadSummary } from '../lib/load.js';
 import { benchStart, log } from '../lib/log.js';
@@ -37,6 +42,7 @@ const { values, quick, resultsPath } = parseOptions('reload', {
   gap: { default: 1000, quick: 500, min: 0, env: 'BENCH_RELOAD_GAP_MS', unit: 'MS', help: 'pause after each reload command returns' },
   'latency-duration': { default: 10, quick: 3, min: 1, env: 'BENCH_LATENCY_DURATION', unit: 'S', help: 'steady phase for the latency baseline' },
   workers: { default: 2, min: 1, env: 'BENCH_WORKERS', help: 'workers for every supervisor' },
+  baseline: { type: 'string', default: '', unit: 'REF', help: 'also run graft as installed from this commit, beside the current tree (an A/B)' },
 });
 
 const config = {
@@ -48,6 +54,7 @@ const config = {
   gapMs: values.gap,
   latencyS: values['latency-duration'],
   workers: values.workers,
+  baseline: values.baseline,
   timeoutS: 10,
 };
 const app = 'bench/reload/app.js';
@@ -250,9 +257,11 @@ function report(rows: ThroughputRow[], phases: ReloadPhase[]): { markdown: strin
   lines.push('', `node:cluster median: ${num(baseRps)} req/s (absolute numbers on this shared box are noise; read the ratios).`, '');
 
   const graftRow = rows.find((r) => r.name === 'graft');
-  if (graftRow && baseRps) {
+  if (graftRow && base && baseRps) {
     const q = median(graftRow.rps) / baseRps;
-    goals.push({ ok: q >= 0.95, text: `graft steady throughput ≥ 0.95 of bare node:cluster: ${q.toFixed(2)}` });
+    goals.push({ ok: q >= 0.97, text: `graft steady throughput ≥ 0.97 of bare node:cluster: ${q.toFixed(2)}` });
+    const p99 = median(graftRow.p99) / median(base.p99);
+    goals.push({ ok: p99 <= 1.1, text: `graft steady p99 ≤ 1.1× bare node:cluster's: ${p99.toFixed(2)}` });
   }
 
   if (phases.length) {
@@ -291,6 +300,7 @@ function report(rows: ThroughputRow[], phases: ReloadPhase[]): { markdown: strin
     );
     const g = phases.find((p) => p.name === 'graft');
     const p2 = phases.find((p) => p.name === 'PM2');
+    const b = phases.find((p) => p.name.startsWith('graft at '));
     if (g && p2) {
       lines.push(
         `graft ÷ PM2: reload-to-old-gone mean ${x(mean(gone(g)), mean(gone(p2)))}, ` +
@@ -298,6 +308,18 @@ function report(rows: ThroughputRow[], phases: ReloadPhase[]): { markdown: strin
           `failed requests ${g.during.errors} vs ${p2.during.errors}.`,
         '',
       );
+    }
+    if (g && b) {
+      const bRow = rows.find((r) => r.name === b.name);
+      const q = ratio(mean(gone(g)), mean(gone(b)));
+      lines.push(
+        `graft ÷ ${b.name} (the A/B): steady req/s ${x(graftRow && median(graftRow.rps), bRow && median(bRow.rps))}, ` +
+          `steady p99 ${x(graftRow && median(graftRow.p99), bRow && median(bRow.p99))}, ` +
+          `reload-to-old-gone mean ${times(q)} (${num(mean(gone(g)))} / ${num(mean(gone(b)))} ms), median ${x(median(gone(g)), median(gone(b)))}.`,
+        '',
+      );
+      // One commit's reload-to-old-gone mean moves by up to 10 % between runs here: that is the tolerance.
+      goals.push({ ok: q !== undefined && q <= 1.1, text: `graft: reload → old gone no slower than ${b.name} (mean, within the 10 % a rerun moves): ${times(q)}` });
     }
     lines.push(
       '¹ autocannon reconnects silently when the server closes a connection, dropping the request it had just written there; ' +
@@ -342,13 +364,17 @@ function report(rows: ThroughputRow[], phases: ReloadPhase[]): { markdown: strin
 
 async function main(): Promise<void> {
   log(`config: ${JSON.stringify(config)}`);
+  const baseline = config.baseline ? builtAt(config.baseline) : undefined;
+  if (baseline) log(`baseline: graft at ${baseline.commit}, built in ${baseline.bin}`);
   const cluster = await Cluster.start(app, config.workers);
-  const graft = await Graft.start({ entry: app, workers: config.workers });
+  const graft = await Graft.start({ entry: app, workers: config.workers, built: true });
+  const before = baseline ? { name: `graft at ${baseline.commit}`, graft: await Graft.start({ entry: app, workers: config.workers, bin: baseline.bin }) } : undefined;
   const pm2 = await Pm2.start({ app: 'bench', script: app, workers: config.workers });
   onCleanup(stopAllLoads);
   const targets: Target[] = [
     { name: 'node:cluster', url: cluster.url },
     { name: 'graft', url: graft.url },
+    ...(before ? [{ name: before.name, url: before.graft.url }] : []),
     { name: 'PM2', url: pm2.url },
   ];
   for (const t of targets) {
@@ -360,8 +386,10 @@ async function main(): Promise<void> {
   await cluster.stop();
 
   const phases: ReloadPhase[] = [];
-  phases.push(await reloadPhase(targets[1]!, () => driveGraft(graft), (f) => graftContext(graft, f)));
-  phases.push(await reloadPhase(targets[2]!, () => drivePm2(pm2), () => []));
+  const target = (name: string) => targets.find((t) => t.name === name)!;
+  phases.push(await reloadPhase(target('graft'), () => driveGraft(graft), (f) => graftContext(graft, f)));
+  if (before) phases.push(await reloadPhase(target(before.name), () => driveGraft(before.graft), (f) => graftContext(before.graft, f)));
+  phases.push(await reloadPhase(target('PM2'), () => drivePm2(pm2), () => []));
 
   const { markdown, goals } = report(rows, phases);
   const machine = host();
@@ -369,8 +397,9 @@ async function main(): Promise<void> {
     `machine: ${machine.cores} cores (${machine.model}), ${machine.memoryGb} GB, shared with other work; ` +
       'autocannon runs in the benchmark process on the same cores as the servers, so absolute times and req/s are noise: read ratios and counts.',
     `app: bench/reload/app.js (node:http, answers after 5 ms with a 3-byte body), ${config.workers} workers under each supervisor`,
-    `graft: \`graft start bench/reload/app.js -w ${config.workers}\` (default drain: idle close 1 s, linger 2 s); reload = \`graft reload\`; ` +
+    `graft: \`graft start bench/reload/app.js -w ${config.workers}\` as installed (dist/; default drain: idle close 1 s, linger 2 s); reload = \`graft reload\`; ` +
       'old gone = its "generation retired" log line',
+    ...(baseline ? [`graft at ${baseline.commit}: the same, as installed from a worktree of that commit (its own \`npm ci\` and build): the A/B`] : []),
     `PM2: \`pm2 start app.js -i ${config.workers} --wait-ready --listen-timeout 10000 --kill-timeout 5000\` in an isolated PM2_HOME; reload = \`pm2 reload bench\`; ` +
       'old gone = old pids dead (polled every 10 ms after the command returned) and absent from `pm2 jlist`',
   ]);
