@@ -25,8 +25,11 @@ export const commandHelp: Record<string, string> = {
       --sticky               keep each client on one worker (by Socket.IO session id, then by
                              client address) instead of round-robin: Socket.IO's long polling
                              needs it; a reload moves clients as their sessions end
-      --no-standby           keep no standby master (about 70 MB): a master that crashes is then
-                             restarted by starting a new process, which takes longer
+      --no-standby           keep no standby master (about 80 MB, and its warm workers): a master
+                             that crashes is then restarted by starting a new process, which takes longer
+      --warm-workers N       worker processes the standby keeps started, graft loaded and no app
+                             (about 65 MB each), for a crash restart to take instead of forking
+                             (default: --workers; 0: none)
       --watch                reload when the app's files change (with --swap: swap them in place)
       --swap                 serve the entry's default export (a handler, or an Express, Fastify,
                              Koa or Hono app) as swappable generations: code changes apply

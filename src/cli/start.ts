@@ -66,6 +66,7 @@ export async function start(argv: string[]): Promise<number> {
       ready: { type: 'string' },
       sticky: { type: 'boolean' },
       'no-standby': { type: 'boolean' },
+      'warm-workers': { type: 'string' },
       'keep-releases': { type: 'string' },
       'min-healthy-time': { type: 'string' },
       'health-url': { type: 'string' },
@@ -80,6 +81,7 @@ export async function start(argv: string[]): Promise<number> {
   checkEntry(entryArg, entry);
   const port = integer('--port', values.port ?? process.env.PORT ?? '3000', 0, 65535)!;
   const workers = integer('--workers', values.workers, 1, 1024) ?? availableParallelism();
+  const warmWorkers = integer('--warm-workers', values['warm-workers'], 0, 1024) ?? workers;
   const service = serviceName(values.name, entry);
   const bus = busOptions(values, service, cwd);
   // Detached, nothing reads stdout: lines go to files, in the per-user default place unless --log-dir says.
@@ -107,7 +109,11 @@ export async function start(argv: string[]): Promise<number> {
   if (keeperPid() === undefined && !process.env.GRAFT_UPGRADE) return new Keeper(service, { standby: values['no-standby'] !== true }).run();
   // Loaded here, not by the keeper: the keeper holds only what it needs for the service's life.
   const { Master } = await import('../master/master.js');
-  // A standby master waits here, graft loaded, until the keeper needs it (its master crashed).
+  // A standby master waits here, graft loaded and its workers' processes started, until the keeper needs it (its master crashed).
+  if (isStandby()) {
+    const [{ startWarmWorkers }, { isTypeScript }] = await Promise.all([import('../pool/warm-workers.js'), import('../pool/entry-builds.js')]);
+    startWarmWorkers(warmWorkers, { tsx: isTypeScript(entry) && values.tsx === true, args: appArgs, service });
+  }
   const takeover = isStandby() ? await waitAsStandby(service) : undefined;
   const master = new Master({
     takeover,

@@ -77,6 +77,8 @@ export type MasterMessage =
   | { graft: 'config-init'; config: ConfigPayload }
   /** An accepted connection of the listener `key` (sent with the socket, `--sticky`), and the bytes the master already read of it (base64). */
   | { graft: 'connection'; key: string; head?: string }
+  /** To a warm worker (pool/warm-workers.ts): it is taken into a generation, with the environment and directory a worker forked for it would have had. */
+  | { graft: 'warm-start'; env: Record<string, string>; cwd?: string }
   | WorkerRequest;
 
 /** A graft message (either direction), as opposed to an app's own process.send traffic. */
@@ -90,6 +92,9 @@ export interface SwapReply {
   needsReload?: string;
   modules: Array<{ module: string; generation: number; previous?: number; unchanged?: boolean }>;
 }
+
+/** Set for a warm worker: a worker process a standby master starts ahead of need, that waits for its 'warm-start'. */
+export const WARM_ENV = 'GRAFT_WARM';
 
 /** Environment variables the master sets for each worker. */
 export const WorkerEnv = {

@@ -40,6 +40,7 @@ import { installSignals } from './signals.js';
 import { Succession } from '../succession/succession.js';
 import { CrashReadiness, takeRecovery, type Recovery, type SavedState } from '../succession/recovery.js';
 import { awaitHandover, reportInControl, reportUpgradeFailed, takeUpgradeState, type UpgradeState } from '../succession/upgrade.js';
+import { stopWarmWorkers } from '../pool/warm-workers.js';
 import { WorkerPool } from '../pool/worker-pool.js';
 import { Deployments, releaseChangeUnderWay } from '../releases/deployments.js';
 import { fetchRelease, serviceReleases } from '../releases/service-releases.js';
@@ -331,6 +332,9 @@ export class Master {
       this.submitQuietly({ kind: 'stop', fast: false });
     });
     await pool.start();
+    // The standby's warm workers the first generation did not need (it has fewer workers than -w).
+    const unused = stopWarmWorkers();
+    if (unused) this.log.info('stopped warm workers the first generation did not take', { warmWorkers: unused });
     if (recovery) {
       const closed = this.listeners.closeUnclaimed();
       if (closed.length) this.log.info('recovery: closed kept sockets no worker listens on', { closedListeners: closed });

@@ -1,5 +1,5 @@
 import { closeSync } from 'node:fs';
-import cluster from 'node:cluster';
+import cluster, { type Worker } from 'node:cluster';
 import net from 'node:net';
 import type { Logger } from '../core/log.js';
 import { watchHandoffs } from './handoffs.js';
@@ -137,7 +137,10 @@ export class ListenerRegistry {
       });
       return (listen as (...a: unknown[]) => net.Server).apply(this, args);
     } as typeof listen;
-    cluster.on('fork', (worker) => watchHandoffs(worker.process, (client) => registry.giveBack(client)));
+    const watch = (worker: Worker) => watchHandoffs(worker.process, (client) => registry.giveBack(client));
+    // Workers forked before (the warm ones a standby master started while it waited) and every one from now on.
+    for (const worker of Object.values(cluster.workers ?? {})) if (worker) watch(worker);
+    cluster.on('fork', watch);
   }
 
   /**

@@ -2,7 +2,7 @@ import cluster from 'node:cluster';
 import { Slot, unlessAborted, type BuildContext } from '../core/slot.js';
 import { slotEventLogger } from '../core/slot-log.js';
 import { GraftError, errorFields } from '../core/errors.js';
-import { WorkerEnv, type ConfigPayload, type ReadyMode } from '../core/ipc.js';
+import { WorkerEnv, type ConfigPayload, type MasterMessage, type ReadyMode } from '../core/ipc.js';
 import type { Logger } from '../core/log.js';
 import type { ServiceLog } from '../logs/service-log.js';
 import { Restarts, type Degraded, type GenerationRecord, type RestartPolicy } from './restart-policy.js';
@@ -10,6 +10,7 @@ import { unobserved, type Observe, type RestartReason } from '../observe/observe
 import { CodeScan } from './code-version.js';
 import type { EntryBuilds } from './entry-builds.js';
 import { workerExec } from './worker-exec.js';
+import { takeWarmWorker } from './warm-workers.js';
 import { WorkerProcess, type WorkerStatus } from './worker-process.js';
 
 export interface PoolOptions {
@@ -483,8 +484,7 @@ export class WorkerPool {
     const ready = this.readyMode(set);
     const entry = set.release?.entry ?? this.options.entry;
     // A release's workers run in its directory, so files the app reads by relative path are the release's too.
-    cluster.setupPrimary({ cwd: set.release?.dir });
-    const worker = cluster.fork({
+    const env: Record<string, string> = {
       PORT: String(set.port),
       [WorkerEnv.entry]: entry,
       ...(set.code ? { [WorkerEnv.code]: set.code } : {}),
@@ -500,7 +500,12 @@ export class WorkerPool {
       // The master parses the worker's own log records from its stderr and formats them for where they go.
       GRAFT_LOG_FORMAT: 'json',
       ...(this.options.metrics ? { [WorkerEnv.metrics]: '1' } : {}),
-    });
+    };
+    // A warm worker a standby started ahead of need (warm-workers.ts), if one waits: told what a fork would have been given.
+    const warm = takeWarmWorker();
+    if (warm) warm.send({ graft: 'warm-start', env, ...(set.release ? { cwd: set.release.dir } : {}) } satisfies MasterMessage);
+    else cluster.setupPrimary({ cwd: set.release?.dir });
+    const worker = warm ?? cluster.fork(env);
     const wp = new WorkerProcess(worker, set.generation, index, restarts, this.options.readyTimeoutMs, entry, ready);
     this.options.output.attach({ generation: set.generation, index, pid: wp.pid }, worker.process.stdout, worker.process.stderr);
     this.known.add(wp);
@@ -508,7 +513,7 @@ export class WorkerPool {
     // The snapshot answers the worker's hello: it waits for it before loading the app.
     wp.onHello = () => worker.send({ graft: 'config-init', config: set.config });
     if (this.restarts.watchesMemory) wp.onHeartbeat = () => this.watchMemory(wp, set);
-    this.log.info('worker started', { generation: set.generation, worker: index, workerPid: wp.pid, restarts });
+    this.log.info('worker started', { generation: set.generation, worker: index, workerPid: wp.pid, restarts, ...(warm ? { warm: true } : {}) });
     wp.ready.then(
       () => this.log.info('worker ready', { generation: set.generation, worker: index, workerPid: wp.pid, bootMs: Date.now() - wp.startedAt, configVersion: wp.stats.configVersion }),
       () => {},

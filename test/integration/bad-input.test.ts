@@ -53,8 +53,9 @@ describe('bad input', () => {
     assert.match(line, /^graft: GRAFT_BOOT_FAILED: .*app\.ts failed to boot: syntax error in .*settings\.ts:2:\d+: /);
   });
 
-  test('a negative worker count, a socket path too long', async () => {
+  test('a negative worker count, a warm worker count that is no number, a socket path too long', async () => {
     oneLineError(await graftCli(['start', fixture('slow-app.ts'), '-w', '-1']), 'GRAFT_BAD_ARGUMENT', /--workers .*"-1"/);
+    oneLineError(await graftCli(['start', fixture('slow-app.ts'), '--warm-workers', 'some']), 'GRAFT_BAD_ARGUMENT', /--warm-workers .*"some"/);
     const long = join(tempDir(), `${'x'.repeat(120)}.sock`);
     oneLineError(await graftCli(['start', fixture('slow-app.ts'), '--socket', long]), 'GRAFT_SOCKET_UNUSABLE', /at most 107/);
   });

@@ -69,6 +69,10 @@ describe('a master crash is a restart, not an outage', () => {
       const standbys = g.logs.filter((l) => l.role === 'keeper' && l.msg === 'standby master started').map((l) => l.standby as number);
       assert.equal(standbys[1], value.next, 'the standby that replaced the killed one took over');
       assert.ok(g.logs.some((l) => l.msg === 'the standby master takes over' && l.master === value.next));
+      // Its first generation is the worker processes it had started while it waited (warm), not new ones.
+      const taken = g.logs.filter((l) => l.msg === 'worker started' && l.pid === value.next);
+      assert.equal(taken.length, 2);
+      assert.ok(taken.every((l) => l.warm === true), `the standby's warm workers were taken: ${JSON.stringify(taken)}`);
       const standby = (await g.waitForLog((l) => l.msg === 'standby master started' && l.standby !== value.next && l.standby !== firstStandby, 30_000)).standby as number;
       assert.ok(isAlive(standby), 'a new standby waits');
       // The new master is fully in charge: it reloads, and a stop ends the service (no restart).
@@ -78,6 +82,23 @@ describe('a master crash is a restart, not an outage', () => {
       assert.equal((await g.exited).code, 0);
       assert.equal(existsSync(stateFile), false, 'a stop leaves no state file behind');
       await waitFor(() => !isAlive(standby), 10_000, 'the standby ends with the service');
+    } finally {
+      await g.stop();
+    }
+  });
+
+  test('--warm-workers 1 under 2 workers: the restart takes the warm worker and forks the other, and both serve', async () => {
+    const g = await startGraft(fixture('slow-app.ts'), { workers: 2, args: ['--warm-workers', '1'] });
+    try {
+      await g.waitRunning();
+      await g.waitForLog((l) => l.msg === 'standby master ready');
+      const { next } = await crash(g);
+      const started = g.logs.filter((l) => l.msg === 'worker started' && l.pid === next);
+      assert.deepEqual(started.map((l) => l.warm === true).sort(), [false, true], JSON.stringify(started));
+      const status = await g.status();
+      assert.deepEqual(status.workers.map((w) => w.state), ['ready', 'ready']);
+      assert.deepEqual(new Set(started.map((l) => l.workerPid)), new Set(status.workers.map((w) => w.pid)));
+      assert.equal((await fetch(g.url)).status, 200);
     } finally {
       await g.stop();
     }

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import { fixture, onlyGeneration, startGraft, waitFor } from '../helpers/graft.js';
 
@@ -8,9 +8,22 @@ function title(pid: number): string {
   return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0+$/, '').replace(/\0/g, ' ');
 }
 
+/** The processes whose parent is `pid`. */
+function children(pid: number): number[] {
+  return readdirSync('/proc').flatMap((name) => {
+    if (!/^\d+$/.test(name)) return [];
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid ? [Number(name)] : [];
+    } catch {
+      return [];
+    }
+  });
+}
+
 describe('process titles', () => {
-  test('ps names the service of the keeper, the master and the service, generation and place of every worker', async () => {
-    const g = await startGraft(fixture('slow-app.ts'), { workers: 2, args: ['--name', 'checkout'] });
+  test('ps names the service of the keeper, the master and the service, generation and place of every worker, and the standby\'s warm workers', async () => {
+    const g = await startGraft(fixture('slow-app.ts'), { workers: 2, args: ['--name', 'checkout', '--warm-workers', '1'] });
     try {
       await g.waitRunning();
       assert.equal(title(g.pid), 'graft keeper checkout');
@@ -18,6 +31,9 @@ describe('process titles', () => {
       // The keeper's standby master, once it has loaded graft (a title is set then).
       const standby = (await g.waitForLog((l) => l.msg === 'standby master started')).standby as number;
       await waitFor(() => title(standby) === 'graft standby checkout', 30_000, 'the standby to name itself');
+      // --warm-workers 1: one worker process waits beside the standby, graft loaded, no app.
+      await waitFor(() => children(standby).some((pid) => title(pid) === 'graft worker checkout warm'), 30_000, 'the warm worker to name itself');
+      assert.equal(children(standby).length, 1, 'one warm worker');
       let s = await g.status();
       assert.deepEqual(s.workers.map((w) => title(w.pid)).sort(), ['graft worker checkout generation 1 #0', 'graft worker checkout generation 1 #1']);
       assert.equal((await g.cli('reload')).code, 0);

@@ -1,0 +1,43 @@
+import cluster, { type Worker } from 'node:cluster';
+import { WARM_ENV, WorkerEnv } from '../core/ipc.js';
+import { workerExec } from './worker-exec.js';
+
+/**
+ * Warm workers: worker processes a standby master starts while it waits,
+ * Node up and graft's worker runtime loaded, nothing of the app (worker/warm.ts). When the standby
+ * takes over from a master that crashed, its pool takes these instead of
+ * forking, so the restart costs the app's load and listen, not a process
+ * start and graft's own load as well. Taken once: after the takeover's first generation the pool
+ * forks as always, and those it did not take are stopped. Each costs a bare
+ * Node process's memory while it waits; `--no-standby` has none.
+ */
+const idle: Worker[] = [];
+
+/** The pool's worker command (WorkerPool sets the same), and `count` workers waiting on it. */
+export function startWarmWorkers(count: number, options: { tsx: boolean; args: string[]; service: string }): void {
+  cluster.setupPrimary({ ...workerExec({ tsx: options.tsx }), args: options.args, stdio: ['inherit', 'pipe', 'pipe', 'ipc'] });
+  for (let i = 0; i < count; i++) {
+    // GRAFT_LOG_FORMAT as every worker has it: the log module reads it as it loads, and a warm worker loads it while it waits.
+    const worker = cluster.fork({ [WARM_ENV]: '1', [WorkerEnv.service]: options.service, GRAFT_LOG_FORMAT: 'json' });
+    // One that could not start, or died waiting, is simply not there to take: the pool forks instead.
+    worker.on('error', () => {});
+    worker.once('exit', () => {
+      const at = idle.indexOf(worker);
+      if (at >= 0) idle.splice(at, 1);
+    });
+    idle.push(worker);
+  }
+}
+
+/** A warm worker still alive, to be given its generation with a 'warm-start'; undefined when none is left. */
+export function takeWarmWorker(): Worker | undefined {
+  for (let worker = idle.shift(); worker; worker = idle.shift()) if (worker.isConnected() && !worker.isDead()) return worker;
+  return undefined;
+}
+
+/** Stop the warm workers nobody took. */
+export function stopWarmWorkers(): number {
+  const left = idle.splice(0);
+  for (const worker of left) worker.kill();
+  return left.length;
+}
