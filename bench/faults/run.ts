@@ -110,8 +110,10 @@ interface Kill {
   orphans: number;
   /** graft: the worker boot times of the first start (its "worker ready" bootMs). */
   bootMs: number[];
-  /** graft: kill -> the new master has forked its workers (its "worker started" lines): the master's own part of a restart. */
+  /** graft: kill -> the new master has started its workers (its "worker started" lines): the master's own part of a restart. */
   masterMs?: number | undefined;
+  /** graft: of the workers the new master started, those it took from the standby's warm workers (the rest were forked). */
+  warmTaken?: number;
   /** graft: the boot times of the workers the new master started. */
   restartBootMs?: number[];
 }
@@ -139,6 +141,7 @@ async function killGraft(): Promise<Kill> {
     let backMs: number | undefined;
     let masterMs: number | undefined;
     let restartBootMs: number[] = [];
+    let warmTaken = 0;
     const { load, probes } = await underFault(
       g.url,
       async () => {
@@ -154,6 +157,7 @@ async function killGraft(): Promise<Kill> {
           const by = (msg: string) => g.lines.slice(from).filter((l) => l.record?.msg === msg && l.record.pid === running.line.record?.pid);
           const forked = by('worker started');
           masterMs = forked.length ? forked.at(-1)!.at - at : undefined;
+          warmTaken = forked.filter((l) => l.record?.warm === true).length;
           restartBootMs = by('worker ready').flatMap((l) => (typeof l.record?.bootMs === 'number' ? [l.record.bootMs] : []));
         }
         return at;
@@ -164,7 +168,7 @@ async function killGraft(): Promise<Kill> {
         await sleep(Math.max(0, at + config.windowMs - performance.now()));
       },
     );
-    return { load, probes, backMs, orphans: workers.filter(isAlive).length, bootMs, masterMs, restartBootMs };
+    return { load, probes, backMs, orphans: workers.filter(isAlive).length, bootMs, masterMs, restartBootMs, warmTaken };
   } finally {
     await g.stop();
   }
@@ -262,10 +266,12 @@ function report(rows: Row[]): { markdown: string; goals: Array<{ ok: boolean; te
     const boot = median(g.kills.flatMap((k) => k.bootMs));
     const restartBoot = median(g.kills.map((k) => max(k.restartBootMs ?? [])));
     const masterPart = median(g.kills.flatMap((k) => (k.masterMs !== undefined ? [k.masterMs] : [])));
+    const warm = sum(g.kills.map((k) => k.warmTaken ?? 0));
     const answered = probes(g.kills).filter((p) => p.outcome === 'ok');
     lines.push(
       `graft, for scale: a worker's boot (its "worker ready" bootMs at the first start) took ${num(boot)} ms (median), so a restart took ${times(ratio(median(back(g.kills)), boot))} a worker boot. ` +
-        `Its parts (medians): the keeper's standby master, already loaded, takes over and has forked its workers ${num(masterPart)} ms after the kill; ` +
+        `Its parts (medians): the keeper's standby master, already loaded, takes over and has started its workers ${num(masterPart)} ms after the kill ` +
+        `(${warm} of the ${g.kills.length * config.workers} restart workers over the ${g.kills.length} kills were the standby's warm workers, Node and graft already loaded; the others were forked); ` +
         `then those workers boot, under the load, in ${num(restartBoot)} ms (the slower of the ${config.workers}); ` +
         `the fresh connections that arrived meanwhile waited in the kernel's backlog (${answered.length} answered, the longest after ${num(max(answered.map((p) => p.ms)))} ms).`,
       '',
