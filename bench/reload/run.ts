@@ -20,7 +20,7 @@
  */
 import { onCleanup, runMain } from '../lib/cleanup.js';
 import { Cluster } from '../lib/cluster-driver.js';
-import { builtAt } from '../lib/built.js';
+import { builtAt, builtPackage } from '../lib/built.js';
 import { Graft } from '../lib/graft-driver.js';
 import { loadDuring, measureLoad, stopAllLoads, type LoadSummary } from '../lib/load.js';
 import { benchStart, log } from '../lib/log.js';
@@ -364,6 +364,7 @@ function report(rows: ThroughputRow[], phases: ReloadPhase[]): { markdown: strin
 
 async function main(): Promise<void> {
   log(`config: ${JSON.stringify(config)}`);
+  builtPackage();
   const baseline = config.baseline ? builtAt(config.baseline) : undefined;
   if (baseline) log(`baseline: graft at ${baseline.commit}, built in ${baseline.bin}`);
   const cluster = await Cluster.start(app, config.workers);

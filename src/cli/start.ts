@@ -111,8 +111,8 @@ export async function start(argv: string[]): Promise<number> {
   const { Master } = await import('../master/master.js');
   // A standby master waits here, graft loaded and its workers' processes started, until the keeper needs it (its master crashed).
   if (isStandby()) {
-    const [{ startWarmWorkers }, { isTypeScript }] = await Promise.all([import('../pool/warm-workers.js'), import('../pool/entry-builds.js')]);
-    startWarmWorkers(warmWorkers, { tsx: isTypeScript(entry) && values.tsx === true, args: appArgs, service });
+    const [{ startWarmWorkers }, { tsxInWorkers }] = await Promise.all([import('../pool/warm-workers.js'), import('../pool/entry-builds.js')]);
+    startWarmWorkers(warmWorkers, { tsx: tsxInWorkers(entry, values.tsx === true), args: appArgs, service });
   }
   const takeover = isStandby() ? await waitAsStandby(service) : undefined;
   const master = new Master({

@@ -23,7 +23,7 @@ import type { ApplyOutcome } from '../config/history.js';
 import { controlHandler } from '../control/handlers.js';
 import { ControlServer } from '../control/server.js';
 import { stopCompiler } from '../swap/bundle.js';
-import { EntryBuilds, isTypeScript } from '../pool/entry-builds.js';
+import { EntryBuilds, isTypeScript, tsxInWorkers } from '../pool/entry-builds.js';
 import { ListenerRegistry } from '../net/listeners.js';
 import { relaySocketIoAdapter } from '../pool/socket-io-relay.js';
 import { StickyRouter } from '../pool/sticky-router.js';
@@ -247,7 +247,7 @@ export class Master {
         lingerMs: this.options.lingerMs,
         firstGeneration: inherited?.firstGeneration ?? 1,
         swap: this.options.swap,
-        tsx: typescript && this.options.tsx,
+        tsx: tsxInWorkers(this.options.entry, this.options.tsx),
         builds,
         releases,
         config: () => coordinator.current,
@@ -332,7 +332,7 @@ export class Master {
       this.submitQuietly({ kind: 'stop', fast: false });
     });
     await pool.start();
-    // The standby's warm workers the first generation did not need (it has fewer workers than -w).
+    // The standby's warm workers the first generation did not take (it has fewer workers than --warm-workers).
     const unused = stopWarmWorkers();
     if (unused) this.log.info('stopped warm workers the first generation did not take', { warmWorkers: unused });
     if (recovery) {

@@ -28,6 +28,11 @@ function graftModule(file: string): string | undefined {
 }
 
 /** A TypeScript entry, which workers cannot load without a TypeScript loader of their own. */
+/** `--tsx`: tsx loads a TypeScript entry in every worker (warm ones included) instead of the master compiling it. */
+export function tsxInWorkers(entry: string, tsx: boolean): boolean {
+  return tsx && isTypeScript(entry);
+}
+
 export function isTypeScript(entry: string): boolean {
   return /\.[cm]?tsx?$/.test(entry);
 }

@@ -1,6 +1,6 @@
 import cluster, { type Worker } from 'node:cluster';
 import { WARM_ENV, WorkerEnv } from '../core/ipc.js';
-import { workerExec } from './worker-exec.js';
+import { primarySettings, WORKER_LOG_ENV } from './worker-exec.js';
 
 /**
  * Warm workers: worker processes a standby master starts while it waits,
@@ -8,30 +8,32 @@ import { workerExec } from './worker-exec.js';
  * takes over from a master that crashed, its pool takes these instead of
  * forking, so the restart costs the app's load and listen, not a process
  * start and graft's own load as well. Taken once: after the takeover's first generation the pool
- * forks as always, and those it did not take are stopped. Each costs a bare
- * Node process's memory while it waits; `--no-standby` has none.
+ * forks as always, and those it did not take are stopped. Each costs a Node
+ * process with graft's worker runtime loaded (about 65 MB on Node 24) while
+ * it waits; `--warm-workers 0` and `--no-standby` have none.
  */
 const idle: Worker[] = [];
 
 /** The pool's worker command (WorkerPool sets the same), and `count` workers waiting on it. */
 export function startWarmWorkers(count: number, options: { tsx: boolean; args: string[]; service: string }): void {
-  cluster.setupPrimary({ ...workerExec({ tsx: options.tsx }), args: options.args, stdio: ['inherit', 'pipe', 'pipe', 'ipc'] });
+  cluster.setupPrimary(primarySettings(options));
   for (let i = 0; i < count; i++) {
-    // GRAFT_LOG_FORMAT as every worker has it: the log module reads it as it loads, and a warm worker loads it while it waits.
-    const worker = cluster.fork({ [WARM_ENV]: '1', [WorkerEnv.service]: options.service, GRAFT_LOG_FORMAT: 'json' });
-    // One that could not start, or died waiting, is simply not there to take: the pool forks instead.
-    worker.on('error', () => {});
-    worker.once('exit', () => {
+    // The log environment as every worker has it: the log module reads it as it loads, and a warm worker loads it while it waits.
+    const worker = cluster.fork({ [WARM_ENV]: '1', [WorkerEnv.service]: options.service, ...WORKER_LOG_ENV });
+    // One that could not start (it reports only 'error'), or died waiting, is not there to take: the pool forks instead.
+    const drop = () => {
       const at = idle.indexOf(worker);
       if (at >= 0) idle.splice(at, 1);
-    });
+    };
+    worker.on('error', drop);
+    worker.once('exit', drop);
     idle.push(worker);
   }
 }
 
 /** A warm worker still alive, to be given its generation with a 'warm-start'; undefined when none is left. */
 export function takeWarmWorker(): Worker | undefined {
-  for (let worker = idle.shift(); worker; worker = idle.shift()) if (worker.isConnected() && !worker.isDead()) return worker;
+  for (let worker = idle.shift(); worker; worker = idle.shift()) if (worker.process.pid !== undefined && worker.isConnected() && !worker.isDead()) return worker;
   return undefined;
 }
 

@@ -1,3 +1,4 @@
+import type { ClusterSettings } from 'node:cluster';
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -30,3 +31,12 @@ export function workerExec(options: { tsx: boolean }): { exec: string; execArgv:
   const loader = options.tsx || fromSource ? ['--import', tsx] : [];
   return { exec: fileURLToPath(workerMain), execArgv: [...inherited, '--enable-source-maps', ...loader] };
 }
+
+/** node:cluster's settings for graft's workers, forked or warm: the command above, the app's own arguments, stdout and stderr as pipes to the master. */
+export function primarySettings(options: { tsx: boolean; args: string[] }): ClusterSettings {
+  // args: the app's own, so its process.argv does not carry graft's flags; the master writes each line of the pipes whole and tagged (src/logs/service-log.ts).
+  return { ...workerExec({ tsx: options.tsx }), args: options.args, stdio: ['inherit', 'pipe', 'pipe', 'ipc'] };
+}
+
+/** In every worker's environment: the master parses the worker's own log records from its stderr, and formats them for where they go. */
+export const WORKER_LOG_ENV = { GRAFT_LOG_FORMAT: 'json' } as const;

@@ -9,7 +9,7 @@ import { Restarts, type Degraded, type GenerationRecord, type RestartPolicy } fr
 import { unobserved, type Observe, type RestartReason } from '../observe/observers.js';
 import { CodeScan } from './code-version.js';
 import type { EntryBuilds } from './entry-builds.js';
-import { workerExec } from './worker-exec.js';
+import { primarySettings, WORKER_LOG_ENV } from './worker-exec.js';
 import { takeWarmWorker } from './warm-workers.js';
 import { WorkerProcess, type WorkerStatus } from './worker-process.js';
 
@@ -168,9 +168,7 @@ export class WorkerPool {
     this.restarts = new Restarts(options.policy);
     this.scan = new CodeScan(options.entry);
     this.observe = options.observe ?? unobserved;
-    // args: [] so the app's process.argv does not carry graft's own flags.
-    // stdout and stderr are pipes to the master, which writes each line whole and tagged (src/logs/service-log.ts).
-    cluster.setupPrimary({ ...workerExec({ tsx: options.tsx }), args: options.args ?? [], stdio: ['inherit', 'pipe', 'pipe', 'ipc'] });
+    cluster.setupPrimary(primarySettings({ tsx: options.tsx, args: options.args ?? [] }));
     this.slot = new Slot<WorkerSet, PoolChange, ReloadOutcome>(
       {
         build: (ctx) => this.buildSet(ctx),
@@ -497,12 +495,12 @@ export class WorkerPool {
       [WorkerEnv.drainTimeoutMs]: String(this.options.drainTimeoutMs),
       ...(this.options.swap ? { [WorkerEnv.swap]: '1' } : {}),
       [WorkerEnv.ready]: ready,
-      // The master parses the worker's own log records from its stderr and formats them for where they go.
-      GRAFT_LOG_FORMAT: 'json',
+      ...WORKER_LOG_ENV,
       ...(this.options.metrics ? { [WorkerEnv.metrics]: '1' } : {}),
     };
     // A warm worker a standby started ahead of need (warm-workers.ts), if one waits: told what a fork would have been given.
-    const warm = takeWarmWorker();
+    // Not with tsx in the workers for a release's directory: tsx settled its tsconfig where the warm worker started.
+    const warm = this.options.tsx && set.release ? undefined : takeWarmWorker();
     if (warm) warm.send({ graft: 'warm-start', env, ...(set.release ? { cwd: set.release.dir } : {}) } satisfies MasterMessage);
     else cluster.setupPrimary({ cwd: set.release?.dir });
     const worker = warm ?? cluster.fork(env);

@@ -4,6 +4,7 @@ import { createLogger, type Logger } from '../core/log.js';
 import { drainSignal } from './drain-hooks.js';
 import type { Service, ServiceContext } from './service.js';
 import { ServerRegistry } from './server-registry.js';
+import { setWorkerTitle } from './title.js';
 
 /**
  * Who this worker is (from the environment the master set, read by
@@ -37,7 +38,7 @@ export function identify(): void {
   workerIndex = Number(process.env[WorkerEnv.index] ?? 0);
   heartbeatMs = Number(process.env[WorkerEnv.heartbeatMs] ?? 1000);
   // What `ps` shows: the service, the generation and the worker's place in it.
-  process.title = `graft worker ${process.env[WorkerEnv.service] ?? ''} generation ${generation} #${workerIndex}`.replace('  ', ' ');
+  setWorkerTitle(`generation ${generation} #${workerIndex}`);
   logger = createLogger({ role: 'worker', generation, worker: workerIndex });
   Object.assign(ctx, { port: Number(process.env.PORT ?? 0), generation, workerIndex });
 }

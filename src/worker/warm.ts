@@ -1,4 +1,5 @@
-import { isGraftMessage, WARM_ENV, WorkerEnv, type MasterMessage } from '../core/ipc.js';
+import { isGraftMessage, WARM_ENV, type MasterMessage } from '../core/ipc.js';
+import { setWorkerTitle } from './title.js';
 
 /**
  * A warm worker: a worker process a standby master starts ahead of need
@@ -17,7 +18,7 @@ export function isWarm(): boolean {
 
 export function waitUntilTaken(): Promise<void> {
   delete process.env[WARM_ENV];
-  process.title = `graft worker ${process.env[WorkerEnv.service] ?? ''} warm`.replace('  ', ' ');
+  setWorkerTitle('warm');
   return new Promise((resolve) => {
     const onMessage = (message: unknown) => {
       if (!isGraftMessage<MasterMessage>(message) || message.graft !== 'warm-start') return;

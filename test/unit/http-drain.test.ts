@@ -3,6 +3,7 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import net, { type AddressInfo } from 'node:net';
 import { describe, test, type TestContext } from 'node:test';
+import { setTimeout as deadline } from 'node:timers/promises';
 import WebSocket, { WebSocketServer } from 'ws';
 import { deferred, type Deferred } from '../../src/core/deferred.js';
 import { HttpDrain } from '../../src/worker/http-drain.js';
@@ -26,6 +27,8 @@ async function served(t: TestContext) {
     res.once('close', () => closed.push(req.url ?? ''));
     if (req.url === '/500') res.statusCode = 500;
     if (req.url === '/404') res.statusCode = 404;
+    // An app (or a framework) that emits 'close' on a response once more.
+    if (req.url === '/twice') res.once('close', () => res.emit('close'));
     if (req.url === '/events') return void res.writeHead(200, { 'content-type': 'text/event-stream' }).write('data: 1\n\n');
     const [, kind, name] = /^\/(held|told|strip|keep|stream)\/(.*)$/.exec(req.url ?? '') ?? [];
     if (kind === 'stream') res.writeHead(200, { 'content-type': 'text/plain' }).write('a');
@@ -229,6 +232,20 @@ describe('the HTTP drain', { timeout: 20_000 }, () => {
     assert.equal(s.drain.inFlight, 0);
     assert.equal(s.drain.served, 4);
     assert.equal(s.drain.isHttp, true);
+  });
+
+  test('a response whose close is emitted twice counts once, and its connection still closes when a drain finds it idle', async (t) => {
+    const s = await served(t);
+    const c = s.client();
+    c.send('/twice', '/');
+    await c.responses(2);
+    // graft's listener runs first, the app's second 'close' within the first: both are over once the app saw '/'s.
+    await until(() => s.closed.includes('/twice') && s.closed.includes('/'));
+    assert.equal(s.drain.served, 2);
+    assert.equal(s.drain.inFlight, 0);
+    const drained = await Promise.race([s.drain.drain({ idleCloseMs: 20, lingerMs: 20, callGraceMs: 100 }).then(() => true), deadline(5000, false, { ref: false })]);
+    assert.ok(drained, 'the idle connection was closed and the drain ended');
+    assert.equal(s.drain.openConnections, 0);
   });
 
   test('stopAccepting closes the listener only: an open keep-alive connection is answered, with Connection: close, and the app cannot cut it', async (t) => {

@@ -1,7 +1,7 @@
 import { serialize } from 'node:v8';
 import { BroadcastChannel, receiveMessageOnPort, type MessagePort, type Worker } from 'node:worker_threads';
 import { GraftError, errorMessage } from '../../core/errors.js';
-import { createLogger } from '../../core/log.js';
+import { createLogger, type Logger } from '../../core/log.js';
 import type { Snapshot } from '../snapshot.js';
 import { listenerFailureFields, type ListenerFailure } from '../subscriptions.js';
 import { loopHooks } from './loop-hooks.js';
@@ -60,7 +60,11 @@ export class ThreadHub {
   private stopping: { pending: Set<number>; done(): void } | undefined;
   private readonly fromThreads = new BroadcastChannel(HUB_CHANNEL);
   private readonly toThreads = new BroadcastChannel(THREADS_CHANNEL);
-  private readonly log = createLogger({ role: process.env.GRAFT_ENTRY ? 'worker' : 'app' });
+  /** Made when first used: a warm worker loads this before its environment says it is a worker. */
+  private logger: Logger | undefined;
+  private get log(): Logger {
+    return (this.logger ??= createLogger({ role: process.env.GRAFT_ENTRY ? 'worker' : 'app' }));
+  }
 
   constructor(private readonly hooks: HubHooks) {
     this.fromThreads.onmessage = (event) => this.receive(event.data);
