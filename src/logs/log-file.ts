@@ -22,6 +22,11 @@ const REOPEN_MS = 5000;
 /** How often an idle file is looked for on disk: removed (its directory too), it is made again. */
 const PRESENCE_MS = 1000;
 
+/** The lock file graft's writers hold while they rename a log's files (a follower waits for it to go: log-tail.ts). */
+export function rotationLockOf(path: string): string {
+  return `${path}.rotating`;
+}
+
 /** A rotation lock older than this was left by a master that died rotating (no rotation takes nearly as long). */
 const ROTATION_STALE_MS = 15_000;
 
@@ -104,7 +109,7 @@ export class LogFile {
   }
 
   private get lockPath(): string {
-    return `${this.path}.rotating`;
+    return rotationLockOf(this.path);
   }
 
   private removed(): void {

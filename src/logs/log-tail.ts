@@ -1,8 +1,10 @@
-import { watch, type FSWatcher } from 'node:fs';
+import { existsSync, watch, type FSWatcher } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
+import { setTimeout as delay } from 'node:timers/promises';
 import { dirname } from 'node:path';
 import { logFiles, type LogFileInfo } from './log-dir.js';
 import { LineSplitter } from './line-splitter.js';
+import { rotationLockOf } from './log-file.js';
 
 const CHUNK = 64 * 1024;
 const NEWLINE = 0x0a;
@@ -73,20 +75,36 @@ async function tailOf(info: LogFileInfo, count: number, live: boolean): Promise<
   }
 }
 
+/** How long a follower waits, in all, for graft's writer to finish a rotation before it lists the files anyway (a lock its writer died holding). */
+const ROTATION_WAIT_MAX_MS = 2000;
+const ROTATION_POLL_MS = 5;
+
 /**
- * The files, listed until two listings in a row agree: a listing is a
- * directory read and a stat per file, and a rotation that renames files
- * meanwhile can hide one from it (stat'ed before it moved in, or after it
- * moved on), which a follower would then skip.
+ * The files as they stand between two rotations. A listing is a directory
+ * read and a stat per file, and a rotation that renames files meanwhile can
+ * hide one from it (stat'ed before it moved in, or after it moved on), which a
+ * follower would then skip. graft's writers rename under a lock file
+ * (log-file.ts): a listing counts when no rotation held it before or after,
+ * and it agrees with the one before it (one another tool made, logrotate's,
+ * takes no lock: the agreement alone).
  */
-function steadyFiles(file: string): LogFileInfo[] {
-  let last = logFiles(file);
-  for (let attempt = 0; attempt < 20; attempt++) {
+async function steadyFiles(file: string): Promise<LogFileInfo[]> {
+  const lock = rotationLockOf(file);
+  const deadline = Date.now() + ROTATION_WAIT_MAX_MS;
+  const rotating = () => Date.now() < deadline && existsSync(lock);
+  let last: LogFileInfo[] | undefined;
+  for (let attempt = 0; attempt < 1000; attempt++) {
+    if (rotating()) {
+      last = undefined;
+      await delay(ROTATION_POLL_MS);
+      continue;
+    }
     const now = logFiles(file);
-    if (now.length === last.length && now.every((f, i) => f.path === last[i]!.path && f.ino === last[i]!.ino)) return now;
+    if (rotating()) continue;
+    if (last && now.length === last.length && now.every((f, i) => f.path === last![i]!.path && f.ino === last![i]!.ino)) return now;
     last = now;
   }
-  return last;
+  return last ?? logFiles(file);
 }
 
 /** How often the files are looked at when no change event came (fs.watch may miss a rename on some file systems). */
@@ -151,12 +169,12 @@ export async function follow(file: string, position: TailPosition | undefined, p
   const tick = async () => {
     for (let attempt = 0; attempt < 20; attempt++) {
       if (!current) {
-        const next = nextFile(steadyFiles(file));
+        const next = nextFile(await steadyFiles(file));
         if (!next) return;
         if (!(await openFile(next.info, next.offset))) continue; // renamed by a rotation meanwhile
       }
       await drain();
-      const live = steadyFiles(file).at(-1);
+      const live = (await steadyFiles(file)).at(-1);
       if (live?.path === file && live.ino === current!.ino) {
         if (live.size < current!.offset) current!.offset = 0; // truncated by hand
         return;
