@@ -110,11 +110,14 @@ export async function start(argv: string[]): Promise<number> {
   // Loaded here, not by the keeper: the keeper holds only what it needs for the service's life.
   const { Master } = await import('../master/master.js');
   // A standby master waits here, graft loaded and its workers' processes started, until the keeper needs it (its master crashed).
+  let warm: { taken(): void } | undefined;
   if (isStandby()) {
-    const [{ startWarmWorkers }, { tsxInWorkers }] = await Promise.all([import('../pool/warm-workers.js'), import('../pool/entry-builds.js')]);
+    const [{ startWarmWorkers, exitWithWarmWorkers }, { tsxInWorkers }] = await Promise.all([import('../pool/warm-workers.js'), import('../pool/entry-builds.js')]);
     startWarmWorkers(warmWorkers, { tsx: tsxInWorkers(entry, values.tsx === true), args: appArgs, service });
+    warm = exitWithWarmWorkers();
   }
   const takeover = isStandby() ? await waitAsStandby(service) : undefined;
+  warm?.taken();
   const master = new Master({
     takeover,
     entry,

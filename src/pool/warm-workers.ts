@@ -43,3 +43,23 @@ export function stopWarmWorkers(): number {
   for (const worker of left) worker.kill();
   return left.length;
 }
+
+/**
+ * A standby that is retired (SIGTERM from its keeper) stops its warm workers
+ * and waits for them before it exits: left behind, they would be reparented
+ * to whatever reaps orphans, and a keeper that is PID 1 of a container
+ * (Node reaps only its own children) would hold them as zombies. Until the
+ * standby takes over; `taken()` then lets the master's own signal handling
+ * have SIGTERM.
+ */
+export function exitWithWarmWorkers(): { taken(): void } {
+  const onTerm = () => {
+    const exits = idle.map((worker) => new Promise<void>((resolve) => (worker.isDead() ? resolve() : worker.once('exit', () => resolve()))));
+    stopWarmWorkers();
+    const bound = setTimeout(() => process.exit(0), 5000);
+    bound.unref();
+    void Promise.all(exits).then(() => process.exit(0));
+  };
+  process.once('SIGTERM', onTerm);
+  return { taken: () => process.off('SIGTERM', onTerm) };
+}
