@@ -28,7 +28,8 @@ export const commandHelp: Record<string, string> = {
       --no-standby           keep no standby master (about 80 MB, and its warm workers): a master
                              that crashes is then restarted by starting a new process, which takes longer
       --warm-workers N       worker processes the standby keeps started, graft loaded and no app
-                             (about 65 MB each), for a crash restart to take instead of forking
+                             (about 65 MB each; started 5 s after the standby), for a crash
+                             restart to take instead of forking
                              (default: --workers; 0: none)
       --watch                reload when the app's files change (with --swap: swap them in place)
       --swap                 serve the entry's default export (a handler, or an Express, Fastify,

@@ -111,10 +111,9 @@ export async function start(argv: string[]): Promise<number> {
   const { Master } = await import('../master/master.js');
   // A standby master waits here, graft loaded and its workers' processes started, until the keeper needs it (its master crashed).
   let warm: { taken(): void } | undefined;
-  if (isStandby()) {
-    const [{ startWarmWorkers, exitWithWarmWorkers }, { tsxInWorkers }] = await Promise.all([import('../pool/warm-workers.js'), import('../pool/entry-builds.js')]);
-    startWarmWorkers(warmWorkers, { tsx: tsxInWorkers(entry, values.tsx === true), args: appArgs, service });
-    warm = exitWithWarmWorkers();
+  if (isStandby() && warmWorkers > 0) {
+    const [{ keepWarmWorkers }, { tsxInWorkers }] = await Promise.all([import('../pool/warm-workers.js'), import('../pool/entry-builds.js')]);
+    warm = keepWarmWorkers(warmWorkers, { tsx: tsxInWorkers(entry, values.tsx === true), args: appArgs, service });
   }
   const takeover = isStandby() ? await waitAsStandby(service) : undefined;
   warm?.taken();

@@ -1,5 +1,6 @@
 import cluster, { type Worker } from 'node:cluster';
 import { WARM_ENV, WorkerEnv } from '../core/ipc.js';
+import { createLogger } from '../core/log.js';
 import { primarySettings, WORKER_LOG_ENV } from './worker-exec.js';
 
 /**
@@ -15,7 +16,7 @@ import { primarySettings, WORKER_LOG_ENV } from './worker-exec.js';
 const idle: Worker[] = [];
 
 /** The pool's worker command (WorkerPool sets the same), and `count` workers waiting on it. */
-export function startWarmWorkers(count: number, options: { tsx: boolean; args: string[]; service: string }): void {
+function startWarmWorkers(count: number, options: { tsx: boolean; args: string[]; service: string }): void {
   cluster.setupPrimary(primarySettings(options));
   for (let i = 0; i < count; i++) {
     // The log environment as every worker has it: the log module reads it as it loads, and a warm worker loads it while it waits.
@@ -45,14 +46,29 @@ export function stopWarmWorkers(): number {
 }
 
 /**
+ * How long a standby waits, once loaded, before it starts its warm workers:
+ * a standby is started at every start, upgrade and crash restart, next to a
+ * generation that is booting or draining, and a service stopped within this
+ * time never needed them. A crash within it is restarted by forking.
+ */
+export const WARM_DELAY_MS = 5000;
+
+/**
+ * The standby's warm workers: started after WARM_DELAY_MS (said in one log
+ * line), until it takes over (`taken()`: the pool takes them from here).
+ *
  * A standby that is retired (SIGTERM from its keeper) stops its warm workers
  * and waits for them before it exits: left behind, they would be reparented
  * to whatever reaps orphans, and a keeper that is PID 1 of a container
- * (Node reaps only its own children) would hold them as zombies. Until the
- * standby takes over; `taken()` then lets the master's own signal handling
- * have SIGTERM.
+ * (Node reaps only its own children) would hold them as zombies. Once it has
+ * taken over, the master's own signal handling has SIGTERM.
  */
-export function exitWithWarmWorkers(): { taken(): void } {
+export function keepWarmWorkers(count: number, options: { tsx: boolean; args: string[]; service: string }): { taken(): void } {
+  const timer = setTimeout(() => {
+    startWarmWorkers(count, options);
+    createLogger({ role: 'standby' }).info('standby warm workers started', { warmWorkers: count });
+  }, WARM_DELAY_MS);
+  timer.unref();
   const onTerm = () => {
     const exits = idle.map((worker) => new Promise<void>((resolve) => (worker.isDead() ? resolve() : worker.once('exit', () => resolve()))));
     stopWarmWorkers();
@@ -61,5 +77,10 @@ export function exitWithWarmWorkers(): { taken(): void } {
     void Promise.all(exits).then(() => process.exit(0));
   };
   process.once('SIGTERM', onTerm);
-  return { taken: () => process.off('SIGTERM', onTerm) };
+  return {
+    taken: () => {
+      clearTimeout(timer);
+      process.off('SIGTERM', onTerm);
+    },
+  };
 }

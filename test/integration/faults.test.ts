@@ -31,7 +31,9 @@ describe('a master crash is a restart, not an outage', () => {
       process.kill(firstStandby, 'SIGKILL');
       const died = await g.waitForLog((l) => l.msg === 'the standby master died' && l.standby === firstStandby);
       assert.equal(died.replaced, true);
-      await g.waitForLog((l) => l.msg === 'standby master ready' && l.standby !== firstStandby);
+      const secondStandby = (await g.waitForLog((l) => l.msg === 'standby master ready' && l.standby !== firstStandby)).standby as number;
+      // It starts its warm workers a few seconds after it has loaded (none for a service stopped by then).
+      await g.waitForLog((l) => l.msg === 'standby warm workers started' && l.pid === secondStandby, 30_000);
       // The state file is written before each command (the config apply above) is answered.
       const stateFile = pathsForSocket(g.socket).state;
       const { value, load, failed } = await underLoad(
@@ -91,7 +93,7 @@ describe('a master crash is a restart, not an outage', () => {
     const g = await startGraft(fixture('slow-app.ts'), { workers: 2, args: ['--warm-workers', '1'] });
     try {
       await g.waitRunning();
-      await g.waitForLog((l) => l.msg === 'standby master ready');
+      await g.waitForLog((l) => l.msg === 'standby warm workers started', 30_000);
       const { next } = await crash(g);
       const started = g.logs.filter((l) => l.msg === 'worker started' && l.pid === next);
       assert.deepEqual(started.map((l) => l.warm === true).sort(), [false, true], JSON.stringify(started));
