@@ -64,7 +64,9 @@ async function stopAsInit(g: GraftProcess, init: number): Promise<void> {
   const inFlight = heldRequests(g.url, 'term', 6);
   await g.held('term', 6);
   const everything = descendantsOf(init);
-  const workers = (await g.status()).workers.length;
+  // The live generation's workers: a reload's old generation may still be finishing its own drain (it stopped accepting before).
+  const status = await g.status();
+  const workers = status.workers.filter((w) => w.generation === status.master.generation).length;
   const from = g.logs.length;
   process.kill(init, 'SIGTERM');
   // Released only once every worker stopped accepting (a debug record): the stop must drain them, not cut them.
