@@ -73,6 +73,16 @@ export class Graft extends Proc {
     return g;
   }
 
+  /**
+   * Resolves once the service has finished starting: its standby master has started its warm
+   * workers (5 s after it loaded, src/pool/warm-workers.ts). Until then they boot beside whatever
+   * a benchmark measures: the cost of a start, not of the steady state. Needs the defaults (a
+   * standby, --warm-workers above 0).
+   */
+  async settled(): Promise<void> {
+    if (!(await this.waitFor((l) => l.record?.msg === 'standby warm workers started', 0, 30_000))) throw new Error(`graft's standby started no warm workers:\n${this.tail()}`);
+  }
+
   protected override onLine(line: Line): void {
     const r = line.record;
     if (!r || r.role !== 'master') return;

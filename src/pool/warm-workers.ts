@@ -53,6 +53,9 @@ export function stopWarmWorkers(): number {
  */
 export const WARM_DELAY_MS = 5000;
 
+/** How long a retired standby waits for its warm workers to exit (they load no app: they exit at once) before it exits anyway. */
+const WARM_STOP_MS = 5000;
+
 /**
  * The standby's warm workers: started after WARM_DELAY_MS (said in one log
  * line), until it takes over (`taken()`: the pool takes them from here).
@@ -72,7 +75,7 @@ export function keepWarmWorkers(count: number, options: { tsx: boolean; args: st
   const onTerm = () => {
     const exits = idle.map((worker) => new Promise<void>((resolve) => (worker.isDead() ? resolve() : worker.once('exit', () => resolve()))));
     stopWarmWorkers();
-    const bound = setTimeout(() => process.exit(0), 5000);
+    const bound = setTimeout(() => process.exit(0), WARM_STOP_MS);
     bound.unref();
     void Promise.all(exits).then(() => process.exit(0));
   };
