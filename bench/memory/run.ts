@@ -13,8 +13,11 @@
  *    over M config changes (`graft config apply --set`); PM2's daemon (God)
  *    over the same N `pm2 reload`s (pm2#6113 says it grows). Readings at the
  *    start, after a warm-up, at the end, and the slope after the warm-up.
- *    Every process `graft status` names as graft's own (the master; a
- *    `keeper` when there is one) gets a row; so does the master's esbuild.
+ *    Every process of graft's own gets a row: the master, its keeper, the
+ *    standby master and its warm workers, the master's esbuild.
+ *    The master is also read after a full garbage collection (through its
+ *    inspector, bench/lib/inspector.ts) at the start, after the warm-up and
+ *    at the end: what it retains, which is what its goal is held to.
  *
  *   node --import tsx bench/memory/run.ts [--reloads N] [--configs N] [--quick] ...
  *
@@ -27,6 +30,7 @@ import { builtPackage } from '../lib/built.js';
 import { runMain } from '../lib/cleanup.js';
 import { Graft } from '../lib/graft-driver.js';
 import { freePort, getFresh } from '../lib/http.js';
+import { Inspected, type Retained } from '../lib/inspector.js';
 import { log } from '../lib/log.js';
 import { childrenOf, rssMb, slopePer100, type Sample } from '../lib/memory.js';
 import { parseOptions } from '../lib/options.js';
@@ -69,9 +73,8 @@ const appTs = 'bench/memory/app.ts';
 
 /** What `graft status` answers, as far as this benchmark reads it. */
 interface Status {
-  master: { pid: number; generation: number; memory?: { heapUsed: number; heapTotal: number }; keeper?: { pid?: number } };
-  /** The foreground process `graft start` keeps when it supervises the master (when graft has one). */
-  keeper?: { pid?: number };
+  /** keeper: the `graft start` process that supervises the master for the service's life. */
+  master: { pid: number; generation: number; memory?: { heapUsed: number; heapTotal: number }; keeper?: number };
   workers: Array<{ pid: number; state: string; generation: number }>;
 }
 
@@ -178,6 +181,8 @@ interface SupervisorRun {
   series: Series[];
   /** What the supervisor said at the end, proving the operations took effect. */
   check?: string;
+  /** The master after a full garbage collection: at the start, after the warm-up, at the end. */
+  retained?: Array<Retained & { ops: number }>;
 }
 
 /** Readings of several processes at once, by name; a process that appears later (a keeper) starts its own series. */
@@ -195,10 +200,20 @@ class Sampler {
   }
 }
 
+/** A process's title as ps shows it: graft names its own (`graft standby <service>`, `graft worker <service> warm`). */
+function titleOf(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0+$/, '').replace(/\0/g, ' ');
+  } catch {
+    return '';
+  }
+}
+
 /**
  * graft's own processes, from `graft status`: the master (RSS and V8 heap),
- * the keeper once graft has one (`keeper.pid`), and the master's esbuild
- * service (its child that compiles the entry).
+ * its keeper (`master.keeper`), the standby master the keeper holds ready for
+ * a crash and the worker processes the standby keeps warm (from 5 s after it
+ * loaded), and the master's esbuild service (its child that compiles the entry).
  */
 async function graftReadings(g: Graft): Promise<Array<{ name: string; mb: number }>> {
   const status = (await g.control({ cmd: 'status' })) as Status;
@@ -207,17 +222,43 @@ async function graftReadings(g: Graft): Promise<Array<{ name: string; mb: number
     out.push({ name: 'graft master V8 heap used', mb: status.master.memory.heapUsed / MB });
     out.push({ name: 'graft master V8 heap committed', mb: status.master.memory.heapTotal / MB });
   }
-  const keeper = status.keeper?.pid ?? status.master.keeper?.pid;
-  if (typeof keeper === 'number') out.push({ name: 'graft keeper RSS', mb: rssMb(keeper) });
+  const keeper = status.master.keeper;
+  if (typeof keeper === 'number') {
+    out.push({ name: 'graft keeper RSS', mb: rssMb(keeper) });
+    const standby = childrenOf(keeper).find((c) => titleOf(c.pid).startsWith('graft standby '));
+    if (standby) {
+      out.push({ name: 'graft standby master RSS', mb: rssMb(standby.pid) });
+      const warm = childrenOf(standby.pid).filter((c) => titleOf(c.pid).endsWith(' warm'));
+      if (warm.length) out.push({ name: `the standby's ${warm.length} warm workers (together) RSS`, mb: warm.reduce((a, c) => a + rssMb(c.pid), 0) });
+    }
+  }
   const esbuild = childrenOf(status.master.pid).filter((c) => c.comm === 'esbuild');
   if (esbuild.length) out.push({ name: "esbuild (the master's compiler, a child process) RSS", mb: esbuild.reduce((a, c) => a + rssMb(c.pid), 0) });
   return out;
 }
 
-/** `total` operations one after another, with readings before and `samples` times over the run. */
-async function overTime(title: string, operation: string, total: number, op: (i: number) => Promise<void>, read: () => Promise<Array<{ name: string; mb: number }>>): Promise<SupervisorRun> {
+/** Operations in the warm-up: left out of the halves and the slope. */
+const warmupOps = (total: number) => Math.floor((total * config.warmupPercent) / 100);
+
+/**
+ * `total` operations one after another, with readings before and `samples` times over the run,
+ * and what `retainedNow` reads (after a full collection) before, after the warm-up and at the end.
+ */
+async function overTime(
+  title: string,
+  operation: string,
+  total: number,
+  op: (i: number) => Promise<void>,
+  read: () => Promise<Array<{ name: string; mb: number }>>,
+  retainedNow?: () => Promise<Retained>,
+): Promise<SupervisorRun> {
   const sampler = new Sampler();
   const every = Math.max(1, Math.floor(total / config.samples));
+  const retained: Array<Retained & { ops: number }> = [];
+  const keep = async (ops: number) => {
+    if (retainedNow) retained.push({ ops, ...(await retainedNow()) });
+  };
+  await keep(0);
   sampler.record(0, await read());
   let failed = 0;
   let firstFailure: string | undefined;
@@ -234,13 +275,28 @@ async function overTime(title: string, operation: string, total: number, op: (i:
       sampler.record(i, readings);
       log(`${title}: ${i}/${total}${failed ? ` (${failed} failed)` : ''}: ${readings.map((r) => `${r.name} ${r.mb.toFixed(1)} MB`).join(', ')}`);
     }
+    // After the sampled reading, so that the collection does not lower it.
+    if ((i === warmupOps(total) || i === total) && retained.at(-1)?.ops !== i) await keep(i);
   }
-  return { title, operation, total, failed, firstFailure, seconds: (performance.now() - t0) / 1000, series: sampler.list() };
+  const seconds = (performance.now() - t0) / 1000;
+  return { title, operation, total, failed, firstFailure, seconds, series: sampler.list(), ...(retainedNow ? { retained } : {}) };
+}
+
+/** The master after a full collection, through its inspector (opened once, closed with `done`). */
+function retainedByMaster(g: Graft): { read: () => Promise<Retained>; done: () => void } {
+  let inspected: Inspected | undefined;
+  return {
+    read: async () => (inspected ??= await Inspected.open(((await g.control({ cmd: 'status' })) as Status).master.pid)).retained(),
+    done: () => inspected?.close(),
+  };
 }
 
 async function graftReloads(): Promise<SupervisorRun> {
   const g = await Graft.start({ entry: appTs, workers: config.workers, built: true });
+  const master = retainedByMaster(g);
   try {
+    // Every process of graft's is up (the standby's warm workers 5 s after it loaded) before the first reading.
+    await g.settled();
     const run = await overTime(
       `graft, ${config.reloads} reloads`,
       'reloads',
@@ -249,17 +305,22 @@ async function graftReloads(): Promise<SupervisorRun> {
         await g.control({ cmd: 'reload' });
       },
       () => graftReadings(g),
+      master.read,
     );
     run.check = `generation ${((await g.control({ cmd: 'status' })) as Status).master.generation} at the end`;
     return run;
   } finally {
+    master.done();
     await g.stop();
   }
 }
 
 async function graftConfigs(): Promise<SupervisorRun> {
   const g = await Graft.start({ entry: appTs, workers: config.workers, built: true });
+  const master = retainedByMaster(g);
   try {
+    // Every process of graft's is up (the standby's warm workers 5 s after it loaded) before the first reading.
+    await g.settled();
     const run = await overTime(
       `graft, ${config.configs} config changes`,
       'config changes',
@@ -268,11 +329,13 @@ async function graftConfigs(): Promise<SupervisorRun> {
         await g.control({ cmd: 'config', action: 'apply', set: [`bench.n=${i}`] });
       },
       () => graftReadings(g),
+      master.read,
     );
     const status = (await g.control({ cmd: 'status' })) as Status & { master: { config?: { version: number } } };
     run.check = `config version ${status.master.config?.version} at the end`;
     return run;
   } finally {
+    master.done();
     await g.stop();
   }
 }
@@ -307,7 +370,7 @@ const mb = (n: number | undefined) => num(n, 1);
  * lifts the second half's peak above the first's.
  */
 function halves(run: SupervisorRun, s: Series): { warmed: Sample | undefined; first: Sample[]; second: Sample[]; slope: number } {
-  const warmOps = Math.floor((run.total * config.warmupPercent) / 100);
+  const warmOps = warmupOps(run.total);
   const after = s.samples.filter((x) => x.ops >= warmOps && Number.isFinite(x.mb));
   const middle = warmOps + (run.total - warmOps) / 2;
   return { warmed: after[0], first: after.filter((x) => x.ops <= middle), second: after.filter((x) => x.ops > middle), slope: slopePer100(after) };
@@ -331,10 +394,28 @@ function trend(run: SupervisorRun, s: Series): string[] {
   ];
 }
 
+/** The master's rows after a full collection: three readings, so no halves and no slope. */
+function retainedRows(run: SupervisorRun): string[][] {
+  const [start, warmed, end] = [run.retained?.[0], run.retained?.find((r) => r.ops === warmupOps(run.total)), run.retained?.at(-1)];
+  if (!start || !warmed || !end || end === start) return [];
+  const row = (what: string, of: (r: Retained) => number) => [
+    `graft master ${what}, after a full GC`,
+    `${mb(of(start))} MB`,
+    `${mb(of(warmed))} MB (at ${warmed.ops})`,
+    `${mb(of(end))} MB (at ${end.ops})`,
+    '-',
+    '-',
+    '-',
+  ];
+  return [row('RSS', (r) => r.rssMb), row('V8 heap used', (r) => r.heapUsedMb), row('V8 heap committed', (r) => r.heapTotalMb)];
+}
+
 function supervisorTable(runs: SupervisorRun[]): string {
   const lines: string[] = [
     "The master's RSS follows its V8 heap committed: under back-to-back operations V8 enlarges its young generation " +
-      '(up to 2 × 16 MB semi-spaces by default) and keeps it; the heap used after a collection (its low) is what a leak would lift.',
+      '(up to 2 × 16 MB semi-spaces by default) and keeps it; the heap used after a collection (its low) is what a leak would lift. ' +
+      'The rows "after a full GC" are read in the master right after two full collections (HeapProfiler.collectGarbage through its inspector, ' +
+      'opened with SIGUSR1): what it retains, wherever the sawtooth is; the master\'s goal is held to them.',
     '',
   ];
   for (const run of runs) {
@@ -345,7 +426,7 @@ function supervisorTable(runs: SupervisorRun[]): string {
       '',
       markdownTable(
         ['process', 'start', 'after the warm-up', 'end', 'first half after the warm-up: low – peak', 'second half: low – peak', `least-squares slope after the warm-up, per 100 ${run.operation}`],
-        run.series.map((s) => trend(run, s)),
+        [...run.series.map((s) => trend(run, s)), ...retainedRows(run)],
       ),
       '',
     );
@@ -397,8 +478,17 @@ function goals(rows: WorkerRow[], runs: SupervisorRun[]): Array<{ ok: boolean; t
   }
   if (ts && tsx) out.push({ ok: median(ts.rss) < median(tsx.rss), text: `a compiled .ts worker is smaller than one with tsx: ${mb(median(ts.rss))} vs ${mb(median(tsx.rss))} MB` });
   for (const run of runs.filter((r) => r.title.startsWith('graft'))) {
-    // Every graft process gets a goal: the master, its esbuild, a keeper once there is one.
-    for (const s of run.series.filter((x) => x.name.endsWith(' RSS'))) {
+    // Every graft process gets a goal: the master, its keeper, the standby and its warm workers, its esbuild.
+    const warmed = run.retained?.find((r) => r.ops === warmupOps(run.total));
+    const end = run.retained?.at(-1);
+    if (warmed && end && end !== warmed) {
+      // What the master retains, after a full collection: at most 5 MB more at the end than after the warm-up (5 KB per operation over 1,000 reloads).
+      out.push({
+        ok: end.rssMb - warmed.rssMb < 5 && run.failed === 0,
+        text: `${run.title}: graft master after a full GC: RSS ${mb(warmed.rssMb)} → ${mb(end.rssMb)} MB (V8 heap used ${mb(warmed.heapUsedMb)} → ${mb(end.heapUsedMb)} MB) from the warm-up to the end, ${run.failed} failed`,
+      });
+    }
+    for (const s of run.series.filter((x) => x.name.endsWith(' RSS') && !(warmed && x.name === 'graft master RSS'))) {
       const h = halves(run, s);
       const [first, second] = [peak(h.first), peak(h.second)];
       // Flat: the second half's peak at most 5 MB above the first's (5 KB per operation over 1,000 reloads).
