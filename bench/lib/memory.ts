@@ -14,6 +14,15 @@ export function rssMb(pid: number): number {
   }
 }
 
+/** A process's title as ps shows it (graft names its own: `graft standby <service>`, `graft worker <service> warm`); '' once it is gone. */
+export function titleOf(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0+$/, '').replace(/\0/g, ' ');
+  } catch {
+    return '';
+  }
+}
+
 /** The processes whose parent is `pid`, with their command name (comm). */
 export function childrenOf(pid: number): Array<{ pid: number; comm: string }> {
   const out: Array<{ pid: number; comm: string }> = [];

@@ -32,7 +32,7 @@ import { Graft } from '../lib/graft-driver.js';
 import { freePort, getFresh } from '../lib/http.js';
 import { Inspected, type Retained } from '../lib/inspector.js';
 import { log } from '../lib/log.js';
-import { childrenOf, rssMb, slopePer100, type Sample } from '../lib/memory.js';
+import { childrenOf, rssMb, slopePer100, titleOf, type Sample } from '../lib/memory.js';
 import { parseOptions } from '../lib/options.js';
 import { tsxImport } from '../lib/paths.js';
 import { Pm2 } from '../lib/pm2-driver.js';
@@ -197,15 +197,6 @@ class Sampler {
   }
   list(): Series[] {
     return [...this.series].map(([name, samples]) => ({ name, samples }));
-  }
-}
-
-/** A process's title as ps shows it: graft names its own (`graft standby <service>`, `graft worker <service> warm`). */
-function titleOf(pid: number): string {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0+$/, '').replace(/\0/g, ' ');
-  } catch {
-    return '';
   }
 }
 

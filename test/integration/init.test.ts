@@ -4,6 +4,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, test } from 'node:test';
+import { titleOf } from '../../bench/lib/memory.js';
 import { builtPackage, fixture, GraftProcess, isAlive, root, startGraft, tempDir } from '../helpers/graft.js';
 
 /**
@@ -25,14 +26,6 @@ function childrenOf(pid: number): number[] {
 
 function descendantsOf(pid: number): number[] {
   return childrenOf(pid).flatMap((c) => [c, ...descendantsOf(c)]);
-}
-
-function titleOf(pid: number): string {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0+$/, '').replace(/\0/g, ' ');
-  } catch {
-    return '';
-  }
 }
 
 /** The command name of a process (a zombie's too), from /proc/<pid>/stat. */

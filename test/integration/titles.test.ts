@@ -1,25 +1,10 @@
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
+import { childrenOf, titleOf as title } from '../../bench/lib/memory.js';
 import { fixture, onlyGeneration, startGraft, waitFor } from '../helpers/graft.js';
 
-/** What `ps -o args` shows for a process (its title, on Linux). */
-function title(pid: number): string {
-  return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0+$/, '').replace(/\0/g, ' ');
-}
-
 /** The processes whose parent is `pid`. */
-function children(pid: number): number[] {
-  return readdirSync('/proc').flatMap((name) => {
-    if (!/^\d+$/.test(name)) return [];
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-      return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid ? [Number(name)] : [];
-    } catch {
-      return [];
-    }
-  });
-}
+const children = (pid: number) => childrenOf(pid).map((c) => c.pid);
 
 describe('process titles', () => {
   test('ps names the service of the keeper, the master and the service, generation and place of every worker, and the standby\'s warm workers', async () => {
