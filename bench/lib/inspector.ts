@@ -47,7 +47,10 @@ export class Inspected {
       try {
         const targets = (await (await fetch(`http://127.0.0.1:${port}/json/list`)).json()) as Array<{ webSocketDebuggerUrl: string }>;
         const ws = new WebSocket(targets[0]!.webSocketDebuggerUrl);
-        await withTimeout(once(ws, 'open'), 5000, 'the inspector to accept');
+        await withTimeout(once(ws, 'open'), 5000, 'the inspector to accept').catch((err: unknown) => {
+          ws.terminate();
+          throw err;
+        });
         const inspected = new Inspected(ws);
         const answered = await inspected.evaluate('process.pid');
         if (answered !== pid) {

@@ -398,7 +398,8 @@ function retainedRows(run: SupervisorRun): string[][] {
     '-',
     '-',
   ];
-  return [row('RSS', (r) => r.rssMb), row('V8 heap used', (r) => r.heapUsedMb), row('V8 heap committed', (r) => r.heapTotalMb)];
+  // External: memory V8 tracks outside its heap (Buffers, native bindings); RSS that none of these rows explain is the allocator's or native code's.
+  return [row('RSS', (r) => r.rssMb), row('V8 heap used', (r) => r.heapUsedMb), row('V8 heap committed', (r) => r.heapTotalMb), row('external (Buffers, native)', (r) => r.externalMb)];
 }
 
 function supervisorTable(runs: SupervisorRun[]): string {
